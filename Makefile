@@ -1,0 +1,38 @@
+# The two commands of the README. Each sets up what it needs first and is safe to repeat.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: run test install test-deps system-deps lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Reinstall only when the package definition changed.
+$(VENV)/.installed: setup.py | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages the test suite needs (a real sshd for the loopback nodes).
+system-deps:
+	@command -v /usr/sbin/sshd >/dev/null 2>&1 || { \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+
+run: install
+	$(BIN)/opsjob init
+	$(BIN)/opsjob bootstrap --host $(HOST) --port $(PORT)
+	$(BIN)/opsjob serve --host $(HOST) --port $(PORT)
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check engine api tests
+
+clean:
+	rm -rf $(VENV) var

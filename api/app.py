@@ -1,0 +1,35 @@
+"""Assemble the Falcon app: middleware, error handlers and every route group."""
+
+import logging
+
+import falcon
+
+from engine import schema
+from engine.db import open_database
+from engine.settings import Settings
+
+from . import envelope, openapi
+from .middleware import Authentication, DatabaseConnection
+from .routes import GROUPS
+
+
+def create_app(settings):
+    """Return the WSGI app for ``settings``, with the database bound and its schema current."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    open_database(settings.database)
+    schema.upgrade()
+    app = falcon.App(middleware=[DatabaseConnection(), Authentication()])
+    app.req_options.auto_parse_form_urlencoded = False
+    app.req_options.strip_url_path_trailing_slash = True
+    envelope.install(app)
+    for group in GROUPS:
+        for template, resource in group.ROUTES:
+            app.add_route(template, resource)
+    app.add_route("/openapi.json", openapi.Document(GROUPS))
+    return app
+
+
+def get_app():
+    """Return the app configured from the environment (the gunicorn entry point)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,127 @@
+"""The ``opsjob`` command: set up the database, manage users and projects, serve the API."""
+
+import argparse
+import os
+import sys
+
+from engine import auth, projects, schema
+from engine.db import database, open_database
+from engine.errors import OpsjobError
+from engine.settings import Settings
+
+
+def _open(settings):
+    open_database(settings.database)
+    return schema.upgrade()
+
+
+def cmd_init(settings, args):
+    version = _open(settings)
+    print(f"schema version {version} at {settings.database}")
+
+
+def cmd_user_add(settings, args):
+    _open(settings)
+    if (args.project is None) != (args.role is None):
+        raise OpsjobError("--project and --role go together")
+    with database.connection_context():
+        key = auth.add_user(args.name, admin=args.admin, email=args.email or "",
+                            projectid=args.project, role=args.role)
+    print(key)
+
+
+def cmd_project_add(settings, args):
+    _open(settings)
+    with database.connection_context():
+        projects.add_project(args.id, args.name, user="cli")
+    print(f"project {args.id} {args.name}")
+
+
+def cmd_bootstrap(settings, args):
+    """Create the first admin (once) and print how to reach the API."""
+    _open(settings)
+    key_file = os.path.join(settings.home, "admin.key")
+    with database.connection_context():
+        if not os.path.exists(key_file):
+            os.makedirs(settings.home, exist_ok=True)
+            key = (auth.new_key("admin") if auth.user_exists("admin")
+                   else auth.add_user("admin", admin=True))
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(key + "\n")
+        projects.ensure_project(1, "demo")
+    with open(key_file) as f:
+        key = f.read().strip()
+    url = f"http://{args.host}:{args.port}"
+    print(f"opsjob API: {url}\nadmin key: {key}\n"
+          f"try: curl -H 'Authorization: Bearer {key}' {url}/jobs/1")
+
+
+def cmd_serve(settings, args):
+    _open(settings)
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("timeout", 120)
+
+        def load(self):
+            from .app import create_app
+
+            return create_app(settings)
+
+    Server().run()
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="opsjob", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init", help="create or upgrade the database schema").set_defaults(run=cmd_init)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.set_defaults(run=cmd_serve)
+
+    boot = sub.add_parser("bootstrap", help="create the first admin key and the demo project")
+    boot.add_argument("--host", default="127.0.0.1")
+    boot.add_argument("--port", type=int, default=8080)
+    boot.set_defaults(run=cmd_bootstrap)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user and print a new API key once")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true")
+    add.add_argument("--email")
+    add.add_argument("--project", type=int)
+    add.add_argument("--role", choices=auth.ROLES)
+    add.set_defaults(run=cmd_user_add)
+
+    project = sub.add_parser("project", help="manage projects").add_subparsers(
+        dest="action", required=True)
+    padd = project.add_parser("add", help="add a project")
+    padd.add_argument("id", type=int)
+    padd.add_argument("name")
+    padd.set_defaults(run=cmd_project_add)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        args.run(settings, args)
+    except OpsjobError as e:
+        print(f"opsjob: {e.info}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

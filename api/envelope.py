@@ -1,0 +1,64 @@
+"""The one response envelope, and the one mapping from errors to HTTP statuses."""
+
+import logging
+
+import falcon
+
+from engine import errors
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    errors.InvalidInput: falcon.HTTP_400,
+    errors.Unauthenticated: falcon.HTTP_401,
+    errors.Forbidden: falcon.HTTP_403,
+    errors.NotFound: falcon.HTTP_404,
+    errors.Conflict: falcon.HTTP_409,
+    errors.TooLarge: falcon.HTTP_413,
+}
+
+
+def ok(resp, data=None, **extra):
+    """Answer ``{"stat": true, "data": data}`` plus any top-level ``extra`` keys."""
+    body = {"stat": True}
+    body.update(extra)
+    if data is not None or "info" not in extra:
+        body["data"] = data
+    resp.media = body
+
+
+def fail(resp, status, info):
+    resp.status = status
+    resp.media = {"stat": False, "info": info}
+
+
+def handle_opsjob_error(req, resp, ex, params):
+    for cls in type(ex).__mro__:
+        if cls in STATUS:
+            return fail(resp, STATUS[cls], ex.info)
+    fail(resp, falcon.HTTP_400, ex.info)
+
+
+def handle_http_error(req, resp, ex, params):
+    info = ex.description or ex.title
+    if isinstance(ex, falcon.MediaMalformedError):
+        info = "body: malformed JSON"
+    elif isinstance(ex, falcon.HTTPNotFound) and not ex.description:
+        info = f"no route {req.method} {req.path}"
+    elif isinstance(ex, falcon.HTTPMethodNotAllowed):
+        info = f"method {req.method} is not allowed on {req.path}"
+    fail(resp, ex.status, info)
+    for name, value in (ex.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def handle_unexpected(req, resp, ex, params):
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    fail(resp, falcon.HTTP_500, "internal error; see the server log")
+
+
+def install(app):
+    """Register the error handlers on ``app`` (most specific wins)."""
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(errors.OpsjobError, handle_opsjob_error)

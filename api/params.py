@@ -1,0 +1,28 @@
+"""Request parameters the OpenC3 way: query string, form fields and a JSON body, merged."""
+
+from engine.errors import InvalidInput, TooLarge
+
+MAX_BODY = 4 * 1024 * 1024
+
+
+def params(req, **path):
+    """Return one dict of the query string, the body fields and the path fields."""
+    merged = {}
+    for key, value in req.params.items():
+        merged[key] = value
+    if req.content_length:
+        if req.content_length > MAX_BODY:
+            raise TooLarge(f"body: larger than {MAX_BODY} bytes")
+        media_type = (req.content_type or "").split(";")[0].strip().lower()
+        if media_type in ("application/json", "application/x-www-form-urlencoded", ""):
+            if media_type == "":
+                raise InvalidInput("body: send Content-Type application/json or a form")
+            body = req.get_media()
+            if not isinstance(body, dict):
+                raise InvalidInput("body: must be a JSON object")
+            merged.update(body)
+        elif not media_type.startswith("multipart/"):
+            raise InvalidInput(f"body: unsupported content type {media_type}")
+    merged.update(path)
+    return merged
+

@@ -1,0 +1,24 @@
+"""/project: a project's name and status (inactive projects fire no crontabs)."""
+
+from engine import projects
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Item:
+    """One project."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """Show a project: id, name, status (active|inactive)."""
+        ok(resp, projects.get_project(projectid))
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Set a project's status (active|inactive) or name."""
+        ok(resp, projects.update_project(projectid, params(req), req.context.principal.name))
+
+
+ROUTES = [("/project/{projectid:int}", Item())]

@@ -1,0 +1,5 @@
+"""Every route group the API serves, in the order the OpenAPI document lists them."""
+
+from . import projects, scripts
+
+GROUPS = [projects, scripts]

@@ -1,0 +1,25 @@
+"""Time, in the server-local form OpenC3 clients expect."""
+
+import datetime
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def now():
+    """Return the current local time, to the second."""
+    return datetime.datetime.now().replace(microsecond=0)
+
+
+def fmt(value):
+    """Render a datetime as ``YYYY-MM-DD HH:MM:SS`` (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[:19]
+    return value.strftime(TIME_FORMAT)
+
+
+def deleted_suffix(milliseconds=False):
+    """Return the suffix a soft-deleted name gets so the name can be reused."""
+    t = datetime.datetime.now()
+    return "_" + t.strftime("%Y%m%d%H%M%S") + (f"{t.microsecond // 1000:03d}" if milliseconds else "")

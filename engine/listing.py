@@ -1,0 +1,77 @@
+"""Shared list behaviour: OpenC3's common filters, paging, and row shaping."""
+
+import datetime
+
+from .clock import fmt
+from .errors import InvalidInput
+from .validate import Field, check
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+PAGING = {
+    "page": Field(int, default=1, minimum=1, maximum=10**9),
+    "pagesize": Field(int, default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE),
+}
+
+COMMON_FILTERS = {
+    "name": Field(max_len=200),
+    "create_user": Field(max_len=100),
+    "edit_user": Field(max_len=100),
+    "create_time_start": Field(pattern=DATE),
+    "create_time_end": Field(pattern=DATE),
+    "edit_time_start": Field(pattern=DATE),
+    "edit_time_end": Field(pattern=DATE),
+}
+
+
+def day(name, value, end=False):
+    """Turn ``YYYY-MM-DD`` into the first (or last) second of that day."""
+    try:
+        d = datetime.datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise InvalidInput(f"{name}: not a valid date (YYYY-MM-DD)") from None
+    return d.replace(hour=23, minute=59, second=59) if end else d
+
+
+def time_range(query, column, start_name, end_name, values):
+    """Restrict ``column`` to the days given in ``values[start_name]``..``values[end_name]``."""
+    if values.get(start_name):
+        query = query.where(column >= day(start_name, values[start_name]))
+    if values.get(end_name):
+        query = query.where(column <= day(end_name, values[end_name], end=True))
+    return query
+
+
+def common_filters(query, model, params, name_column=None):
+    """Apply OpenC3's name LIKE, creator/editor and date-range filters to ``query``."""
+    spec = {k: v for k, v in COMMON_FILTERS.items() if k != "edit_user" or hasattr(model, "edit_user")}
+    values = check(params, spec)
+    name_column = name_column or getattr(model, "name", None)
+    if values["name"] and name_column is not None:
+        query = query.where(name_column.contains(values["name"]))
+    if values["create_user"]:
+        query = query.where(model.create_user == values["create_user"])
+    if values.get("edit_user") and hasattr(model, "edit_user"):
+        query = query.where(model.edit_user == values["edit_user"])
+    query = time_range(query, model.create_time, "create_time_start", "create_time_end", values)
+    if hasattr(model, "edit_time"):
+        query = time_range(query, model.edit_time, "edit_time_start", "edit_time_end", values)
+    return query
+
+
+def paged(query, params):
+    """Apply ``page``/``pagesize`` (bounded) to ``query``."""
+    values = check(params, PAGING)
+    return query.paginate(values["page"], values["pagesize"])
+
+
+def as_dict(row, names):
+    """Return ``{name: value}`` for ``names`` of ``row``, with times as OpenC3 strings."""
+    out = {}
+    for name in names:
+        value = getattr(row, name)
+        out[name] = fmt(value) if isinstance(value, datetime.datetime) else value
+    return out

@@ -1,0 +1,53 @@
+"""Projects: the unit of isolation. Project 0 holds what every project shares."""
+
+from .clock import now
+from .errors import Conflict, InvalidInput, NotFound
+from .listing import as_dict
+from .models import Project
+from .validate import Field, check
+
+FIELDS = ("id", "name", "status", "edit_user", "edit_time")
+PROJECT = {
+    "name": Field(max_len=200, allow_empty=False),
+    "status": Field(choices=("active", "inactive")),
+}
+
+
+def add_project(projectid, name, user):
+    """Create project ``projectid`` called ``name``."""
+    values = check({"name": name}, {"name": PROJECT["name"]})
+    if projectid < 0:
+        raise InvalidInput("id: must not be negative")
+    if Project.get_or_none(Project.id == projectid) is not None:
+        raise Conflict(f"id: project {projectid} already exists")
+    return Project.create(id=projectid, name=values["name"], edit_user=user)
+
+
+def ensure_project(projectid, name):
+    """Create project ``projectid`` unless it exists."""
+    return Project.get_or_create(id=projectid, defaults={"name": name})[0]
+
+
+def get_project(projectid):
+    """Return the project row as a dict."""
+    row = Project.get_or_none(Project.id == projectid)
+    if row is None:
+        raise NotFound(f"projectid: project {projectid} does not exist")
+    return as_dict(row, FIELDS)
+
+
+def update_project(projectid, params, user):
+    """Change a project's ``status`` (active|inactive) and/or ``name``."""
+    values = check(params, PROJECT)
+    row = Project.get_or_none(Project.id == projectid)
+    if row is None:
+        raise NotFound(f"projectid: project {projectid} does not exist")
+    if values["name"] is None and values["status"] is None:
+        raise InvalidInput("status: is required")
+    if values["name"] is not None:
+        row.name = values["name"]
+    if values["status"] is not None:
+        row.status = values["status"]
+    row.edit_user, row.edit_time = user, now()
+    row.save()
+    return True

@@ -1,0 +1,47 @@
+"""Shared row operations: scoped lookup, unique saves and OpenC3-style soft delete."""
+
+from contextlib import contextmanager
+
+from peewee import IntegrityError
+
+from .clock import deleted_suffix, now
+from .errors import Conflict, NotFound
+from .validate import DIGITS, Field, one
+
+
+def row_id(name, value):
+    """Return ``value`` as a row id, or raise NotFound (a path id that is not a number)."""
+    try:
+        return int(one(name, value, Field(required=True, pattern=DIGITS, max_len=18)))
+    except Exception:
+        raise NotFound(f"{name}: {value} does not exist") from None
+
+
+def find(model, what, *where):
+    """Return the one live row matching ``where``, or raise NotFound naming ``what``."""
+    query = model.select().where(*where)
+    if hasattr(model, "status"):
+        query = query.where(model.status != "deleted")
+    row = query.first()
+    if row is None:
+        raise NotFound(f"{what} does not exist")
+    return row
+
+
+@contextmanager
+def unique(field, value):
+    """Turn a unique-constraint failure inside the block into a Conflict naming ``field``."""
+    try:
+        yield
+    except IntegrityError:
+        raise Conflict(f"{field}: {value} already exists") from None
+
+
+def soft_delete(row, user, name_field="name", milliseconds=True):
+    """Mark ``row`` deleted and suffix its unique name so the name can be used again."""
+    setattr(row, name_field, getattr(row, name_field) + deleted_suffix(milliseconds))
+    row.status = "deleted"
+    row.edit_user = user
+    row.edit_time = now()
+    row.save()
+    return True

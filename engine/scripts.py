@@ -1,0 +1,75 @@
+"""Scripts: stored script bodies, per project plus the global ones of project 0."""
+
+from .clock import now
+from .listing import as_dict, common_filters, paged
+from .models import Job, PluginCmd, Script, database
+from .records import find, row_id, soft_delete, unique
+from .validate import Field, NO_CONTROL, check
+
+TYPES = ("shell", "perl", "python", "php", "auto")
+LIST_FIELDS = ("id", "projectid", "name", "type", "create_user", "create_time",
+               "edit_user", "edit_time")
+SCRIPT = {
+    "name": Field(required=True, max_len=100, allow_empty=False),
+    "type": Field(required=True, choices=TYPES),
+    "cont": Field(required=True, pattern=NO_CONTROL, max_len=65536, allow_empty=False),
+}
+
+
+def _citing_jobs(script_ids):
+    """Map script id -> sorted names of permanent jobs whose cmd steps cite it."""
+    if not script_ids:
+        return {}
+    rows = (PluginCmd.select(PluginCmd.scripts_cont, Job.name, Job.uuids, PluginCmd.uuid)
+            .join(Job, on=(PluginCmd.jobuuid == Job.uuid))
+            .where(PluginCmd.scripts_type == "cite", Job.status == "permanent",
+                   PluginCmd.scripts_cont.in_([str(i) for i in script_ids])).objects())
+    found = {}
+    for r in rows:
+        if f"cmd_{r.uuid}" in r.uuids.split(","):
+            found.setdefault(int(r.scripts_cont), set()).add(r.name)
+    return {k: ",".join(sorted(v)) for k, v in found.items()}
+
+
+def list_scripts(projectid, params):
+    """List the project's scripts and the global ones, with the jobs citing each."""
+    query = Script.select().where(Script.projectid.in_([projectid, 0]),
+                                  Script.status == "available")
+    query = common_filters(query, Script, params)
+    if params.get("type"):
+        query = query.where(Script.type == str(params["type"]))
+    rows = list(paged(query.order_by(Script.id.desc()), params))
+    jobs = _citing_jobs([r.id for r in rows])
+    return [{**as_dict(r, LIST_FIELDS), "jobname": jobs.get(r.id, "")} for r in rows]
+
+
+def get_script(projectid, scriptsid):
+    """Return one script of the project or a global one, with its content."""
+    sid = row_id("scriptsid", scriptsid)
+    row = find(Script, f"scriptsid: script {sid}", Script.id == sid,
+               Script.projectid.in_([projectid, 0]))
+    return as_dict(row, (*LIST_FIELDS, "cont"))
+
+
+def save_script(projectid, params, user, scriptsid=None):
+    """Create a script, or replace one of this project's own scripts; return its id."""
+    values = check(params, SCRIPT)
+    with database.atomic(), unique("name", values["name"]):
+        if scriptsid is None:
+            row = Script.create(projectid=projectid, create_user=user, edit_user=user, **values)
+        else:
+            sid = row_id("scriptsid", scriptsid)
+            row = find(Script, f"scriptsid: script {sid}", Script.id == sid,
+                       Script.projectid == projectid)
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.edit_user, row.edit_time = user, now()
+            row.save()
+    return row.id
+
+
+def delete_script(projectid, scriptsid, user):
+    """Soft delete one of this project's own scripts."""
+    sid = row_id("scriptsid", scriptsid)
+    row = find(Script, f"scriptsid: script {sid}", Script.id == sid, Script.projectid == projectid)
+    return soft_delete(row, user, milliseconds=False)

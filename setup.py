@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="opsjob",
+    version="0.1.0",
+    description="Job platform for operations teams: scripts and file copies across fleets, "
+    "run step by step through Ansible, with the OpenC3 JOB API.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["engine", "engine.*", "api", "api.*"]),
+    install_requires=[
+        "ansible-core>=2.19,<2.20",
+        "ansible-runner==2.4.3",
+        "falcon==4.4.0",
+        "gunicorn>=23",
+        "peewee==4.5.3",
+        "huey==3.5.4",
+        "psycopg[binary]>=3.2",
+        "redis>=5",
+        "pandas>=2.2",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "openapi-spec-validator>=0.7",
+            "requests>=2.31",
+        ],
+    },
+    entry_points={"console_scripts": ["opsjob = api.cli:main"]},
+)
