@@ -39,7 +39,12 @@ def unique(field, value):
 
 def soft_delete(row, user, name_field="name", milliseconds=True):
     """Mark ``row`` deleted and suffix its unique name so the name can be used again."""
-    setattr(row, name_field, getattr(row, name_field) + deleted_suffix(milliseconds))
+    model, base = type(row), getattr(row, name_field) + deleted_suffix(milliseconds)
+    name, n = base, 1
+    while model.select().where(getattr(model, name_field) == name).exists():
+        n += 1  # deleted twice within the same clock tick
+        name = f"{base}_{n}"
+    setattr(row, name_field, name)
     row.status = "deleted"
     row.edit_user = user
     row.edit_time = now()

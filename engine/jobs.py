@@ -1,0 +1,176 @@
+"""Jobs: ordered lists of steps, saved whole in one transaction, with their variables synced."""
+
+from peewee import fn
+
+from . import auth, steps, variables
+from .clock import now
+from .errors import InvalidInput, NotFound
+from .ids import new_uuid
+from .listing import as_dict, common_filters, paged
+from .models import Job, Variable, database
+from .records import soft_delete, unique
+from .validate import Field, check
+
+JOB = {
+    "name": Field(required=True, max_len=100, allow_empty=False),
+    "permanent": Field(bool, default=False),
+    "mon_ids": Field(default="", pattern=r"[A-Za-z0-9_,./]*", max_len=200),
+    "mon_status": Field(int, default=0, minimum=0, maximum=1),
+    "data": Field(list, required=True),
+}
+LIST_FIELDS = ("id", "uuid", "name", "create_time", "create_user", "edit_user", "edit_time")
+DETAIL_FIELDS = ("id", "name", "uuid", "uuids", "mon_ids", "mon_status", "status", "create_user",
+                 "create_time", "edit_user", "edit_time")
+MAX_STEPS = 200
+
+
+def _checked(projectid, params):
+    """Validate a whole job body; return (job fields, [(kind, step fields)], variable refs)."""
+    values = check(params, JOB)
+    if not values["data"]:
+        raise InvalidInput("data: needs at least one step")
+    if len(values["data"]) > MAX_STEPS:
+        raise InvalidInput(f"data: at most {MAX_STEPS} steps")
+    checked, refs = [], {}
+    for n, raw in enumerate(values["data"], start=1):
+        try:
+            step = steps.validate_step(raw, projectid)
+        except InvalidInput as e:
+            raise InvalidInput(f"step {n}: {e.info}") from None
+        kind = step["plugin_type"]
+        checked.append((kind, step))
+        for name in steps.references(kind, step):
+            refs.setdefault(name, set()).add(step["deployenv"])
+    env = {name: (envs.pop() if len(envs) == 1 and envs <= {"test", "online"} else "")
+           for name, envs in refs.items()}
+    return values, checked, env
+
+
+def _store_steps(jobuuid, checked):
+    return ",".join(steps.store(kind, step, jobuuid) for kind, step in checked)
+
+
+def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):
+    """Return a non-deleted job of the project by uuid, or raise NotFound naming ``field``."""
+    query = Job.select().where(Job.uuid == jobuuid, Job.projectid == projectid)
+    query = query.where(Job.status == "permanent") if permanent_only else query.where(
+        Job.status != "deleted")
+    job = query.first()
+    if job is None:
+        raise NotFound(f"{field}: job {jobuuid} does not exist")
+    return job
+
+
+def _by_name(projectid, name, permanent_only=True):
+    query = Job.select().where(Job.projectid == projectid, Job.name == name)
+    query = query.where(Job.status == "permanent") if permanent_only else query.where(
+        Job.status != "deleted")
+    job = query.first()
+    if job is None:
+        raise NotFound(f"name: job {name} does not exist")
+    return job
+
+
+def create_job(projectid, params, user):
+    """Create a job from ``name``, ``permanent`` and the ordered steps in ``data``; return its uuid."""
+    values, checked, env = _checked(projectid, params)
+    jobuuid = new_uuid()
+    with database.atomic(), unique("name", values["name"]):
+        Job.create(projectid=projectid, uuid=jobuuid, name=values["name"],
+                   uuids=_store_steps(jobuuid, checked),
+                   status="permanent" if values["permanent"] else "transient",
+                   mon_ids=values["mon_ids"], mon_status=values["mon_status"],
+                   create_user=user, edit_user=user)
+        variables.sync(jobuuid, env, user)
+    return jobuuid
+
+
+def edit_job(projectid, jobuuid, params, user):
+    """Replace a job's name and steps (new step rows; old ones stay for running tasks)."""
+    values, checked, env = _checked(projectid, params)
+    with database.atomic(), unique("name", values["name"]):
+        job = live_job(projectid, jobuuid)
+        job.uuids = _store_steps(job.uuid, checked)
+        job.name, job.mon_ids, job.mon_status = values["name"], values["mon_ids"], values["mon_status"]
+        job.edit_user, job.edit_time = user, now()
+        job.save()
+        variables.sync(job.uuid, env, user)
+    return True
+
+
+def list_jobs(projectid, params):
+    """List the project's permanent jobs with ``stepcount`` and ``hasvariable``."""
+    query = Job.select().where(Job.projectid == projectid, Job.status == "permanent")
+    rows = list(paged(common_filters(query, Job, params).order_by(Job.id.desc()), params))
+    empty = set()
+    if rows:
+        empty = {v.jobuuid for v in Variable.select(Variable.jobuuid).where(
+            Variable.jobuuid.in_([r.uuid for r in rows]), Variable.value == "")}
+    return [{**as_dict(r, LIST_FIELDS),
+             "stepcount": len([u for u in r.uuids.split(",") if u]),
+             "hasvariable": 1 if r.uuid in empty else 0} for r in rows]
+
+
+def count_jobs(projectid):
+    """Count the project's permanent jobs."""
+    n = Job.select(fn.COUNT(Job.id)).where(Job.projectid == projectid,
+                                          Job.status == "permanent").scalar()
+    return {"permanent": n}
+
+
+def get_job(projectid, jobuuid, name=None):
+    """Return a permanent job with its steps in order; ``jobuuid='byname'`` looks up ``name``."""
+    if jobuuid == "byname":
+        Field(required=True, max_len=100).clean("name", name)
+        job = _by_name(projectid, name)
+    else:
+        job = live_job(projectid, jobuuid, permanent_only=True)
+    detail = as_dict(job, DETAIL_FIELDS)
+    detail["data"] = [steps.shape(kind, row) for kind, row in steps.load(job.uuids)]
+    return detail
+
+
+def delete_job(projectid, jobuuid, user, byname=False):
+    """Soft delete a job, by uuid or by name."""
+    job = _by_name(projectid, jobuuid, permanent_only=False) if byname else live_job(projectid, jobuuid)
+    return soft_delete(job, user, milliseconds=False)
+
+
+COPY = {
+    "fromname": Field(required=True, max_len=100, allow_empty=False),
+    "toname": Field(required=True, max_len=100, allow_empty=False),
+    "fromprojectid": Field(int, minimum=0),
+    "toprojectid": Field(int, minimum=0),
+}
+
+
+def copy_job(projectid, params, principal):
+    """Deep-copy a job (steps, variables, status) under a new name, possibly across projects.
+
+    The caller needs read on the source project and write on the target project.
+    """
+    values = check(params, COPY)
+    src_pid = projectid if values["fromprojectid"] is None else values["fromprojectid"]
+    dst_pid = projectid if values["toprojectid"] is None else values["toprojectid"]
+    auth.require(principal, src_pid, "read")
+    auth.require(principal, dst_pid, "write")
+    source = _by_name(src_pid, values["fromname"], permanent_only=False)
+    jobuuid = new_uuid()
+    with database.atomic(), unique("toname", values["toname"]):
+        refs = []
+        for n, (kind, row) in enumerate(steps.load(source.uuids), start=1):
+            raw = {**steps.shape(kind, row), "plugin_type": kind}
+            try:  # re-checked in the target project: its groups and scripts must be visible there
+                step = steps.validate_step(raw, dst_pid)
+            except InvalidInput as e:
+                raise InvalidInput(f"step {n}: {e.info}") from None
+            refs.append(steps.store(kind, step, jobuuid))
+        Job.create(projectid=dst_pid, uuid=jobuuid, name=values["toname"], uuids=",".join(refs),
+                   status=source.status, mon_ids=source.mon_ids, mon_status=source.mon_status,
+                   create_user=principal.name, edit_user=principal.name)
+        for v in Variable.select().where(Variable.jobuuid == source.uuid):
+            Variable.create(jobuuid=jobuuid, name=v.name, value=v.value, describe=v.describe,
+                            option=v.option, env=v.env, create_user=principal.name)
+    return jobuuid
+
+

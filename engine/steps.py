@@ -1,0 +1,130 @@
+"""Job steps: the fields of each step type, their validation, and their stored rows."""
+
+from .errors import InvalidInput
+from .ids import new_uuid
+from .listing import as_dict
+from .models import Nodegroup, PluginCmd, PluginScp, Script
+from .validate import DIGITS, NO_CONTROL, NODES, VARNODES, WORD, Field, check
+from .variables import names_in
+
+PLUGINS = {"cmd": PluginCmd, "scp": PluginScp}
+UNSUPPORTED_PLUGINS = {"approval": "approval steps are not supported"}
+
+COMMON = {
+    "plugin_type": Field(required=True, max_len=20),
+    "name": Field(required=True, max_len=100, allow_empty=False),
+    "timeout": Field(int, default=60, minimum=1, maximum=7 * 86400),
+    "pause": Field(default="", max_len=200),
+    # JOBX filters: stored and shown, never used to skip a step.
+    "deployenv": Field(default="always", pattern=r"[A-Za-z]*", max_len=20),
+    "action": Field(default="always", pattern=r"[A-Za-z]*", max_len=20),
+    "batches": Field(default="always", pattern=r"[A-Za-z]*", max_len=20),
+}
+CMD = {
+    "user": Field(default="", pattern=WORD, max_len=40),
+    "node_type": Field(required=True, choices=("builtin", "group", "variable")),
+    "node_cont": Field(required=True, pattern=NO_CONTROL, max_len=2000, allow_empty=False),
+    "scripts_type": Field(required=True, choices=("cite", "shell", "perl", "python", "php", "auto")),
+    "scripts_cont": Field(required=True, pattern=NO_CONTROL, max_len=65536, allow_empty=False),
+    "scripts_argv": Field(default="", pattern=NO_CONTROL, max_len=3000),
+}
+SCP = {
+    "user": Field(default="", pattern=WORD, max_len=40),
+    "src_type": Field(required=True, choices=("builtin", "group", "fileserver", "variable")),
+    "src": Field(default="", max_len=2000),
+    "sp": Field(required=True, max_len=500, allow_empty=False),
+    "dst_type": Field(required=True, choices=("builtin", "group", "variable")),
+    "dst": Field(required=True, max_len=2000, allow_empty=False),
+    "dp": Field(required=True, max_len=500, allow_empty=False),
+    "chown": Field(default="", pattern=WORD, max_len=40),
+    "chmod": Field(default="", pattern=r"[0-7]{3,4}", max_len=4),
+    "scp_delete": Field(bool, default=False),
+}
+NODE_CONT = {"builtin": NODES, "group": DIGITS, "variable": VARNODES}
+
+CMD_FIELDS = ("uuid", "name", "user", "node_type", "node_cont", "scripts_type", "scripts_cont",
+              "scripts_argv", "timeout", "pause", "deployenv", "action", "batches")
+SCP_FIELDS = ("uuid", "name", "user", "src", "src_type", "sp", "dst", "dst_type", "dp", "chown",
+              "chmod", "timeout", "pause", "scp_delete", "deployenv", "action", "batches")
+
+
+def _nodes(name, kind, value, projectid):
+    """Check a node list field of type ``kind`` (builtin|group|variable)."""
+    Field(pattern=NODE_CONT[kind], max_len=2000).clean(name, value)
+    if kind == "group" and not Nodegroup.select().where(
+            Nodegroup.id == int(value), Nodegroup.projectid == projectid,
+            Nodegroup.status != "deleted").exists():
+        raise InvalidInput(f"{name}: node group {value} does not exist in project {projectid}")
+
+
+def validate_step(raw, projectid):
+    """Return the checked fields of one step, or raise InvalidInput (without the step prefix)."""
+    common = check(raw, COMMON)
+    kind = common["plugin_type"]
+    if kind in UNSUPPORTED_PLUGINS:
+        raise InvalidInput(f"plugin_type: {UNSUPPORTED_PLUGINS[kind]}")
+    if kind not in PLUGINS:
+        raise InvalidInput("plugin_type: must be one of cmd, scp")
+    if kind == "cmd":
+        values = check(raw, CMD)
+        _nodes("node_cont", values["node_type"], values["node_cont"], projectid)
+        if values["scripts_type"] == "cite":
+            Field(pattern=DIGITS, max_len=18).clean("scripts_cont", values["scripts_cont"])
+            if not Script.select().where(Script.id == int(values["scripts_cont"]),
+                                         Script.projectid.in_([projectid, 0]),
+                                         Script.status == "available").exists():
+                raise InvalidInput(f"scripts_cont: script {values['scripts_cont']} does not exist")
+    else:
+        values = check(raw, SCP)
+        if values["src_type"] == "fileserver":
+            values["src"] = ""
+            if "/" in values["sp"] or "'" in values["sp"]:
+                raise InvalidInput("sp: a file store name must not contain / or '")
+        else:
+            if not values["src"]:
+                raise InvalidInput("src: is required")
+            _nodes("src", values["src_type"], values["src"], projectid)
+        _nodes("dst", values["dst_type"], values["dst"], projectid)
+        for path in ("sp", "dp"):
+            Field(pattern=NO_CONTROL, max_len=500).clean(path, values[path])
+        values["scp_delete"] = int(values["scp_delete"])
+    values.update(common)
+    return values
+
+
+def references(kind, values):
+    """Return the variable names a step's substituted fields use."""
+    if kind == "cmd":
+        texts = [values["node_cont"], values["scripts_argv"]]
+    else:
+        texts = [values["src"], values["sp"], values["dst"], values["dp"]]
+    return [n for text in texts for n in names_in(text)]
+
+
+def store(kind, values, jobuuid):
+    """Insert a new step row and return its ``<plugin_type>_<uuid>`` reference."""
+    model = PLUGINS[kind]
+    columns = {k: v for k, v in values.items() if k in model._meta.fields and k != "plugin_type"}
+    row = model.create(jobuuid=jobuuid, uuid=new_uuid(), **columns)
+    return f"{kind}_{row.uuid}"
+
+
+def load(uuids):
+    """Return the stored steps named in a job's ``uuids`` list, in order, as dicts."""
+    refs = [r.split("_", 1) for r in uuids.split(",") if r]
+    rows = {}
+    for kind, model in PLUGINS.items():
+        wanted = [u for k, u in refs if k == kind]
+        if wanted:
+            rows.update({(kind, r.uuid): r for r in model.select().where(model.uuid.in_(wanted))})
+    steps = []
+    for kind, uuid in refs:
+        row = rows.get((kind, uuid))
+        if row is not None:
+            steps.append((kind, row))
+    return steps
+
+
+def shape(kind, row):
+    """Return a step as the API shows it (OpenC3 leaves out plugin_type; so do we)."""
+    return as_dict(row, CMD_FIELDS if kind == "cmd" else SCP_FIELDS)
