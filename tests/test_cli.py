@@ -1,0 +1,83 @@
+"""The real `opsjob` command: init, project add, user add, and `serve` under gunicorn."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.httpclient import call, free_port, wait_until_up
+
+OPSJOB = os.path.join(os.path.dirname(sys.executable), "opsjob")
+
+
+def opsjob(env, *args):
+    out = subprocess.run([OPSJOB, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def env(settings):
+    return {**os.environ, "OPSJOB_HOME": settings.home, "OPSJOB_DATABASE_URL": settings.database}
+
+
+@pytest.fixture
+def server(env):
+    port = free_port()
+    proc = subprocess.Popen([OPSJOB, "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_init_is_idempotent(env):
+    first = opsjob(env, "init")
+    assert first == opsjob(env, "init")
+    assert first.startswith("schema version")
+
+
+def test_serve_end_to_end(env, server):
+    opsjob(env, "project", "add", "42", "payments")
+    key = opsjob(env, "user", "add", "deployer", "--project", "42", "--role", "write")
+    assert key.startswith("oj_")
+
+    status, body = call("POST", f"{server}/scripts/42", key,
+                        {"name": "check", "type": "shell", "cont": "test -d /srv"})
+    assert status == 200 and body["stat"] is True
+    script_id = body["id"]
+
+    job = {"name": "release", "permanent": 1, "data": [
+        {"plugin_type": "cmd", "name": "deploy", "user": "root", "node_type": "builtin",
+         "node_cont": "web1,web2", "scripts_type": "shell", "scripts_cont": "echo $1",
+         "scripts_argv": "$version"},
+        {"plugin_type": "cmd", "name": "check", "user": "root", "node_type": "builtin",
+         "node_cont": "web1", "scripts_type": "cite", "scripts_cont": str(script_id)},
+    ]}
+    status, body = call("POST", f"{server}/jobs/42", key, job)
+    assert status == 200 and body["data"] is True
+    uuid = body["uuid"]
+
+    status, body = call("GET", f"{server}/jobs/42/{uuid}", key)
+    assert status == 200
+    assert [s["name"] for s in body["data"]["data"]] == ["deploy", "check"]
+    assert body["data"]["data"][1]["scripts_cont"] == str(script_id)
+
+    status, body = call("GET", f"{server}/variable/42/{uuid}", key)
+    assert status == 200 and [v["name"] for v in body["data"]] == ["version"]
+
+    # the key is bound to project 42 only
+    assert call("GET", f"{server}/jobs/1", key)[0] == 403
+    assert call("GET", f"{server}/jobs/42")[0] == 401
+
+
+def test_user_add_rejects_bad_role(env):
+    out = subprocess.run([OPSJOB, "user", "add", "x", "--project", "1"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--role" in out.stderr
