@@ -1,0 +1,68 @@
+"""/crontab: scheduled runs of a project's jobs."""
+
+from engine import crontabs
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Collection:
+    """Crontabs of a project."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """List crontabs (filters: name, create_user, edit_user, date ranges; paging)."""
+        ok(resp, crontabs.list_crontabs(projectid, params(req)))
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Create a crontab, switched off: name, jobuuid, cron (5 fields), mutex."""
+        ok(resp, True, id=crontabs.save_crontab(projectid, params(req), req.context.principal.name))
+
+
+class Count:
+    """How many crontabs a project has, by status."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """Count crontabs switched on (available) and off (unavailable)."""
+        ok(resp, crontabs.count_crontabs(projectid))
+
+
+class Item:
+    """One crontab."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, crontabid):
+        """Show a crontab with its next 5 fire times (server local time)."""
+        ok(resp, crontabs.get_crontab(projectid, crontabid))
+
+    @requires("write")
+    def on_post(self, req, resp, projectid, crontabid):
+        """Edit a crontab: name, jobuuid, cron, mutex."""
+        crontabs.save_crontab(projectid, params(req), req.context.principal.name, crontabid)
+        ok(resp, True)
+
+    @requires("delete")
+    def on_delete(self, req, resp, projectid, crontabid):
+        """Delete a crontab (soft: its name gets a deletion suffix)."""
+        ok(resp, crontabs.delete_crontab(projectid, crontabid, req.context.principal.name))
+
+
+class Status:
+    """Whether a crontab fires."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid, crontabid):
+        """Switch a crontab on or off: status (available|unavailable)."""
+        ok(resp, crontabs.set_status(projectid, crontabid, params(req),
+                                     req.context.principal.name))
+
+
+ROUTES = [
+    ("/crontab/{projectid:int}", Collection()),
+    ("/crontab/{projectid:int}/count", Count()),
+    ("/crontab/{projectid:int}/{crontabid}", Item()),
+    ("/crontab/{projectid:int}/{crontabid}/status", Status()),
+]

@@ -1,0 +1,29 @@
+"""/environment: platform-wide key/value settings (reading needs a login, writing admin)."""
+
+from engine import environment
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Collection:
+    """The whole key/value store."""
+
+    @requires("login")
+    def on_get(self, req, resp):
+        """Show every key and its value as one object."""
+        ok(resp, environment.get_all())
+
+    @requires("admin")
+    def on_post(self, req, resp):
+        """Set keys: every parameter is a key ([A-Za-z0-9]+) and its string value; upserts."""
+        ok(resp, environment.set_values(params(req), req.context.principal.name))
+
+    @requires("admin")
+    def on_delete(self, req, resp):
+        """Delete keys: the parameter names are the keys to delete."""
+        ok(resp, environment.delete_keys(list(params(req))))
+
+
+ROUTES = [("/environment", Collection())]

@@ -1,0 +1,48 @@
+"""/nodegroup: named node groups of a project, resolved by a plugin."""
+
+from engine import nodegroups
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Collection:
+    """Node groups of a project."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """List node groups and jobs using each (filters: name, plugin, jobname, users, dates)."""
+        ok(resp, nodegroups.list_nodegroups(projectid, params(req)))
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Create a node group: name, plugin ([a-z][a-z0-9_]*), params (any JSON value)."""
+        ok(resp, True, id=nodegroups.save_nodegroup(projectid, params(req),
+                                                    req.context.principal.name))
+
+
+class Item:
+    """One node group."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, id):
+        """Show a node group with its params."""
+        ok(resp, nodegroups.get_nodegroup(projectid, id))
+
+    @requires("write")
+    def on_post(self, req, resp, projectid, id):
+        """Edit a node group: name, plugin, params."""
+        nodegroups.save_nodegroup(projectid, params(req), req.context.principal.name, id)
+        ok(resp, True)
+
+    @requires("delete")
+    def on_delete(self, req, resp, projectid, id):
+        """Delete a node group (soft: its name becomes free again)."""
+        ok(resp, nodegroups.delete_nodegroup(projectid, id, req.context.principal.name))
+
+
+ROUTES = [
+    ("/nodegroup/{projectid:int}", Collection()),
+    ("/nodegroup/{projectid:int}/{id}", Item()),
+]

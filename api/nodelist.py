@@ -1,0 +1,36 @@
+"""/nodelist: machines attached to a project by hand (writes need admin)."""
+
+from engine import nodelist
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Collection:
+    """Machines attached to a project."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """List attached machines (filters: name, inip, exip, create_user, edit_user, dates; paging)."""
+        ok(resp, nodelist.list_nodes(projectid, params(req)))
+
+    @requires("admin")
+    def on_post(self, req, resp, projectid):
+        """Attach a machine: name is an IPv4 address, hostname::inip or hostname::inip::exip."""
+        ok(resp, True, id=nodelist.add_node(projectid, params(req), req.context.principal.name))
+
+
+class Item:
+    """One attached machine."""
+
+    @requires("admin")
+    def on_delete(self, req, resp, projectid, nodeid):
+        """Detach a machine (soft: its name becomes free again)."""
+        ok(resp, nodelist.delete_node(projectid, nodeid, req.context.principal.name))
+
+
+ROUTES = [
+    ("/nodelist/{projectid:int}", Collection()),
+    ("/nodelist/{projectid:int}/{nodeid}", Item()),
+]

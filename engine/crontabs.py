@@ -1,0 +1,92 @@
+"""Crontabs: a job of the project run on a five-field cron schedule, created switched off."""
+
+from peewee import fn
+
+from . import cron
+from .clock import fmt, now
+from .errors import InvalidInput
+from .listing import as_dict, common_filters, paged
+from .models import Crontab, Job
+from .records import find, row_id, soft_delete
+from .validate import ALNUM, Field, check
+
+STATUSES = ("available", "unavailable")
+FIELDS = ("id", "name", "jobuuid", "cron", "mutex", "status", "create_user", "create_time",
+          "edit_user", "edit_time")
+CRONTAB = {
+    "name": Field(required=True, max_len=100, allow_empty=False),
+    "jobuuid": Field(required=True, pattern=ALNUM, max_len=20, allow_empty=False),
+    "cron": Field(required=True, max_len=cron.MAX_LEN, allow_empty=False),
+    "mutex": Field(pattern=ALNUM, max_len=100, default=""),
+}
+STATUS = {"status": Field(required=True, choices=STATUSES)}
+
+
+def _checked(projectid, params):
+    values = check(params, CRONTAB)
+    cron.parse(values["cron"])
+    job = (Job.select(Job.id)
+           .where(Job.uuid == values["jobuuid"], Job.projectid == projectid,
+                  Job.status != "deleted").first())
+    if job is None:
+        raise InvalidInput(f"jobuuid: no job {values['jobuuid']} in project {projectid}")
+    return values
+
+
+def _find(projectid, crontabid):
+    cid = row_id("crontabid", crontabid)
+    return find(Crontab, f"crontabid: crontab {cid}", Crontab.id == cid,
+                Crontab.projectid == projectid)
+
+
+def list_crontabs(projectid, params):
+    """List the project's crontabs, newest first (common filters; paging)."""
+    query = Crontab.select().where(Crontab.projectid == projectid, Crontab.status != "deleted")
+    query = common_filters(query, Crontab, params)
+    return [as_dict(r, FIELDS) for r in paged(query.order_by(Crontab.id.desc()), params)]
+
+
+def count_crontabs(projectid):
+    """Count the project's crontabs that are switched on and off."""
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = (Crontab.select(Crontab.status, fn.COUNT(Crontab.id))
+            .where(Crontab.projectid == projectid, Crontab.status.in_(STATUSES))
+            .group_by(Crontab.status).tuples())
+    counts.update(rows)
+    return counts
+
+
+def get_crontab(projectid, crontabid, count=5):
+    """Return one crontab with its next ``count`` fire times in server local time."""
+    row = _find(projectid, crontabid)
+    upcoming = [fmt(t) for t in cron.next_times(row.cron, now(), count)]
+    return {**as_dict(row, FIELDS), "cont": "", "next": upcoming}
+
+
+def save_crontab(projectid, params, user, crontabid=None):
+    """Create a crontab (switched off), or edit one of the project's; return its id."""
+    values = _checked(projectid, params)
+    if crontabid is None:
+        row = Crontab.create(projectid=projectid, status="unavailable", create_user=user,
+                             edit_user=user, **values)
+    else:
+        row = _find(projectid, crontabid)
+        for k, v in values.items():
+            setattr(row, k, v)
+        row.edit_user, row.edit_time = user, now()
+        row.save()
+    return row.id
+
+
+def set_status(projectid, crontabid, params, user):
+    """Switch a crontab on (``available``) or off (``unavailable``)."""
+    values = check(params, STATUS)
+    row = _find(projectid, crontabid)
+    row.status, row.edit_user, row.edit_time = values["status"], user, now()
+    row.save()
+    return True
+
+
+def delete_crontab(projectid, crontabid, user):
+    """Soft delete a crontab."""
+    return soft_delete(_find(projectid, crontabid), user)

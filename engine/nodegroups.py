@@ -1,0 +1,147 @@
+"""Node groups: named sets of nodes resolved by a plugin from the params the client saved."""
+
+import json
+import re
+
+from .clock import now
+from .errors import InvalidInput
+from .listing import as_dict, common_filters, paged
+from .models import Job, Nodegroup, PluginCmd, PluginScp, database
+from .records import find, row_id, soft_delete, unique
+from .validate import Field, check
+
+MAX_PARAMS = 64 * 1024
+MAX_DEPTH = 50  # well inside what the JSON encoder and decoder can recurse through
+PLUGIN = r"[a-z][a-z0-9_]*"
+GROUP_ID = re.compile(r"[1-9][0-9]{0,17}")  # as a step names a group in node_cont/src/dst
+FIELDS = ("id", "name", "plugin", "create_user", "create_time", "edit_user", "edit_time")
+NODEGROUP = {
+    "name": Field(required=True, max_len=100, allow_empty=False),
+    "plugin": Field(required=True, pattern=PLUGIN, max_len=100, allow_empty=False),
+    "params": Field(object),
+}
+LIST_FILTERS = {
+    "plugin": Field(pattern=PLUGIN, max_len=100),
+    "jobname": Field(max_len=200),
+}
+
+
+def _depth(value):
+    """Return how deeply lists and objects nest in ``value`` (without recursing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _encode(value):
+    if _depth(value) > MAX_DEPTH:
+        raise InvalidInput(f"params: nested deeper than {MAX_DEPTH} levels")
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise InvalidInput("params: must be plain JSON (no NaN or Infinity)") from None
+    if len(text.encode()) > MAX_PARAMS:
+        raise InvalidInput(f"params: larger than {MAX_PARAMS} bytes once encoded as JSON")
+    return text
+
+
+def _group_id(text):
+    return int(text) if GROUP_ID.fullmatch(text) else None
+
+
+def _users(projectid, group_ids=None):
+    """Map group id -> names of the project's permanent jobs whose current steps use it.
+
+    ``group_ids`` limits the search; None means every group. Two queries, whatever the count.
+    """
+    def current(model, *where):
+        query = (model.select(model, Job.name.alias("jobname"), Job.uuids.alias("jobuuids"))
+                 .join(Job, on=(model.jobuuid == Job.uuid))
+                 .where(Job.projectid == projectid, Job.status == "permanent", *where))
+        return query.objects()
+
+    wanted = None if group_ids is None else [str(i) for i in group_ids]
+    if wanted == []:
+        return {}
+    cmd_where = [PluginCmd.node_type == "group"]
+    scp_where = [(PluginScp.src_type == "group") | (PluginScp.dst_type == "group")]
+    if wanted is not None:
+        cmd_where.append(PluginCmd.node_cont.in_(wanted))
+        scp_where.append(PluginScp.src.in_(wanted) | PluginScp.dst.in_(wanted))
+    found = {}
+
+    def add(step, prefix, group_text):
+        gid = _group_id(group_text)
+        if gid is not None and f"{prefix}_{step.uuid}" in step.jobuuids.split(","):
+            found.setdefault(gid, set()).add(step.jobname)
+
+    for step in current(PluginCmd, *cmd_where):
+        add(step, "cmd", step.node_cont)
+    for step in current(PluginScp, *scp_where):
+        if step.src_type == "group":
+            add(step, "scp", step.src)
+        if step.dst_type == "group":
+            add(step, "scp", step.dst)
+    return {gid: ",".join(sorted(names)) for gid, names in found.items()}
+
+
+def _find(projectid, group_id):
+    gid = row_id("id", group_id)
+    return find(Nodegroup, f"id: node group {gid}", Nodegroup.id == gid,
+                Nodegroup.projectid == projectid)
+
+
+def list_nodegroups(projectid, params):
+    """List the project's node groups with the jobs using each, newest first.
+
+    Filters: the common ones, ``plugin`` (exact) and ``jobname`` (substring of the job list).
+    """
+    values = check(params, LIST_FILTERS)
+    query = Nodegroup.select().where(Nodegroup.projectid == projectid,
+                                     Nodegroup.status != "deleted")
+    query = common_filters(query, Nodegroup, params)
+    if values["plugin"]:
+        query = query.where(Nodegroup.plugin == values["plugin"])
+    users = None
+    if values["jobname"]:
+        users = _users(projectid)
+        needle = values["jobname"].lower()
+        query = query.where(Nodegroup.id.in_(
+            [gid for gid, names in users.items() if needle in names.lower()]))
+    rows = list(paged(query.order_by(Nodegroup.id.desc()), params))
+    if users is None:
+        users = _users(projectid, [r.id for r in rows])
+    return [{**as_dict(r, FIELDS), "jobname": users.get(r.id, "")} for r in rows]
+
+
+def get_nodegroup(projectid, group_id):
+    """Return one node group with its params as the client sent them."""
+    row = _find(projectid, group_id)
+    return {**as_dict(row, FIELDS), "jobname": _users(projectid, [row.id]).get(row.id, ""),
+            "params": json.loads(row.params)}
+
+
+def save_nodegroup(projectid, params, user, group_id=None):
+    """Create a node group, or edit one of the project's; return its id."""
+    values = check(params, NODEGROUP)
+    values["params"] = _encode(values["params"])
+    with database.atomic(), unique("name", values["name"]):
+        if group_id is None:
+            row = Nodegroup.create(projectid=projectid, create_user=user, edit_user=user, **values)
+        else:
+            row = _find(projectid, group_id)
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.edit_user, row.edit_time = user, now()
+            row.save()
+    return row.id
+
+
+def delete_nodegroup(projectid, group_id, user):
+    """Soft delete a node group; its name becomes free again."""
+    return soft_delete(_find(projectid, group_id), user)

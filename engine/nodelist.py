@@ -1,0 +1,98 @@
+"""Nodelist: machines attached to a project by hand; project 0 attaches them to every project."""
+
+import ipaddress
+import re
+
+from .errors import InvalidInput
+from .listing import as_dict, common_filters, paged
+from .models import Nodelist, database
+from .records import find, row_id, soft_delete, unique
+from .validate import Field, check
+
+LIST_FIELDS = ("id", "name", "inip", "exip", "create_user", "create_time")
+HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+DOTTED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+FORMS = "an IPv4 address, hostname::inip or hostname::inip::exip"
+# Leaves room for the soft-delete suffix in the 200-character column.
+MAX_HOSTNAME = 100
+FILTERS = {
+    "inip": Field(max_len=50),
+    "exip": Field(max_len=50),
+}
+NODE = {"name": Field(required=True, max_len=300, allow_empty=False)}
+
+
+def _ipv4(label, value):
+    """Return ``value`` if it is a dotted-quad IPv4 address, else raise naming ``label``."""
+    if not DOTTED.fullmatch(value):
+        raise InvalidInput(f"name: {label} {value!r} is not an IPv4 address (a.b.c.d)")
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise InvalidInput(f"name: {label} {value!r} is not a valid IPv4 address") from None
+    return value
+
+
+def parse_name(name):
+    """Split a nodelist ``name`` into ``(name, inip, exip)``.
+
+    A bare IP keeps OpenC3's rule: one starting with ``10.`` or ``172.`` is internal, any
+    other is external, and the IP is also the name.
+    """
+    parts = name.split("::")
+    if len(parts) == 1:
+        if not DOTTED.fullmatch(name):
+            raise InvalidInput(f"name: must be {FORMS}")
+        ip = _ipv4("ip", name)
+        internal = ip.startswith(("10.", "172."))
+        return ip, ip if internal else "", "" if internal else ip
+    if len(parts) not in (2, 3):
+        raise InvalidInput(f"name: must be {FORMS}")
+    host = parts[0]
+    if not HOSTNAME.fullmatch(host):
+        raise InvalidInput(f"name: hostname must match {HOSTNAME.pattern}")
+    if len(host) > MAX_HOSTNAME:
+        raise InvalidInput(f"name: hostname longer than {MAX_HOSTNAME} characters")
+    inip = _ipv4("inip", parts[1])
+    exip = _ipv4("exip", parts[2]) if len(parts) == 3 else ""
+    return host, inip, exip
+
+
+def list_nodes(projectid, params):
+    """List the project's attached machines (filters: name, inip, exip, creator, dates)."""
+    values = check(params, FILTERS)
+    query = Nodelist.select().where(Nodelist.projectid == projectid,
+                                    Nodelist.status != "deleted")
+    query = common_filters(query, Nodelist, params)
+    for column in ("inip", "exip"):
+        if values[column]:
+            query = query.where(getattr(Nodelist, column).contains(values[column]))
+    return [as_dict(r, LIST_FIELDS) for r in paged(query.order_by(Nodelist.id.desc()), params)]
+
+
+def add_node(projectid, params, user):
+    """Attach a machine given as ``ip``, ``host::inip`` or ``host::inip::exip``; return its id."""
+    raw = check(params, NODE)["name"]
+    name, inip, exip = parse_name(raw)
+    with database.atomic(), unique("name", name):
+        row = Nodelist.create(projectid=projectid, name=name, inip=inip, exip=exip,
+                              create_user=user, edit_user=user)
+    return row.id
+
+
+def delete_node(projectid, nodeid, user):
+    """Detach one of the project's machines (soft delete: the name is free again)."""
+    nid = row_id("id", nodeid)
+    row = find(Nodelist, f"id: node {nid}", Nodelist.id == nid, Nodelist.projectid == projectid)
+    return soft_delete(row, user)
+
+
+def project_machines(projectid):
+    """Return the live machines attached to the project or to every project (project 0).
+
+    Each machine is ``{"name", "inip", "exip"}``; node membership checks use this list.
+    """
+    query = (Nodelist.select(Nodelist.name, Nodelist.inip, Nodelist.exip)
+             .where(Nodelist.projectid.in_([int(projectid), 0]), Nodelist.status != "deleted")
+             .order_by(Nodelist.projectid.desc(), Nodelist.id))
+    return [{"name": r.name, "inip": r.inip, "exip": r.exip} for r in query]

@@ -1,0 +1,42 @@
+"""Notify: who hears about a project's finished and waiting tasks.
+
+The special user ``_`` stands for whoever triggered the task.
+"""
+
+from .clock import deleted_suffix
+from .listing import as_dict, common_filters, paged
+from .models import Notify, database
+from .records import find, row_id, soft_delete, unique
+from .validate import Field, check
+
+MAX_USER = 200
+LIST_FIELDS = ("id", "user", "create_user", "create_time")
+NOTIFY = {"user": Field(required=True, pattern=r"[A-Za-z0-9.@_-]+", max_len=MAX_USER,
+                        allow_empty=False)}
+
+
+def list_notify(projectid, params):
+    """List the project's notified users (filters: name on user, creator, dates; paging)."""
+    query = Notify.select().where(Notify.projectid == projectid, Notify.status != "deleted")
+    query = common_filters(query, Notify, params, name_column=Notify.user)
+    return [as_dict(r, LIST_FIELDS) for r in paged(query.order_by(Notify.id.desc()), params)]
+
+
+def add_notify(projectid, params, user):
+    """Add a user to notify; return the new row's id."""
+    who = check(params, NOTIFY)["user"]
+    with database.atomic(), unique("user", who):
+        row = Notify.create(projectid=projectid, user=who, create_user=user, edit_user=user)
+    return row.id
+
+
+def delete_notify(projectid, notifyid, user):
+    """Stop notifying a user (soft delete: the user can be added again)."""
+    nid = row_id("id", notifyid)
+    row = find(Notify, f"id: notify {nid}", Notify.id == nid, Notify.projectid == projectid)
+    # A user of the maximum length plus the deleted suffix (and its collision counter) would
+    # overflow the column; the deleted row only needs to stop colliding, so shorten it first.
+    room = MAX_USER - len(deleted_suffix(milliseconds=True)) - 8
+    row.user = row.user[:room]
+    return soft_delete(row, user, name_field="user")
+

@@ -1,0 +1,39 @@
+"""Account list: the remote OS accounts offered for steps, per project plus the global ones."""
+
+from .clock import deleted_suffix
+from .listing import as_dict, common_filters, paged
+from .models import Userlist, database
+from .records import find, row_id, soft_delete, unique
+from .validate import WORD, Field, check
+
+FIELDS = ("id", "projectid", "username", "create_user", "create_time")
+ACCOUNT = {"username": Field(required=True, pattern=WORD, max_len=100, allow_empty=False)}
+
+
+def list_accounts(projectid, params):
+    """List the project's accounts and the global ones, newest first.
+
+    Filters: ``name`` (substring of the username), create_user, edit_user, date ranges; paging.
+    """
+    query = Userlist.select().where(Userlist.projectid.in_([projectid, 0]),
+                                    Userlist.status != "deleted")
+    query = common_filters(query, Userlist, params, name_column=Userlist.username)
+    return [as_dict(r, FIELDS) for r in paged(query.order_by(Userlist.id.desc()), params)]
+
+
+def add_account(projectid, params, user):
+    """Add an account to the project's list; return its id."""
+    values = check(params, ACCOUNT)
+    with database.atomic(), unique("username", values["username"]):
+        row = Userlist.create(projectid=projectid, create_user=user, edit_user=user, **values)
+    return row.id
+
+
+def delete_account(projectid, account_id, user):
+    """Soft delete one of the project's own accounts; its username becomes free again."""
+    aid = row_id("id", account_id)
+    row = find(Userlist, f"id: account {aid}", Userlist.id == aid, Userlist.projectid == projectid)
+    # The deletion suffix must still fit the column when the username uses all of it.
+    room = Userlist.username.max_length - len(deleted_suffix(milliseconds=True))
+    row.username = row.username[:room]
+    return soft_delete(row, user, name_field="username")
