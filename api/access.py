@@ -3,17 +3,24 @@
 import functools
 
 from engine import auth
+from engine.errors import Unauthenticated
 
 
 def requires(role):
     """Decorate a responder so it runs only for callers holding ``role`` on ``projectid``.
 
-    ``role`` is one of read, control, write, delete, admin, or ``login`` (any known caller).
+    ``role`` is one of read, control, write, delete, admin, ``login`` (any known caller), or
+    ``public`` (no credentials needed; the responder checks what it serves).
     """
 
     def decorate(responder):
         @functools.wraps(responder)
         def checked(self, req, resp, **fields):
+            if role == "public":
+                return responder(self, req, resp, **fields)
+            if req.context.principal is None:
+                raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>' "
+                                      "or the appname and appkey headers")
             if role != "login":
                 projectid = fields.get("projectid")
                 auth.require(req.context.principal, projectid, role)

@@ -85,8 +85,7 @@ def new_key(name):
 def authenticate(key, appname=None):
     """Return the :class:`Principal` holding ``key``; ``appname`` must then name its user."""
     if not key:
-        raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>' "
-                              "or the appname and appkey headers")
+        raise Unauthenticated("missing credentials: appkey is empty")
     row = ApiKey.get_or_none(ApiKey.key_hash == _hash(key))
     user = User.get_or_none(User.id == row.user_id) if row else None
     if user is None or (appname is not None and not hmac.compare_digest(appname, user.name)):

@@ -15,8 +15,24 @@ class Settings:
                                      "`postgresql://user@host:5432/db` selects PostgreSQL."})
     log_level: str = field(default="INFO", metadata={"env": "OPSJOB_LOG_LEVEL",
                            "doc": "Python log level: DEBUG, INFO, WARNING, ERROR."})
-    page_size: int = field(default=100, metadata={"env": "OPSJOB_PAGE_SIZE",
-                           "doc": "Default `pagesize` of list routes (the maximum is 1000)."})
+    queue_url: str = field(default="", metadata={"env": "OPSJOB_QUEUE_URL",
+                           "doc": "Task queue. Empty means SQLite under `$OPSJOB_HOME`; "
+                                  "`redis://host:6379/0` selects Redis (many workers, many hosts)."})
+    worker_name: str = field(default="", metadata={"env": "OPSJOB_WORKER_NAME",
+                             "doc": "Name a worker records on the tasks it runs (the `slave`). "
+                                    "Empty means the host name."})
+    task_lease: int = field(default=60, metadata={"env": "OPSJOB_TASK_LEASE",
+                            "doc": "Seconds a running task survives without a heartbeat from its "
+                                   "worker before it is failed as lost."})
+    ansible_forks: int = field(default=10, metadata={"env": "OPSJOB_ANSIBLE_FORKS",
+                               "doc": "Most Ansible forks one step run uses (it uses "
+                                      "min(node count, this))."})
+    host_key_checking: bool = field(default=False, metadata={"env": "OPSJOB_HOST_KEY_CHECKING",
+                                    "doc": "Check the nodes' SSH host keys against known_hosts "
+                                           "(true/false)."})
+    ssh_control_persist: str = field(default="60s", metadata={"env": "OPSJOB_SSH_CONTROL_PERSIST",
+                                     "doc": "How long an idle SSH master connection to a node "
+                                            "stays open for the next step (ssh ControlPersist)."})
 
     @classmethod
     def from_env(cls, environ=None, **overrides):
@@ -26,6 +42,9 @@ class Settings:
         for f in fields(cls):
             raw = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
+                if f.type in (bool, "bool"):
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                    continue
                 values[f.name] = int(raw) if f.type in (int, "int") else raw
         values.update(overrides)
         return cls(**values)
