@@ -17,7 +17,10 @@ def params(req, **path):
         if media_type in ("application/json", "application/x-www-form-urlencoded", ""):
             if media_type == "":
                 raise InvalidInput("body: send Content-Type application/json or a form")
-            body = req.get_media()
+            try:
+                body = req.get_media()
+            except RecursionError:
+                raise InvalidInput("body: JSON nested too deeply") from None
             if not isinstance(body, dict):
                 raise InvalidInput("body: must be a JSON object")
             merged.update(body)

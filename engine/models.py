@@ -4,6 +4,7 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    DoubleField,
     IntegerField,
     Model,
     TextField,
@@ -185,6 +186,7 @@ class Nodelist(Audited):
     inip = CharField(max_length=50, default="")
     exip = CharField(max_length=50, default="")
     type = CharField(max_length=30, default="extend")
+    hostvars = TextField(default="{}")  # JSON of admin-set Ansible connection variables (v3)
 
     class Meta:
         indexes = ((("projectid", "name"), True),)
@@ -212,6 +214,85 @@ class Notify(Audited):
         indexes = ((("projectid", "user"), True),)
 
 
+# -- runs -------------------------------------------------------------------------------------
+
+
+class Task(BaseModel):
+    """One run of a job or of a single step. ``status`` follows OpenC3's task state machine."""
+
+    projectid = IntegerField(index=True)
+    uuid = CharField(max_length=20, unique=True)
+    name = CharField(max_length=200, default="")
+    user = CharField(max_length=100, default="")
+    slave = CharField(max_length=100, default="")  # the worker that runs (or ran) it
+    status = CharField(max_length=20, default="init", index=True)
+    calltype = CharField(max_length=20, default="page")
+    jobtype = CharField(max_length=20, default="jobs")
+    jobuuid = CharField(max_length=20, default="")
+    mutex = CharField(max_length=100, default="")
+    variable = TextField(default="{}")  # JSON of the task's variable hash
+    reason = CharField(max_length=500, null=True)
+    extid = CharField(max_length=50, default="")
+    notify = IntegerField(default=0)
+    pid = IntegerField(null=True)
+    create_time = DateTimeField(default=now, index=True)
+    starttime = DateTimeField(null=True, index=True)
+    finishtime = DateTimeField(null=True)
+    starttimems = DoubleField(null=True)
+    finishtimems = DoubleField(null=True)
+    runtime = DoubleField(null=True)
+    # Engine bookkeeping, not part of OpenC3's shape:
+    plan = TextField(default="")  # JSON snapshot of the steps, taken at the first claim
+    wake = IntegerField(default=0)  # 1: a control call asked for a waiting task to resume
+    lease_until = DoubleField(null=True)  # epoch; a running task's worker renews it
+    kill_by = CharField(max_length=100, default="")  # set by killtask, seen by the worker
+
+
+class Subtask(BaseModel):
+    """One step of a ``jobs`` task. ``status`` NULL means not reached yet."""
+
+    parent_uuid = CharField(max_length=20, index=True)
+    position = IntegerField()
+    subtask_type = CharField(max_length=20)
+    uuid = CharField(max_length=20)
+    nodecount = IntegerField(default=0)
+    starttime = DateTimeField(null=True)
+    finishtime = DateTimeField(null=True)
+    runtime = DoubleField(null=True)
+    status = CharField(max_length=20, null=True)
+    pause = CharField(max_length=200, default="")
+    attempt = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("parent_uuid", "subtask_type", "uuid"), True),)
+
+
+class HostResult(BaseModel):
+    """What one host did in one attempt of one step."""
+
+    taskuuid = CharField(max_length=20, index=True)
+    stepuuid = CharField(max_length=20)
+    attempt = IntegerField(default=1)
+    host = CharField(max_length=200)
+    status = CharField(max_length=20)  # ok, failed, unreachable, timeout, refused, killed
+    rc = IntegerField(null=True)
+    starttime = DoubleField(null=True)
+    finishtime = DoubleField(null=True)
+    stdout = TextField(default="")
+    stderr = TextField(default="")
+
+
+class LogChunk(BaseModel):
+    """A run's log, as ordered chunks; ``offset`` is the character position of the chunk."""
+
+    taskuuid = CharField(max_length=20)
+    offset = IntegerField()
+    text = TextField()
+
+    class Meta:
+        indexes = ((("taskuuid", "offset"), True),)
+
+
 class Environment(BaseModel):
     key = CharField(max_length=200, unique=True)
     value = TextField(default="")
@@ -223,4 +304,5 @@ ALL_MODELS = [
     SchemaVersion, Project, User, ApiKey, Role,
     Job, PluginCmd, PluginScp, Variable, Script, Crontab, Nodegroup,
     Userlist, Nodelist, Token, Notify, Environment,
+    Task, Subtask, HostResult, LogChunk,
 ]

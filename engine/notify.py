@@ -3,7 +3,6 @@
 The special user ``_`` stands for whoever triggered the task.
 """
 
-from .clock import deleted_suffix
 from .listing import as_dict, common_filters, paged
 from .models import Notify, database
 from .records import find, row_id, soft_delete, unique
@@ -34,9 +33,5 @@ def delete_notify(projectid, notifyid, user):
     """Stop notifying a user (soft delete: the user can be added again)."""
     nid = row_id("id", notifyid)
     row = find(Notify, f"id: notify {nid}", Notify.id == nid, Notify.projectid == projectid)
-    # A user of the maximum length plus the deleted suffix (and its collision counter) would
-    # overflow the column; the deleted row only needs to stop colliding, so shorten it first.
-    room = MAX_USER - len(deleted_suffix(milliseconds=True)) - 8
-    row.user = row.user[:room]
     return soft_delete(row, user, name_field="user")
 

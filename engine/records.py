@@ -39,9 +39,14 @@ def unique(field, value):
 
 def soft_delete(row, user, name_field="name", milliseconds=True):
     """Mark ``row`` deleted and suffix its unique name so the name can be used again."""
-    model, base = type(row), getattr(row, name_field) + deleted_suffix(milliseconds)
+    model, column = type(row), getattr(type(row), name_field)
+    suffix = deleted_suffix(milliseconds)
+    # The deleted name only has to stop colliding: shorten it so name, suffix and a
+    # collision counter fit the column.
+    room = (getattr(column, "max_length", None) or 10**6) - len(suffix) - 4
+    base = getattr(row, name_field)[:room] + suffix
     name, n = base, 1
-    while model.select().where(getattr(model, name_field) == name).exists():
+    while model.select().where(column == name).exists():
         n += 1  # deleted twice within the same clock tick
         name = f"{base}_{n}"
     setattr(row, name_field, name)

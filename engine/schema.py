@@ -10,13 +10,31 @@ from .db import database
 log = logging.getLogger(__name__)
 
 
-def _v2_user_email(migrator):
+RUN_TABLES = [models.Task, models.Subtask, models.HostResult, models.LogChunk]
+
+
+def _v2_up(migrator):
     migrate(migrator.add_column("user", "email", models.User.email))
 
 
-# version -> (what changed, function that brings the previous version to this one)
+def _v2_down(migrator):
+    migrate(migrator.drop_column("user", "email"))
+
+
+def _v3_up(migrator):
+    database.create_tables(RUN_TABLES)
+    migrate(migrator.add_column("nodelist", "hostvars", models.Nodelist.hostvars))
+
+
+def _v3_down(migrator):
+    database.drop_tables(RUN_TABLES)
+    migrate(migrator.drop_column("nodelist", "hostvars"))
+
+
+# version -> (what changed, up from the previous version, down to the previous version)
 MIGRATIONS = {
-    2: ("users have an email address for notifications", _v2_user_email),
+    2: ("users have an email address for notifications", _v2_up, _v2_down),
+    3: ("tasks, steps, per-host results and logs; nodelist hostvars", _v3_up, _v3_down),
 }
 LATEST = max([1, *MIGRATIONS])
 
@@ -42,10 +60,21 @@ def upgrade():
         for target in range(max(version, 1) + 1, LATEST + 1):
             if version == 0:
                 break
-            what, step = MIGRATIONS[target]
+            what, up, _ = MIGRATIONS[target]
             with database.atomic():
-                step(migrator)
+                up(migrator)
                 models.SchemaVersion.update(version=target).execute()
             log.info("migrated schema to version %s: %s", target, what)
         models.Project.get_or_create(id=0, defaults={"name": "global"})
+        return current_version()
+
+
+def downgrade(target):
+    """Undo migrations down to version ``target`` (for rollbacks and upgrade tests)."""
+    with database.connection_context():
+        migrator = SchemaMigrator.from_database(database.obj)
+        for version in range(current_version(), target, -1):
+            with database.atomic():
+                MIGRATIONS[version][2](migrator)
+                models.SchemaVersion.update(version=version - 1).execute()
         return current_version()

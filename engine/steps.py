@@ -40,6 +40,11 @@ SCP = {
     "chmod": Field(default="", pattern=r"[0-7]{3,4}", max_len=4),
     "scp_delete": Field(bool, default=False),
 }
+DIRECT_CMD = {**CMD, "node_type": Field(required=True, choices=("builtin", "group"))}
+DIRECT_SCP = {**SCP,
+              "src_type": Field(required=True, choices=("builtin", "group", "fileserver")),
+              "dst_type": Field(required=True, choices=("builtin", "group", "fileserver")),
+              "dst": Field(default="", max_len=2000)}
 NODE_CONT = {"builtin": NODES, "group": DIGITS, "variable": VARNODES}
 
 CMD_FIELDS = ("uuid", "name", "user", "node_type", "node_cont", "scripts_type", "scripts_cont",
@@ -49,16 +54,23 @@ SCP_FIELDS = ("uuid", "name", "user", "src", "src_type", "sp", "dst", "dst_type"
 
 
 def _nodes(name, kind, value, projectid):
-    """Check a node list field of type ``kind`` (builtin|group|variable)."""
+    """Check a node list field of type ``kind`` (builtin|group|variable); return its value,
+    with a group id in plain form (``007`` becomes ``7``)."""
     Field(pattern=NODE_CONT[kind], max_len=2000).clean(name, value)
-    if kind == "group" and not Nodegroup.select().where(
-            Nodegroup.id == int(value), Nodegroup.projectid == projectid,
-            Nodegroup.status != "deleted").exists():
+    if kind != "group":
+        return value
+    if not Nodegroup.select().where(Nodegroup.id == int(value), Nodegroup.projectid == projectid,
+                                    Nodegroup.status != "deleted").exists():
         raise InvalidInput(f"{name}: node group {value} does not exist in project {projectid}")
+    return str(int(value))
 
 
-def validate_step(raw, projectid):
-    """Return the checked fields of one step, or raise InvalidInput (without the step prefix)."""
+def validate_step(raw, projectid, direct=False):
+    """Return the checked fields of one step, or raise InvalidInput (without the step prefix).
+
+    ``direct`` is a step run on its own (plugin_cmd/plugin_scp): no ``variable`` node lists,
+    scripts cited from this project only, and scp may pull into the file store.
+    """
     common = check(raw, COMMON)
     kind = common["plugin_type"]
     if kind in UNSUPPORTED_PLUGINS:
@@ -66,16 +78,17 @@ def validate_step(raw, projectid):
     if kind not in PLUGINS:
         raise InvalidInput("plugin_type: must be one of cmd, scp")
     if kind == "cmd":
-        values = check(raw, CMD)
-        _nodes("node_cont", values["node_type"], values["node_cont"], projectid)
+        values = check(raw, DIRECT_CMD if direct else CMD)
+        values["node_cont"] = _nodes("node_cont", values["node_type"], values["node_cont"],
+                                     projectid)
         if values["scripts_type"] == "cite":
             Field(pattern=DIGITS, max_len=18).clean("scripts_cont", values["scripts_cont"])
             if not Script.select().where(Script.id == int(values["scripts_cont"]),
-                                         Script.projectid.in_([projectid, 0]),
+                                         Script.projectid.in_([projectid] if direct else [projectid, 0]),
                                          Script.status == "available").exists():
                 raise InvalidInput(f"scripts_cont: script {values['scripts_cont']} does not exist")
     else:
-        values = check(raw, SCP)
+        values = check(raw, DIRECT_SCP if direct else SCP)
         if values["src_type"] == "fileserver":
             values["src"] = ""
             if "/" in values["sp"] or "'" in values["sp"]:
@@ -83,8 +96,11 @@ def validate_step(raw, projectid):
         else:
             if not values["src"]:
                 raise InvalidInput("src: is required")
-            _nodes("src", values["src_type"], values["src"], projectid)
-        _nodes("dst", values["dst_type"], values["dst"], projectid)
+            values["src"] = _nodes("src", values["src_type"], values["src"], projectid)
+        if values["dst_type"] == "fileserver":
+            values["dst"] = ""
+        else:
+            values["dst"] = _nodes("dst", values["dst_type"], values["dst"], projectid)
         for path in ("sp", "dp"):
             Field(pattern=NO_CONTROL, max_len=500).clean(path, values[path])
         values["scp_delete"] = int(values["scp_delete"])

@@ -1,6 +1,5 @@
 """Account list: the remote OS accounts offered for steps, per project plus the global ones."""
 
-from .clock import deleted_suffix
 from .listing import as_dict, common_filters, paged
 from .models import Userlist, database
 from .records import find, row_id, soft_delete, unique
@@ -33,7 +32,4 @@ def delete_account(projectid, account_id, user):
     """Soft delete one of the project's own accounts; its username becomes free again."""
     aid = row_id("id", account_id)
     row = find(Userlist, f"id: account {aid}", Userlist.id == aid, Userlist.projectid == projectid)
-    # The deletion suffix must still fit the column when the username uses all of it.
-    room = Userlist.username.max_length - len(deleted_suffix(milliseconds=True))
-    row.username = row.username[:room]
     return soft_delete(row, user, name_field="username")
