@@ -4,7 +4,7 @@ import logging
 
 import falcon
 
-from engine import schema
+from engine import queue, schema
 from engine.db import open_database
 from engine.settings import Settings
 
@@ -19,6 +19,7 @@ def create_app(settings):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     open_database(settings.database)
     schema.upgrade()
+    queue.configure(settings)
     app = falcon.App(middleware=[DatabaseConnection(), Authentication()])
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = True

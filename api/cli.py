@@ -57,6 +57,53 @@ def cmd_bootstrap(settings, args):
           f"try: curl -H 'Authorization: Bearer {key}' {url}/jobs/1")
 
 
+def cmd_worker(settings, args):
+    """Run a queue consumer: it claims tasks, runs their steps, and sweeps lost ones."""
+    import logging
+    import threading
+
+    from engine import queue, worker
+
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _open(settings)
+    huey = queue.configure(settings)
+    stop = threading.Event()
+
+    def sweeper():  # lost tasks are found within seconds, not at the next minute tick
+        while not stop.wait(max(1.0, min(5.0, settings.task_lease / 3))):
+            try:
+                worker.sweep()
+            except Exception:
+                logging.getLogger("opsjob.worker").exception("sweep failed")
+
+    threading.Thread(target=sweeper, daemon=True, name="sweeper").start()
+    consumer = huey.create_consumer(workers=args.workers, worker_type="thread",
+                                    periodic=not args.no_scheduler, initial_delay=0.05,
+                                    backoff=1.15, max_delay=0.1, check_worker_health=True)
+    try:
+        consumer.run()
+    finally:
+        stop.set()
+
+
+def cmd_up(settings, args):
+    """Serve the API and run a worker together (the embedded default)."""
+    import signal
+    import subprocess
+
+    _open(settings)
+    child = subprocess.Popen([sys.argv[0], "worker", "--workers", str(args.workers)])
+    try:
+        cmd_serve(settings, args)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 def cmd_serve(settings, args):
     _open(settings)
     from gunicorn.app.base import BaseApplication
@@ -88,6 +135,18 @@ def parser():
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=2)
     serve.set_defaults(run=cmd_serve)
+
+    work = sub.add_parser("worker", help="run a worker that executes tasks from the queue")
+    work.add_argument("--workers", type=int, default=4, help="tasks run at once (threads)")
+    work.add_argument("--no-scheduler", action="store_true",
+                      help="do not run periodic jobs here (run exactly one scheduler)")
+    work.set_defaults(run=cmd_worker)
+
+    up = sub.add_parser("up", help="serve the API and run a worker together")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--workers", type=int, default=2)
+    up.set_defaults(run=cmd_up)
 
     boot = sub.add_parser("bootstrap", help="create the first admin key and the demo project")
     boot.add_argument("--host", default="127.0.0.1")

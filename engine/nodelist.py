@@ -1,6 +1,7 @@
 """Nodelist: machines attached to a project by hand; project 0 attaches them to every project."""
 
 import ipaddress
+import json
 import re
 
 from .errors import InvalidInput
@@ -20,6 +21,17 @@ FILTERS = {
     "exip": Field(max_len=50),
 }
 NODE = {"name": Field(required=True, max_len=300, allow_empty=False)}
+SAFE_VALUE = r"[A-Za-z0-9 ._/@:=,+-]*"
+HOSTVARS = {
+    "ansible_host": Field(pattern=r"[A-Za-z0-9._:-]+", max_len=255),
+    "ansible_port": Field(int, minimum=1, maximum=65535),
+    "ansible_user": Field(pattern=r"[A-Za-z0-9._-]+", max_len=64),
+    "ansible_connection": Field(choices=("ssh", "local", "paramiko")),
+    "ansible_ssh_private_key_file": Field(pattern=r"/[A-Za-z0-9._/-]+", max_len=500),
+    "ansible_ssh_common_args": Field(pattern=SAFE_VALUE, max_len=500),
+    "ansible_python_interpreter": Field(pattern=r"/[A-Za-z0-9._/-]+", max_len=200),
+    "ansible_become_method": Field(choices=("sudo", "su")),
+}
 
 
 def _ipv4(label, value):
@@ -67,16 +79,41 @@ def list_nodes(projectid, params):
     for column in ("inip", "exip"):
         if values[column]:
             query = query.where(getattr(Nodelist, column).contains(values[column]))
-    return [as_dict(r, LIST_FIELDS) for r in paged(query.order_by(Nodelist.id.desc()), params)]
+    return [{**as_dict(r, LIST_FIELDS), "hostvars": json.loads(r.hostvars or "{}")}
+            for r in paged(query.order_by(Nodelist.id.desc()), params)]
+
+
+def check_hostvars(raw):
+    """Return admin-given Ansible connection variables, checked key by key.
+
+    Values can never hold Jinja (no braces), since Ansible templates inventory values.
+    """
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise InvalidInput("hostvars: must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("hostvars: must be an object")
+    out = {}
+    for key, value in raw.items():
+        if key not in HOSTVARS:
+            raise InvalidInput(f"hostvars.{key}: not allowed; use one of {', '.join(HOSTVARS)}")
+        out[key] = HOSTVARS[key].clean(f"hostvars.{key}", value)
+    return out
 
 
 def add_node(projectid, params, user):
-    """Attach a machine given as ``ip``, ``host::inip`` or ``host::inip::exip``; return its id."""
+    """Attach a machine given as ``ip``, ``host::inip`` or ``host::inip::exip``, with optional
+    Ansible ``hostvars`` (e.g. ``ansible_port``); return its id."""
     raw = check(params, NODE)["name"]
     name, inip, exip = parse_name(raw)
+    hostvars = check_hostvars(params.get("hostvars"))
     with database.atomic(), unique("name", name):
         row = Nodelist.create(projectid=projectid, name=name, inip=inip, exip=exip,
-                              create_user=user, edit_user=user)
+                              hostvars=json.dumps(hostvars), create_user=user, edit_user=user)
     return row.id
 
 
@@ -86,13 +123,3 @@ def delete_node(projectid, nodeid, user):
     row = find(Nodelist, f"id: node {nid}", Nodelist.id == nid, Nodelist.projectid == projectid)
     return soft_delete(row, user)
 
-
-def project_machines(projectid):
-    """Return the live machines attached to the project or to every project (project 0).
-
-    Each machine is ``{"name", "inip", "exip"}``; node membership checks use this list.
-    """
-    query = (Nodelist.select(Nodelist.name, Nodelist.inip, Nodelist.exip)
-             .where(Nodelist.projectid.in_([int(projectid), 0]), Nodelist.status != "deleted")
-             .order_by(Nodelist.projectid.desc(), Nodelist.id))
-    return [{"name": r.name, "inip": r.inip, "exip": r.exip} for r in query]

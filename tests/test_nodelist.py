@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from engine import nodelist
+from engine import nodelist, nodes
 from engine.db import database
 
 
@@ -23,7 +23,7 @@ def test_node_forms_and_listing(api):
         ("172.16.0.1", "172.16.0.1", ""),
         ("10.1.2.3", "10.1.2.3", ""),
     ]
-    assert set(rows[0]) == {"id", "name", "inip", "exip", "create_user", "create_time"}
+    assert set(rows[0]) == {"id", "name", "inip", "exip", "create_user", "create_time", "hostvars"}
     assert rows[0]["create_user"] == "root"
 
 
@@ -103,19 +103,29 @@ def test_node_roles_and_isolation(api):
     assert api.get("/nodelist/1", key=None).status_code == 401
 
 
-def test_project_machines_merges_the_global_nodes(api):
+def test_machines_merge_the_global_nodes(api):
     add(api, "web1::10.0.0.5", pid=1)
     gone = add(api, "old::10.0.0.6", pid=1).json["id"]
     api.ok("DELETE", f"/nodelist/1/{gone}")
     add(api, "all::10.0.0.1::8.8.8.8", pid=0)
     add(api, "theirs::10.0.0.2", pid=2)
     with database.connection_context():
-        machines = nodelist.project_machines(1)
-        assert nodelist.project_machines(2) == [
-            {"name": "theirs", "inip": "10.0.0.2", "exip": ""},
-            {"name": "all", "inip": "10.0.0.1", "exip": "8.8.8.8"},
-        ]
-    assert machines == [
-        {"name": "web1", "inip": "10.0.0.5", "exip": ""},
-        {"name": "all", "inip": "10.0.0.1", "exip": "8.8.8.8"},
-    ]
+        one, two = nodes.machines(1), nodes.machines(2)
+    assert {k: r.name for k, r in one.items()} == {
+        "web1": "web1", "10.0.0.5": "web1", "all": "all", "10.0.0.1": "all", "8.8.8.8": "all"}
+    assert set(two) == {"theirs", "10.0.0.2", "all", "10.0.0.1", "8.8.8.8"}
+
+
+def test_hostvars_are_checked_and_kept(api):
+    r = api.post("/nodelist/1", json={"name": "db1::10.0.0.9",
+                                      "hostvars": {"ansible_port": 2222, "ansible_user": "ops"}})
+    assert r.status_code == 200
+    row = api.ok("GET", "/nodelist/1")[0]
+    assert row["hostvars"] == {"ansible_port": 2222, "ansible_user": "ops"}
+    for bad, field in [({"ansible_port": "x"}, "hostvars.ansible_port:"),
+                       ({"ansible_user": "{{ lookup('pipe','id') }}"}, "hostvars.ansible_user:"),
+                       ({"ansible_ssh_common_args": "-o {{x}}"}, "hostvars.ansible_ssh_common_args:"),
+                       ({"become_password": "x"}, "hostvars.become_password:"),
+                       ("[1]", "hostvars:")]:
+        r = api.post("/nodelist/1", json={"name": "db2::10.0.0.8", "hostvars": bad})
+        assert r.status_code == 400 and r.json["info"].startswith(field), r.json

@@ -1,0 +1,48 @@
+"""/subtask: the steps of a task, and the decision/pause controls."""
+
+from engine import control
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Control:
+    """Operate a waiting step."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Control a step: taskuuid, subtaskuuid, subtasktype, control (next|running|ignore|fail)."""
+        ok(resp, control.control(projectid, params(req), req.context.principal))
+
+    @requires("control")
+    def on_put(self, req, resp, projectid):
+        """Release a pause or retry failed hosts: taskuuid, subtaskuuid, subtasktype,
+        control (next|running)."""
+        ok(resp, control.control(projectid, params(req), req.context.principal,
+                                 allowed=("next", "running")))
+
+
+class OfTask:
+    """Steps of one task."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, taskuuid):
+        """List a task's steps in order, with their definitions and latest host results."""
+        ok(resp, control.list_subtasks(projectid, taskuuid))
+
+
+class Item:
+    """One step of a task."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, taskuuid, subtaskuuid):
+        """Show one step of a task with the host results of every attempt."""
+        ok(resp, control.get_subtask(projectid, taskuuid, subtaskuuid))
+
+
+ROUTES = [
+    ("/subtask/{projectid:int}", Control()),
+    ("/subtask/{projectid:int}/{taskuuid}", OfTask()),
+    ("/subtask/{projectid:int}/{taskuuid}/{subtaskuuid}", Item()),
+]

@@ -1,0 +1,97 @@
+"""/task: launch runs and read them back."""
+
+from engine import tasks
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+
+class Collection:
+    """Tasks of a project."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """List tasks, newest first (filters: name, user, status, taskuuid, jobtype,
+        time_start, time_end; paging)."""
+        ok(resp, tasks.list_tasks(projectid, params(req)))
+
+
+class Count:
+    """Task counts."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """Count tasks started this month, by status."""
+        ok(resp, tasks.count_tasks(projectid))
+
+
+class Item:
+    """One task."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, uuid):
+        """Show a task: status, times, reason, variables (YAML text)."""
+        ok(resp, tasks.get_task(projectid, uuid))
+
+
+class RunJob:
+    """Run a job by uuid."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Start a job: jobuuid, variable {name: value}, optional mutex."""
+        ok(resp, 1, uuid=tasks.run_job(projectid, params(req), req.context.principal))
+
+
+class RunJobByName:
+    """Run a job by name, idempotently when the caller gives the task uuid."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Start a job by name: jobname, variable, optional uuid (12 letters/digits)."""
+        uuid = tasks.run_job_byname(projectid, params(req), req.context.principal)
+        if uuid is None:
+            ok(resp, info="This task has been successfully created")
+        else:
+            ok(resp, 1, uuid=uuid)
+
+
+class RunCmd:
+    """Run one command step on its own."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Run a script on nodes: name, user, node_type (builtin|group), node_cont,
+        scripts_type, scripts_cont, scripts_argv, timeout, variable."""
+        ok(resp, tasks.run_step(projectid, "cmd", params(req), req.context.principal))
+
+
+class RunScp:
+    """Run one file-copy step on its own."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Copy files: src_type, src, sp, dst_type, dst, dp, chown, chmod, scp_delete, timeout."""
+        ok(resp, tasks.run_step(projectid, "scp", params(req), req.context.principal))
+
+
+class Redo:
+    """Run a task again."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Start a task again with the same job, variables and mutex: taskuuid."""
+        ok(resp, 1, uuid=tasks.redo(projectid, params(req), req.context.principal))
+
+
+ROUTES = [
+    ("/task/{projectid:int}", Collection()),
+    ("/task/{projectid:int}/count", Count()),
+    ("/task/{projectid:int}/job", RunJob()),
+    ("/task/{projectid:int}/job/byname", RunJobByName()),
+    ("/task/{projectid:int}/plugin_cmd", RunCmd()),
+    ("/task/{projectid:int}/plugin_scp", RunScp()),
+    ("/task/{projectid:int}/redo", Redo()),
+    ("/task/{projectid:int}/{uuid}", Item()),
+]

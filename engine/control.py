@@ -1,0 +1,139 @@
+"""Operating tasks: step (subtask) views, decision/pause control, kill, and log reads."""
+
+import time
+
+from . import auth, logs, queue, steps
+from .clock import now
+from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from .listing import as_dict
+from .models import HostResult, PluginCmd, PluginScp, Subtask, Task, database
+from .validate import ALNUM, Field, check
+
+SUBTASK_FIELDS = ("id", "subtask_type", "uuid", "nodecount", "starttime", "finishtime", "runtime",
+                  "status", "pause")
+HOST_FIELDS = ("host", "status", "rc", "attempt", "starttime", "finishtime", "stdout", "stderr")
+FINAL = ("success", "fail", "refuse")
+CONTROL = {
+    "taskuuid": Field(required=True, pattern=ALNUM, max_len=20),
+    "subtaskuuid": Field(required=True, pattern=ALNUM, max_len=20),
+    "subtasktype": Field(required=True, choices=("cmd", "scp")),
+    "control": Field(required=True, choices=("next", "fail", "running", "ignore")),
+}
+
+
+def _task(projectid, taskuuid, field="taskuuid"):
+    task = Task.get_or_none(Task.uuid == taskuuid, Task.projectid == projectid)
+    if task is None:
+        raise NotFound(f"{field}: task {taskuuid} does not exist")
+    return task
+
+
+def host_results(taskuuid, stepuuid=None, latest_only=False):
+    """Return per-host results of a task (or one step), oldest attempt first."""
+    query = HostResult.select().where(HostResult.taskuuid == taskuuid)
+    if stepuuid is not None:
+        query = query.where(HostResult.stepuuid == stepuuid)
+    rows = list(query.order_by(HostResult.attempt, HostResult.id))
+    if latest_only and rows:
+        last = max(r.attempt for r in rows)
+        rows = [r for r in rows if r.attempt == last]
+    return [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows]
+
+
+def _extended(kind, uuid):
+    model = PluginCmd if kind == "cmd" else PluginScp
+    row = model.get_or_none(model.uuid == uuid)
+    return {"id": row.id, **steps.shape(kind, row)} if row is not None else {}
+
+
+def list_subtasks(projectid, taskuuid):
+    """Return the steps of a ``jobs`` task in order, with their definition and host results."""
+    task = _task(projectid, taskuuid)
+    rows = Subtask.select().where(Subtask.parent_uuid == task.uuid).order_by(Subtask.position)
+    return [{**as_dict(r, SUBTASK_FIELDS), "extended": _extended(r.subtask_type, r.uuid),
+             "hosts": host_results(task.uuid, r.uuid, latest_only=True)} for r in rows]
+
+
+def get_subtask(projectid, taskuuid, subtaskuuid):
+    """Return one step of a task with every attempt's host results."""
+    task = _task(projectid, taskuuid)
+    row = Subtask.get_or_none(Subtask.parent_uuid == task.uuid, Subtask.uuid == subtaskuuid)
+    if row is None:
+        raise NotFound(f"subtaskuuid: step {subtaskuuid} is not part of task {taskuuid}")
+    ext = _extended(row.subtask_type, row.uuid)
+    return {**as_dict(row, SUBTASK_FIELDS),
+            "extended": {k: ext.get(k) for k in ("id", "uuid", "name", "user", "timeout", "pause")},
+            "hosts": host_results(task.uuid, row.uuid)}
+
+
+def wake(taskuuid):
+    """Queue a waiting task to resume, if it is waiting."""
+    if Task.update(wake=1).where(Task.uuid == taskuuid, Task.status == "waiting").execute():
+        queue.enqueue_run(taskuuid)
+
+
+def control(projectid, params, principal, allowed=("next", "fail", "running", "ignore")):
+    """Release a pause (``next``) or decide a failed step (``running`` retries the failed
+    hosts, ``ignore`` goes on, ``fail`` stops the task)."""
+    values = check(params, CONTROL)
+    if values["control"] not in allowed:
+        raise InvalidInput(f"control: must be one of {', '.join(allowed)}")
+    task = _task(projectid, values["taskuuid"])
+    where = (Subtask.parent_uuid == task.uuid, Subtask.uuid == values["subtaskuuid"],
+             Subtask.subtask_type == values["subtasktype"])
+    with database.atomic():
+        if values["control"] == "next":
+            changed = Subtask.update(pause="").where(*where, Subtask.pause != "").execute()
+        else:
+            changed = Subtask.update(status=values["control"]).where(
+                *where, Subtask.status == "decision").execute()
+            if changed and values["control"] == "fail":
+                Task.update(reason=f"stop by {principal.name}").where(
+                    Task.uuid == task.uuid, Task.reason.is_null()).execute()
+    if not changed:
+        raise Conflict("control: nothing to update (the step is not paused or not in decision)")
+    wake(task.uuid)
+    return 1
+
+
+def _visible_task(uuid, principal, role):
+    if principal is None:
+        raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
+    task = Task.get_or_none(Task.uuid == uuid[:12])
+    if task is None or not principal.allows(task.projectid, "read"):
+        raise NotFound(f"uuid: task {uuid} does not exist")
+    auth.require(principal, task.projectid, role)
+    return task
+
+
+def kill(uuid, principal, wait_seconds=5.0):
+    """Stop a task: a queued or waiting one at once, a running one through its worker.
+
+    Return the message OpenC3 answers with.
+    """
+    task = _visible_task(uuid, principal, "write")
+    if task.status in FINAL:
+        return f"task {task.uuid} has been closed, status is {task.status}"
+    reason = f"killed by {principal.name}"
+    stamp = now()
+    stopped = (Task.update(status="fail", reason=reason, finishtime=stamp, finishtimems=time.time(),
+                           notify=0)
+               .where(Task.uuid == task.uuid, Task.status.in_(["init", "waiting"])).execute())
+    if stopped:
+        return "kill task succcess"
+    Task.update(kill_by=principal.name).where(Task.uuid == task.uuid).execute()
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if Task.select(Task.status).where(Task.uuid == task.uuid).scalar() in FINAL:
+            return "kill task succcess"
+        time.sleep(0.1)
+    return "kill requested; the worker stops the task at its next check"
+
+
+def read_log(uuid, principal, offset):
+    """Return the log of a task from ``offset``: ``{log, offset, done}``."""
+    offset = Field(int, default=0, minimum=0).clean("offset", offset)
+    task = _visible_task(uuid, principal, "read")
+    return {**logs.read(task.uuid, offset), "uuid": task.uuid, "status": task.status}
+
+

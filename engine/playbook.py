@@ -1,0 +1,475 @@
+"""Compile one cmd or scp step into the files of an ansible-runner private data dir.
+
+This module is pure: it returns text and bytes and touches nothing. ``engine.runner`` writes
+the result to disk and runs it.
+
+User text (script content, argv, ``wk_*`` values, paths, owner, mode) never appears in a
+playbook or an inventory value that Ansible would template. It travels inside bash scripts that
+we generate (every value shell-quoted) and that Ansible's ``script`` module copies to the node
+without templating. The playbooks hold only our own text plus checked identifiers: host names,
+numbers, the run id and the become user.
+
+On the node each generated script runs its body in a new session under coreutils ``timeout``,
+records the session's process group in ``/tmp/.opsjob-<run>-<tag>.pgid`` and gives up if
+``/tmp/.opsjob-<run>-<tag>.cancel`` exists. The cleanup playbook marks and kills those groups
+after a cancel.
+"""
+
+import base64
+import os
+import posixpath
+import re
+import shlex
+import uuid
+from dataclasses import dataclass, field
+
+import jinja2
+
+from .errors import InvalidInput
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "playbooks_templates")
+
+# Names the runner relies on to read results back from events.
+SOURCE_PLAY = "opsjob source"
+TARGET_PLAY = "opsjob targets"
+RESULT_TASK = {"cmd": "opsjob: run", "scp": "opsjob: unpack"}
+SOURCE_RESULT_TASK = "opsjob: fetch"
+SOURCE_GROUP = "opsjob_source"
+TARGET_GROUP = "opsjob_targets"
+
+# Extra seconds the Ansible task timeout allows over the node-side timeout (a backstop).
+TASK_GRACE = 15
+# Seconds between TERM and KILL when the node-side timeout fires.
+KILL_AFTER = 5
+
+INTERPRETERS = ("shell", "python", "perl", "php", "auto")
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BECOME_USER = re.compile(r"[A-Za-z0-9_-]+")
+RUN_ID = re.compile(r"[a-f0-9]{8,32}")
+CHOWN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
+                   r"|:[A-Za-z0-9_][A-Za-z0-9_.-]*")
+CHMOD = re.compile(r"[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One target: its inventory name and the Ansible connection variables that reach it."""
+
+    name: str
+    vars: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Everything a run needs, as data: playbooks, files and who counts as a target."""
+
+    kind: str                    # "cmd" or "scp"
+    run_id: str                  # names the node-side files of this run
+    playbook: str                # project/main.yml
+    cleanup: str                 # project/cleanup.yml, run only after a cancel
+    files: dict                  # path relative to the private data dir -> bytes
+    links: dict                  # path relative to the private data dir -> existing local file
+    targets: tuple               # host names whose results count, in step order
+    source: str | None           # scp: the source host name (None for cmd or a local file)
+    timeout: int                 # per-node timeout in seconds
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    block_start_string="[%", block_end_string="%]",
+    variable_start_string="[[", variable_end_string="]]",
+    comment_start_string="[#", comment_end_string="#]",
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _render(name, **values):
+    """Render one of our playbook templates; every value must be an identifier or a number."""
+    for key, value in values.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if not isinstance(value, int) and not re.fullmatch(r"[A-Za-z0-9_.-]*", value):
+            raise ValueError(f"{key}: not an identifier: {value!r}")
+    return _ENV.get_template(name).render(**values)
+
+
+def _check_text(name, value, max_len=1 << 20):
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name}: must be a string")
+    if "\x00" in value:
+        raise InvalidInput(f"{name}: must not contain NUL")
+    if len(value) > max_len:
+        raise InvalidInput(f"{name}: longer than {max_len} characters")
+    return value
+
+
+def _check_timeout(timeout):
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 86400:
+        raise InvalidInput("timeout: must be an integer between 1 and 86400")
+    return timeout
+
+
+def _check_become(user):
+    user = user or ""
+    if user and not BECOME_USER.fullmatch(user):
+        raise InvalidInput(f"user: must match {BECOME_USER.pattern}")
+    return user
+
+
+def _run_id(run_id):
+    run_id = run_id or uuid.uuid4().hex[:16]
+    if not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run_id: must match {RUN_ID.pattern}")
+    return run_id
+
+
+def _check_hosts(field_name, hosts):
+    out = []
+    for host in hosts:
+        if not isinstance(host, Host) or not HOST_NAME.fullmatch(host.name or ""):
+            raise InvalidInput(f"{field_name}: bad node name {getattr(host, 'name', host)!r}")
+        for key, value in host.vars.items():
+            if not VAR_NAME.fullmatch(key) or key.startswith("oj_"):
+                raise InvalidInput(f"{field_name}: bad variable name {key!r} for {host.name}")
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise InvalidInput(f"{field_name}: variable {key} of {host.name} must be a scalar")
+            if isinstance(value, str):
+                _check_text(field_name, value, 4096)
+        out.append(host)
+    names = [h.name for h in out]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"{field_name}: duplicate node")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML inventory: every string value carries !unsafe, written as an ASCII double-quoted scalar.
+
+def _yaml_str(text):
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _yaml_value(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "!unsafe " + _yaml_str(value)
+
+
+def inventory_yaml(hosts, groups):
+    """Render the inventory: ``hosts`` is ``{name: vars}``, ``groups`` is ``{group: [names]}``."""
+    lines = ["all:", "  hosts:"]
+    for name, hostvars in hosts.items():
+        lines.append(f"    {_yaml_str(name)}:")
+        for key, value in hostvars.items():
+            lines.append(f"      {key}: {_yaml_value(value)}")
+    lines.append("  children:")
+    for group, names in groups.items():
+        lines.append(f"    {group}:")
+        lines.append("      hosts:")
+        for name in names:
+            lines.append(f"        {_yaml_str(name)}: {{}}")
+    return "\n".join(lines) + "\n"
+
+
+def _inventory(roles):
+    """``roles`` is ``[(Host, tag letters)]`` in order; give each host a slot and its tags."""
+    hosts, slots = {}, {}
+    for host, letters in roles:
+        if host.name not in slots:
+            slots[host.name] = len(slots)
+            hosts[host.name] = {"oj_slot": slots[host.name], "oj_tags": "", **host.vars}
+        slot = slots[host.name]
+        tags = hosts[host.name]["oj_tags"].split()
+        tags += [f"{letter}{slot}" for letter in letters]
+        hosts[host.name]["oj_tags"] = " ".join(tags)
+    return hosts
+
+
+# ---------------------------------------------------------------------------------------------
+# Node-side scripts.
+
+def _session_script(run_id, timeout, body):
+    """A bash script that runs ``body`` in its own session under ``timeout``.
+
+    Called as ``script <tag>``: the outer part starts the inner part (``script <tag> inner``)
+    with ``setsid`` and removes the run's per-tag files once it is gone, however it ended.
+    """
+    return (
+        "#!/bin/bash\n"
+        "# Generated by opsjob for one step run.\n"
+        f"oj_tag=/tmp/.opsjob-{run_id}-$1\n"
+        'if [ "$2" != inner ]; then\n'
+        f'    setsid --wait timeout --verbose -k {KILL_AFTER} {timeout} /bin/bash "$0" "$1" inner'
+        " </dev/null\n"
+        "    oj_rc=$?\n"
+        '    rm -rf -- "$oj_tag.pgid" "$oj_tag.d" "$oj_tag.in"\n'
+        '    exit "$oj_rc"\n'
+        "fi\n"
+        "# timeout leads the new session, so its pid is the process group to kill.\n"
+        'echo "$PPID" > "$oj_tag.pgid"\n'
+        'if [ -e "$oj_tag.cancel" ]; then rm -f -- "$oj_tag.cancel"; exit 143; fi\n'
+        + body
+    )
+
+
+def _collapse_trailing_blank_lines(content):
+    """OpenC3 collapses the content's trailing blank lines into one newline."""
+    if not content.strip():
+        return content
+    return re.sub(r"(?:\n[ \t\r]*)*\Z", "\n", content, count=1)
+
+
+_RUN_LINES = {
+    "shell": '/bin/bash "$oj_tag.d/script" "$@"',
+    "python": 'oj_py=python3; command -v python3 >/dev/null 2>&1 || oj_py=python\n'
+              'exec "$oj_py" "$oj_tag.d/script" "$@"',
+    "perl": '/usr/bin/perl "$oj_tag.d/script" "$@"',
+    "php": '/usr/bin/php "$oj_tag.d/script" "$@"',
+    "auto": '"$oj_tag.d/script" "$@"',
+}
+
+
+def run_script(run_id, timeout, content, script_type, argv, env):
+    """The node-side script of a cmd step (pure; exposed for tests)."""
+    payload = base64.encodebytes(content.encode("utf-8")).decode("ascii")
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    run_line = _RUN_LINES[script_type]
+    if not run_line.startswith("oj_py"):
+        run_line = "exec " + run_line
+    body = (
+        exports
+        + f"oj_argv={shlex.quote(argv)}\n"
+        + 'mkdir -m 700 -- "$oj_tag.d" || exit 125\n'
+        + 'base64 -d > "$oj_tag.d/script" <<\'__OPSJOB_SCRIPT__\' || exit 125\n'
+        + payload
+        + "__OPSJOB_SCRIPT__\n"
+        + 'chmod 700 -- "$oj_tag.d/script"\n'
+        + 'cd -- "$HOME" 2>/dev/null || cd /\n'
+        + "# argv is a raw command-line string: the shell parses it, as OpenC3 does.\n"
+        + 'eval "set -- $oj_argv"\n'
+        + run_line + "\n"
+    )
+    return _session_script(run_id, timeout, body)
+
+
+def compile_cmd(hosts, script, script_type, argv="", env=None, become_user="", timeout=60,
+                run_id=None):
+    """Compile a cmd step: run ``script`` with ``argv`` and ``env`` on every host.
+
+    ``hosts`` is a list of :class:`Host`; ``script_type`` one of shell, python, perl, php,
+    auto; ``argv`` the already-substituted raw argument string; ``env`` the ``wk_*`` variables;
+    ``become_user`` the account to sudo to (empty: the login user); ``timeout`` per node.
+    """
+    hosts = _check_hosts("node", hosts)
+    if not hosts:
+        raise InvalidInput("node: no nodes to run on")
+    if script_type not in INTERPRETERS:
+        raise InvalidInput(f"scripts_type: must be one of {', '.join(INTERPRETERS)}")
+    content = _collapse_trailing_blank_lines(_check_text("scripts_cont", script))
+    argv = _check_text("scripts_argv", argv or "", 65536)
+    env = dict(env or {})
+    for key, value in env.items():
+        if not VAR_NAME.fullmatch(key):
+            raise InvalidInput(f"variable: bad environment name {key!r}")
+        _check_text(f"variable: {key}", value, 65536)
+    become_user = _check_become(become_user)
+    timeout = _check_timeout(timeout)
+    run_id = _run_id(run_id)
+    inventory = _inventory([(h, "c") for h in hosts])
+    return Compiled(
+        kind="cmd", run_id=run_id,
+        playbook=_render("cmd.yml.j2", run_id=run_id, become_user=become_user,
+                         task_timeout=timeout + KILL_AFTER + TASK_GRACE),
+        cleanup=_render("cleanup.yml.j2", run_id=run_id, become_user=become_user),
+        files={
+            "project/files/run.sh": run_script(run_id, timeout, content, script_type, argv,
+                                               env).encode("utf-8"),
+            "inventory/hosts.yml": inventory_yaml(
+                inventory, {TARGET_GROUP: [h.name for h in hosts]}).encode("utf-8"),
+        },
+        links={}, targets=tuple(h.name for h in hosts), source=None, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# scp
+
+def scp_paths(sp, dp):
+    """Apply OpenC3's trailing-slash rules; return ``(sp, dp)``.
+
+    ``sp`` ending in ``/`` syncs a directory, so ``dp`` gets a trailing ``/``; otherwise a
+    ``dp`` ending in ``/`` gets ``basename(sp)`` appended.
+    """
+    if sp.endswith("/"):
+        if not dp.endswith("/"):
+            dp += "/"
+    elif dp.endswith("/"):
+        dp += posixpath.basename(sp)
+    return sp, dp
+
+
+def _shell_path(path):
+    """A path that no command mistakes for an option."""
+    return "./" + path if path.startswith("-") else path
+
+
+def pack_script(run_id, timeout, sp):
+    """The node-side script that archives ``sp`` on the source (pure; exposed for tests).
+
+    A directory is archived as ``.`` (members start with ``./``); a file as its own basename,
+    so the destination can tell the two apart.
+    """
+    dir_only = sp.endswith("/")
+    body = (
+        f"oj_sp={shlex.quote(_shell_path(sp))}\n"
+        f"oj_out=/tmp/.opsjob-{run_id}-$1.tar\n"
+        'if [ -d "$oj_sp" ]; then\n'
+        '    exec tar -c -f "$oj_out" -C "$oj_sp" .\n'
+        + ('elif [ -e "$oj_sp" ]; then\n'
+           '    echo "opsjob: $oj_sp: not a directory" >&2; exit 2\n' if dir_only else
+           'elif [ -e "$oj_sp" ]; then\n'
+           '    exec tar -c -h -f "$oj_out" -C "$(dirname -- "$oj_sp")" -- '
+           '"$(basename -- "$oj_sp")"\n')
+        + "else\n"
+        '    echo "opsjob: $oj_sp: no such file or directory" >&2; exit 2\n'
+        "fi\n"
+    )
+    return _session_script(run_id, timeout, body)
+
+
+def unpack_script(run_id, timeout, dp, base, raw, delete, chown, chmod):
+    """The node-side script that puts the payload at ``dp`` (pure; exposed for tests).
+
+    ``raw`` means the payload is the file itself (a file-store source), not an archive.
+    """
+    body = (
+        f"oj_dp={shlex.quote(_shell_path(dp))}\n"
+        f"oj_base={shlex.quote(base)}\n"
+        f"oj_raw={int(bool(raw))}\n"
+        f"oj_delete={int(bool(delete))}\n"
+        f"oj_chown={shlex.quote(chown)}\n"
+        f"oj_chmod={shlex.quote(chmod)}\n"
+        + _UNPACK_BODY
+    )
+    return _session_script(run_id, timeout, body)
+
+
+_UNPACK_BODY = r'''oj_in="$oj_tag.in"
+oj_fail() { echo "opsjob: $*" >&2; exit 1; }
+oj_kind=f
+if [ "$oj_raw" = 0 ]; then
+    oj_first=$(tar -t -f "$oj_in" | head -n 1) || oj_fail "cannot read the archive"
+    [ "$oj_first" = ./ ] && oj_kind=d
+fi
+if [ "$oj_kind" = d ]; then
+    if [ -e "$oj_dp" ] && [ ! -d "$oj_dp" ]; then
+        oj_fail "$oj_dp: exists and is not a directory"
+    fi
+    mkdir -p -- "$oj_dp" || exit 1
+    if [ "$oj_delete" = 1 ]; then
+        # Unpack beside the old content, then replace it: the result mirrors the source.
+        oj_stage=$(mktemp -d "$oj_dp/.opsjob-stage.XXXXXX") || exit 1
+        tar -x --no-same-owner -f "$oj_in" -C "$oj_stage" || { rm -rf -- "$oj_stage"; exit 1; }
+        find "$oj_dp/" -mindepth 1 -maxdepth 1 ! -name "${oj_stage##*/}" \
+            -exec rm -rf -- {} + || exit 1
+        find "$oj_stage/" -mindepth 1 -maxdepth 1 -exec mv -t "$oj_dp" -- {} + || exit 1
+        rmdir -- "$oj_stage"
+    else
+        tar -x --no-same-owner -f "$oj_in" -C "$oj_dp" || exit 1
+    fi
+    oj_target=$oj_dp
+else
+    if [ -d "$oj_dp" ]; then oj_target="${oj_dp%/}/$oj_base"; else oj_target=$oj_dp; fi
+    oj_parent=$(dirname -- "$oj_target")
+    mkdir -p -- "$oj_parent" || exit 1
+    oj_stage=$(mktemp -d "$oj_parent/.opsjob-stage.XXXXXX") || exit 1
+    if [ "$oj_raw" = 1 ]; then
+        oj_file="$oj_stage/file"
+        cp -- "$oj_in" "$oj_file" && chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" "$oj_file" \
+            || { rm -rf -- "$oj_stage"; exit 1; }
+    else
+        oj_file="$oj_stage/$oj_base"
+        tar -x --no-same-owner -f "$oj_in" -C "$oj_stage" || { rm -rf -- "$oj_stage"; exit 1; }
+    fi
+    mv -f -T -- "$oj_file" "$oj_target" || { rm -rf -- "$oj_stage"; exit 1; }
+    rm -rf -- "$oj_stage"
+fi
+if [ -n "$oj_chown" ]; then chown -R -- "$oj_chown" "$oj_target" || exit 1; fi
+if [ -n "$oj_chmod" ]; then chmod -R -- "$oj_chmod" "$oj_target" || exit 1; fi
+exit 0
+'''
+
+
+def compile_scp(source, sp, targets, dp, *, chown="", chmod="", delete=False, timeout=60,
+                local_source=None, run_id=None):
+    """Compile an scp step: copy ``sp`` from ``source`` to ``dp`` on every target.
+
+    ``source`` is a :class:`Host`, or None with ``local_source`` naming a file on this machine
+    (the file store; ``sp`` is then its file name). The copy goes node -> controller -> node.
+    ``chown`` / ``chmod`` apply to what arrived (recursively for a directory); ``delete``
+    removes files at a directory destination that the source does not have.
+    """
+    targets = _check_hosts("dst", targets)
+    if not targets:
+        raise InvalidInput("dst: no nodes to copy to")
+    sp = _check_text("sp", sp, 4096)
+    dp = _check_text("dp", dp, 4096)
+    if not sp:
+        raise InvalidInput("sp: is required")
+    if not dp:
+        raise InvalidInput("dp: is required")
+    chown = _check_text("chown", chown or "", 200)
+    chmod = _check_text("chmod", chmod or "", 200)
+    if chown and not CHOWN.fullmatch(chown):
+        raise InvalidInput("chown: must be user, user:group or :group")
+    if chmod and not CHMOD.fullmatch(chmod):
+        raise InvalidInput("chmod: must be an octal or symbolic mode")
+    timeout = _check_timeout(timeout)
+    run_id = _run_id(run_id)
+    if (source is None) == (local_source is None):
+        raise InvalidInput("src: give either a source node or a file-store file")
+    if local_source is not None:
+        if sp.endswith("/") or posixpath.basename(sp) in ("", ".", ".."):
+            raise InvalidInput("sp: must name a file")
+        if not isinstance(local_source, str) or not os.path.isabs(local_source):
+            raise ValueError("local_source: must be an absolute path")
+    else:
+        _check_hosts("src", [source])
+    sp, dp = scp_paths(sp, dp)
+    base = posixpath.basename(sp.rstrip("/")) or "."
+    payload = "payload.bin" if local_source else "payload.tar"
+    roles = ([(source, "p")] if source else []) + [(h, "u") for h in targets]
+    groups = {TARGET_GROUP: [h.name for h in targets]}
+    if source:
+        groups[SOURCE_GROUP] = [source.name]
+    files = {
+        "project/files/unpack.sh": unpack_script(run_id, timeout, dp, base, local_source,
+                                                 delete, chown, chmod).encode("utf-8"),
+        "inventory/hosts.yml": inventory_yaml(_inventory(roles), groups).encode("utf-8"),
+    }
+    if source:
+        files["project/files/pack.sh"] = pack_script(run_id, timeout, sp).encode("utf-8")
+    return Compiled(
+        kind="scp", run_id=run_id,
+        playbook=_render("scp.yml.j2", run_id=run_id, remote_source=bool(source),
+                         payload=payload, task_timeout=timeout + KILL_AFTER + TASK_GRACE),
+        cleanup=_render("cleanup.yml.j2", run_id=run_id, become_user=""),
+        files=files,
+        links={f"project/{payload}": local_source} if local_source else {},
+        targets=tuple(h.name for h in targets),
+        source=source.name if source else None, timeout=timeout)

@@ -1,0 +1,41 @@
+"""The task queue: huey on SQLite under OPSJOB_HOME (embedded) or on Redis (scale-out).
+
+The queue only carries task uuids. Everything a run needs lives in the database, so any
+worker can pick up any task, and a lost message never loses a task (see ``requeue_stale``).
+"""
+
+import os
+
+from huey import RedisHuey, SqliteHuey
+
+_state = {"huey": None, "run": None}
+
+
+def configure(settings):
+    """Create the huey instance for ``settings`` and register opsjob's queue tasks on it."""
+    from . import worker  # the worker imports the queue to resume tasks; bind late
+
+    if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
+        huey = RedisHuey("opsjob", url=settings.queue_url, results=False)
+    else:
+        os.makedirs(settings.home, exist_ok=True)
+        huey = SqliteHuey("opsjob", filename=os.path.join(settings.home, "queue.db"),
+                          results=False)
+    _state["huey"] = huey
+    _state["run"] = huey.task(name="opsjob.run_task")(worker.run_task)
+    worker.register_periodic(huey, settings)
+    return huey
+
+
+def huey():
+    """Return the configured huey instance."""
+    if _state["huey"] is None:
+        raise RuntimeError("the queue is not configured; call engine.queue.configure(settings)")
+    return _state["huey"]
+
+
+def enqueue_run(uuid):
+    """Ask a worker to run (or resume) task ``uuid``."""
+    if _state["run"] is None:
+        raise RuntimeError("the queue is not configured; call engine.queue.configure(settings)")
+    _state["run"](uuid)

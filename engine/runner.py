@@ -1,0 +1,444 @@
+"""Run one compiled step through ansible-runner: the only module that calls ``ansible_runner``.
+
+``execute()`` writes the compiled files into a fresh private data dir, runs the playbook,
+turns runner events into per-host results and log chunks, cancels promptly, and removes the
+private data dir afterwards.
+
+Why it is built this way (each point was reproduced on ansible-core 2.19 / runner 2.4.3):
+- ``ansible-playbook`` must be on PATH for the runner process, so the venv's bin dir goes first.
+- Files runner writes under ``env/`` on a first call override later arguments, so every run gets
+  a fresh directory and ``suppress_env_files=True``.
+- Without ``cancel_callback`` runner replaces the process's SIGTERM/SIGINT handlers for good,
+  so one is always passed.
+- Runner's cancel kills only the process group of ``ansible-playbook``; its workers live in
+  their own sessions and go on. A cancel therefore kills every local process that carries this
+  run's marker in its environment, and then runs the cleanup playbook that kills the remote
+  process groups (the remote commands run without a tty and would survive otherwise).
+"""
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from .playbook import RESULT_TASK, SOURCE_PLAY, SOURCE_RESULT_TASK, TARGET_PLAY
+
+log = logging.getLogger(__name__)
+
+EXCERPT = 64 * 1024          # characters of stdout/stderr kept in a result excerpt
+CONNECT_TIMEOUT = 10         # seconds for an SSH connection to a node
+CLEANUP_TIMEOUT = 10         # seconds the cleanup playbook may take at most
+CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
+POLL = 0.2                   # seconds between two looks at the cancel flag
+MARK = "OPSJOB_RUN_MARK"     # environment variable that tags this run's local processes
+RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
+
+FINAL = ("ok", "failed", "unreachable", "timeout", "canceled")
+
+
+@dataclass
+class HostResult:
+    """What happened on one host."""
+
+    host: str
+    status: str = "pending"      # ok | failed | unreachable | timeout | canceled
+    rc: int | None = None
+    start: float | None = None   # epoch seconds
+    end: float | None = None
+    stdout: str = ""             # bounded excerpt
+    stderr: str = ""             # bounded excerpt
+    msg: str = ""                # Ansible's or opsjob's explanation when not ok
+    output: str = ""             # the full stdout (for version capture)
+
+    @property
+    def done(self):
+        return self.status in FINAL
+
+
+@dataclass
+class RunOutcome:
+    """The result of one step run."""
+
+    status: str                  # ok | failed | canceled | error
+    hosts: dict                  # target name -> HostResult, in step order
+    source: HostResult | None = None
+    error: str = ""              # why, for status error
+    started: float = 0.0
+    ended: float = 0.0
+    cleanup_seconds: float = 0.0
+
+    @property
+    def ok(self):
+        return self.status == "ok"
+
+    @property
+    def failed_hosts(self):
+        return [name for name, r in self.hosts.items() if r.status != "ok"]
+
+
+def excerpt(text, limit=EXCERPT):
+    """Keep the head and the tail of ``text`` within ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters omitted ...]\n{text[-half:]}"
+
+
+def _epoch(stamp):
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
+
+
+# ---------------------------------------------------------------------------------------------
+# Local process tree
+
+def _marked_pids(marker):
+    """Pids of our processes whose environment holds ``MARK=marker``."""
+    needle = f"{MARK}={marker}".encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if needle in f.read() + b"\0":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _stat(pid):
+    """``(ppid, cmdline)`` of ``pid``, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return ppid, f.read()
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def kill_local_tree(marker):
+    """SIGKILL every process of this run except runner's own child (runner kills and reaps
+    that one) and the SSH master connections (they are reused; they run nothing of ours)."""
+    me = os.getpid()
+    for _ in range(5):
+        victims = []
+        for pid in _marked_pids(marker):
+            info = _stat(pid)
+            if info is None or info[0] == me or b"[mux]" in info[1]:
+                continue
+            victims.append(pid)
+        if not victims:
+            return
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+
+
+def _stop_child(marker):
+    """Freeze runner's child so it starts no new worker while its workers are killed."""
+    me = os.getpid()
+    for pid in _marked_pids(marker):
+        info = _stat(pid)
+        if info and info[0] == me:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration of one run
+
+def control_path_dir():
+    """A short directory for SSH ControlPath sockets (a socket path has about 100 chars)."""
+    return f"/tmp/oj-cp-{os.getuid()}"
+
+
+def ansible_env(pdd, marker):
+    """Environment of the ansible-playbook process (added to this process's environment)."""
+    bindir = os.path.dirname(sys.executable)
+    return {
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "ANSIBLE_CONFIG": os.path.join(pdd, "ansible.cfg"),
+        MARK: marker,
+    }
+
+
+def ansible_cfg(settings, pdd, connect_timeout=CONNECT_TIMEOUT):
+    """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home."""
+    persist = settings.ssh_control_persist
+    return (
+        "[defaults]\n"
+        "gathering = explicit\n"
+        f"host_key_checking = {bool(settings.host_key_checking)}\n"
+        f"timeout = {int(connect_timeout)}\n"
+        "interpreter_python = auto_silent\n"
+        "nocolor = true\n"
+        "deprecation_warnings = false\n"
+        "retry_files_enabled = false\n"
+        f"local_tmp = {os.path.join(pdd, 'tmp')}\n"
+        "\n[ssh_connection]\n"
+        "pipelining = true\n"
+        "usetty = false\n"
+        f"ssh_args = -o ControlMaster=auto -o ControlPersist={persist}\n"
+        f"control_path_dir = {control_path_dir()}\n"
+    )
+
+
+def _write_private_dir(compiled, workdir, settings, connect_timeout):
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    pdd = tempfile.mkdtemp(prefix="run-", dir=workdir)
+    os.makedirs(os.path.join(pdd, "project"), mode=0o700)
+    os.makedirs(os.path.join(pdd, "tmp"), mode=0o700)
+    files = dict(compiled.files)
+    files["project/main.yml"] = compiled.playbook.encode("utf-8")
+    files["project/cleanup.yml"] = compiled.cleanup.encode("utf-8")
+    files["ansible.cfg"] = ansible_cfg(settings, pdd, connect_timeout).encode("utf-8")
+    # runner drops the ``settings`` argument when env/settings is missing, so write the file
+    files["env/settings"] = RUNNER_SETTINGS.encode("utf-8")
+    for rel, data in files.items():
+        path = os.path.join(pdd, rel)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    for rel, target in compiled.links.items():
+        os.symlink(target, os.path.join(pdd, rel))
+    return pdd
+
+
+# ---------------------------------------------------------------------------------------------
+# Events -> results
+
+class _Collector:
+    """Turns runner events into per-host results and log chunks."""
+
+    def __init__(self, compiled, on_host_result, on_log):
+        self.compiled = compiled
+        self.result_task = RESULT_TASK[compiled.kind]
+        self.hosts = {name: HostResult(name) for name in compiled.targets}
+        self.source = HostResult(compiled.source) if compiled.source else None
+        self.started_hosts = set()
+        self.on_host_result = on_host_result
+        self.on_log = on_log
+
+    def handle(self, event):
+        self._track(event)
+        text = event.get("stdout")
+        if text and self.on_log:
+            self.on_log(text.replace("\r\n", "\n") + "\n")
+
+    def _track(self, event):
+        data = event.get("event_data") or {}
+        kind = event.get("event", "")
+        host = data.get("host")
+        if not host or not kind.startswith("runner_on_"):
+            return
+        play = data.get("play")
+        if play == SOURCE_PLAY:
+            result = self.source
+        elif play == TARGET_PLAY:
+            result = self.hosts.get(host)
+        else:
+            result = None
+        if result is None or result.done:
+            return
+        if kind == "runner_on_start":
+            self.started_hosts.add(host)
+            if result.start is None:
+                result.start = _epoch(event.get("created"))
+            return
+        res = data.get("res") or {}
+        if kind == "runner_on_ok":
+            if data.get("task") != (self.result_task if result is not self.source
+                                    else SOURCE_RESULT_TASK):
+                return
+            self._finish(result, "ok", res, event)
+        elif kind == "runner_on_unreachable":
+            self._finish(result, "unreachable", res, event)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self._finish(result, "timeout" if _timed_out(res) else "failed", res, event)
+
+    def _finish(self, result, status, res, event):
+        out = res.get("stdout") if isinstance(res.get("stdout"), str) else ""
+        err = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
+        result.status = status
+        result.rc = res.get("rc") if isinstance(res.get("rc"), int) else None
+        result.end = _epoch(event.get("created"))
+        if result.start is None:
+            result.start = result.end
+        result.output = out
+        result.stdout = excerpt(out)
+        result.stderr = excerpt(err)
+        if status != "ok":
+            result.msg = excerpt(str(res.get("msg") or ""), 4096)
+        if result is not self.source and self.on_host_result:
+            self.on_host_result(result)
+
+    def any_result(self):
+        """Whether Ansible reported on any host at all (else the playbook itself failed)."""
+        return any(r.done for r in self.hosts.values()) or bool(self.source and self.source.done)
+
+    def settle(self, pending, error=""):
+        """Give every host without a final result the status ``pending``, and say why."""
+        now = time.time()
+        src = self.source
+        why = {"canceled": "canceled before it finished",
+               "timeout": "the run took too long"}.get(pending, error or "no result from Ansible")
+        for result in self.hosts.values():
+            if result.done:
+                continue
+            if pending == "failed" and src is not None and src.done and src.status != "ok":
+                reason = excerpt((src.stderr.strip() or src.msg).strip(), 2000)
+                result.status, result.msg = "failed", f"source {src.host} {src.status}: {reason}"
+            else:
+                result.status, result.msg = pending, why
+            result.end = result.end or now
+        if src is not None and not src.done:
+            src.status, src.msg = pending, why
+
+
+def _timed_out(res):
+    if res.get("timedout"):
+        return True
+    stderr = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
+    return res.get("rc") in (124, 137) and "timeout: sending signal" in stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
+            should_cancel=None):
+    """Run ``compiled`` (from engine.playbook) and return a :class:`RunOutcome`.
+
+    ``workdir`` is where the private data dir is made (and removed afterwards); ``settings``
+    an :class:`engine.settings.Settings`. ``on_host_result(HostResult)`` is called as each
+    target host finishes, ``on_log(text)`` with the Ansible output in order, and
+    ``should_cancel()`` is polled about five times a second: once it returns true the run is
+    stopped locally and on the nodes, and the outcome is ``canceled``. Errors of Ansible or
+    ansible-runner never escape: they give an ``error`` outcome.
+    """
+    import ansible_runner  # imported here so the API process never pays for it
+
+    started = time.time()
+    marker = uuid.uuid4().hex
+    collector = _Collector(compiled, on_host_result, on_log)
+    state = {"cancel": False, "callback_error": ""}
+
+    def event_handler(event):
+        try:
+            collector.handle(event)
+        except Exception as exc:  # a caller's callback failed: stop the run, report it
+            log.exception("step run %s: event callback failed", compiled.run_id)
+            state["callback_error"] = state["callback_error"] or f"callback failed: {exc}"
+            # keep following the hosts (the cleanup needs them), without the callbacks
+            collector.on_log = collector.on_host_result = None
+        return False  # keep events off the disk; we hold what we need
+
+    def cancel_callback():
+        if not state["cancel"]:
+            try:
+                state["cancel"] = bool(should_cancel and should_cancel())
+            except Exception as exc:
+                log.exception("step run %s: cancel check failed", compiled.run_id)
+                state["callback_error"] = f"cancel check failed: {exc}"
+            if state["callback_error"]:
+                state["cancel"] = True
+            if state["cancel"]:
+                _stop_child(marker)
+                kill_local_tree(marker)
+        return state["cancel"]
+
+    hosts = set(compiled.targets) | ({compiled.source} if compiled.source else set())
+    forks = max(1, min(len(hosts), int(settings.ansible_forks)))
+    rounds = -(-len(hosts) // forks)
+    job_timeout = (rounds + 1) * (compiled.timeout + 60) + 60
+    pdd = None
+    error, status, timed_out = "", None, False
+    try:
+        pdd = _write_private_dir(compiled, workdir, settings, CONNECT_TIMEOUT)
+        runner = ansible_runner.run(
+            private_data_dir=pdd, playbook="main.yml", ident="main",
+            inventory=os.path.join(pdd, "inventory", "hosts.yml"),
+            envvars=ansible_env(pdd, marker), suppress_env_files=True,
+            forks=forks, quiet=True, timeout=job_timeout,
+            event_handler=event_handler, cancel_callback=cancel_callback)
+        timed_out = runner.status == "timeout"
+        if state["callback_error"]:
+            error = state["callback_error"]
+        elif state["cancel"]:
+            status = "canceled"
+        elif timed_out:
+            error = f"Ansible did not finish within {job_timeout} s"
+        elif runner.status not in ("successful", "failed") or not collector.any_result():
+            error = (f"ansible-playbook ended {runner.status} (rc {runner.rc}): "
+                     f"{_tail(runner)}")
+    except Exception as exc:
+        log.exception("step run %s failed", compiled.run_id)
+        error = f"ansible-runner failed: {exc}"
+    cleanup_seconds = 0.0
+    try:
+        # Runner only kills ansible-playbook itself; its workers live in their own sessions.
+        kill_local_tree(marker)
+        touched = sorted(collector.started_hosts)
+        if (state["cancel"] or timed_out) and pdd is not None and touched:
+            t0 = time.monotonic()
+            _cleanup(pdd, settings, touched)
+            cleanup_seconds = time.monotonic() - t0
+    finally:
+        if pdd is not None:
+            shutil.rmtree(pdd, ignore_errors=True)
+    pending = "canceled" if status == "canceled" else "timeout" if timed_out else "failed"
+    collector.settle(pending, error)
+    if error:
+        status = "error"
+    elif status is None:
+        all_ok = all(r.status == "ok" for r in collector.hosts.values())
+        status = "ok" if all_ok else "failed"
+    return RunOutcome(status=status, hosts=collector.hosts, source=collector.source,
+                      error=error, started=started, ended=time.time(),
+                      cleanup_seconds=cleanup_seconds)
+
+
+def _tail(runner):
+    try:
+        text = runner.stdout.read()
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return excerpt(text.replace("\r\n", "\n").strip(), 2000)
+
+
+def _cleanup(pdd, settings, hosts):
+    """Kill what the canceled run left on ``hosts`` (best effort, bounded in time)."""
+    import ansible_runner
+
+    marker = uuid.uuid4().hex
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=pdd, playbook="cleanup.yml", ident="cleanup",
+            inventory=os.path.join(pdd, "inventory", "hosts.yml"), limit=",".join(hosts),
+            envvars={**ansible_env(pdd, marker),
+                     "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT)},
+            suppress_env_files=True, quiet=True, timeout=CLEANUP_TIMEOUT,
+            forks=max(1, min(len(hosts), int(settings.ansible_forks))),
+            event_handler=lambda event: False, cancel_callback=lambda: False)
+        if runner.status != "successful":
+            log.warning("cleanup after cancel ended %s (rc %s)", runner.status, runner.rc)
+    except Exception:
+        log.exception("cleanup after cancel failed")
+    finally:
+        kill_local_tree(marker)

@@ -1,0 +1,175 @@
+"""Tasks: launching runs (job, byname, redo, single steps) and reading them back."""
+
+import json
+
+import yaml
+from peewee import fn
+
+from . import clock, jobs, queue, steps
+from .errors import InvalidInput, NotFound
+from .ids import new_uuid
+from .listing import DATE, as_dict, paged, time_range
+from .models import Job, Task, database
+from .validate import ALNUM, Field, check
+
+LIST_FIELDS = ("id", "uuid", "name", "user", "slave", "status", "starttime", "finishtime",
+               "calltype", "jobtype", "jobuuid", "runtime", "reason", "extid")
+DETAIL_FIELDS = LIST_FIELDS + ("mutex", "pid", "starttimems", "finishtimems", "create_time")
+MAX_VARIABLES = 200
+
+LAUNCH = {
+    "jobuuid": Field(required=True, pattern=ALNUM, max_len=20),
+    "variable": Field(dict, default={}),
+    "mutex": Field(default="", pattern=ALNUM, max_len=100),
+}
+BYNAME = {
+    "jobname": Field(required=True, max_len=100, allow_empty=False),
+    "variable": Field(dict, default={}),
+    "uuid": Field(pattern=r"[A-Za-z0-9]{12}", max_len=12),
+    "mutex": Field(default="", pattern=ALNUM, max_len=100),
+}
+LIST = {
+    "name": Field(max_len=200),
+    "user": Field(max_len=100),
+    "status": Field(pattern=ALNUM, max_len=20),
+    "taskuuid": Field(pattern=ALNUM, max_len=20),
+    "jobtype": Field(choices=("jobs", "plugin_cmd", "plugin_scp")),
+    "time_start": Field(pattern=DATE),
+    "time_end": Field(pattern=DATE),
+}
+
+
+def check_variables(raw, field="variable"):
+    """Return a task's variable hash as ``{name: text}``, or raise naming the bad entry."""
+    if len(raw) > MAX_VARIABLES:
+        raise InvalidInput(f"{field}: at most {MAX_VARIABLES} variables")
+    out = {}
+    for name, value in raw.items():
+        Field(required=True, pattern=r"[A-Za-z0-9_]+", max_len=200).clean(f"{field}.{name}", name)
+        if isinstance(value, (dict, list)):
+            raise InvalidInput(f"{field}.{name}: must be a string")
+        out[name] = Field(max_len=4000).clean(f"{field}.{name}", "" if value is None else value)
+    return out
+
+
+def _create(projectid, principal, *, name, jobtype, jobuuid, variable, mutex="", uuid=None,
+            calltype=None, extid=""):
+    task = Task.create(projectid=projectid, uuid=uuid or new_uuid(), name=name,
+                       user=principal.name, calltype=calltype or principal.calltype,
+                       jobtype=jobtype, jobuuid=jobuuid, mutex=mutex,
+                       variable=json.dumps(variable, ensure_ascii=False), extid=extid)
+    return task
+
+
+def _launch(task):
+    queue.enqueue_run(task.uuid)
+    return task.uuid
+
+
+def run_job(projectid, params, principal):
+    """Start a job by uuid with an optional ``variable`` hash; return the task uuid."""
+    values = check(params, LAUNCH)
+    job = jobs.live_job(projectid, values["jobuuid"])
+    variable = check_variables(values["variable"])
+    with database.atomic():
+        task = _create(projectid, principal, name=job.name, jobtype="jobs", jobuuid=job.uuid,
+                       variable=variable, mutex=values["mutex"])
+    return _launch(task)
+
+
+def run_job_byname(projectid, params, principal):
+    """Start a job by name. A given ``uuid`` makes the call idempotent: if that task exists,
+    nothing is created and ``None`` is returned."""
+    values = check(params, BYNAME)
+    job = (Job.select().where(Job.projectid == projectid, Job.name == values["jobname"],
+                              Job.status != "deleted").first())
+    if job is None:
+        raise InvalidInput(f"jobname: job {values['jobname']} does not exist")
+    variable = check_variables(values["variable"])
+    if values["uuid"] and Task.select().where(Task.uuid == values["uuid"]).exists():
+        return None
+    with database.atomic():
+        task = _create(projectid, principal, name=job.name, jobtype="jobs", jobuuid=job.uuid,
+                       variable=variable, mutex=values["mutex"], uuid=values["uuid"])
+    return _launch(task)
+
+
+def run_step(projectid, kind, params, principal):
+    """Start a single cmd or scp step (OpenC3's plugin_cmd / plugin_scp); return the task."""
+    values = dict(params)
+    values["plugin_type"] = kind
+    values.setdefault("name", f"quick {kind}")
+    step = steps.validate_step(values, projectid, direct=True)
+    variable = check_variables(check(params, {"variable": Field(dict, default={})})["variable"])
+    with database.atomic():
+        ref = steps.store(kind, step, None)
+        task = _create(projectid, principal, name=step["name"], jobtype=f"plugin_{kind}",
+                       jobuuid=ref.split("_", 1)[1], variable=variable)
+    _launch(task)
+    return {"slave": task.slave or "any", "uuid": task.uuid,
+            "loguuid": f"{task.uuid}{task.jobuuid}{kind}"}
+
+
+def redo(projectid, params, principal):
+    """Start a task again with the same job, variables and mutex; return the new uuid."""
+    values = check(params, {"taskuuid": Field(required=True, pattern=ALNUM, max_len=20)})
+    old = Task.get_or_none(Task.uuid == values["taskuuid"], Task.projectid == projectid)
+    if old is None:
+        raise InvalidInput(f"taskuuid: task {values['taskuuid']} does not exist")
+    with database.atomic():
+        task = _create(projectid, principal, name=old.name, jobtype=old.jobtype,
+                       jobuuid=old.jobuuid, variable=json.loads(old.variable), mutex=old.mutex,
+                       extid=old.extid)
+    return _launch(task)
+
+
+def _shape(task, names):
+    out = as_dict(task, names)
+    if "runtime" in out and out["runtime"] is not None:
+        out["runtime"] = f"{out['runtime']:.3f}"
+    out["variable"] = yaml.safe_dump(json.loads(task.variable or "{}"), allow_unicode=True,
+                                     default_flow_style=False) if task.variable != "{}" else ""
+    return out
+
+
+def list_tasks(projectid, params):
+    """List the project's tasks, newest first (filters: name, user, status, taskuuid, dates)."""
+    values = check(params, LIST)
+    query = Task.select().where(Task.projectid == projectid)
+    if values["name"]:
+        query = query.where(Task.name.contains(values["name"]))
+    for column in ("user", "status", "jobtype"):
+        if values[column]:
+            query = query.where(getattr(Task, column) == values[column])
+    if values["taskuuid"]:
+        query = query.where(Task.uuid == values["taskuuid"])
+    query = time_range(query, Task.create_time, "time_start", "time_end", values)
+    return [_shape(t, LIST_FIELDS) for t in paged(query.order_by(Task.id.desc()), params)]
+
+
+def count_tasks(projectid, today=None):
+    """Count the project's tasks by status, for tasks started in the current month."""
+    today = today or clock.now()
+    first = today.replace(day=1, hour=0, minute=0, second=0)
+    rows = (Task.select(Task.status, fn.COUNT(Task.id).alias("n"))
+            .where(Task.projectid == projectid, Task.starttime >= first)
+            .group_by(Task.status).tuples())
+    counts = {"success": 0, "running": 0, "fail": 0}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def get_task(projectid, uuid):
+    """Return one task of the project."""
+    task = Task.get_or_none(Task.uuid == uuid, Task.projectid == projectid)
+    if task is None:
+        raise NotFound(f"uuid: task {uuid} does not exist")
+    return _shape(task, DETAIL_FIELDS)
+
+
+def task_of(projectid, uuid, field="taskuuid"):
+    """Return the Task row of the project, or raise NotFound naming ``field``."""
+    task = Task.get_or_none(Task.uuid == uuid, Task.projectid == projectid)
+    if task is None:
+        raise NotFound(f"{field}: task {uuid} does not exist")
+    return task

@@ -1,0 +1,460 @@
+"""The worker side of a run: claim a task, run its steps, park it when a human must decide.
+
+A task is claimed atomically (``init`` -> ``running`` happens once). While it runs, a
+heartbeat renews its lease and watches for a kill. A step whose hosts failed parks the task
+in ``waiting`` and the worker returns: the control call queues the continuation, and any
+worker resumes it from the database.
+"""
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+from peewee import fn
+
+from . import logs, nodes, playbook, runner, variables
+from .clock import now
+from .db import database
+from .errors import InvalidInput
+from .filestore import path_of
+from .models import HostResult, Job, PluginCmd, PluginScp, Script, Subtask, Task
+from .steps import shape
+
+log = logging.getLogger(__name__)
+
+_settings = {"value": None}
+FINAL = ("success", "fail", "refuse")
+HEARTBEAT_POLL = 0.5
+
+
+def settings():
+    return _settings["value"]
+
+
+def worker_name():
+    s = settings()
+    return (s.worker_name if s and s.worker_name else socket.gethostname())[:100]
+
+
+def register_periodic(huey, value):
+    """Remember the settings; schedule the lost-task sweep on the queue's periodic scheduler."""
+    from huey import crontab
+
+    _settings["value"] = value
+    huey.periodic_task(crontab(minute="*"), name="opsjob.sweep")(sweep)
+
+
+# -- claiming and finishing -------------------------------------------------------------------
+
+
+def claim(uuid):
+    """Take task ``uuid`` for this worker if it is new, or waiting and woken. Return it or None."""
+    stamp, epoch = now(), time.time()
+    claimed = (Task.update(status="running", slave=worker_name(), pid=os.getpid(), wake=0,
+                           lease_until=epoch + settings().task_lease,
+                           starttime=fn.COALESCE(Task.starttime, stamp),
+                           starttimems=fn.COALESCE(Task.starttimems, epoch))
+               .where(Task.uuid == uuid,
+                      (Task.status == "init") | ((Task.status == "waiting") & (Task.wake == 1)))
+               .execute())
+    return Task.get(Task.uuid == uuid) if claimed else None
+
+
+def finish(uuid, status, reason=None):
+    """End a running task with ``status``; the first reason given sticks."""
+    task = Task.get(Task.uuid == uuid)
+    end = time.time()
+    fields = {"status": status, "finishtime": now(), "finishtimems": end, "notify": 0,
+              "lease_until": None, "runtime": round(end - (task.starttimems or end), 3)}
+    if reason and not task.reason:
+        fields["reason"] = reason[:500]
+    Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute()
+
+
+def park(uuid):
+    """Move a running task to ``waiting``: it holds no worker until a control call wakes it."""
+    Task.update(status="waiting", notify=0, wake=0, lease_until=None).where(
+        Task.uuid == uuid, Task.status == "running").execute()
+
+
+def wake(uuid):
+    """Queue a waiting task to resume."""
+    from .queue import enqueue_run
+
+    if Task.update(wake=1).where(Task.uuid == uuid, Task.status == "waiting").execute():
+        enqueue_run(uuid)
+
+
+def sweep():
+    """Fail running tasks whose worker stopped renewing the lease; requeue lost messages."""
+    with database.connection_context():
+        lost = list(Task.select(Task.uuid, Task.slave).where(
+            Task.status == "running", Task.lease_until < time.time()))
+        for task in lost:
+            reason = (f"worker lost: {task.slave or 'a worker'} sent no heartbeat for "
+                      f"{settings().task_lease} s")
+            finish(task.uuid, "fail", reason)
+            Subtask.update(status="fail", finishtime=now()).where(
+                Subtask.parent_uuid == task.uuid, Subtask.status == "running").execute()
+            log.warning("task %s: %s", task.uuid, reason)
+        woken = [t.uuid for t in Task.select(Task.uuid).where(Task.status == "waiting",
+                                                               Task.wake == 1)]
+    for uuid in woken:
+        from .queue import enqueue_run
+
+        enqueue_run(uuid)
+    return len(lost)
+
+
+class Heartbeat(threading.Thread):
+    """Renew a running task's lease, and notice a kill request."""
+
+    def __init__(self, uuid, lease, cancel):
+        super().__init__(daemon=True, name=f"heartbeat-{uuid}")
+        self.uuid, self.lease, self.cancel = uuid, lease, cancel
+        self.stopped = threading.Event()
+        self.killed_by = ""
+
+    def run(self):
+        renew_every = max(1.0, self.lease / 4)
+        last = 0.0
+        with database.connection_context():
+            while not self.stopped.wait(HEARTBEAT_POLL):
+                task = Task.select(Task.kill_by, Task.status).where(Task.uuid == self.uuid).first()
+                if task is None or task.status != "running":
+                    self.cancel.set()
+                elif task.kill_by:
+                    self.killed_by = task.kill_by
+                    self.cancel.set()
+                if time.monotonic() - last >= renew_every:
+                    Task.update(lease_until=time.time() + self.lease).where(
+                        Task.uuid == self.uuid, Task.status == "running").execute()
+                    last = time.monotonic()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+class StepFailed(Exception):
+    """A step cannot run at all (undefined variable, missing script); the task fails."""
+
+
+def run_task(uuid):
+    """Queue entry point: claim task ``uuid`` and run it until it ends or parks."""
+    with database.connection_context():
+        task = claim(uuid)
+        if task is None:
+            return
+        try:
+            TaskRun(task).run()
+        except Exception as e:  # the run's own guard failed; never leave it running
+            log.exception("task %s: worker error", uuid)
+            finish(uuid, "fail", f"internal error: {e}")
+
+
+class TaskRun:
+    """One worker's turn at one task."""
+
+    def __init__(self, task):
+        self.task = task
+        self.cancel = threading.Event()
+        self.log = logs.LogWriter(task.uuid)
+        self.workdir = os.path.join(os.path.abspath(settings().home), "runs")
+
+    # The outcome of ``_run`` is (status, reason), or None when the task was parked.
+    def run(self):
+        beat = Heartbeat(self.task.uuid, settings().task_lease, self.cancel)
+        beat.start()
+        self.heartbeat = beat
+        try:
+            outcome = self._run()
+        except StepFailed as e:
+            self.log.line(f"ERROR: {e}")
+            outcome = ("fail", str(e))
+        except Exception as e:  # a bug must not leave the task running forever
+            log.exception("task %s failed", self.task.uuid)
+            self.log.line(f"ERROR: internal error: {e}")
+            outcome = ("fail", f"internal error: {e}")
+        finally:
+            beat.stop()
+        if beat.killed_by and outcome and outcome[0] != "success":
+            outcome = ("fail", f"killed by {beat.killed_by}")
+        if outcome is not None:
+            self.log.line(f"[{now()}] task {outcome[0]}" + (f": {outcome[1]}" if outcome[1] else ""))
+            finish(self.task.uuid, *outcome)
+        self.log.flush()
+
+    def _run(self):
+        task = self.task
+        first = not task.plan
+        if first:
+            self.log.line(f"[{now()}] task {task.uuid} ({task.name}) started by {task.user} "
+                          f"on {worker_name()}")
+            held = self._mutex_holders()
+            if held:
+                return ("fail", "task mutex from: " + ",".join(held))
+            self._make_plan()
+        else:
+            self.log.line(f"[{now()}] task resumed on {worker_name()}")
+        plan = json.loads(self.task.plan)
+        self.values = self._variables()
+        if task.jobtype != "jobs":
+            return self._run_direct(plan[0])
+        for position, step in enumerate(plan):
+            sub = Subtask.get(Subtask.parent_uuid == task.uuid, Subtask.position == position)
+            outcome = self._job_step(step, sub)
+            if outcome != "next":
+                return outcome
+        return ("success", None)
+
+    # -- plan and variables
+
+    def _mutex_holders(self):
+        if not self.task.mutex:
+            return []
+        return [t.uuid for t in Task.select(Task.uuid).where(
+            Task.projectid == self.task.projectid, Task.mutex == self.task.mutex,
+            Task.status == "running", Task.uuid != self.task.uuid)]
+
+    def _make_plan(self):
+        """Snapshot the steps at the first claim: later job edits do not change this run."""
+        task = self.task
+        if task.jobtype == "jobs":
+            job = Job.get_or_none(Job.uuid == task.jobuuid, Job.projectid == task.projectid)
+            if job is None or job.status == "deleted":
+                raise StepFailed(f"job {task.jobuuid} does not exist any more")
+            from .steps import load
+
+            plan = [{"kind": kind, **shape(kind, row)} for kind, row in load(job.uuids)]
+        else:
+            kind = task.jobtype.split("_", 1)[1]
+            model = PluginCmd if kind == "cmd" else PluginScp
+            plan = [{"kind": kind, **shape(kind, model.get(model.uuid == task.jobuuid))}]
+        with database.atomic():
+            if task.jobtype == "jobs":
+                for position, step in enumerate(plan):
+                    Subtask.insert(parent_uuid=task.uuid, position=position,
+                                   subtask_type=step["kind"], uuid=step["uuid"]).on_conflict_ignore().execute()
+            Task.update(plan=json.dumps(plan)).where(Task.uuid == task.uuid).execute()
+        self.task = Task.get(Task.uuid == task.uuid)
+
+    def _variables(self):
+        """Job values, overridden by non-empty task values; empty counts as undefined."""
+        values = variables.job_values(self.task.jobuuid) if self.task.jobtype == "jobs" else {}
+        for name, value in json.loads(self.task.variable or "{}").items():
+            if value not in (None, ""):
+                values[name] = value
+        return values
+
+    def _exit_on_error(self, kind):
+        return str(self.values.get("_exit_", "")).lower() in ("1", "true", kind)
+
+    # -- steps inside a job
+
+    def _job_step(self, step, sub):
+        """Run or resume one step; return "next", an outcome, or None when parked."""
+        uuid = self.task.uuid
+        if sub.status is None or sub.status == "running":
+            if self.cancel.is_set():
+                return ("fail", None)
+            retry = sub.status == "running" and sub.attempt > 0
+            try:
+                result = self._execute(step, sub, retry)
+            except StepFailed:
+                self._end_sub(sub, "fail")
+                raise
+            if result == "killed":
+                Subtask.update(status="fail", finishtime=now()).where(Subtask.id == sub.id).execute()
+                return ("fail", None)
+            if result == "ok":
+                self._end_sub(sub, "success")
+            elif self._exit_on_error(step["kind"]):
+                self._end_sub(sub, "fail")
+                return ("fail", "stop by sys._exit_")
+            else:
+                with database.atomic():
+                    self._end_sub(sub, "decision")
+                    park(uuid)
+                self.log.line(f"[{now()}] step {sub.position + 1} needs a decision: retry the "
+                              "failed nodes, ignore, or fail")
+                return None
+            sub = Subtask.get_by_id(sub.id)
+        if sub.status == "decision":  # woken without a decision: wait again
+            park(uuid)
+            return None
+        if sub.pause:
+            park(uuid)
+            self.log.line(f"[{now()}] paused after step {sub.position + 1}: {sub.pause}")
+            if Subtask.get_by_id(sub.id).pause == "":  # `next` came while we parked
+                wake(uuid)
+            return None
+        if sub.status == "fail":
+            reason = Task.get(Task.uuid == uuid).reason
+            return ("fail", reason or f"step {sub.position + 1} failed")
+        return "next"
+
+    def _end_sub(self, sub, status):
+        stamp = now()
+        runtime = (stamp - sub.starttime).total_seconds() if sub.starttime else 0.0
+        Subtask.update(status=status, finishtime=stamp, runtime=round(runtime, 3)).where(
+            Subtask.id == sub.id).execute()
+
+    def _run_direct(self, step):
+        result = self._execute(step, None, retry=False)
+        if result == "killed":
+            return ("fail", None)
+        return ("success", None) if result == "ok" else ("fail", self.failure)
+
+    # -- executing one step
+
+    def _execute(self, step, sub, retry):
+        """Resolve, compile and run one step. Return "ok", "failed" or "killed"."""
+        kind = step["kind"]
+        attempt = (sub.attempt if sub else 0) + 1
+        plan = self._resolve(step)
+        targets, refused = plan["targets"], plan["refused"]
+        if retry:
+            failed = {r.host for r in HostResult.select(HostResult.host).where(
+                HostResult.taskuuid == self.task.uuid, HostResult.stepuuid == step["uuid"],
+                HostResult.attempt == sub.attempt, HostResult.status != "ok")}
+            if failed:  # nothing recorded as failed (the run itself broke): run all again
+                targets = [h for h in targets if h.name in failed]
+                refused = [n for n in refused if n in failed]
+        names = [h.name for h in targets] + refused
+        if sub is not None:
+            fields = {"status": "running", "starttime": now(), "nodecount": len(names),
+                      "attempt": attempt, "finishtime": None}
+            if attempt == 1:
+                fields["pause"] = step.get("pause") or ""
+            Subtask.update(**fields).where(Subtask.id == sub.id).execute()
+            sub.starttime = fields["starttime"]
+        label = f"step {sub.position + 1}" if sub else kind
+        self.log.line(f"[{now()}] {label} ({kind}) {step['name']}: "
+                      f"{'retrying' if retry else 'running'} on {len(names)} node(s): "
+                      + ",".join(names))
+        if refused:
+            self.log.line("ERROR: the node not in project: " + ",".join(refused))
+            results = [self._row(step, attempt, n, "refused", msg="not a machine of this project")
+                       for n in refused]
+            results += [self._row(step, attempt, h.name, "skipped",
+                                  msg="not run: other nodes of the step were refused")
+                        for h in targets]
+            HostResult.insert_many(results).execute()
+            self.failure = "node not in project: " + ",".join(refused)
+            return "failed"
+        compiled = self._compile(plan["make"], targets)
+        outcome = runner.execute(compiled, self.workdir, settings(),
+                                 on_log=self._ansible_log, should_cancel=self.cancel.is_set)
+        rows = []
+        for name, r in outcome.hosts.items():
+            rows.append(self._row(step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout,
+                                  r.stderr or r.msg))
+            self._log_host(name, r)
+        if rows:
+            HostResult.insert_many(rows).execute()
+        if outcome.status == "canceled":
+            return "killed"
+        if outcome.status == "error":
+            self.log.line(f"ERROR: {outcome.error}")
+        failed = outcome.failed_hosts
+        if failed or outcome.status != "ok":
+            self.failure = (f"{kind} failed on {len(failed)} of {len(outcome.hosts)} node(s): "
+                            + ",".join(failed)) if failed else outcome.error
+            self.log.line("failed: " + ",".join(failed))
+            return "failed"
+        return "ok"
+
+    def _row(self, step, attempt, host, status, rc=None, start=None, end=None, stdout="",
+             stderr="", msg=""):
+        return {"taskuuid": self.task.uuid, "stepuuid": step["uuid"], "attempt": attempt,
+                "host": host, "status": status, "rc": rc, "starttime": start, "finishtime": end,
+                "stdout": stdout or "", "stderr": stderr or msg or ""}
+
+    def _ansible_log(self, text):
+        pass  # per-host output is logged once each host ends (grouped, as OpenC3 shows it)
+
+    def _log_host(self, name, r):
+        head = f"--- {name} [{r.status}" + (f" rc={r.rc}" if r.rc is not None else "") + "]"
+        body = r.stdout or ""
+        if r.status != "ok" and (r.stderr or r.msg):
+            body = (body + ("\n" if body and not body.endswith("\n") else "")
+                    + (r.stderr or r.msg))
+        self.log.write(head + "\n" + (body if body.endswith("\n") or not body else body + "\n"))
+
+    def _resolve(self, step):
+        """Turn a stored step into hosts and a compiled playbook, with variables substituted."""
+        pid = self.task.projectid
+        kind = step["kind"]
+        missing = []
+
+        def sub(text):
+            out, gone = variables.substitute(text, self.values)
+            missing.extend(n for n in gone if n not in missing)
+            return out
+
+        def hosts(kind_, text):
+            try:
+                return nodes.resolve(pid, kind_, text, self.values)
+            except nodes.VariableUndefined as e:
+                missing.extend(n for n in e.names if n not in missing)
+                return nodes.Resolution([], [])
+
+        if kind == "cmd":
+            found = hosts(step["node_type"], step["node_cont"])
+            argv = sub(step["scripts_argv"])
+            env = {k: str(v) for k, v in self.values.items() if k.startswith("wk_")}
+            empty_wk = [k for k, v in variables.job_values(self.task.jobuuid).items()
+                        if k.startswith("wk_") and k not in env] if self.task.jobtype == "jobs" else []
+            if missing or empty_wk:
+                raise StepFailed("variable undef:" + ",".join(missing + empty_wk))
+            env["wk_treeid"] = str(pid)
+            script, script_type = step["scripts_cont"], step["scripts_type"]
+            if script_type == "cite":
+                row = Script.get_or_none(Script.id == int(script), Script.projectid.in_([pid, 0]),
+                                         Script.status == "available")
+                if row is None:
+                    raise StepFailed(f"script {script} does not exist any more")
+                script, script_type = row.cont, row.type
+
+            def make(targets):
+                return playbook.compile_cmd(targets, script, script_type, argv=argv, env=env,
+                                            become_user=step["user"], timeout=int(step["timeout"]))
+
+            return {"targets": found.hosts, "refused": found.refused, "make": make}
+        sp, dp = sub(step["sp"]), sub(step["dp"])
+        dst = hosts(step["dst_type"], step["dst"])
+        source, local, refused = None, None, []
+        if step["src_type"] == "fileserver":
+            local = path_of(settings(), pid, sp) if not missing else None
+            if local is None and not missing:
+                raise StepFailed(f"file {sp} is not in the project's file store")
+        else:
+            src = hosts(step["src_type"], step["src"])
+            refused = list(src.refused)
+            source = src.hosts[0] if src.hosts else None
+            if source is None and not refused and not missing:
+                raise StepFailed("src: no source node")
+        if missing:
+            raise StepFailed("variable undef:" + ",".join(missing))
+        refused += dst.refused
+
+        def make(targets):
+            return playbook.compile_scp(source, sp, targets, dp, chown=step["chown"],
+                                        chmod=step["chmod"], delete=bool(step["scp_delete"]),
+                                        timeout=int(step["timeout"]), local_source=local)
+
+        return {"targets": dst.hosts, "refused": refused, "make": make}
+
+    @staticmethod
+    def _compile(make, targets):
+        try:
+            return make(targets)
+        except InvalidInput as e:
+            raise StepFailed(e.info) from None
