@@ -26,7 +26,7 @@ system-deps:
 run: install
 	$(BIN)/opsjob init
 	$(BIN)/opsjob bootstrap --host $(HOST) --port $(PORT)
-	$(BIN)/opsjob serve --host $(HOST) --port $(PORT)
+	$(BIN)/opsjob up --host $(HOST) --port $(PORT)
 
 test: install system-deps
 	$(BIN)/python -m pytest

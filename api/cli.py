@@ -49,12 +49,15 @@ def cmd_bootstrap(settings, args):
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(key + "\n")
-        projects.ensure_project(1, "demo")
+        if projects.ensure_demo(user="bootstrap"):
+            print("created project 1 'demo' with machine 'localhost' (Ansible local connection)")
     with open(key_file) as f:
         key = f.read().strip()
     url = f"http://{args.host}:{args.port}"
     print(f"opsjob API: {url}\nadmin key: {key}\n"
-          f"try: curl -H 'Authorization: Bearer {key}' {url}/jobs/1")
+          f"try:  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+          f"-d '{{\"node_type\":\"builtin\",\"node_cont\":\"localhost\",\"scripts_type\":\"shell\","
+          f"\"scripts_cont\":\"uname -a\"}}' {url}/task/1/plugin_cmd")
 
 
 def cmd_worker(settings, args):

@@ -51,3 +51,16 @@ def update_project(projectid, params, user):
     row.edit_user, row.edit_time = user, now()
     row.save()
     return True
+
+
+def ensure_demo(user):
+    """Create the demo project (1) whose only machine is this host over Ansible's local
+    connection, unless project 1 exists. Return True if it was created."""
+    from .models import Nodelist
+
+    if Project.get_or_none(Project.id == 1) is not None:
+        return False
+    Project.create(id=1, name="demo", edit_user=user)
+    Nodelist.create(projectid=1, name="localhost", inip="127.0.0.1", create_user=user,
+                    edit_user=user, hostvars='{"ansible_connection": "local"}')
+    return True

@@ -335,7 +335,7 @@ class TaskRun:
                 fields["pause"] = step.get("pause") or ""
             Subtask.update(**fields).where(Subtask.id == sub.id).execute()
             sub.starttime = fields["starttime"]
-        label = f"step {sub.position + 1}" if sub else kind
+        label = f"step {sub.position + 1}" if sub else "step"
         self.log.line(f"[{now()}] {label} ({kind}) {step['name']}: "
                       f"{'retrying' if retry else 'running'} on {len(names)} node(s): "
                       + ",".join(names))
