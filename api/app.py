@@ -10,6 +10,7 @@ from engine.settings import Settings
 
 from . import envelope, openapi
 from .middleware import Authentication, DatabaseConnection
+from .params import ParseParameters
 from .routes import GROUPS
 
 
@@ -20,7 +21,7 @@ def create_app(settings):
     open_database(settings.database)
     schema.upgrade()
     queue.configure(settings)
-    app = falcon.App(middleware=[DatabaseConnection(), Authentication()])
+    app = falcon.App(middleware=[DatabaseConnection(), Authentication(), ParseParameters()])
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = True
     envelope.install(app)

@@ -5,8 +5,11 @@ from engine.errors import InvalidInput, TooLarge
 MAX_BODY = 4 * 1024 * 1024
 
 
-def params(req, **path):
-    """Return one dict of the query string, the body fields and the path fields."""
+def params(req):
+    """Return one dict of the query string and the body fields (parsed once per request)."""
+    cached = getattr(req.context, "params", None)
+    if cached is not None:
+        return cached
     merged = {}
     for key, value in req.params.items():
         merged[key] = value
@@ -26,6 +29,13 @@ def params(req, **path):
             merged.update(body)
         elif not media_type.startswith("multipart/"):
             raise InvalidInput(f"body: unsupported content type {media_type}")
-    merged.update(path)
+    req.context.params = merged
     return merged
+
+
+class ParseParameters:
+    """Parse every request's parameters up front, so a malformed body is always a 400."""
+
+    def process_request(self, req, resp):
+        params(req)
 

@@ -12,7 +12,7 @@ numbers, the run id and the become user.
 On the node each generated script runs its body in a new session under coreutils ``timeout``,
 records the session's process group in ``/tmp/.opsjob-<run>-<tag>.pgid`` and gives up if
 ``/tmp/.opsjob-<run>-<tag>.cancel`` exists. The cleanup playbook marks and kills those groups
-after a cancel.
+after a cancel. A mark whose script never started stays behind as an empty file.
 """
 
 import base64
@@ -35,6 +35,8 @@ SOURCE_PLAY = "opsjob source"
 TARGET_PLAY = "opsjob targets"
 RESULT_TASK = {"cmd": "opsjob: run", "scp": "opsjob: unpack"}
 SOURCE_RESULT_TASK = "opsjob: fetch"
+# Tasks one host goes through, one after the other (bounds the whole run's duration).
+TASKS_PER_HOST = {"cmd": 1, "scp": 4}
 SOURCE_GROUP = "opsjob_source"
 TARGET_GROUP = "opsjob_targets"
 

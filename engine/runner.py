@@ -10,6 +10,8 @@ Why it is built this way (each point was reproduced on ansible-core 2.19 / runne
   a fresh directory and ``suppress_env_files=True``.
 - Without ``cancel_callback`` runner replaces the process's SIGTERM/SIGINT handlers for good,
   so one is always passed.
+- Runner drops its ``settings`` argument when ``env/settings`` is missing, and would then look at
+  the cancel callback only every 5 s; so the settings go into that file of the fresh directory.
 - Runner's cancel kills only the process group of ``ansible-playbook``; its workers live in
   their own sessions and go on. A cancel therefore kills every local process that carries this
   run's marker in its environment, and then runs the cleanup playbook that kills the remote
@@ -27,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from .playbook import RESULT_TASK, SOURCE_PLAY, SOURCE_RESULT_TASK, TARGET_PLAY
+from . import playbook
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class HostResult:
 
     @property
     def done(self):
+        """Whether the host has its final status."""
         return self.status in FINAL
 
 
@@ -75,10 +78,12 @@ class RunOutcome:
 
     @property
     def ok(self):
+        """Whether every target host succeeded."""
         return self.status == "ok"
 
     @property
     def failed_hosts(self):
+        """Target hosts that did not succeed, in step order."""
         return [name for name, r in self.hosts.items() if r.status != "ok"]
 
 
@@ -228,7 +233,7 @@ class _Collector:
 
     def __init__(self, compiled, on_host_result, on_log):
         self.compiled = compiled
-        self.result_task = RESULT_TASK[compiled.kind]
+        self.result_task = playbook.RESULT_TASK[compiled.kind]
         self.hosts = {name: HostResult(name) for name in compiled.targets}
         self.source = HostResult(compiled.source) if compiled.source else None
         self.started_hosts = set()
@@ -248,9 +253,9 @@ class _Collector:
         if not host or not kind.startswith("runner_on_"):
             return
         play = data.get("play")
-        if play == SOURCE_PLAY:
+        if play == playbook.SOURCE_PLAY:
             result = self.source
-        elif play == TARGET_PLAY:
+        elif play == playbook.TARGET_PLAY:
             result = self.hosts.get(host)
         else:
             result = None
@@ -264,7 +269,7 @@ class _Collector:
         res = data.get("res") or {}
         if kind == "runner_on_ok":
             if data.get("task") != (self.result_task if result is not self.source
-                                    else SOURCE_RESULT_TASK):
+                                    else playbook.SOURCE_RESULT_TASK):
                 return
             self._finish(result, "ok", res, event)
         elif kind == "runner_on_unreachable":
@@ -332,8 +337,6 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
     stopped locally and on the nodes, and the outcome is ``canceled``. Errors of Ansible or
     ansible-runner never escape: they give an ``error`` outcome.
     """
-    import ansible_runner  # imported here so the API process never pays for it
-
     started = time.time()
     marker = uuid.uuid4().hex
     collector = _Collector(compiled, on_host_result, on_log)
@@ -366,10 +369,13 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
     hosts = set(compiled.targets) | ({compiled.source} if compiled.source else set())
     forks = max(1, min(len(hosts), int(settings.ansible_forks)))
     rounds = -(-len(hosts) // forks)
-    job_timeout = (rounds + 1) * (compiled.timeout + 60) + 60
+    per_task = compiled.timeout + playbook.KILL_AFTER + playbook.TASK_GRACE + CONNECT_TIMEOUT
+    job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60
     pdd = None
     error, status, timed_out = "", None, False
     try:
+        import ansible_runner  # here, so that the API process never pays for it
+
         pdd = _write_private_dir(compiled, workdir, settings, CONNECT_TIMEOUT)
         runner = ansible_runner.run(
             private_data_dir=pdd, playbook="main.yml", ident="main",
