@@ -18,10 +18,13 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Debian packages the test suite needs (a real sshd for the loopback nodes).
+# Debian packages the test suite needs: a real sshd for the loopback nodes, sudo for become,
+# and the interpreters a cmd step may name.
 system-deps:
-	@command -v /usr/sbin/sshd >/dev/null 2>&1 || { \
-	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v sudo >/dev/null 2>&1 || \
+	    ! command -v php >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1; then \
+	  (apt-get update -qq || true) && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo php-cli perl; fi
 
 run: install
 	$(BIN)/opsjob init
@@ -29,10 +32,12 @@ run: install
 	$(BIN)/opsjob up --host $(HOST) --port $(PORT)
 
 test: install system-deps
+	$(BIN)/ruff check engine api tests bench
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check engine api tests
+	$(BIN)/ruff check engine api tests bench
+	$(BIN)/ruff format --check engine api tests bench
 
 clean:
 	rm -rf $(VENV) var

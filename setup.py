@@ -22,6 +22,7 @@ setup(
         "test": [
             "pytest>=8",
             "openapi-spec-validator>=0.7",
+            "ruff>=0.6",
             "requests>=2.31",
         ],
     },

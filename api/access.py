@@ -19,8 +19,10 @@ def requires(role):
             if role == "public":
                 return responder(self, req, resp, **fields)
             if req.context.principal is None:
-                raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>' "
-                                      "or the appname and appkey headers")
+                raise Unauthenticated(
+                    "missing credentials: send 'Authorization: Bearer <key>' "
+                    "or the appname and appkey headers"
+                )
             if role != "login":
                 projectid = fields.get("projectid")
                 auth.require(req.context.principal, projectid, role)

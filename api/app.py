@@ -16,8 +16,9 @@ from .routes import GROUPS
 
 def create_app(settings):
     """Return the WSGI app for ``settings``, with the database bound and its schema current."""
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     open_database(settings.database)
     schema.upgrade()
     queue.configure(settings)

@@ -25,8 +25,13 @@ def cmd_user_add(settings, args):
     if (args.project is None) != (args.role is None):
         raise OpsjobError("--project and --role go together")
     with database.connection_context():
-        key = auth.add_user(args.name, admin=args.admin, email=args.email or "",
-                            projectid=args.project, role=args.role)
+        key = auth.add_user(
+            args.name,
+            admin=args.admin,
+            email=args.email or "",
+            projectid=args.project,
+            role=args.role,
+        )
     print(key)
 
 
@@ -44,8 +49,11 @@ def cmd_bootstrap(settings, args):
     with database.connection_context():
         if not os.path.exists(key_file):
             os.makedirs(settings.home, exist_ok=True)
-            key = (auth.new_key("admin") if auth.user_exists("admin")
-                   else auth.add_user("admin", admin=True))
+            key = (
+                auth.new_key("admin")
+                if auth.user_exists("admin")
+                else auth.add_user("admin", admin=True)
+            )
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(key + "\n")
@@ -54,10 +62,12 @@ def cmd_bootstrap(settings, args):
     with open(key_file) as f:
         key = f.read().strip()
     url = f"http://{args.host}:{args.port}"
-    print(f"opsjob API: {url}\nadmin key: {key}\n"
-          f"try:  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-          f"-d '{{\"node_type\":\"builtin\",\"node_cont\":\"localhost\",\"scripts_type\":\"shell\","
-          f"\"scripts_cont\":\"uname -a\"}}' {url}/task/1/plugin_cmd")
+    print(
+        f"opsjob API: {url}\nadmin key: {key}\n"
+        f"try:  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        f'-d \'{{"node_type":"builtin","node_cont":"localhost","scripts_type":"shell",'
+        f'"scripts_cont":"uname -a"}}\' {url}/task/1/plugin_cmd'
+    )
 
 
 def cmd_worker(settings, args):
@@ -67,8 +77,9 @@ def cmd_worker(settings, args):
 
     from engine import queue, worker
 
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     _open(settings)
     huey = queue.configure(settings)
     stop = threading.Event()
@@ -81,9 +92,15 @@ def cmd_worker(settings, args):
                 logging.getLogger("opsjob.worker").exception("sweep failed")
 
     threading.Thread(target=sweeper, daemon=True, name="sweeper").start()
-    consumer = huey.create_consumer(workers=args.workers, worker_type="thread",
-                                    periodic=not args.no_scheduler, initial_delay=0.05,
-                                    backoff=1.15, max_delay=0.1, check_worker_health=True)
+    consumer = huey.create_consumer(
+        workers=args.workers,
+        worker_type="thread",
+        periodic=not args.no_scheduler,
+        initial_delay=0.05,
+        backoff=1.15,
+        max_delay=0.1,
+        check_worker_health=True,
+    )
     try:
         consumer.run()
     finally:
@@ -141,8 +158,11 @@ def parser():
 
     work = sub.add_parser("worker", help="run a worker that executes tasks from the queue")
     work.add_argument("--workers", type=int, default=4, help="tasks run at once (threads)")
-    work.add_argument("--no-scheduler", action="store_true",
-                      help="do not run periodic jobs here (run exactly one scheduler)")
+    work.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not run periodic jobs here (run exactly one scheduler)",
+    )
     work.set_defaults(run=cmd_worker)
 
     up = sub.add_parser("up", help="serve the API and run a worker together")
@@ -166,7 +186,8 @@ def parser():
     add.set_defaults(run=cmd_user_add)
 
     project = sub.add_parser("project", help="manage projects").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     padd = project.add_parser("add", help="add a project")
     padd.add_argument("id", type=int)
     padd.add_argument("name")

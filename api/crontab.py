@@ -56,8 +56,7 @@ class Status:
     @requires("write")
     def on_post(self, req, resp, projectid, crontabid):
         """Switch a crontab on or off: status (available|unavailable)."""
-        ok(resp, crontabs.set_status(projectid, crontabid, params(req),
-                                     req.context.principal.name))
+        ok(resp, crontabs.set_status(projectid, crontabid, params(req), req.context.principal.name))
 
 
 ROUTES = [

@@ -41,8 +41,11 @@ class Item:
     @requires("write")
     def on_post(self, req, resp, projectid, jobuuid):
         """Replace a job's name and steps (same body as create)."""
-        ok(resp, jobs.edit_job(projectid, jobuuid, params(req), req.context.principal.name),
-           uuid=jobuuid)
+        ok(
+            resp,
+            jobs.edit_job(projectid, jobuuid, params(req), req.context.principal.name),
+            uuid=jobuuid,
+        )
 
     @requires("delete")
     def on_delete(self, req, resp, projectid, jobuuid):

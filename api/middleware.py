@@ -3,6 +3,7 @@
 from engine import auth
 from engine.db import database
 
+
 class DatabaseConnection:
     """Open a connection for each request and give it back afterwards."""
 

@@ -18,8 +18,11 @@ class Collection:
     @requires("write")
     def on_post(self, req, resp, projectid):
         """Create a node group: name, plugin ([a-z][a-z0-9_]*), params (any JSON value)."""
-        ok(resp, True, id=nodegroups.save_nodegroup(projectid, params(req),
-                                                    req.context.principal.name))
+        ok(
+            resp,
+            True,
+            id=nodegroups.save_nodegroup(projectid, params(req), req.context.principal.name),
+        )
 
 
 class Item:

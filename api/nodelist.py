@@ -12,7 +12,7 @@ class Collection:
 
     @requires("read")
     def on_get(self, req, resp, projectid):
-        """List attached machines (filters: name, inip, exip, create_user, edit_user, dates; paging)."""
+        """List attached machines (filters: name, inip, exip, creator, editor, dates; paging)."""
         ok(resp, nodelist.list_nodes(projectid, params(req)))
 
     @requires("admin")

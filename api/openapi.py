@@ -2,7 +2,6 @@
 
 import re
 
-
 METHODS = ("get", "post", "put", "delete")
 FIELD = re.compile(r"{(\w+)(?::[^}]*)?}")
 
@@ -37,16 +36,30 @@ def operation(responder, fields):
         "summary": doc.splitlines()[0] if doc else responder.__name__,
         "description": f"{doc}\n\nRequires: {role}.",
         "parameters": [
-            {"name": f, "in": "path", "required": True,
-             "schema": {"type": "integer" if f == "projectid" else "string"}}
+            {
+                "name": f,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer" if f == "projectid" else "string"},
+            }
             for f in fields
         ],
         "responses": {
-            "200": {"description": "success",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
-            **{code: {"description": text,
-                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
-               for code, text in ERRORS.items()},
+            "200": {
+                "description": "success",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
+                },
+            },
+            **{
+                code: {
+                    "description": text,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
+                    },
+                }
+                for code, text in ERRORS.items()
+            },
         },
     }
     if role == "public":
@@ -68,8 +81,11 @@ def build(groups):
                     item[method] = operation(responder, fields)
     return {
         "openapi": "3.0.3",
-        "info": {"title": "opsjob", "version": "0.1.0",
-                 "description": "The OpenC3 JOB module API, served by opsjob."},
+        "info": {
+            "title": "opsjob",
+            "version": "0.1.0",
+            "description": "The OpenC3 JOB module API, served by opsjob.",
+        },
         "paths": paths,
         "components": {
             "schemas": {"Envelope": ENVELOPE},

@@ -38,4 +38,3 @@ class ParseParameters:
 
     def process_request(self, req, resp):
         params(req)
-

@@ -17,5 +17,19 @@ from . import (
     variable,
 )
 
-GROUPS = [projects, jobs, variable, scripts, task, subtask, slave, crontab, nodegroup, nodelist,
-          userlist, token, notify, environment]
+GROUPS = [
+    projects,
+    jobs,
+    variable,
+    scripts,
+    task,
+    subtask,
+    slave,
+    crontab,
+    nodegroup,
+    nodelist,
+    userlist,
+    token,
+    notify,
+    environment,
+]

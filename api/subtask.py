@@ -12,15 +12,19 @@ class Control:
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Control a step: taskuuid, subtaskuuid, subtasktype, control (next|running|ignore|fail)."""
+        """Control a step: taskuuid, subtaskuuid, subtasktype, control next|running|ignore|fail."""
         ok(resp, control.control(projectid, params(req), req.context.principal))
 
     @requires("control")
     def on_put(self, req, resp, projectid):
         """Release a pause or retry failed hosts: taskuuid, subtaskuuid, subtasktype,
         control (next|running)."""
-        ok(resp, control.control(projectid, params(req), req.context.principal,
-                                 allowed=("next", "running")))
+        ok(
+            resp,
+            control.control(
+                projectid, params(req), req.context.principal, allowed=("next", "running")
+            ),
+        )
 
 
 class OfTask:

@@ -9,7 +9,7 @@ from peewee import IntegrityError
 
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from .models import ApiKey, Project, Role, User, database
-from .validate import WORD, Field, one
+from .validate import Field, one
 
 ROLES = ("read", "control", "write", "delete")
 LEVEL = {name: i + 1 for i, name in enumerate(ROLES)}
@@ -69,7 +69,8 @@ def grant(name, projectid, role):
     if Project.get_or_none(Project.id == int(projectid)) is None:
         raise NotFound(f"project: {projectid} does not exist")
     Role.insert(user_id=user.id, projectid=int(projectid), role=role).on_conflict(
-        conflict_target=[Role.user_id, Role.projectid], update={Role.role: role}).execute()
+        conflict_target=[Role.user_id, Role.projectid], update={Role.role: role}
+    ).execute()
 
 
 def new_key(name):
@@ -92,15 +93,19 @@ def authenticate(key, appname=None):
         raise Unauthenticated("unknown credentials")
     roles = {r.projectid: r.role for r in Role.select().where(Role.user_id == user.id)}
     name = f"{user.name}@app" if appname is not None else user.name
-    return Principal(name=name, user_id=user.id, admin=user.admin, roles=roles,
-                     via_app=appname is not None)
+    return Principal(
+        name=name, user_id=user.id, admin=user.admin, roles=roles, via_app=appname is not None
+    )
 
 
 def require(principal, projectid, role):
     """Raise unless ``principal`` holds ``role`` on ``projectid`` and the project exists."""
     if not principal.allows(projectid, role):
-        raise Forbidden(f"not allowed: {role} on project {projectid} is required"
-                        if role != ADMIN else "not allowed: admin is required")
+        raise Forbidden(
+            f"not allowed: {role} on project {projectid} is required"
+            if role != ADMIN
+            else "not allowed: admin is required"
+        )
     if projectid is not None and Project.get_or_none(Project.id == int(projectid)) is None:
         raise NotFound(f"projectid: project {projectid} does not exist")
 

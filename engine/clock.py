@@ -22,4 +22,6 @@ def fmt(value):
 def deleted_suffix(milliseconds=False):
     """Return the suffix a soft-deleted name gets so the name can be reused."""
     t = datetime.datetime.now()
-    return "_" + t.strftime("%Y%m%d%H%M%S") + (f"{t.microsecond // 1000:03d}" if milliseconds else "")
+    return (
+        "_" + t.strftime("%Y%m%d%H%M%S") + (f"{t.microsecond // 1000:03d}" if milliseconds else "")
+    )

@@ -9,8 +9,17 @@ from .listing import as_dict
 from .models import HostResult, PluginCmd, PluginScp, Subtask, Task, database
 from .validate import ALNUM, Field, check
 
-SUBTASK_FIELDS = ("id", "subtask_type", "uuid", "nodecount", "starttime", "finishtime", "runtime",
-                  "status", "pause")
+SUBTASK_FIELDS = (
+    "id",
+    "subtask_type",
+    "uuid",
+    "nodecount",
+    "starttime",
+    "finishtime",
+    "runtime",
+    "status",
+    "pause",
+)
 HOST_FIELDS = ("host", "status", "rc", "attempt", "starttime", "finishtime", "stdout", "stderr")
 FINAL = ("success", "fail", "refuse")
 CONTROL = {
@@ -50,8 +59,14 @@ def list_subtasks(projectid, taskuuid):
     """Return the steps of a ``jobs`` task in order, with their definition and host results."""
     task = _task(projectid, taskuuid)
     rows = Subtask.select().where(Subtask.parent_uuid == task.uuid).order_by(Subtask.position)
-    return [{**as_dict(r, SUBTASK_FIELDS), "extended": _extended(r.subtask_type, r.uuid),
-             "hosts": host_results(task.uuid, r.uuid, latest_only=True)} for r in rows]
+    return [
+        {
+            **as_dict(r, SUBTASK_FIELDS),
+            "extended": _extended(r.subtask_type, r.uuid),
+            "hosts": host_results(task.uuid, r.uuid, latest_only=True),
+        }
+        for r in rows
+    ]
 
 
 def get_subtask(projectid, taskuuid, subtaskuuid):
@@ -61,9 +76,11 @@ def get_subtask(projectid, taskuuid, subtaskuuid):
     if row is None:
         raise NotFound(f"subtaskuuid: step {subtaskuuid} is not part of task {taskuuid}")
     ext = _extended(row.subtask_type, row.uuid)
-    return {**as_dict(row, SUBTASK_FIELDS),
-            "extended": {k: ext.get(k) for k in ("id", "uuid", "name", "user", "timeout", "pause")},
-            "hosts": host_results(task.uuid, row.uuid)}
+    return {
+        **as_dict(row, SUBTASK_FIELDS),
+        "extended": {k: ext.get(k) for k in ("id", "uuid", "name", "user", "timeout", "pause")},
+        "hosts": host_results(task.uuid, row.uuid),
+    }
 
 
 def wake(taskuuid):
@@ -79,17 +96,24 @@ def control(projectid, params, principal, allowed=("next", "fail", "running", "i
     if values["control"] not in allowed:
         raise InvalidInput(f"control: must be one of {', '.join(allowed)}")
     task = _task(projectid, values["taskuuid"])
-    where = (Subtask.parent_uuid == task.uuid, Subtask.uuid == values["subtaskuuid"],
-             Subtask.subtask_type == values["subtasktype"])
+    where = (
+        Subtask.parent_uuid == task.uuid,
+        Subtask.uuid == values["subtaskuuid"],
+        Subtask.subtask_type == values["subtasktype"],
+    )
     with database.atomic():
         if values["control"] == "next":
             changed = Subtask.update(pause="").where(*where, Subtask.pause != "").execute()
         else:
-            changed = Subtask.update(status=values["control"]).where(
-                *where, Subtask.status == "decision").execute()
+            changed = (
+                Subtask.update(status=values["control"])
+                .where(*where, Subtask.status == "decision")
+                .execute()
+            )
             if changed and values["control"] == "fail":
                 Task.update(reason=f"stop by {principal.name}").where(
-                    Task.uuid == task.uuid, Task.reason.is_null()).execute()
+                    Task.uuid == task.uuid, Task.reason.is_null()
+                ).execute()
     if not changed:
         raise Conflict("control: nothing to update (the step is not paused or not in decision)")
     wake(task.uuid)
@@ -116,9 +140,13 @@ def kill(uuid, principal, wait_seconds=5.0):
         return f"task {task.uuid} has been closed, status is {task.status}"
     reason = f"killed by {principal.name}"
     stamp = now()
-    stopped = (Task.update(status="fail", reason=reason, finishtime=stamp, finishtimems=time.time(),
-                           notify=0)
-               .where(Task.uuid == task.uuid, Task.status.in_(["init", "waiting"])).execute())
+    stopped = (
+        Task.update(
+            status="fail", reason=reason, finishtime=stamp, finishtimems=time.time(), notify=0
+        )
+        .where(Task.uuid == task.uuid, Task.status.in_(["init", "waiting"]))
+        .execute()
+    )
     if stopped:
         return "kill task succcess"
     Task.update(kill_by=principal.name).where(Task.uuid == task.uuid).execute()
@@ -135,5 +163,3 @@ def read_log(uuid, principal, offset):
     offset = Field(int, default=0, minimum=0).clean("offset", offset)
     task = _visible_task(uuid, principal, "read")
     return {**logs.read(task.uuid, offset), "uuid": task.uuid, "status": task.status}
-
-

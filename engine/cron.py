@@ -56,8 +56,10 @@ def _number(field, text, low, high, whole):
 def _element(field, text, low, high, whole):
     m = ELEMENT.fullmatch(text)
     if m is None:
-        raise InvalidInput(f"cron: {field} field '{whole}' must be a comma list of *, n or a-b, "
-                           "each optionally with /step")
+        raise InvalidInput(
+            f"cron: {field} field '{whole}' must be a comma list of *, n or a-b, "
+            "each optionally with /step"
+        )
     span, step = m.group(1), m.group(2)
     if span == "*":
         start, end = low, high
@@ -65,8 +67,9 @@ def _element(field, text, low, high, whole):
         a, b = span.split("-")
         start, end = _number(field, a, low, high, whole), _number(field, b, low, high, whole)
         if start >= end:
-            raise InvalidInput(f"cron: {field} field '{whole}' has a range whose start is not "
-                               "below its end")
+            raise InvalidInput(
+                f"cron: {field} field '{whole}' has a range whose start is not below its end"
+            )
     else:
         start = _number(field, span, low, high, whole)
         end = high if step is not None else start
@@ -100,14 +103,22 @@ def parse(expr):
 def _parse(expr):
     parts = expr.split()
     if len(parts) != 5:
-        raise InvalidInput("cron: needs exactly 5 fields (minute hour day month weekday), "
-                           f"got {len(parts)}")
+        raise InvalidInput(
+            f"cron: needs exactly 5 fields (minute hour day month weekday), got {len(parts)}"
+        )
     minute, hour, day, month, weekday = (
-        _field(name, part, low, high) for (name, low, high), part in zip(FIELDS, parts))
-    return Schedule(minutes=tuple(sorted(minute)), hours=tuple(sorted(hour)),
-                    days=frozenset(day), months=frozenset(month),
-                    weekdays=frozenset(w % 7 for w in weekday),
-                    day_star=parts[2].startswith("*"), weekday_star=parts[4].startswith("*"))
+        _field(name, part, low, high)
+        for (name, low, high), part in zip(FIELDS, parts, strict=False)
+    )
+    return Schedule(
+        minutes=tuple(sorted(minute)),
+        hours=tuple(sorted(hour)),
+        days=frozenset(day),
+        months=frozenset(month),
+        weekdays=frozenset(w % 7 for w in weekday),
+        day_star=parts[2].startswith("*"),
+        weekday_star=parts[4].startswith("*"),
+    )
 
 
 def matches(expr, dt):
@@ -143,8 +154,11 @@ def next_times(expr, after, count=5):
                 for minute in s.minutes:
                     if first_day and hour == start.hour and minute < start.minute:
                         continue
-                    found.append(datetime.datetime(date.year, date.month, date.day, hour, minute,
-                                                   tzinfo=after.tzinfo))
+                    found.append(
+                        datetime.datetime(
+                            date.year, date.month, date.day, hour, minute, tzinfo=after.tzinfo
+                        )
+                    )
                     if len(found) == count:
                         return found
         date += ONE_DAY

@@ -11,8 +11,18 @@ from .records import find, row_id, soft_delete
 from .validate import ALNUM, Field, check
 
 STATUSES = ("available", "unavailable")
-FIELDS = ("id", "name", "jobuuid", "cron", "mutex", "status", "create_user", "create_time",
-          "edit_user", "edit_time")
+FIELDS = (
+    "id",
+    "name",
+    "jobuuid",
+    "cron",
+    "mutex",
+    "status",
+    "create_user",
+    "create_time",
+    "edit_user",
+    "edit_time",
+)
 CRONTAB = {
     "name": Field(required=True, max_len=100, allow_empty=False),
     "jobuuid": Field(required=True, pattern=ALNUM, max_len=20, allow_empty=False),
@@ -25,9 +35,11 @@ STATUS = {"status": Field(required=True, choices=STATUSES)}
 def _checked(projectid, params):
     values = check(params, CRONTAB)
     cron.parse(values["cron"])
-    job = (Job.select(Job.id)
-           .where(Job.uuid == values["jobuuid"], Job.projectid == projectid,
-                  Job.status != "deleted").first())
+    job = (
+        Job.select(Job.id)
+        .where(Job.uuid == values["jobuuid"], Job.projectid == projectid, Job.status != "deleted")
+        .first()
+    )
     if job is None:
         raise InvalidInput(f"jobuuid: no job {values['jobuuid']} in project {projectid}")
     return values
@@ -35,8 +47,9 @@ def _checked(projectid, params):
 
 def _find(projectid, crontabid):
     cid = row_id("crontabid", crontabid)
-    return find(Crontab, f"crontabid: crontab {cid}", Crontab.id == cid,
-                Crontab.projectid == projectid)
+    return find(
+        Crontab, f"crontabid: crontab {cid}", Crontab.id == cid, Crontab.projectid == projectid
+    )
 
 
 def list_crontabs(projectid, params):
@@ -49,9 +62,12 @@ def list_crontabs(projectid, params):
 def count_crontabs(projectid):
     """Count the project's crontabs that are switched on and off."""
     counts = dict.fromkeys(STATUSES, 0)
-    rows = (Crontab.select(Crontab.status, fn.COUNT(Crontab.id))
-            .where(Crontab.projectid == projectid, Crontab.status.in_(STATUSES))
-            .group_by(Crontab.status).tuples())
+    rows = (
+        Crontab.select(Crontab.status, fn.COUNT(Crontab.id))
+        .where(Crontab.projectid == projectid, Crontab.status.in_(STATUSES))
+        .group_by(Crontab.status)
+        .tuples()
+    )
     counts.update(rows)
     return counts
 
@@ -67,8 +83,9 @@ def save_crontab(projectid, params, user, crontabid=None):
     """Create a crontab (switched off), or edit one of the project's; return its id."""
     values = _checked(projectid, params)
     if crontabid is None:
-        row = Crontab.create(projectid=projectid, status="unavailable", create_user=user,
-                             edit_user=user, **values)
+        row = Crontab.create(
+            projectid=projectid, status="unavailable", create_user=user, edit_user=user, **values
+        )
     else:
         row = _find(projectid, crontabid)
         for k, v in values.items():

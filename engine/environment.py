@@ -50,11 +50,18 @@ def set_values(params, user):
     pairs = {_key(k): _value(k, v) for k, v in params.items()}
     with database.atomic():
         for key, value in pairs.items():
-            (Environment.insert(key=key, value=value, create_user=user, create_time=now())
-             .on_conflict(conflict_target=[Environment.key],
-                          update={Environment.value: value, Environment.create_user: user,
-                                  Environment.create_time: now()})
-             .execute())
+            (
+                Environment.insert(key=key, value=value, create_user=user, create_time=now())
+                .on_conflict(
+                    conflict_target=[Environment.key],
+                    update={
+                        Environment.value: value,
+                        Environment.create_user: user,
+                        Environment.create_time: now(),
+                    },
+                )
+                .execute()
+            )
     return len(pairs)
 
 

@@ -8,4 +8,6 @@ ALNUM = string.ascii_letters + string.digits
 
 def new_uuid():
     """Return a 12-character uuid: 11 random letters/digits, then a lowercase letter."""
-    return "".join(secrets.choice(ALNUM) for _ in range(11)) + secrets.choice(string.ascii_lowercase)
+    return "".join(secrets.choice(ALNUM) for _ in range(11)) + secrets.choice(
+        string.ascii_lowercase
+    )

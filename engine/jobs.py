@@ -19,8 +19,19 @@ JOB = {
     "data": Field(list, required=True),
 }
 LIST_FIELDS = ("id", "uuid", "name", "create_time", "create_user", "edit_user", "edit_time")
-DETAIL_FIELDS = ("id", "name", "uuid", "uuids", "mon_ids", "mon_status", "status", "create_user",
-                 "create_time", "edit_user", "edit_time")
+DETAIL_FIELDS = (
+    "id",
+    "name",
+    "uuid",
+    "uuids",
+    "mon_ids",
+    "mon_status",
+    "status",
+    "create_user",
+    "create_time",
+    "edit_user",
+    "edit_time",
+)
 MAX_STEPS = 200
 
 
@@ -41,8 +52,10 @@ def _checked(projectid, params):
         checked.append((kind, step))
         for name in steps.references(kind, step):
             refs.setdefault(name, set()).add(step["deployenv"])
-    env = {name: (envs.pop() if len(envs) == 1 and envs <= {"test", "online"} else "")
-           for name, envs in refs.items()}
+    env = {
+        name: (envs.pop() if len(envs) == 1 and envs <= {"test", "online"} else "")
+        for name, envs in refs.items()
+    }
     return values, checked, env
 
 
@@ -53,8 +66,11 @@ def _store_steps(jobuuid, checked):
 def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):
     """Return a non-deleted job of the project by uuid, or raise NotFound naming ``field``."""
     query = Job.select().where(Job.uuid == jobuuid, Job.projectid == projectid)
-    query = query.where(Job.status == "permanent") if permanent_only else query.where(
-        Job.status != "deleted")
+    query = (
+        query.where(Job.status == "permanent")
+        if permanent_only
+        else query.where(Job.status != "deleted")
+    )
     job = query.first()
     if job is None:
         raise NotFound(f"{field}: job {jobuuid} does not exist")
@@ -63,8 +79,11 @@ def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):
 
 def _by_name(projectid, name, permanent_only=True):
     query = Job.select().where(Job.projectid == projectid, Job.name == name)
-    query = query.where(Job.status == "permanent") if permanent_only else query.where(
-        Job.status != "deleted")
+    query = (
+        query.where(Job.status == "permanent")
+        if permanent_only
+        else query.where(Job.status != "deleted")
+    )
     job = query.first()
     if job is None:
         raise NotFound(f"name: job {name} does not exist")
@@ -72,15 +91,21 @@ def _by_name(projectid, name, permanent_only=True):
 
 
 def create_job(projectid, params, user):
-    """Create a job from ``name``, ``permanent`` and the ordered steps in ``data``; return its uuid."""
+    """Create a job from ``name``, ``permanent`` and the steps in ``data``; return its uuid."""
     values, checked, env = _checked(projectid, params)
     jobuuid = new_uuid()
     with database.atomic(), unique("name", values["name"]):
-        Job.create(projectid=projectid, uuid=jobuuid, name=values["name"],
-                   uuids=_store_steps(jobuuid, checked),
-                   status="permanent" if values["permanent"] else "transient",
-                   mon_ids=values["mon_ids"], mon_status=values["mon_status"],
-                   create_user=user, edit_user=user)
+        Job.create(
+            projectid=projectid,
+            uuid=jobuuid,
+            name=values["name"],
+            uuids=_store_steps(jobuuid, checked),
+            status="permanent" if values["permanent"] else "transient",
+            mon_ids=values["mon_ids"],
+            mon_status=values["mon_status"],
+            create_user=user,
+            edit_user=user,
+        )
         variables.sync(jobuuid, env, user)
     return jobuuid
 
@@ -91,7 +116,11 @@ def edit_job(projectid, jobuuid, params, user):
     with database.atomic(), unique("name", values["name"]):
         job = live_job(projectid, jobuuid)
         job.uuids = _store_steps(job.uuid, checked)
-        job.name, job.mon_ids, job.mon_status = values["name"], values["mon_ids"], values["mon_status"]
+        job.name, job.mon_ids, job.mon_status = (
+            values["name"],
+            values["mon_ids"],
+            values["mon_status"],
+        )
         job.edit_user, job.edit_time = user, now()
         job.save()
         variables.sync(job.uuid, env, user)
@@ -104,17 +133,29 @@ def list_jobs(projectid, params):
     rows = list(paged(common_filters(query, Job, params).order_by(Job.id.desc()), params))
     empty = set()
     if rows:
-        empty = {v.jobuuid for v in Variable.select(Variable.jobuuid).where(
-            Variable.jobuuid.in_([r.uuid for r in rows]), Variable.value == "")}
-    return [{**as_dict(r, LIST_FIELDS),
-             "stepcount": len([u for u in r.uuids.split(",") if u]),
-             "hasvariable": 1 if r.uuid in empty else 0} for r in rows]
+        empty = {
+            v.jobuuid
+            for v in Variable.select(Variable.jobuuid).where(
+                Variable.jobuuid.in_([r.uuid for r in rows]), Variable.value == ""
+            )
+        }
+    return [
+        {
+            **as_dict(r, LIST_FIELDS),
+            "stepcount": len([u for u in r.uuids.split(",") if u]),
+            "hasvariable": 1 if r.uuid in empty else 0,
+        }
+        for r in rows
+    ]
 
 
 def count_jobs(projectid):
     """Count the project's permanent jobs."""
-    n = Job.select(fn.COUNT(Job.id)).where(Job.projectid == projectid,
-                                          Job.status == "permanent").scalar()
+    n = (
+        Job.select(fn.COUNT(Job.id))
+        .where(Job.projectid == projectid, Job.status == "permanent")
+        .scalar()
+    )
     return {"permanent": n}
 
 
@@ -132,7 +173,11 @@ def get_job(projectid, jobuuid, name=None):
 
 def delete_job(projectid, jobuuid, user, byname=False):
     """Soft delete a job, by uuid or by name."""
-    job = _by_name(projectid, jobuuid, permanent_only=False) if byname else live_job(projectid, jobuuid)
+    job = (
+        _by_name(projectid, jobuuid, permanent_only=False)
+        if byname
+        else live_job(projectid, jobuuid)
+    )
     return soft_delete(job, user, milliseconds=False)
 
 
@@ -165,12 +210,25 @@ def copy_job(projectid, params, principal):
             except InvalidInput as e:
                 raise InvalidInput(f"step {n}: {e.info}") from None
             refs.append(steps.store(kind, step, jobuuid))
-        Job.create(projectid=dst_pid, uuid=jobuuid, name=values["toname"], uuids=",".join(refs),
-                   status=source.status, mon_ids=source.mon_ids, mon_status=source.mon_status,
-                   create_user=principal.name, edit_user=principal.name)
+        Job.create(
+            projectid=dst_pid,
+            uuid=jobuuid,
+            name=values["toname"],
+            uuids=",".join(refs),
+            status=source.status,
+            mon_ids=source.mon_ids,
+            mon_status=source.mon_status,
+            create_user=principal.name,
+            edit_user=principal.name,
+        )
         for v in Variable.select().where(Variable.jobuuid == source.uuid):
-            Variable.create(jobuuid=jobuuid, name=v.name, value=v.value, describe=v.describe,
-                            option=v.option, env=v.env, create_user=principal.name)
+            Variable.create(
+                jobuuid=jobuuid,
+                name=v.name,
+                value=v.value,
+                describe=v.describe,
+                option=v.option,
+                env=v.env,
+                create_user=principal.name,
+            )
     return jobuuid
-
-

@@ -47,7 +47,9 @@ def time_range(query, column, start_name, end_name, values):
 
 def common_filters(query, model, params, name_column=None):
     """Apply OpenC3's name LIKE, creator/editor and date-range filters to ``query``."""
-    spec = {k: v for k, v in COMMON_FILTERS.items() if k != "edit_user" or hasattr(model, "edit_user")}
+    spec = {
+        k: v for k, v in COMMON_FILTERS.items() if k != "edit_user" or hasattr(model, "edit_user")
+    }
     values = check(params, spec)
     name_column = name_column or getattr(model, "name", None)
     if values["name"] and name_column is not None:

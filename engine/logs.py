@@ -24,9 +24,12 @@ class LogWriter:
         self.size = 0
         self.last_flush = time.monotonic()
         with database.connection_context():
-            last = (LogChunk.select(LogChunk.offset, fn.LENGTH(LogChunk.text).alias("n"))
-                    .where(LogChunk.taskuuid == taskuuid)
-                    .order_by(LogChunk.offset.desc()).first())
+            last = (
+                LogChunk.select(LogChunk.offset, fn.LENGTH(LogChunk.text).alias("n"))
+                .where(LogChunk.taskuuid == taskuuid)
+                .order_by(LogChunk.offset.desc())
+                .first()
+            )
         self.offset = last.offset + int(last.n) if last else 0
         self.truncated = False
 
@@ -67,14 +70,19 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
 
     ``done`` is true once the task has ended and everything was read.
     """
-    start = (LogChunk.select(fn.MAX(LogChunk.offset)).where(
-        LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset).scalar()) or 0
-    chunks = (LogChunk.select(LogChunk.offset, LogChunk.text)
-              .where(LogChunk.taskuuid == taskuuid, LogChunk.offset >= start)
-              .order_by(LogChunk.offset))
+    start = (
+        LogChunk.select(fn.MAX(LogChunk.offset))
+        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset)
+        .scalar()
+    ) or 0
+    chunks = (
+        LogChunk.select(LogChunk.offset, LogChunk.text)
+        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset >= start)
+        .order_by(LogChunk.offset)
+    )
     parts, end = [], offset
     for chunk in chunks:
-        piece = chunk.text[max(0, offset - chunk.offset):]
+        piece = chunk.text[max(0, offset - chunk.offset) :]
         if chunk.offset + len(chunk.text) <= offset:
             continue
         parts.append(piece)
@@ -84,6 +92,9 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
     text = "".join(parts)[:limit]
     end = offset + len(text)
     status = Task.select(Task.status).where(Task.uuid == taskuuid).scalar()
-    more = LogChunk.select().where(LogChunk.taskuuid == taskuuid,
-                                   LogChunk.offset + fn.LENGTH(LogChunk.text) > end).exists()
+    more = (
+        LogChunk.select()
+        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset + fn.LENGTH(LogChunk.text) > end)
+        .exists()
+    )
     return {"log": text, "offset": end, "done": status in FINAL and not more}

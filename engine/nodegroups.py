@@ -33,8 +33,9 @@ def _depth(value):
         item, level = stack.pop()
         if isinstance(item, (list, dict)):
             deepest = max(deepest, level)
-            stack.extend((child, level + 1)
-                         for child in (item.values() if isinstance(item, dict) else item))
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
     return deepest
 
 
@@ -59,10 +60,13 @@ def _users(projectid, group_ids=None):
 
     ``group_ids`` limits the search; None means every group. Two queries, whatever the count.
     """
+
     def current(model, *where):
-        query = (model.select(model, Job.name.alias("jobname"), Job.uuids.alias("jobuuids"))
-                 .join(Job, on=(model.jobuuid == Job.uuid))
-                 .where(Job.projectid == projectid, Job.status == "permanent", *where))
+        query = (
+            model.select(model, Job.name.alias("jobname"), Job.uuids.alias("jobuuids"))
+            .join(Job, on=(model.jobuuid == Job.uuid))
+            .where(Job.projectid == projectid, Job.status == "permanent", *where)
+        )
         return query.objects()
 
     wanted = None if group_ids is None else [str(i) for i in group_ids]
@@ -92,8 +96,9 @@ def _users(projectid, group_ids=None):
 
 def _find(projectid, group_id):
     gid = row_id("id", group_id)
-    return find(Nodegroup, f"id: node group {gid}", Nodegroup.id == gid,
-                Nodegroup.projectid == projectid)
+    return find(
+        Nodegroup, f"id: node group {gid}", Nodegroup.id == gid, Nodegroup.projectid == projectid
+    )
 
 
 def list_nodegroups(projectid, params):
@@ -102,8 +107,9 @@ def list_nodegroups(projectid, params):
     Filters: the common ones, ``plugin`` (exact) and ``jobname`` (substring of the job list).
     """
     values = check(params, LIST_FILTERS)
-    query = Nodegroup.select().where(Nodegroup.projectid == projectid,
-                                     Nodegroup.status != "deleted")
+    query = Nodegroup.select().where(
+        Nodegroup.projectid == projectid, Nodegroup.status != "deleted"
+    )
     query = common_filters(query, Nodegroup, params)
     if values["plugin"]:
         query = query.where(Nodegroup.plugin == values["plugin"])
@@ -111,8 +117,9 @@ def list_nodegroups(projectid, params):
     if values["jobname"]:
         users = _users(projectid)
         needle = values["jobname"].lower()
-        query = query.where(Nodegroup.id.in_(
-            [gid for gid, names in users.items() if needle in names.lower()]))
+        query = query.where(
+            Nodegroup.id.in_([gid for gid, names in users.items() if needle in names.lower()])
+        )
     rows = list(paged(query.order_by(Nodegroup.id.desc()), params))
     if users is None:
         users = _users(projectid, [r.id for r in rows])
@@ -122,8 +129,11 @@ def list_nodegroups(projectid, params):
 def get_nodegroup(projectid, group_id):
     """Return one node group with its params as the client sent them."""
     row = _find(projectid, group_id)
-    return {**as_dict(row, FIELDS), "jobname": _users(projectid, [row.id]).get(row.id, ""),
-            "params": json.loads(row.params)}
+    return {
+        **as_dict(row, FIELDS),
+        "jobname": _users(projectid, [row.id]).get(row.id, ""),
+        "params": json.loads(row.params),
+    }
 
 
 def save_nodegroup(projectid, params, user, group_id=None):

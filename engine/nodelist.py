@@ -73,14 +73,15 @@ def parse_name(name):
 def list_nodes(projectid, params):
     """List the project's attached machines (filters: name, inip, exip, creator, dates)."""
     values = check(params, FILTERS)
-    query = Nodelist.select().where(Nodelist.projectid == projectid,
-                                    Nodelist.status != "deleted")
+    query = Nodelist.select().where(Nodelist.projectid == projectid, Nodelist.status != "deleted")
     query = common_filters(query, Nodelist, params)
     for column in ("inip", "exip"):
         if values[column]:
             query = query.where(getattr(Nodelist, column).contains(values[column]))
-    return [{**as_dict(r, LIST_FIELDS), "hostvars": json.loads(r.hostvars or "{}")}
-            for r in paged(query.order_by(Nodelist.id.desc()), params)]
+    return [
+        {**as_dict(r, LIST_FIELDS), "hostvars": json.loads(r.hostvars or "{}")}
+        for r in paged(query.order_by(Nodelist.id.desc()), params)
+    ]
 
 
 def check_hostvars(raw):
@@ -112,8 +113,15 @@ def add_node(projectid, params, user):
     name, inip, exip = parse_name(raw)
     hostvars = check_hostvars(params.get("hostvars"))
     with database.atomic(), unique("name", name):
-        row = Nodelist.create(projectid=projectid, name=name, inip=inip, exip=exip,
-                              hostvars=json.dumps(hostvars), create_user=user, edit_user=user)
+        row = Nodelist.create(
+            projectid=projectid,
+            name=name,
+            inip=inip,
+            exip=exip,
+            hostvars=json.dumps(hostvars),
+            create_user=user,
+            edit_user=user,
+        )
     return row.id
 
 
@@ -122,4 +130,3 @@ def delete_node(projectid, nodeid, user):
     nid = row_id("id", nodeid)
     row = find(Nodelist, f"id: node {nid}", Nodelist.id == nid, Nodelist.projectid == projectid)
     return soft_delete(row, user)
-

@@ -32,8 +32,11 @@ def split(text):
 
 def machines(projectid):
     """Map every name, inip and exip of the project's (and project 0's) machines to its row."""
-    rows = (Nodelist.select().where(Nodelist.projectid.in_([projectid, 0]),
-                                    Nodelist.status != "deleted").order_by(Nodelist.projectid.desc()))
+    rows = (
+        Nodelist.select()
+        .where(Nodelist.projectid.in_([projectid, 0]), Nodelist.status != "deleted")
+        .order_by(Nodelist.projectid.desc())
+    )
     index = {}
     for row in rows:
         for key in (row.name, row.inip, row.exip):
@@ -54,8 +57,11 @@ def _connection(name, row):
 
 
 def _group_members(projectid, group_id):
-    group = Nodegroup.get_or_none(Nodegroup.id == int(group_id), Nodegroup.projectid == projectid,
-                                  Nodegroup.status != "deleted")
+    group = Nodegroup.get_or_none(
+        Nodegroup.id == int(group_id),
+        Nodegroup.projectid == projectid,
+        Nodegroup.status != "deleted",
+    )
     if group is None:
         return None
     params = json.loads(group.params or "null")

@@ -10,8 +10,9 @@ from .validate import Field, check
 
 MAX_USER = 200
 LIST_FIELDS = ("id", "user", "create_user", "create_time")
-NOTIFY = {"user": Field(required=True, pattern=r"[A-Za-z0-9.@_-]+", max_len=MAX_USER,
-                        allow_empty=False)}
+NOTIFY = {
+    "user": Field(required=True, pattern=r"[A-Za-z0-9.@_-]+", max_len=MAX_USER, allow_empty=False)
+}
 
 
 def list_notify(projectid, params):
@@ -34,4 +35,3 @@ def delete_notify(projectid, notifyid, user):
     nid = row_id("id", notifyid)
     row = find(Notify, f"id: notify {nid}", Notify.id == nid, Notify.projectid == projectid)
     return soft_delete(row, user, name_field="user")
-

@@ -27,8 +27,9 @@ import jinja2
 
 from .errors import InvalidInput
 
-TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "playbooks_templates")
+TEMPLATES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "playbooks_templates"
+)
 
 # Names the runner relies on to read results back from events.
 SOURCE_PLAY = "opsjob source"
@@ -50,8 +51,10 @@ HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BECOME_USER = re.compile(r"[A-Za-z0-9_-]+")
 RUN_ID = re.compile(r"[a-f0-9]{8,32}")
-CHOWN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
-                   r"|:[A-Za-z0-9_][A-Za-z0-9_.-]*")
+CHOWN = re.compile(
+    r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
+    r"|:[A-Za-z0-9_][A-Za-z0-9_.-]*"
+)
 CHMOD = re.compile(r"[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*")
 
 
@@ -67,23 +70,29 @@ class Host:
 class Compiled:
     """Everything a run needs, as data: playbooks, files and who counts as a target."""
 
-    kind: str                    # "cmd" or "scp"
-    run_id: str                  # names the node-side files of this run
-    playbook: str                # project/main.yml
-    cleanup: str                 # project/cleanup.yml, run only after a cancel
-    files: dict                  # path relative to the private data dir -> bytes
-    links: dict                  # path relative to the private data dir -> existing local file
-    targets: tuple               # host names whose results count, in step order
-    source: str | None           # scp: the source host name (None for cmd or a local file)
-    timeout: int                 # per-node timeout in seconds
+    kind: str  # "cmd" or "scp"
+    run_id: str  # names the node-side files of this run
+    playbook: str  # project/main.yml
+    cleanup: str  # project/cleanup.yml, run only after a cancel
+    files: dict  # path relative to the private data dir -> bytes
+    links: dict  # path relative to the private data dir -> existing local file
+    targets: tuple  # host names whose results count, in step order
+    source: str | None  # scp: the source host name (None for cmd or a local file)
+    timeout: int  # per-node timeout in seconds
 
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
-    block_start_string="[%", block_end_string="%]",
-    variable_start_string="[[", variable_end_string="]]",
-    comment_start_string="[#", comment_end_string="#]",
-    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    block_start_string="[%",
+    block_end_string="%]",
+    variable_start_string="[[",
+    variable_end_string="]]",
+    comment_start_string="[#",
+    comment_end_string="#]",
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
 
 
 def _render(name, **values):
@@ -148,6 +157,7 @@ def _check_hosts(field_name, hosts):
 # ---------------------------------------------------------------------------------------------
 # YAML inventory: every string value carries !unsafe, written as an ASCII double-quoted scalar.
 
+
 def _yaml_str(text):
     out = []
     for ch in text:
@@ -206,6 +216,7 @@ def _inventory(roles):
 # ---------------------------------------------------------------------------------------------
 # Node-side scripts.
 
+
 def _session_script(run_id, timeout, body):
     """A bash script that runs ``body`` in its own session under ``timeout``.
 
@@ -225,8 +236,7 @@ def _session_script(run_id, timeout, body):
         "fi\n"
         "# timeout leads the new session, so its pid is the process group to kill.\n"
         'echo "$PPID" > "$oj_tag.pgid"\n'
-        'if [ -e "$oj_tag.cancel" ]; then rm -f -- "$oj_tag.cancel"; exit 143; fi\n'
-        + body
+        'if [ -e "$oj_tag.cancel" ]; then rm -f -- "$oj_tag.cancel"; exit 143; fi\n' + body
     )
 
 
@@ -239,8 +249,8 @@ def _collapse_trailing_blank_lines(content):
 
 _RUN_LINES = {
     "shell": '/bin/bash "$oj_tag.d/script" "$@"',
-    "python": 'oj_py=python3; command -v python3 >/dev/null 2>&1 || oj_py=python\n'
-              'exec "$oj_py" "$oj_tag.d/script" "$@"',
+    "python": "oj_py=python3; command -v python3 >/dev/null 2>&1 || oj_py=python\n"
+    'exec "$oj_py" "$oj_tag.d/script" "$@"',
     "perl": '/usr/bin/perl "$oj_tag.d/script" "$@"',
     "php": '/usr/bin/php "$oj_tag.d/script" "$@"',
     "auto": '"$oj_tag.d/script" "$@"',
@@ -258,20 +268,22 @@ def run_script(run_id, timeout, content, script_type, argv, env):
         exports
         + f"oj_argv={shlex.quote(argv)}\n"
         + 'mkdir -m 700 -- "$oj_tag.d" || exit 125\n'
-        + 'base64 -d > "$oj_tag.d/script" <<\'__OPSJOB_SCRIPT__\' || exit 125\n'
+        + "base64 -d > \"$oj_tag.d/script\" <<'__OPSJOB_SCRIPT__' || exit 125\n"
         + payload
         + "__OPSJOB_SCRIPT__\n"
         + 'chmod 700 -- "$oj_tag.d/script"\n'
         + 'cd -- "$HOME" 2>/dev/null || cd /\n'
         + "# argv is a raw command-line string: the shell parses it, as OpenC3 does.\n"
         + 'eval "set -- $oj_argv"\n'
-        + run_line + "\n"
+        + run_line
+        + "\n"
     )
     return _session_script(run_id, timeout, body)
 
 
-def compile_cmd(hosts, script, script_type, argv="", env=None, become_user="", timeout=60,
-                run_id=None):
+def compile_cmd(
+    hosts, script, script_type, argv="", env=None, become_user="", timeout=60, run_id=None
+):
     """Compile a cmd step: run ``script`` with ``argv`` and ``env`` on every host.
 
     ``hosts`` is a list of :class:`Host`; ``script_type`` one of shell, python, perl, php,
@@ -295,21 +307,33 @@ def compile_cmd(hosts, script, script_type, argv="", env=None, become_user="", t
     run_id = _run_id(run_id)
     inventory = _inventory([(h, "c") for h in hosts])
     return Compiled(
-        kind="cmd", run_id=run_id,
-        playbook=_render("cmd.yml.j2", run_id=run_id, become_user=become_user,
-                         task_timeout=timeout + KILL_AFTER + TASK_GRACE),
+        kind="cmd",
+        run_id=run_id,
+        playbook=_render(
+            "cmd.yml.j2",
+            run_id=run_id,
+            become_user=become_user,
+            task_timeout=timeout + KILL_AFTER + TASK_GRACE,
+        ),
         cleanup=_render("cleanup.yml.j2", run_id=run_id, become_user=become_user),
         files={
-            "project/files/run.sh": run_script(run_id, timeout, content, script_type, argv,
-                                               env).encode("utf-8"),
+            "project/files/run.sh": run_script(
+                run_id, timeout, content, script_type, argv, env
+            ).encode("utf-8"),
             "inventory/hosts.yml": inventory_yaml(
-                inventory, {TARGET_GROUP: [h.name for h in hosts]}).encode("utf-8"),
+                inventory, {TARGET_GROUP: [h.name for h in hosts]}
+            ).encode("utf-8"),
         },
-        links={}, targets=tuple(h.name for h in hosts), source=None, timeout=timeout)
+        links={},
+        targets=tuple(h.name for h in hosts),
+        source=None,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # scp
+
 
 def scp_paths(sp, dp):
     """Apply OpenC3's trailing-slash rules; return ``(sp, dp)``.
@@ -342,11 +366,13 @@ def pack_script(run_id, timeout, sp):
         f"oj_out=/tmp/.opsjob-{run_id}-$1.tar\n"
         'if [ -d "$oj_sp" ]; then\n'
         '    exec tar -c -f "$oj_out" -C "$oj_sp" .\n'
-        + ('elif [ -e "$oj_sp" ]; then\n'
-           '    echo "opsjob: $oj_sp: not a directory" >&2; exit 2\n' if dir_only else
-           'elif [ -e "$oj_sp" ]; then\n'
-           '    exec tar -c -h -f "$oj_out" -C "$(dirname -- "$oj_sp")" -- '
-           '"$(basename -- "$oj_sp")"\n')
+        + (
+            'elif [ -e "$oj_sp" ]; then\n    echo "opsjob: $oj_sp: not a directory" >&2; exit 2\n'
+            if dir_only
+            else 'elif [ -e "$oj_sp" ]; then\n'
+            '    exec tar -c -h -f "$oj_out" -C "$(dirname -- "$oj_sp")" -- '
+            '"$(basename -- "$oj_sp")"\n'
+        )
         + "else\n"
         '    echo "opsjob: $oj_sp: no such file or directory" >&2; exit 2\n'
         "fi\n"
@@ -365,13 +391,12 @@ def unpack_script(run_id, timeout, dp, base, raw, delete, chown, chmod):
         f"oj_raw={int(bool(raw))}\n"
         f"oj_delete={int(bool(delete))}\n"
         f"oj_chown={shlex.quote(chown)}\n"
-        f"oj_chmod={shlex.quote(chmod)}\n"
-        + _UNPACK_BODY
+        f"oj_chmod={shlex.quote(chmod)}\n" + _UNPACK_BODY
     )
     return _session_script(run_id, timeout, body)
 
 
-_UNPACK_BODY = r'''oj_in="$oj_tag.in"
+_UNPACK_BODY = r"""oj_in="$oj_tag.in"
 oj_fail() { echo "opsjob: $*" >&2; exit 1; }
 oj_kind=f
 if [ "$oj_raw" = 0 ]; then
@@ -414,11 +439,22 @@ fi
 if [ -n "$oj_chown" ]; then chown -R -- "$oj_chown" "$oj_target" || exit 1; fi
 if [ -n "$oj_chmod" ]; then chmod -R -- "$oj_chmod" "$oj_target" || exit 1; fi
 exit 0
-'''
+"""
 
 
-def compile_scp(source, sp, targets, dp, *, chown="", chmod="", delete=False, timeout=60,
-                local_source=None, run_id=None):
+def compile_scp(
+    source,
+    sp,
+    targets,
+    dp,
+    *,
+    chown="",
+    chmod="",
+    delete=False,
+    timeout=60,
+    local_source=None,
+    run_id=None,
+):
     """Compile an scp step: copy ``sp`` from ``source`` to ``dp`` on every target.
 
     ``source`` is a :class:`Host`, or None with ``local_source`` naming a file on this machine
@@ -460,18 +496,27 @@ def compile_scp(source, sp, targets, dp, *, chown="", chmod="", delete=False, ti
     if source:
         groups[SOURCE_GROUP] = [source.name]
     files = {
-        "project/files/unpack.sh": unpack_script(run_id, timeout, dp, base, local_source,
-                                                 delete, chown, chmod).encode("utf-8"),
+        "project/files/unpack.sh": unpack_script(
+            run_id, timeout, dp, base, local_source, delete, chown, chmod
+        ).encode("utf-8"),
         "inventory/hosts.yml": inventory_yaml(_inventory(roles), groups).encode("utf-8"),
     }
     if source:
         files["project/files/pack.sh"] = pack_script(run_id, timeout, sp).encode("utf-8")
     return Compiled(
-        kind="scp", run_id=run_id,
-        playbook=_render("scp.yml.j2", run_id=run_id, remote_source=bool(source),
-                         payload=payload, task_timeout=timeout + KILL_AFTER + TASK_GRACE),
+        kind="scp",
+        run_id=run_id,
+        playbook=_render(
+            "scp.yml.j2",
+            run_id=run_id,
+            remote_source=bool(source),
+            payload=payload,
+            task_timeout=timeout + KILL_AFTER + TASK_GRACE,
+        ),
         cleanup=_render("cleanup.yml.j2", run_id=run_id, become_user=""),
         files=files,
         links={f"project/{payload}": local_source} if local_source else {},
         targets=tuple(h.name for h in targets),
-        source=source.name if source else None, timeout=timeout)
+        source=source.name if source else None,
+        timeout=timeout,
+    )

@@ -61,6 +61,12 @@ def ensure_demo(user):
     if Project.get_or_none(Project.id == 1) is not None:
         return False
     Project.create(id=1, name="demo", edit_user=user)
-    Nodelist.create(projectid=1, name="localhost", inip="127.0.0.1", create_user=user,
-                    edit_user=user, hostvars='{"ansible_connection": "local"}')
+    Nodelist.create(
+        projectid=1,
+        name="localhost",
+        inip="127.0.0.1",
+        create_user=user,
+        edit_user=user,
+        hostvars='{"ansible_connection": "local"}',
+    )
     return True

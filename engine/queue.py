@@ -19,8 +19,7 @@ def configure(settings):
         huey = RedisHuey("opsjob", url=settings.queue_url, results=False)
     else:
         os.makedirs(settings.home, exist_ok=True)
-        huey = SqliteHuey("opsjob", filename=os.path.join(settings.home, "queue.db"),
-                          results=False)
+        huey = SqliteHuey("opsjob", filename=os.path.join(settings.home, "queue.db"), results=False)
     _state["huey"] = huey
     _state["run"] = huey.task(name="opsjob.run_task")(worker.run_task)
     worker.register_periodic(huey, settings)

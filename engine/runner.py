@@ -33,12 +33,12 @@ from . import playbook
 
 log = logging.getLogger(__name__)
 
-EXCERPT = 64 * 1024          # characters of stdout/stderr kept in a result excerpt
-CONNECT_TIMEOUT = 10         # seconds for an SSH connection to a node
-CLEANUP_TIMEOUT = 10         # seconds the cleanup playbook may take at most
+EXCERPT = 64 * 1024  # characters of stdout/stderr kept in a result excerpt
+CONNECT_TIMEOUT = 10  # seconds for an SSH connection to a node
+CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
-POLL = 0.2                   # seconds between two looks at the cancel flag
-MARK = "OPSJOB_RUN_MARK"     # environment variable that tags this run's local processes
+POLL = 0.2  # seconds between two looks at the cancel flag
+MARK = "OPSJOB_RUN_MARK"  # environment variable that tags this run's local processes
 RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
 
 FINAL = ("ok", "failed", "unreachable", "timeout", "canceled")
@@ -49,14 +49,14 @@ class HostResult:
     """What happened on one host."""
 
     host: str
-    status: str = "pending"      # ok | failed | unreachable | timeout | canceled
+    status: str = "pending"  # ok | failed | unreachable | timeout | canceled
     rc: int | None = None
-    start: float | None = None   # epoch seconds
+    start: float | None = None  # epoch seconds
     end: float | None = None
-    stdout: str = ""             # bounded excerpt
-    stderr: str = ""             # bounded excerpt
-    msg: str = ""                # Ansible's or opsjob's explanation when not ok
-    output: str = ""             # the full stdout (for version capture)
+    stdout: str = ""  # bounded excerpt
+    stderr: str = ""  # bounded excerpt
+    msg: str = ""  # Ansible's or opsjob's explanation when not ok
+    output: str = ""  # the full stdout (for version capture)
 
     @property
     def done(self):
@@ -68,10 +68,10 @@ class HostResult:
 class RunOutcome:
     """The result of one step run."""
 
-    status: str                  # ok | failed | canceled | error
-    hosts: dict                  # target name -> HostResult, in step order
+    status: str  # ok | failed | canceled | error
+    hosts: dict  # target name -> HostResult, in step order
     source: HostResult | None = None
-    error: str = ""              # why, for status error
+    error: str = ""  # why, for status error
     started: float = 0.0
     ended: float = 0.0
     cleanup_seconds: float = 0.0
@@ -104,6 +104,7 @@ def _epoch(stamp):
 
 # ---------------------------------------------------------------------------------------------
 # Local process tree
+
 
 def _marked_pids(marker):
     """Pids of our processes whose environment holds ``MARK=marker``."""
@@ -168,6 +169,7 @@ def _stop_child(marker):
 # ---------------------------------------------------------------------------------------------
 # Configuration of one run
 
+
 def control_path_dir():
     """A short directory for SSH ControlPath sockets (a socket path has about 100 chars)."""
     return f"/tmp/oj-cp-{os.getuid()}"
@@ -228,6 +230,7 @@ def _write_private_dir(compiled, workdir, settings, connect_timeout):
 # ---------------------------------------------------------------------------------------------
 # Events -> results
 
+
 class _Collector:
     """Turns runner events into per-host results and log chunks."""
 
@@ -268,8 +271,9 @@ class _Collector:
             return
         res = data.get("res") or {}
         if kind == "runner_on_ok":
-            if data.get("task") != (self.result_task if result is not self.source
-                                    else playbook.SOURCE_RESULT_TASK):
+            if data.get("task") != (
+                self.result_task if result is not self.source else playbook.SOURCE_RESULT_TASK
+            ):
                 return
             self._finish(result, "ok", res, event)
         elif kind == "runner_on_unreachable":
@@ -301,8 +305,9 @@ class _Collector:
         """Give every host without a final result the status ``pending``, and say why."""
         now = time.time()
         src = self.source
-        why = {"canceled": "canceled before it finished",
-               "timeout": "the run took too long"}.get(pending, error or "no result from Ansible")
+        why = {"canceled": "canceled before it finished", "timeout": "the run took too long"}.get(
+            pending, error or "no result from Ansible"
+        )
         for result in self.hosts.values():
             if result.done:
                 continue
@@ -326,8 +331,8 @@ def _timed_out(res):
 # ---------------------------------------------------------------------------------------------
 # The run
 
-def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
-            should_cancel=None):
+
+def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, should_cancel=None):
     """Run ``compiled`` (from engine.playbook) and return a :class:`RunOutcome`.
 
     ``workdir`` is where the private data dir is made (and removed afterwards); ``settings``
@@ -378,11 +383,18 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
 
         pdd = _write_private_dir(compiled, workdir, settings, CONNECT_TIMEOUT)
         runner = ansible_runner.run(
-            private_data_dir=pdd, playbook="main.yml", ident="main",
+            private_data_dir=pdd,
+            playbook="main.yml",
+            ident="main",
             inventory=os.path.join(pdd, "inventory", "hosts.yml"),
-            envvars=ansible_env(pdd, marker), suppress_env_files=True,
-            forks=forks, quiet=True, timeout=job_timeout,
-            event_handler=event_handler, cancel_callback=cancel_callback)
+            envvars=ansible_env(pdd, marker),
+            suppress_env_files=True,
+            forks=forks,
+            quiet=True,
+            timeout=job_timeout,
+            event_handler=event_handler,
+            cancel_callback=cancel_callback,
+        )
         timed_out = runner.status == "timeout"
         if state["callback_error"]:
             error = state["callback_error"]
@@ -391,8 +403,7 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
         elif timed_out:
             error = f"Ansible did not finish within {job_timeout} s"
         elif runner.status not in ("successful", "failed") or not collector.any_result():
-            error = (f"ansible-playbook ended {runner.status} (rc {runner.rc}): "
-                     f"{_tail(runner)}")
+            error = f"ansible-playbook ended {runner.status} (rc {runner.rc}): {_tail(runner)}"
     except Exception as exc:
         log.exception("step run %s failed", compiled.run_id)
         error = f"ansible-runner failed: {exc}"
@@ -415,9 +426,15 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None,
     elif status is None:
         all_ok = all(r.status == "ok" for r in collector.hosts.values())
         status = "ok" if all_ok else "failed"
-    return RunOutcome(status=status, hosts=collector.hosts, source=collector.source,
-                      error=error, started=started, ended=time.time(),
-                      cleanup_seconds=cleanup_seconds)
+    return RunOutcome(
+        status=status,
+        hosts=collector.hosts,
+        source=collector.source,
+        error=error,
+        started=started,
+        ended=time.time(),
+        cleanup_seconds=cleanup_seconds,
+    )
 
 
 def _tail(runner):
@@ -435,13 +452,19 @@ def _cleanup(pdd, settings, hosts):
     marker = uuid.uuid4().hex
     try:
         runner = ansible_runner.run(
-            private_data_dir=pdd, playbook="cleanup.yml", ident="cleanup",
-            inventory=os.path.join(pdd, "inventory", "hosts.yml"), limit=",".join(hosts),
-            envvars={**ansible_env(pdd, marker),
-                     "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT)},
-            suppress_env_files=True, quiet=True, timeout=CLEANUP_TIMEOUT,
+            private_data_dir=pdd,
+            playbook="cleanup.yml",
+            ident="cleanup",
+            inventory=os.path.join(pdd, "inventory", "hosts.yml"),
+            limit=",".join(hosts),
+            envvars={**ansible_env(pdd, marker), "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT)},
+            suppress_env_files=True,
+            quiet=True,
+            timeout=CLEANUP_TIMEOUT,
             forks=max(1, min(len(hosts), int(settings.ansible_forks))),
-            event_handler=lambda event: False, cancel_callback=lambda: False)
+            event_handler=lambda event: False,
+            cancel_callback=lambda: False,
+        )
         if runner.status != "successful":
             log.warning("cleanup after cancel ended %s (rc %s)", runner.status, runner.rc)
     except Exception:

@@ -4,11 +4,19 @@ from .clock import now
 from .listing import as_dict, common_filters, paged
 from .models import Job, PluginCmd, Script, database
 from .records import find, row_id, soft_delete, unique
-from .validate import Field, NO_CONTROL, check
+from .validate import NO_CONTROL, Field, check
 
 TYPES = ("shell", "perl", "python", "php", "auto")
-LIST_FIELDS = ("id", "projectid", "name", "type", "create_user", "create_time",
-               "edit_user", "edit_time")
+LIST_FIELDS = (
+    "id",
+    "projectid",
+    "name",
+    "type",
+    "create_user",
+    "create_time",
+    "edit_user",
+    "edit_time",
+)
 SCRIPT = {
     "name": Field(required=True, max_len=100, allow_empty=False),
     "type": Field(required=True, choices=TYPES),
@@ -20,10 +28,16 @@ def _citing_jobs(script_ids):
     """Map script id -> sorted names of permanent jobs whose cmd steps cite it."""
     if not script_ids:
         return {}
-    rows = (PluginCmd.select(PluginCmd.scripts_cont, Job.name, Job.uuids, PluginCmd.uuid)
-            .join(Job, on=(PluginCmd.jobuuid == Job.uuid))
-            .where(PluginCmd.scripts_type == "cite", Job.status == "permanent",
-                   PluginCmd.scripts_cont.in_([str(i) for i in script_ids])).objects())
+    rows = (
+        PluginCmd.select(PluginCmd.scripts_cont, Job.name, Job.uuids, PluginCmd.uuid)
+        .join(Job, on=(PluginCmd.jobuuid == Job.uuid))
+        .where(
+            PluginCmd.scripts_type == "cite",
+            Job.status == "permanent",
+            PluginCmd.scripts_cont.in_([str(i) for i in script_ids]),
+        )
+        .objects()
+    )
     found = {}
     for r in rows:
         if f"cmd_{r.uuid}" in r.uuids.split(","):
@@ -33,8 +47,9 @@ def _citing_jobs(script_ids):
 
 def list_scripts(projectid, params):
     """List the project's scripts and the global ones, with the jobs citing each."""
-    query = Script.select().where(Script.projectid.in_([projectid, 0]),
-                                  Script.status == "available")
+    query = Script.select().where(
+        Script.projectid.in_([projectid, 0]), Script.status == "available"
+    )
     query = common_filters(query, Script, params)
     if params.get("type"):
         query = query.where(Script.type == str(params["type"]))
@@ -46,8 +61,9 @@ def list_scripts(projectid, params):
 def get_script(projectid, scriptsid):
     """Return one script of the project or a global one, with its content."""
     sid = row_id("scriptsid", scriptsid)
-    row = find(Script, f"scriptsid: script {sid}", Script.id == sid,
-               Script.projectid.in_([projectid, 0]))
+    row = find(
+        Script, f"scriptsid: script {sid}", Script.id == sid, Script.projectid.in_([projectid, 0])
+    )
     return as_dict(row, (*LIST_FIELDS, "cont"))
 
 
@@ -59,8 +75,9 @@ def save_script(projectid, params, user, scriptsid=None):
             row = Script.create(projectid=projectid, create_user=user, edit_user=user, **values)
         else:
             sid = row_id("scriptsid", scriptsid)
-            row = find(Script, f"scriptsid: script {sid}", Script.id == sid,
-                       Script.projectid == projectid)
+            row = find(
+                Script, f"scriptsid: script {sid}", Script.id == sid, Script.projectid == projectid
+            )
             for k, v in values.items():
                 setattr(row, k, v)
             row.edit_user, row.edit_time = user, now()

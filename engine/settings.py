@@ -8,31 +8,74 @@ from dataclasses import dataclass, field, fields
 class Settings:
     """Runtime configuration. Each field maps to one ``OPSJOB_*`` environment variable."""
 
-    home: str = field(default="./var", metadata={"env": "OPSJOB_HOME",
-                      "doc": "Data directory: SQLite database, queue, file store, run dirs."})
-    database_url: str = field(default="", metadata={"env": "OPSJOB_DATABASE_URL",
-                              "doc": "Database URL. Empty means `sqlite:///$OPSJOB_HOME/opsjob.db`; "
-                                     "`postgresql://user@host:5432/db` selects PostgreSQL."})
-    log_level: str = field(default="INFO", metadata={"env": "OPSJOB_LOG_LEVEL",
-                           "doc": "Python log level: DEBUG, INFO, WARNING, ERROR."})
-    queue_url: str = field(default="", metadata={"env": "OPSJOB_QUEUE_URL",
-                           "doc": "Task queue. Empty means SQLite under `$OPSJOB_HOME`; "
-                                  "`redis://host:6379/0` selects Redis (many workers, many hosts)."})
-    worker_name: str = field(default="", metadata={"env": "OPSJOB_WORKER_NAME",
-                             "doc": "Name a worker records on the tasks it runs (the `slave`). "
-                                    "Empty means the host name."})
-    task_lease: int = field(default=60, metadata={"env": "OPSJOB_TASK_LEASE",
-                            "doc": "Seconds a running task survives without a heartbeat from its "
-                                   "worker before it is failed as lost."})
-    ansible_forks: int = field(default=10, metadata={"env": "OPSJOB_ANSIBLE_FORKS",
-                               "doc": "Most Ansible forks one step run uses (it uses "
-                                      "min(node count, this))."})
-    host_key_checking: bool = field(default=False, metadata={"env": "OPSJOB_HOST_KEY_CHECKING",
-                                    "doc": "Check the nodes' SSH host keys against known_hosts "
-                                           "(true/false)."})
-    ssh_control_persist: str = field(default="60s", metadata={"env": "OPSJOB_SSH_CONTROL_PERSIST",
-                                     "doc": "How long an idle SSH master connection to a node "
-                                            "stays open for the next step (ssh ControlPersist)."})
+    home: str = field(
+        default="./var",
+        metadata={
+            "env": "OPSJOB_HOME",
+            "doc": "Data directory: SQLite database, queue, file store, run dirs.",
+        },
+    )
+    database_url: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_DATABASE_URL",
+            "doc": "Database URL. Empty means `sqlite:///$OPSJOB_HOME/opsjob.db`; "
+            "`postgresql://user@host:5432/db` selects PostgreSQL.",
+        },
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata={
+            "env": "OPSJOB_LOG_LEVEL",
+            "doc": "Python log level: DEBUG, INFO, WARNING, ERROR.",
+        },
+    )
+    queue_url: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_QUEUE_URL",
+            "doc": "Task queue. Empty means SQLite under `$OPSJOB_HOME`; "
+            "`redis://host:6379/0` selects Redis (many workers, many hosts).",
+        },
+    )
+    worker_name: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_WORKER_NAME",
+            "doc": "Name a worker records on the tasks it runs (the `slave`). "
+            "Empty means the host name.",
+        },
+    )
+    task_lease: int = field(
+        default=60,
+        metadata={
+            "env": "OPSJOB_TASK_LEASE",
+            "doc": "Seconds a running task survives without a heartbeat from its "
+            "worker before it is failed as lost.",
+        },
+    )
+    ansible_forks: int = field(
+        default=10,
+        metadata={
+            "env": "OPSJOB_ANSIBLE_FORKS",
+            "doc": "Most Ansible forks one step run uses (it uses min(node count, this)).",
+        },
+    )
+    host_key_checking: bool = field(
+        default=False,
+        metadata={
+            "env": "OPSJOB_HOST_KEY_CHECKING",
+            "doc": "Check the nodes' SSH host keys against known_hosts (true/false).",
+        },
+    )
+    ssh_control_persist: str = field(
+        default="60s",
+        metadata={
+            "env": "OPSJOB_SSH_CONTROL_PERSIST",
+            "doc": "How long an idle SSH master connection to a node "
+            "stays open for the next step (ssh ControlPersist).",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ=None, **overrides):

@@ -24,7 +24,9 @@ CMD = {
     "user": Field(default="", pattern=WORD, max_len=40),
     "node_type": Field(required=True, choices=("builtin", "group", "variable")),
     "node_cont": Field(required=True, pattern=NO_CONTROL, max_len=2000, allow_empty=False),
-    "scripts_type": Field(required=True, choices=("cite", "shell", "perl", "python", "php", "auto")),
+    "scripts_type": Field(
+        required=True, choices=("cite", "shell", "perl", "python", "php", "auto")
+    ),
     "scripts_cont": Field(required=True, pattern=NO_CONTROL, max_len=65536, allow_empty=False),
     "scripts_argv": Field(default="", pattern=NO_CONTROL, max_len=3000),
 }
@@ -41,16 +43,48 @@ SCP = {
     "scp_delete": Field(bool, default=False),
 }
 DIRECT_CMD = {**CMD, "node_type": Field(required=True, choices=("builtin", "group"))}
-DIRECT_SCP = {**SCP,
-              "src_type": Field(required=True, choices=("builtin", "group", "fileserver")),
-              "dst_type": Field(required=True, choices=("builtin", "group", "fileserver")),
-              "dst": Field(default="", max_len=2000)}
+DIRECT_SCP = {
+    **SCP,
+    "src_type": Field(required=True, choices=("builtin", "group", "fileserver")),
+    "dst_type": Field(required=True, choices=("builtin", "group", "fileserver")),
+    "dst": Field(default="", max_len=2000),
+}
 NODE_CONT = {"builtin": NODES, "group": DIGITS, "variable": VARNODES}
 
-CMD_FIELDS = ("uuid", "name", "user", "node_type", "node_cont", "scripts_type", "scripts_cont",
-              "scripts_argv", "timeout", "pause", "deployenv", "action", "batches")
-SCP_FIELDS = ("uuid", "name", "user", "src", "src_type", "sp", "dst", "dst_type", "dp", "chown",
-              "chmod", "timeout", "pause", "scp_delete", "deployenv", "action", "batches")
+CMD_FIELDS = (
+    "uuid",
+    "name",
+    "user",
+    "node_type",
+    "node_cont",
+    "scripts_type",
+    "scripts_cont",
+    "scripts_argv",
+    "timeout",
+    "pause",
+    "deployenv",
+    "action",
+    "batches",
+)
+SCP_FIELDS = (
+    "uuid",
+    "name",
+    "user",
+    "src",
+    "src_type",
+    "sp",
+    "dst",
+    "dst_type",
+    "dp",
+    "chown",
+    "chmod",
+    "timeout",
+    "pause",
+    "scp_delete",
+    "deployenv",
+    "action",
+    "batches",
+)
 
 
 def _nodes(name, kind, value, projectid):
@@ -59,8 +93,15 @@ def _nodes(name, kind, value, projectid):
     Field(pattern=NODE_CONT[kind], max_len=2000).clean(name, value)
     if kind != "group":
         return value
-    if not Nodegroup.select().where(Nodegroup.id == int(value), Nodegroup.projectid == projectid,
-                                    Nodegroup.status != "deleted").exists():
+    if (
+        not Nodegroup.select()
+        .where(
+            Nodegroup.id == int(value),
+            Nodegroup.projectid == projectid,
+            Nodegroup.status != "deleted",
+        )
+        .exists()
+    ):
         raise InvalidInput(f"{name}: node group {value} does not exist in project {projectid}")
     return str(int(value))
 
@@ -79,13 +120,20 @@ def validate_step(raw, projectid, direct=False):
         raise InvalidInput("plugin_type: must be one of cmd, scp")
     if kind == "cmd":
         values = check(raw, DIRECT_CMD if direct else CMD)
-        values["node_cont"] = _nodes("node_cont", values["node_type"], values["node_cont"],
-                                     projectid)
+        values["node_cont"] = _nodes(
+            "node_cont", values["node_type"], values["node_cont"], projectid
+        )
         if values["scripts_type"] == "cite":
             Field(pattern=DIGITS, max_len=18).clean("scripts_cont", values["scripts_cont"])
-            if not Script.select().where(Script.id == int(values["scripts_cont"]),
-                                         Script.projectid.in_([projectid] if direct else [projectid, 0]),
-                                         Script.status == "available").exists():
+            if (
+                not Script.select()
+                .where(
+                    Script.id == int(values["scripts_cont"]),
+                    Script.projectid.in_([projectid] if direct else [projectid, 0]),
+                    Script.status == "available",
+                )
+                .exists()
+            ):
                 raise InvalidInput(f"scripts_cont: script {values['scripts_cont']} does not exist")
     else:
         values = check(raw, DIRECT_SCP if direct else SCP)

@@ -12,8 +12,22 @@ from .listing import DATE, as_dict, paged, time_range
 from .models import Job, Task, database
 from .validate import ALNUM, Field, check
 
-LIST_FIELDS = ("id", "uuid", "name", "user", "slave", "status", "starttime", "finishtime",
-               "calltype", "jobtype", "jobuuid", "runtime", "reason", "extid")
+LIST_FIELDS = (
+    "id",
+    "uuid",
+    "name",
+    "user",
+    "slave",
+    "status",
+    "starttime",
+    "finishtime",
+    "calltype",
+    "jobtype",
+    "jobuuid",
+    "runtime",
+    "reason",
+    "extid",
+)
 DETAIL_FIELDS = LIST_FIELDS + ("mutex", "pid", "starttimems", "finishtimems", "create_time")
 MAX_VARIABLES = 200
 
@@ -52,12 +66,31 @@ def check_variables(raw, field="variable"):
     return out
 
 
-def _create(projectid, principal, *, name, jobtype, jobuuid, variable, mutex="", uuid=None,
-            calltype=None, extid=""):
-    task = Task.create(projectid=projectid, uuid=uuid or new_uuid(), name=name,
-                       user=principal.name, calltype=calltype or principal.calltype,
-                       jobtype=jobtype, jobuuid=jobuuid, mutex=mutex,
-                       variable=json.dumps(variable, ensure_ascii=False), extid=extid)
+def _create(
+    projectid,
+    principal,
+    *,
+    name,
+    jobtype,
+    jobuuid,
+    variable,
+    mutex="",
+    uuid=None,
+    calltype=None,
+    extid="",
+):
+    task = Task.create(
+        projectid=projectid,
+        uuid=uuid or new_uuid(),
+        name=name,
+        user=principal.name,
+        calltype=calltype or principal.calltype,
+        jobtype=jobtype,
+        jobuuid=jobuuid,
+        mutex=mutex,
+        variable=json.dumps(variable, ensure_ascii=False),
+        extid=extid,
+    )
     return task
 
 
@@ -72,8 +105,15 @@ def run_job(projectid, params, principal):
     job = jobs.live_job(projectid, values["jobuuid"])
     variable = check_variables(values["variable"])
     with database.atomic():
-        task = _create(projectid, principal, name=job.name, jobtype="jobs", jobuuid=job.uuid,
-                       variable=variable, mutex=values["mutex"])
+        task = _create(
+            projectid,
+            principal,
+            name=job.name,
+            jobtype="jobs",
+            jobuuid=job.uuid,
+            variable=variable,
+            mutex=values["mutex"],
+        )
     return _launch(task)
 
 
@@ -81,16 +121,27 @@ def run_job_byname(projectid, params, principal):
     """Start a job by name. A given ``uuid`` makes the call idempotent: if that task exists,
     nothing is created and ``None`` is returned."""
     values = check(params, BYNAME)
-    job = (Job.select().where(Job.projectid == projectid, Job.name == values["jobname"],
-                              Job.status != "deleted").first())
+    job = (
+        Job.select()
+        .where(Job.projectid == projectid, Job.name == values["jobname"], Job.status != "deleted")
+        .first()
+    )
     if job is None:
         raise InvalidInput(f"jobname: job {values['jobname']} does not exist")
     variable = check_variables(values["variable"])
     if values["uuid"] and Task.select().where(Task.uuid == values["uuid"]).exists():
         return None
     with database.atomic():
-        task = _create(projectid, principal, name=job.name, jobtype="jobs", jobuuid=job.uuid,
-                       variable=variable, mutex=values["mutex"], uuid=values["uuid"])
+        task = _create(
+            projectid,
+            principal,
+            name=job.name,
+            jobtype="jobs",
+            jobuuid=job.uuid,
+            variable=variable,
+            mutex=values["mutex"],
+            uuid=values["uuid"],
+        )
     return _launch(task)
 
 
@@ -103,11 +154,20 @@ def run_step(projectid, kind, params, principal):
     variable = check_variables(check(params, {"variable": Field(dict, default={})})["variable"])
     with database.atomic():
         ref = steps.store(kind, step, None)
-        task = _create(projectid, principal, name=step["name"], jobtype=f"plugin_{kind}",
-                       jobuuid=ref.split("_", 1)[1], variable=variable)
+        task = _create(
+            projectid,
+            principal,
+            name=step["name"],
+            jobtype=f"plugin_{kind}",
+            jobuuid=ref.split("_", 1)[1],
+            variable=variable,
+        )
     _launch(task)
-    return {"slave": task.slave or "any", "uuid": task.uuid,
-            "loguuid": f"{task.uuid}{task.jobuuid}{kind}"}
+    return {
+        "slave": task.slave or "any",
+        "uuid": task.uuid,
+        "loguuid": f"{task.uuid}{task.jobuuid}{kind}",
+    }
 
 
 def redo(projectid, params, principal):
@@ -117,9 +177,16 @@ def redo(projectid, params, principal):
     if old is None:
         raise InvalidInput(f"taskuuid: task {values['taskuuid']} does not exist")
     with database.atomic():
-        task = _create(projectid, principal, name=old.name, jobtype=old.jobtype,
-                       jobuuid=old.jobuuid, variable=json.loads(old.variable), mutex=old.mutex,
-                       extid=old.extid)
+        task = _create(
+            projectid,
+            principal,
+            name=old.name,
+            jobtype=old.jobtype,
+            jobuuid=old.jobuuid,
+            variable=json.loads(old.variable),
+            mutex=old.mutex,
+            extid=old.extid,
+        )
     return _launch(task)
 
 
@@ -127,8 +194,13 @@ def _shape(task, names):
     out = as_dict(task, names)
     if "runtime" in out and out["runtime"] is not None:
         out["runtime"] = f"{out['runtime']:.3f}"
-    out["variable"] = yaml.safe_dump(json.loads(task.variable or "{}"), allow_unicode=True,
-                                     default_flow_style=False) if task.variable != "{}" else ""
+    out["variable"] = (
+        yaml.safe_dump(
+            json.loads(task.variable or "{}"), allow_unicode=True, default_flow_style=False
+        )
+        if task.variable != "{}"
+        else ""
+    )
     return out
 
 
@@ -151,9 +223,12 @@ def count_tasks(projectid, today=None):
     """Count the project's tasks by status, for tasks started in the current month."""
     today = today or clock.now()
     first = today.replace(day=1, hour=0, minute=0, second=0)
-    rows = (Task.select(Task.status, fn.COUNT(Task.id).alias("n"))
-            .where(Task.projectid == projectid, Task.starttime >= first)
-            .group_by(Task.status).tuples())
+    rows = (
+        Task.select(Task.status, fn.COUNT(Task.id).alias("n"))
+        .where(Task.projectid == projectid, Task.starttime >= first)
+        .group_by(Task.status)
+        .tuples()
+    )
     counts = {"success": 0, "running": 0, "fail": 0}
     counts.update({status: n for status, n in rows})
     return counts

@@ -9,7 +9,7 @@ from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Job, Token, database
 from .records import find, row_id, soft_delete, unique
-from .validate import Field, ONE_LINE, check
+from .validate import ONE_LINE, Field, check
 
 PREFIX_LEN = 4
 MIN_LEN, MAX_LEN = 8, 64
@@ -45,8 +45,11 @@ def _flag(name, value):
 
 
 def _shown(row):
-    return {**as_dict(row, LIST_FIELDS), "token": masked(row.token_prefix),
-            "isjob": bool(row.isjob)}
+    return {
+        **as_dict(row, LIST_FIELDS),
+        "token": masked(row.token_prefix),
+        "isjob": bool(row.isjob),
+    }
 
 
 def list_tokens(projectid, params):
@@ -57,7 +60,7 @@ def list_tokens(projectid, params):
 
 
 def add_token(projectid, params, user):
-    """Store a new token: token, describe, isjob and jobname (a job of this project); return its id."""
+    """Store a token: token, describe, isjob and jobname (a job of this project); return its id."""
     values = check(params, TOKEN)
     token = values["token"]
     if len(token) < MIN_LEN:
@@ -67,16 +70,25 @@ def add_token(projectid, params, user):
     if isjob:
         if not jobname:
             raise InvalidInput("jobname: is required when isjob is true")
-        job = (Job.select(Job.id)
-               .where(Job.projectid == projectid, Job.name == jobname, Job.status != "deleted")
-               .first())
+        job = (
+            Job.select(Job.id)
+            .where(Job.projectid == projectid, Job.name == jobname, Job.status != "deleted")
+            .first()
+        )
         if job is None:
             raise InvalidInput(f"jobname: job {jobname!r} does not exist in project {projectid}")
     prefix = token[:PREFIX_LEN]
     with database.atomic(), unique("token", masked(prefix)):
-        row = Token.create(projectid=projectid, token_hash=digest(token), token_prefix=prefix,
-                           describe=values["describe"], isjob=int(isjob), jobname=jobname,
-                           create_user=user, edit_user=user)
+        row = Token.create(
+            projectid=projectid,
+            token_hash=digest(token),
+            token_prefix=prefix,
+            describe=values["describe"],
+            isjob=int(isjob),
+            jobname=jobname,
+            create_user=user,
+            edit_user=user,
+        )
     return row.id
 
 
@@ -95,11 +107,16 @@ def lookup(projectid, token):
     """
     if not isinstance(token, str) or not token:
         return None
-    row = (Token.select()
-           .where(Token.projectid.in_([int(projectid), 0]), Token.token_hash == digest(token),
-                  Token.status != "deleted")
-           .order_by(Token.projectid.desc())
-           .first())
+    row = (
+        Token.select()
+        .where(
+            Token.projectid.in_([int(projectid), 0]),
+            Token.token_hash == digest(token),
+            Token.status != "deleted",
+        )
+        .order_by(Token.projectid.desc())
+        .first()
+    )
     if row is None:
         return None
     out = as_dict(row, ("id", "projectid", "token_prefix", "describe", "jobname", "create_user"))

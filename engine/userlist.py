@@ -14,8 +14,9 @@ def list_accounts(projectid, params):
 
     Filters: ``name`` (substring of the username), create_user, edit_user, date ranges; paging.
     """
-    query = Userlist.select().where(Userlist.projectid.in_([projectid, 0]),
-                                    Userlist.status != "deleted")
+    query = Userlist.select().where(
+        Userlist.projectid.in_([projectid, 0]), Userlist.status != "deleted"
+    )
     query = common_filters(query, Userlist, params, name_column=Userlist.username)
     return [as_dict(r, FIELDS) for r in paged(query.order_by(Userlist.id.desc()), params)]
 

@@ -23,8 +23,19 @@ ONE_LINE = r"[^\x00-\x1f\x7f]*"
 class Field:
     """One parameter: its type, whether it is required, its allowed values and size."""
 
-    def __init__(self, kind=str, *, required=False, default=_MISSING, pattern=ONE_LINE,
-                 choices=None, max_len=200, minimum=None, maximum=None, allow_empty=True):
+    def __init__(
+        self,
+        kind=str,
+        *,
+        required=False,
+        default=_MISSING,
+        pattern=ONE_LINE,
+        choices=None,
+        max_len=200,
+        minimum=None,
+        maximum=None,
+        allow_empty=True,
+    ):
         self.kind = kind
         self.required = required
         self.default = default
@@ -89,8 +100,17 @@ class Field:
             return value
         if isinstance(value, int):
             return value != 0
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false",
-                                                         "no", "off", ""):
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+            "",
+        ):
             return value.lower() in ("1", "true", "yes", "on")
         raise InvalidInput(f"{name}: must be true or false")
 

@@ -11,8 +11,15 @@ from .validate import Field, check
 # A name has at least two characters, so ``$a`` is never a variable.
 REFERENCE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]+)\}|\$([A-Za-z][A-Za-z0-9_]+)\b")
 
-SPECIAL = ("_exit_", "_appname_", "_skipSameVersion_", "_rollbackVersion_", "_authorization_",
-           "_nodebatch_", "_pip_")
+SPECIAL = (
+    "_exit_",
+    "_appname_",
+    "_skipSameVersion_",
+    "_rollbackVersion_",
+    "_authorization_",
+    "_nodebatch_",
+    "_pip_",
+)
 VALUE = r"[A-Za-z0-9_./,@-]*"
 FIELDS = ("id", "name", "value", "describe", "option", "env", "create_user", "create_time")
 
@@ -86,8 +93,11 @@ def sync(jobuuid, references, user):
 
 
 def _job_in_project(projectid, jobuuid):
-    return (Job.select().where(Job.uuid == jobuuid, Job.projectid == projectid,
-                               Job.status != "deleted").first())
+    return (
+        Job.select()
+        .where(Job.uuid == jobuuid, Job.projectid == projectid, Job.status != "deleted")
+        .first()
+    )
 
 
 def list_variables(projectid, jobuuid, params):
@@ -122,8 +132,9 @@ def upsert_variable(projectid, params, user):
     values = check(params, UPSERT)
     _require_job(projectid, values["jobuuid"])
     with database.atomic():
-        row = Variable.get_or_none(Variable.jobuuid == values["jobuuid"],
-                                   Variable.name == values["name"])
+        row = Variable.get_or_none(
+            Variable.jobuuid == values["jobuuid"], Variable.name == values["name"]
+        )
         if row is None:
             row = Variable(jobuuid=values["jobuuid"], name=values["name"], create_user=user)
         row.value, row.describe, row.option = values["value"], values["describe"], values["option"]
@@ -140,14 +151,20 @@ def update_variables(projectid, params, user):
     items = [check(item, BULK_ITEM, prefix=f"data[{i}]: ") for i, item in enumerate(values["data"])]
     with database.atomic():
         for item in items:
-            fields = {"value": item["value"], "describe": item["describe"], "option": item["option"]}
-            row = Variable.get_or_none(Variable.jobuuid == values["jobuuid"],
-                                       Variable.name == item["name"])
+            fields = {
+                "value": item["value"],
+                "describe": item["describe"],
+                "option": item["option"],
+            }
+            row = Variable.get_or_none(
+                Variable.jobuuid == values["jobuuid"], Variable.name == item["name"]
+            )
             if row is not None:
                 Variable.update(**fields).where(Variable.id == row.id).execute()
             elif is_special(item["name"]):
-                Variable.create(jobuuid=values["jobuuid"], name=item["name"], create_user=user,
-                                **fields)
+                Variable.create(
+                    jobuuid=values["jobuuid"], name=item["name"], create_user=user, **fields
+                )
     return None
 
 
@@ -155,8 +172,11 @@ def delete_variable(projectid, params):
     """Delete one variable of a job (a hard delete)."""
     values = check(params, {"jobuuid": UPSERT["jobuuid"], "name": UPSERT["name"]})
     _require_job(projectid, values["jobuuid"])
-    deleted = Variable.delete().where(Variable.jobuuid == values["jobuuid"],
-                                      Variable.name == values["name"]).execute()
+    deleted = (
+        Variable.delete()
+        .where(Variable.jobuuid == values["jobuuid"], Variable.name == values["name"])
+        .execute()
+    )
     if not deleted:
         raise NotFound(f"name: variable {values['name']} does not exist")
     return True

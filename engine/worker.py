@@ -53,13 +53,22 @@ def register_periodic(huey, value):
 def claim(uuid):
     """Take task ``uuid`` for this worker if it is new, or waiting and woken. Return it or None."""
     stamp, epoch = now(), time.time()
-    claimed = (Task.update(status="running", slave=worker_name(), pid=os.getpid(), wake=0,
-                           lease_until=epoch + settings().task_lease,
-                           starttime=fn.COALESCE(Task.starttime, stamp),
-                           starttimems=fn.COALESCE(Task.starttimems, epoch))
-               .where(Task.uuid == uuid,
-                      (Task.status == "init") | ((Task.status == "waiting") & (Task.wake == 1)))
-               .execute())
+    claimed = (
+        Task.update(
+            status="running",
+            slave=worker_name(),
+            pid=os.getpid(),
+            wake=0,
+            lease_until=epoch + settings().task_lease,
+            starttime=fn.COALESCE(Task.starttime, stamp),
+            starttimems=fn.COALESCE(Task.starttimems, epoch),
+        )
+        .where(
+            Task.uuid == uuid,
+            (Task.status == "init") | ((Task.status == "waiting") & (Task.wake == 1)),
+        )
+        .execute()
+    )
     return Task.get(Task.uuid == uuid) if claimed else None
 
 
@@ -67,8 +76,14 @@ def finish(uuid, status, reason=None):
     """End a running task with ``status``; the first reason given sticks."""
     task = Task.get(Task.uuid == uuid)
     end = time.time()
-    fields = {"status": status, "finishtime": now(), "finishtimems": end, "notify": 0,
-              "lease_until": None, "runtime": round(end - (task.starttimems or end), 3)}
+    fields = {
+        "status": status,
+        "finishtime": now(),
+        "finishtimems": end,
+        "notify": 0,
+        "lease_until": None,
+        "runtime": round(end - (task.starttimems or end), 3),
+    }
     if reason and not task.reason:
         fields["reason"] = reason[:500]
     Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute()
@@ -77,7 +92,8 @@ def finish(uuid, status, reason=None):
 def park(uuid):
     """Move a running task to ``waiting``: it holds no worker until a control call wakes it."""
     Task.update(status="waiting", notify=0, wake=0, lease_until=None).where(
-        Task.uuid == uuid, Task.status == "running").execute()
+        Task.uuid == uuid, Task.status == "running"
+    ).execute()
 
 
 def wake(uuid):
@@ -91,17 +107,24 @@ def wake(uuid):
 def sweep():
     """Fail running tasks whose worker stopped renewing the lease; requeue lost messages."""
     with database.connection_context():
-        lost = list(Task.select(Task.uuid, Task.slave).where(
-            Task.status == "running", Task.lease_until < time.time()))
+        lost = list(
+            Task.select(Task.uuid, Task.slave).where(
+                Task.status == "running", Task.lease_until < time.time()
+            )
+        )
         for task in lost:
-            reason = (f"worker lost: {task.slave or 'a worker'} sent no heartbeat for "
-                      f"{settings().task_lease} s")
+            reason = (
+                f"worker lost: {task.slave or 'a worker'} sent no heartbeat for "
+                f"{settings().task_lease} s"
+            )
             finish(task.uuid, "fail", reason)
             Subtask.update(status="fail", finishtime=now()).where(
-                Subtask.parent_uuid == task.uuid, Subtask.status == "running").execute()
+                Subtask.parent_uuid == task.uuid, Subtask.status == "running"
+            ).execute()
             log.warning("task %s: %s", task.uuid, reason)
-        woken = [t.uuid for t in Task.select(Task.uuid).where(Task.status == "waiting",
-                                                               Task.wake == 1)]
+        woken = [
+            t.uuid for t in Task.select(Task.uuid).where(Task.status == "waiting", Task.wake == 1)
+        ]
     for uuid in woken:
         from .queue import enqueue_run
 
@@ -131,7 +154,8 @@ class Heartbeat(threading.Thread):
                     self.cancel.set()
                 if time.monotonic() - last >= renew_every:
                     Task.update(lease_until=time.time() + self.lease).where(
-                        Task.uuid == self.uuid, Task.status == "running").execute()
+                        Task.uuid == self.uuid, Task.status == "running"
+                    ).execute()
                     last = time.monotonic()
 
     def stop(self):
@@ -187,7 +211,9 @@ class TaskRun:
         if beat.killed_by and outcome and outcome[0] != "success":
             outcome = ("fail", f"killed by {beat.killed_by}")
         if outcome is not None:
-            self.log.line(f"[{now()}] task {outcome[0]}" + (f": {outcome[1]}" if outcome[1] else ""))
+            self.log.line(
+                f"[{now()}] task {outcome[0]}" + (f": {outcome[1]}" if outcome[1] else "")
+            )
             finish(self.task.uuid, *outcome)
         self.log.flush()
 
@@ -195,8 +221,10 @@ class TaskRun:
         task = self.task
         first = not task.plan
         if first:
-            self.log.line(f"[{now()}] task {task.uuid} ({task.name}) started by {task.user} "
-                          f"on {worker_name()}")
+            self.log.line(
+                f"[{now()}] task {task.uuid} ({task.name}) started by {task.user} "
+                f"on {worker_name()}"
+            )
             held = self._mutex_holders()
             if held:
                 return ("fail", "task mutex from: " + ",".join(held))
@@ -219,9 +247,15 @@ class TaskRun:
     def _mutex_holders(self):
         if not self.task.mutex:
             return []
-        return [t.uuid for t in Task.select(Task.uuid).where(
-            Task.projectid == self.task.projectid, Task.mutex == self.task.mutex,
-            Task.status == "running", Task.uuid != self.task.uuid)]
+        return [
+            t.uuid
+            for t in Task.select(Task.uuid).where(
+                Task.projectid == self.task.projectid,
+                Task.mutex == self.task.mutex,
+                Task.status == "running",
+                Task.uuid != self.task.uuid,
+            )
+        ]
 
     def _make_plan(self):
         """Snapshot the steps at the first claim: later job edits do not change this run."""
@@ -240,8 +274,12 @@ class TaskRun:
         with database.atomic():
             if task.jobtype == "jobs":
                 for position, step in enumerate(plan):
-                    Subtask.insert(parent_uuid=task.uuid, position=position,
-                                   subtask_type=step["kind"], uuid=step["uuid"]).on_conflict_ignore().execute()
+                    Subtask.insert(
+                        parent_uuid=task.uuid,
+                        position=position,
+                        subtask_type=step["kind"],
+                        uuid=step["uuid"],
+                    ).on_conflict_ignore().execute()
             Task.update(plan=json.dumps(plan)).where(Task.uuid == task.uuid).execute()
         self.task = Task.get(Task.uuid == task.uuid)
 
@@ -271,7 +309,9 @@ class TaskRun:
                 self._end_sub(sub, "fail")
                 raise
             if result == "killed":
-                Subtask.update(status="fail", finishtime=now()).where(Subtask.id == sub.id).execute()
+                Subtask.update(status="fail", finishtime=now()).where(
+                    Subtask.id == sub.id
+                ).execute()
                 return ("fail", None)
             if result == "ok":
                 self._end_sub(sub, "success")
@@ -282,8 +322,10 @@ class TaskRun:
                 with database.atomic():
                     self._end_sub(sub, "decision")
                     park(uuid)
-                self.log.line(f"[{now()}] step {sub.position + 1} needs a decision: retry the "
-                              "failed nodes, ignore, or fail")
+                self.log.line(
+                    f"[{now()}] step {sub.position + 1} needs a decision: retry the "
+                    "failed nodes, ignore, or fail"
+                )
                 return None
             sub = Subtask.get_by_id(sub.id)
         if sub.status == "decision":  # woken without a decision: wait again
@@ -304,7 +346,8 @@ class TaskRun:
         stamp = now()
         runtime = (stamp - sub.starttime).total_seconds() if sub.starttime else 0.0
         Subtask.update(status=status, finishtime=stamp, runtime=round(runtime, 3)).where(
-            Subtask.id == sub.id).execute()
+            Subtask.id == sub.id
+        ).execute()
 
     def _run_direct(self, step):
         result = self._execute(step, None, retry=False)
@@ -321,41 +364,70 @@ class TaskRun:
         plan = self._resolve(step)
         targets, refused = plan["targets"], plan["refused"]
         if retry:
-            failed = {r.host for r in HostResult.select(HostResult.host).where(
-                HostResult.taskuuid == self.task.uuid, HostResult.stepuuid == step["uuid"],
-                HostResult.attempt == sub.attempt, HostResult.status != "ok")}
+            failed = {
+                r.host
+                for r in HostResult.select(HostResult.host).where(
+                    HostResult.taskuuid == self.task.uuid,
+                    HostResult.stepuuid == step["uuid"],
+                    HostResult.attempt == sub.attempt,
+                    HostResult.status != "ok",
+                )
+            }
             if failed:  # nothing recorded as failed (the run itself broke): run all again
                 targets = [h for h in targets if h.name in failed]
                 refused = [n for n in refused if n in failed]
         names = [h.name for h in targets] + refused
         if sub is not None:
-            fields = {"status": "running", "starttime": now(), "nodecount": len(names),
-                      "attempt": attempt, "finishtime": None}
+            fields = {
+                "status": "running",
+                "starttime": now(),
+                "nodecount": len(names),
+                "attempt": attempt,
+                "finishtime": None,
+            }
             if attempt == 1:
                 fields["pause"] = step.get("pause") or ""
             Subtask.update(**fields).where(Subtask.id == sub.id).execute()
             sub.starttime = fields["starttime"]
         label = f"step {sub.position + 1}" if sub else "step"
-        self.log.line(f"[{now()}] {label} ({kind}) {step['name']}: "
-                      f"{'retrying' if retry else 'running'} on {len(names)} node(s): "
-                      + ",".join(names))
+        self.log.line(
+            f"[{now()}] {label} ({kind}) {step['name']}: "
+            f"{'retrying' if retry else 'running'} on {len(names)} node(s): " + ",".join(names)
+        )
         if refused:
             self.log.line("ERROR: the node not in project: " + ",".join(refused))
-            results = [self._row(step, attempt, n, "refused", msg="not a machine of this project")
-                       for n in refused]
-            results += [self._row(step, attempt, h.name, "skipped",
-                                  msg="not run: other nodes of the step were refused")
-                        for h in targets]
+            results = [
+                self._row(step, attempt, n, "refused", msg="not a machine of this project")
+                for n in refused
+            ]
+            results += [
+                self._row(
+                    step,
+                    attempt,
+                    h.name,
+                    "skipped",
+                    msg="not run: other nodes of the step were refused",
+                )
+                for h in targets
+            ]
             HostResult.insert_many(results).execute()
             self.failure = "node not in project: " + ",".join(refused)
             return "failed"
         compiled = self._compile(plan["make"], targets)
-        outcome = runner.execute(compiled, self.workdir, settings(),
-                                 on_log=self._ansible_log, should_cancel=self.cancel.is_set)
+        outcome = runner.execute(
+            compiled,
+            self.workdir,
+            settings(),
+            on_log=self._ansible_log,
+            should_cancel=self.cancel.is_set,
+        )
         rows = []
         for name, r in outcome.hosts.items():
-            rows.append(self._row(step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout,
-                                  r.stderr or r.msg))
+            rows.append(
+                self._row(
+                    step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout, r.stderr or r.msg
+                )
+            )
             self._log_host(name, r)
         if rows:
             HostResult.insert_many(rows).execute()
@@ -365,17 +437,43 @@ class TaskRun:
             self.log.line(f"ERROR: {outcome.error}")
         failed = outcome.failed_hosts
         if failed or outcome.status != "ok":
-            self.failure = (f"{kind} failed on {len(failed)} of {len(outcome.hosts)} node(s): "
-                            + ",".join(failed)) if failed else outcome.error
+            self.failure = (
+                (
+                    f"{kind} failed on {len(failed)} of {len(outcome.hosts)} node(s): "
+                    + ",".join(failed)
+                )
+                if failed
+                else outcome.error
+            )
             self.log.line("failed: " + ",".join(failed))
             return "failed"
         return "ok"
 
-    def _row(self, step, attempt, host, status, rc=None, start=None, end=None, stdout="",
-             stderr="", msg=""):
-        return {"taskuuid": self.task.uuid, "stepuuid": step["uuid"], "attempt": attempt,
-                "host": host, "status": status, "rc": rc, "starttime": start, "finishtime": end,
-                "stdout": stdout or "", "stderr": stderr or msg or ""}
+    def _row(
+        self,
+        step,
+        attempt,
+        host,
+        status,
+        rc=None,
+        start=None,
+        end=None,
+        stdout="",
+        stderr="",
+        msg="",
+    ):
+        return {
+            "taskuuid": self.task.uuid,
+            "stepuuid": step["uuid"],
+            "attempt": attempt,
+            "host": host,
+            "status": status,
+            "rc": rc,
+            "starttime": start,
+            "finishtime": end,
+            "stdout": stdout or "",
+            "stderr": stderr or msg or "",
+        }
 
     def _ansible_log(self, text):
         pass  # per-host output is logged once each host ends (grouped, as OpenC3 shows it)
@@ -384,8 +482,7 @@ class TaskRun:
         head = f"--- {name} [{r.status}" + (f" rc={r.rc}" if r.rc is not None else "") + "]"
         body = r.stdout or ""
         if r.status != "ok" and (r.stderr or r.msg):
-            body = (body + ("\n" if body and not body.endswith("\n") else "")
-                    + (r.stderr or r.msg))
+            body = body + ("\n" if body and not body.endswith("\n") else "") + (r.stderr or r.msg)
         self.log.write(head + "\n" + (body if body.endswith("\n") or not body else body + "\n"))
 
     def _resolve(self, step):
@@ -410,22 +507,39 @@ class TaskRun:
             found = hosts(step["node_type"], step["node_cont"])
             argv = sub(step["scripts_argv"])
             env = {k: str(v) for k, v in self.values.items() if k.startswith("wk_")}
-            empty_wk = [k for k, v in variables.job_values(self.task.jobuuid).items()
-                        if k.startswith("wk_") and k not in env] if self.task.jobtype == "jobs" else []
+            empty_wk = (
+                [
+                    k
+                    for k, v in variables.job_values(self.task.jobuuid).items()
+                    if k.startswith("wk_") and k not in env
+                ]
+                if self.task.jobtype == "jobs"
+                else []
+            )
             if missing or empty_wk:
                 raise StepFailed("variable undef:" + ",".join(missing + empty_wk))
             env["wk_treeid"] = str(pid)
             script, script_type = step["scripts_cont"], step["scripts_type"]
             if script_type == "cite":
-                row = Script.get_or_none(Script.id == int(script), Script.projectid.in_([pid, 0]),
-                                         Script.status == "available")
+                row = Script.get_or_none(
+                    Script.id == int(script),
+                    Script.projectid.in_([pid, 0]),
+                    Script.status == "available",
+                )
                 if row is None:
                     raise StepFailed(f"script {script} does not exist any more")
                 script, script_type = row.cont, row.type
 
             def make(targets):
-                return playbook.compile_cmd(targets, script, script_type, argv=argv, env=env,
-                                            become_user=step["user"], timeout=int(step["timeout"]))
+                return playbook.compile_cmd(
+                    targets,
+                    script,
+                    script_type,
+                    argv=argv,
+                    env=env,
+                    become_user=step["user"],
+                    timeout=int(step["timeout"]),
+                )
 
             return {"targets": found.hosts, "refused": found.refused, "make": make}
         sp, dp = sub(step["sp"]), sub(step["dp"])
@@ -446,9 +560,17 @@ class TaskRun:
         refused += dst.refused
 
         def make(targets):
-            return playbook.compile_scp(source, sp, targets, dp, chown=step["chown"],
-                                        chmod=step["chmod"], delete=bool(step["scp_delete"]),
-                                        timeout=int(step["timeout"]), local_source=local)
+            return playbook.compile_scp(
+                source,
+                sp,
+                targets,
+                dp,
+                chown=step["chown"],
+                chmod=step["chmod"],
+                delete=bool(step["scp_delete"]),
+                timeout=int(step["timeout"]),
+                local_source=local,
+            )
 
         return {"targets": dst.hosts, "refused": refused, "make": make}
 

@@ -21,18 +21,23 @@ class Cluster:
     def __init__(self, nodes, database_url=None, queue_url="", lease=60, home=None):
         self.nodes = nodes
         self.home = home or tempfile.mkdtemp(prefix="opsjob-e2e-")
-        self.env = {**os.environ, "OPSJOB_HOME": self.home,
-                    "OPSJOB_DATABASE_URL": database_url or f"sqlite:///{self.home}/opsjob.db",
-                    "OPSJOB_QUEUE_URL": queue_url, "OPSJOB_TASK_LEASE": str(lease),
-                    "OPSJOB_LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            "OPSJOB_HOME": self.home,
+            "OPSJOB_DATABASE_URL": database_url or f"sqlite:///{self.home}/opsjob.db",
+            "OPSJOB_QUEUE_URL": queue_url,
+            "OPSJOB_TASK_LEASE": str(lease),
+            "OPSJOB_LOG_LEVEL": "WARNING",
+        }
         self.procs = {}
         self.url = None
         self.run("init")
         self.key = self.run("user", "add", "root", "--admin")
 
     def run(self, *args):
-        out = subprocess.run([OPSJOB, *args], env=self.env, capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run(
+            [OPSJOB, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
 
@@ -44,13 +49,25 @@ class Cluster:
 
     def spawn(self, name, *args, env=None):
         log = open(os.path.join(self.home, f"{name}.log"), "ab")
-        proc = subprocess.Popen([OPSJOB, *args], env={**self.env, **(env or {})},
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [OPSJOB, *args],
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
     def worker(self, name="worker", workers=4, env=None):
-        return self.spawn(name, "worker", "--workers", str(workers), *([] if name == "worker" else ["--no-scheduler"]), env=env)
+        return self.spawn(
+            name,
+            "worker",
+            "--workers",
+            str(workers),
+            *([] if name == "worker" else ["--no-scheduler"]),
+            env=env,
+        )
 
     def stop(self, name, sig=signal.SIGTERM):
         proc = self.procs.pop(name)
@@ -80,12 +97,17 @@ class Cluster:
 
     def add_nodes(self, projectid, addresses, names=None):
         """Attach loopback nodes to a project, with the connection vars that reach them."""
-        for name, address in zip(names or addresses, addresses):
+        for name, address in zip(names or addresses, addresses, strict=False):
             conn = self.nodes.conn_vars(address)
             hostvars = {k: v for k, v in conn.items() if k != "ansible_host"}
-            self.ok("POST", f"/nodelist/{projectid}",
-                    {"name": f"{name}::{address}" if name != address else address,
-                     "hostvars": hostvars})
+            self.ok(
+                "POST",
+                f"/nodelist/{projectid}",
+                {
+                    "name": f"{name}::{address}" if name != address else address,
+                    "hostvars": hostvars,
+                },
+            )
 
     def wait(self, projectid, uuid, statuses=TERMINAL, timeout=90):
         deadline = time.monotonic() + timeout
@@ -94,8 +116,9 @@ class Cluster:
             if status == 200 and body["data"]["status"] in statuses:
                 return body["data"]
             time.sleep(0.1)
-        raise TimeoutError(f"task {uuid} did not reach {statuses}: "
-                           f"{json.dumps(body)}\n{self.logs()}")
+        raise TimeoutError(
+            f"task {uuid} did not reach {statuses}: {json.dumps(body)}\n{self.logs()}"
+        )
 
     def logs(self):
         out = []

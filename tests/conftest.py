@@ -39,9 +39,13 @@ def reset_postgres(url, drop_schema=False):
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
             return
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'schema_version'")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_version'"
+            )
+        ]
         with conn.transaction():  # DELETE beats TRUNCATE on tables this small
             for table in tables:
                 conn.execute(f'DELETE FROM "{table}"')
@@ -81,8 +85,9 @@ class Api:
         headers = dict(headers or {})
         if key is not None:
             headers.setdefault("Authorization", f"Bearer {self.admin if key == 'admin' else key}")
-        return self.client.simulate_request(method, path, json=json, params=params,
-                                            headers=headers, body=body)
+        return self.client.simulate_request(
+            method, path, json=json, params=params, headers=headers, body=body
+        )
 
     def get(self, path, **kw):
         return self.call("GET", path, **kw)

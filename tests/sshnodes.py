@@ -81,8 +81,7 @@ def ensure_become_user():
         _run(["useradd", "-m", "-s", "/bin/bash", BECOME_USER])
     # A fresh account is locked ("!"); sshd and sudo accept "*" (no password login).
     _run(["usermod", "-p", "*", BECOME_USER])
-    rule = (f"Defaults:{LOGIN_USER} !requiretty\n"
-            f"{LOGIN_USER} ALL=({BECOME_USER}) NOPASSWD: ALL\n")
+    rule = f"Defaults:{LOGIN_USER} !requiretty\n{LOGIN_USER} ALL=({BECOME_USER}) NOPASSWD: ALL\n"
     try:
         with open(SUDOERS_DROPIN) as f:
             current = f.read()
@@ -145,7 +144,7 @@ class SshNodes:
         elif not all(_port_free(a, self.port) for a in wanted):
             raise RuntimeError(f"port {self.port} is taken on a new node address")
         for start in range(0, len(wanted), MAX_LISTEN):
-            self._start_sshd(wanted[start:start + MAX_LISTEN])
+            self._start_sshd(wanted[start : start + MAX_LISTEN])
         return self.addresses[:count]
 
     def _start_sshd(self, addresses):
@@ -177,8 +176,9 @@ class SshNodes:
         with open(config, "w") as f:
             f.write("\n".join(lines) + "\n")
         log = os.path.join(self.dir, f"sshd_{n}.log")
-        proc = subprocess.Popen([SSHD, "-D", "-f", config, "-E", log],
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [SSHD, "-D", "-f", config, "-E", log], stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self._daemons.append(proc)
         deadline = time.monotonic() + 10
         pending = list(addresses)
@@ -203,28 +203,47 @@ class SshNodes:
             "ansible_user": self.user,
             "ansible_ssh_private_key_file": self.key_path,
             "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null "
-                                       "-o StrictHostKeyChecking=no -o LogLevel=ERROR",
+            "-o StrictHostKeyChecking=no -o LogLevel=ERROR",
         }
 
     def hosts(self, count=None, names=None):
         """``[(name, conn_vars)]`` for the first ``count`` nodes (named by address by default)."""
         addresses = self.ensure(count) if count else list(self.addresses)
         names = names or addresses
-        return [(name, self.conn_vars(a)) for name, a in zip(names, addresses)]
+        return [(name, self.conn_vars(a)) for name, a in zip(names, addresses, strict=False)]
 
     def ssh(self, address, command, user=None, timeout=30):
         """Run ``command`` on a node through plain ssh; return the CompletedProcess."""
-        argv = ["ssh", "-i", self.key_path, "-p", str(self.port),
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
-                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-                f"{user or self.user}@{address}", command]
+        argv = [
+            "ssh",
+            "-i",
+            self.key_path,
+            "-p",
+            str(self.port),
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            f"{user or self.user}@{address}",
+            command,
+        ]
         return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
 
     def describe(self):
         """Plain data describing the nodes (for the command line entry)."""
-        return {"addresses": self.addresses, "port": self.port, "user": self.user,
-                "key_path": self.key_path, "dead": self.dead, "become_user": self.become_user,
-                "inventory": {a: self.conn_vars(a) for a in self.addresses}}
+        return {
+            "addresses": self.addresses,
+            "port": self.port,
+            "user": self.user,
+            "key_path": self.key_path,
+            "dead": self.dead,
+            "become_user": self.become_user,
+            "inventory": {a: self.conn_vars(a) for a in self.addresses},
+        }
 
     def stop(self):
         """Stop every sshd and its open connections; remove the directory."""
@@ -262,7 +281,7 @@ def start_nodes(count=6):
 def ssh_nodes():
     """Six loopback SSH nodes for the whole session; ``ssh_nodes.ensure(n)`` starts more."""
     if not os.path.exists(SSHD):
-        pytest.skip("openssh-server is not installed (make system-deps)")
+        pytest.fail("openssh-server is not installed: run `make system-deps`")
     nodes = start_nodes(6)
     yield nodes
     nodes.stop()

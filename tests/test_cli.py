@@ -25,9 +25,12 @@ def env(settings):
 @pytest.fixture
 def server(env):
     port = free_port()
-    proc = subprocess.Popen([OPSJOB, "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [OPSJOB, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, proc)
@@ -48,18 +51,40 @@ def test_serve_end_to_end(env, server):
     key = opsjob(env, "user", "add", "deployer", "--project", "42", "--role", "write")
     assert key.startswith("oj_")
 
-    status, body = call("POST", f"{server}/scripts/42", key,
-                        {"name": "check", "type": "shell", "cont": "test -d /srv"})
+    status, body = call(
+        "POST",
+        f"{server}/scripts/42",
+        key,
+        {"name": "check", "type": "shell", "cont": "test -d /srv"},
+    )
     assert status == 200 and body["stat"] is True
     script_id = body["id"]
 
-    job = {"name": "release", "permanent": 1, "data": [
-        {"plugin_type": "cmd", "name": "deploy", "user": "root", "node_type": "builtin",
-         "node_cont": "web1,web2", "scripts_type": "shell", "scripts_cont": "echo $1",
-         "scripts_argv": "$version"},
-        {"plugin_type": "cmd", "name": "check", "user": "root", "node_type": "builtin",
-         "node_cont": "web1", "scripts_type": "cite", "scripts_cont": str(script_id)},
-    ]}
+    job = {
+        "name": "release",
+        "permanent": 1,
+        "data": [
+            {
+                "plugin_type": "cmd",
+                "name": "deploy",
+                "user": "root",
+                "node_type": "builtin",
+                "node_cont": "web1,web2",
+                "scripts_type": "shell",
+                "scripts_cont": "echo $1",
+                "scripts_argv": "$version",
+            },
+            {
+                "plugin_type": "cmd",
+                "name": "check",
+                "user": "root",
+                "node_type": "builtin",
+                "node_cont": "web1",
+                "scripts_type": "cite",
+                "scripts_cont": str(script_id),
+            },
+        ],
+    }
     status, body = call("POST", f"{server}/jobs/42", key, job)
     assert status == 200 and body["data"] is True
     uuid = body["uuid"]
@@ -78,6 +103,45 @@ def test_serve_end_to_end(env, server):
 
 
 def test_user_add_rejects_bad_role(env):
-    out = subprocess.run([OPSJOB, "user", "add", "x", "--project", "1"], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [OPSJOB, "user", "add", "x", "--project", "1"], env=env, capture_output=True, text=True
+    )
     assert out.returncode == 2 and "--role" in out.stderr
+
+
+def test_up_runs_the_readme_example(env):
+    """`opsjob bootstrap` + `opsjob up`: the demo project runs a command on localhost."""
+    import time
+
+    out = opsjob(env, "bootstrap")
+    key = out.split("admin key: ")[1].split()[0]
+    port = free_port()
+    proc = subprocess.Popen(
+        [OPSJOB, "up", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc)
+        body = {
+            "node_type": "builtin",
+            "node_cont": "localhost",
+            "scripts_type": "shell",
+            "scripts_cont": "echo hello from $(hostname)",
+        }
+        status, r = call("POST", f"{url}/task/1/plugin_cmd", key, body)
+        assert status == 200, r
+        uuid = r["data"]["uuid"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log = call("GET", f"{url}/slave/any/tasklog/{uuid}", key)[1]["data"]
+            if log["done"]:
+                break
+            time.sleep(0.2)
+        assert log["status"] == "success" and "hello from" in log["log"]
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)

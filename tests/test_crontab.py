@@ -36,8 +36,18 @@ def test_crontab_lifecycle(jobs):
     cid = create(api, mutex="m1")
     rows = api.ok("GET", "/crontab/1")
     assert [(r["id"], r["name"], r["status"]) for r in rows] == [(cid, "nightly", "unavailable")]
-    assert set(rows[0]) == {"id", "name", "jobuuid", "cron", "mutex", "status", "create_user",
-                            "create_time", "edit_user", "edit_time"}
+    assert set(rows[0]) == {
+        "id",
+        "name",
+        "jobuuid",
+        "cron",
+        "mutex",
+        "status",
+        "create_user",
+        "create_time",
+        "edit_user",
+        "edit_time",
+    }
     assert rows[0]["create_user"] == "root" and rows[0]["mutex"] == "m1"
     assert api.ok("GET", "/crontab/1/count") == {"available": 0, "unavailable": 1}
 
@@ -48,8 +58,13 @@ def test_crontab_lifecycle(jobs):
     assert api.ok("POST", f"/crontab/1/{cid}", json=edited) is True
     detail = api.ok("GET", f"/crontab/1/{cid}")
     assert {k: detail[k] for k in ("name", "jobuuid", "cron", "mutex", "status", "cont")} == {
-        "name": "hourly", "jobuuid": "J2", "cron": "0 * * * 1-5", "mutex": "",
-        "status": "available", "cont": ""}
+        "name": "hourly",
+        "jobuuid": "J2",
+        "cron": "0 * * * 1-5",
+        "mutex": "",
+        "status": "available",
+        "cont": "",
+    }
 
     assert api.ok("DELETE", f"/crontab/1/{cid}") is True
     assert api.ok("GET", "/crontab/1") == []
@@ -83,7 +98,10 @@ def test_soft_delete_suffixes_the_name(jobs):
 def test_list_filters_paging_newest_first(jobs):
     for n in ("alpha", "beta", "gamma"):
         create(jobs, name=n)
-    names = lambda **q: [r["name"] for r in jobs.ok("GET", "/crontab/1", params=q)]
+
+    def names(**q):
+        return [r["name"] for r in jobs.ok("GET", "/crontab/1", params=q)]
+
     assert names() == ["gamma", "beta", "alpha"]
     assert names(name="ET") == ["beta"]
     assert names(create_user="root") == ["gamma", "beta", "alpha"]
@@ -96,25 +114,28 @@ def test_list_filters_paging_newest_first(jobs):
     assert r.status_code == 400 and r.json["info"].startswith("pagesize:")
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"name": None}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": ["x"]}, "name"),
-    ({"name": "n" * 101}, "name"),
-    ({"jobuuid": None}, "jobuuid"),
-    ({"jobuuid": "J-1"}, "jobuuid"),
-    ({"jobuuid": {"a": 1}}, "jobuuid"),
-    ({"jobuuid": "NOPE"}, "jobuuid"),
-    ({"jobuuid": "P2"}, "jobuuid"),  # a job of project 2
-    ({"jobuuid": "GONE"}, "jobuuid"),  # a deleted job
-    ({"cron": None}, "cron"),
-    ({"cron": "0 25 * * *"}, "cron: hour field '25' is out of range 0-23"),
-    ({"cron": "0 0 * * MON"}, "cron: weekday field"),
-    ({"cron": "@hourly"}, "cron"),
-    ({"cron": 5}, "cron"),
-    ({"mutex": "a b"}, "mutex"),
-    ({"mutex": "m" * 101}, "mutex"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"name": None}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": ["x"]}, "name"),
+        ({"name": "n" * 101}, "name"),
+        ({"jobuuid": None}, "jobuuid"),
+        ({"jobuuid": "J-1"}, "jobuuid"),
+        ({"jobuuid": {"a": 1}}, "jobuuid"),
+        ({"jobuuid": "NOPE"}, "jobuuid"),
+        ({"jobuuid": "P2"}, "jobuuid"),  # a job of project 2
+        ({"jobuuid": "GONE"}, "jobuuid"),  # a deleted job
+        ({"cron": None}, "cron"),
+        ({"cron": "0 25 * * *"}, "cron: hour field '25' is out of range 0-23"),
+        ({"cron": "0 0 * * MON"}, "cron: weekday field"),
+        ({"cron": "@hourly"}, "cron"),
+        ({"cron": 5}, "cron"),
+        ({"mutex": "a b"}, "mutex"),
+        ({"mutex": "m" * 101}, "mutex"),
+    ],
+)
 def test_create_and_edit_reject_bad_fields(jobs, change, field):
     cid = create(jobs)
     for path in ("/crontab/1", f"/crontab/1/{cid}"):
@@ -124,8 +145,11 @@ def test_create_and_edit_reject_bad_fields(jobs, change, field):
 
 
 def test_form_fields_are_accepted(jobs):
-    r = jobs.post("/crontab/1", body="name=f&jobuuid=J1&cron=0+0+*+*+*",
-                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = jobs.post(
+        "/crontab/1",
+        body="name=f&jobuuid=J1&cron=0+0+*+*+*",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200, r.text
     assert jobs.ok("GET", f"/crontab/1/{r.json['id']}")["cron"] == "0 0 * * *"
 

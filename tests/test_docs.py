@@ -32,3 +32,23 @@ def test_engine_never_imports_api():
                 with open(os.path.join(folder, name)) as f:
                     text = f.read()
                 assert "from api" not in text and "import api" not in text, name
+
+
+def test_api_uses_only_the_public_engine():
+    import importlib
+    import re
+
+    import engine
+
+    for name in engine.__all__:
+        importlib.import_module(f"engine.{name}")
+    used = set()
+    for folder, _, files in os.walk(os.path.join(ROOT, "api")):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    text = f.read()
+                used |= set(re.findall(r"^from engine\.(\w+) import", text, re.M))
+                for line in re.findall(r"^from engine import ([\w, ]+)", text, re.M):
+                    used |= {n.strip() for n in line.split(",")}
+    assert used <= set(engine.__all__), used - set(engine.__all__)

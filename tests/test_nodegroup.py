@@ -5,8 +5,12 @@ import pytest
 from engine.db import database
 from engine.models import Job, Nodegroup, PluginCmd, PluginScp
 
-PARAMS = {"nodes": ["10.0.0.1", "10.0.0.2"], "batch": 2, "opts": {"ok": True, "none": None},
-          "text": "naïve ✓"}
+PARAMS = {
+    "nodes": ["10.0.0.1", "10.0.0.2"],
+    "batch": 2,
+    "opts": {"ok": True, "none": None},
+    "text": "naïve ✓",
+}
 
 
 def nested(levels):
@@ -17,8 +21,7 @@ def nested(levels):
 
 
 def create(api, name="web", plugin="node", params=PARAMS, pid=1, **kw):
-    r = api.post(f"/nodegroup/{pid}", json={"name": name, "plugin": plugin, "params": params},
-                 **kw)
+    r = api.post(f"/nodegroup/{pid}", json={"name": name, "plugin": plugin, "params": params}, **kw)
     assert r.status_code == 200 and r.json["data"] is True, r.text
     return r.json["id"]
 
@@ -33,37 +36,61 @@ def add_job(name, steps, status="permanent", projectid=1, old_steps=()):
     def insert(i, step, prefix):
         suid = f"{uuid}{prefix}{i}"
         if step[0] == "cmd":
-            PluginCmd.create(jobuuid=uuid, uuid=suid, name="s", scripts_type="shell",
-                             node_type="group" if step[1] else "builtin",
-                             node_cont=str(step[1] or "10.0.0.9"))
+            PluginCmd.create(
+                jobuuid=uuid,
+                uuid=suid,
+                name="s",
+                scripts_type="shell",
+                node_type="group" if step[1] else "builtin",
+                node_cont=str(step[1] or "10.0.0.9"),
+            )
             return f"cmd_{suid}"
         src, dst = step[1], step[2]
-        PluginScp.create(jobuuid=uuid, uuid=suid, name="s", sp="/a", dp="/b",
-                         src_type="group" if src else "builtin", src=str(src or "10.0.0.9"),
-                         dst_type="group" if dst else "builtin", dst=str(dst or "10.0.0.9"))
+        PluginScp.create(
+            jobuuid=uuid,
+            uuid=suid,
+            name="s",
+            sp="/a",
+            dp="/b",
+            src_type="group" if src else "builtin",
+            src=str(src or "10.0.0.9"),
+            dst_type="group" if dst else "builtin",
+            dst=str(dst or "10.0.0.9"),
+        )
         return f"scp_{suid}"
 
     with database.connection_context():
         current = [insert(i, s, "c") for i, s in enumerate(steps)]
         for i, s in enumerate(old_steps):
             insert(i, s, "o")
-        Job.create(projectid=projectid, uuid=uuid, name=name, status=status,
-                   uuids=",".join(current))
+        Job.create(
+            projectid=projectid, uuid=uuid, name=name, status=status, uuids=",".join(current)
+        )
 
 
 def test_nodegroup_lifecycle(api):
     gid = create(api)
     rows = api.ok("GET", "/nodegroup/1")
     assert [(r["id"], r["name"], r["plugin"], r["jobname"]) for r in rows] == [
-        (gid, "web", "node", "")]
-    assert set(rows[0]) == {"id", "name", "plugin", "create_user", "create_time", "edit_user",
-                            "edit_time", "jobname"}
+        (gid, "web", "node", "")
+    ]
+    assert set(rows[0]) == {
+        "id",
+        "name",
+        "plugin",
+        "create_user",
+        "create_time",
+        "edit_user",
+        "edit_time",
+        "jobname",
+    }
     detail = api.ok("GET", f"/nodegroup/1/{gid}")
     assert detail["params"] == PARAMS and detail["name"] == "web"
 
     for params in ("10.0.0.1,10.0.0.2", [1, "two", None], 3.5, None, {}):
-        r = api.post(f"/nodegroup/1/{gid}", json={"name": "web2", "plugin": "my_inv2",
-                                                  "params": params})
+        r = api.post(
+            f"/nodegroup/1/{gid}", json={"name": "web2", "plugin": "my_inv2", "params": params}
+        )
         assert r.status_code == 200 and r.json["data"] is True
         detail = api.ok("GET", f"/nodegroup/1/{gid}")
         assert detail["params"] == params and detail["plugin"] == "my_inv2"
@@ -105,7 +132,10 @@ def test_list_filters_and_paging(api):
     create(api, "web", "node")
     create(api, "db", "node_file")
     create(api, "cache", "node")
-    names = lambda **q: [r["name"] for r in api.ok("GET", "/nodegroup/1", params=q)]
+
+    def names(**q):
+        return [r["name"] for r in api.ok("GET", "/nodegroup/1", params=q)]
+
     assert names() == ["cache", "db", "web"]
     assert names(plugin="node") == ["cache", "web"]
     assert names(plugin="nod") == []
@@ -134,7 +164,9 @@ def test_jobname_lists_permanent_jobs_using_the_group_in_current_steps(api):
     assert api.ok("GET", f"/nodegroup/1/{db}")["jobname"] == "backup-db,sync-db"
     assert api.ok("GET", "/nodegroup/2")[0]["jobname"] == "other-project"
 
-    names = lambda **q: [r["name"] for r in api.ok("GET", "/nodegroup/1", params=q)]
+    def names(**q):
+        return [r["name"] for r in api.ok("GET", "/nodegroup/1", params=q)]
+
     assert names(jobname="deploy") == ["web"]
     assert names(jobname="BACKUP") == ["db", "web"]
     assert names(jobname="sync", name="d") == ["db"]
@@ -168,21 +200,24 @@ def test_jobname_costs_the_same_queries_for_many_groups(api):
     assert all(r["jobname"] for r in api.ok("GET", "/nodegroup/1"))
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"plugin": "node"}, "name"),
-    ({"name": "", "plugin": "node"}, "name"),
-    ({"name": ["g"], "plugin": "node"}, "name"),
-    ({"name": "g" * 101, "plugin": "node"}, "name"),
-    ({"name": "g"}, "plugin"),
-    ({"name": "g", "plugin": ""}, "plugin"),
-    ({"name": "g", "plugin": "Node"}, "plugin"),
-    ({"name": "g", "plugin": "1node"}, "plugin"),
-    ({"name": "g", "plugin": "../x"}, "plugin"),
-    ({"name": "g", "plugin": {"a": 1}}, "plugin"),
-    ({"name": "g", "plugin": "node", "params": "x" * (64 * 1024)}, "params"),
-    ({"name": "g", "plugin": "node", "params": ["é" * 40000]}, "params"),
-    ({"name": "g", "plugin": "node", "params": nested(51)}, "params"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"plugin": "node"}, "name"),
+        ({"name": "", "plugin": "node"}, "name"),
+        ({"name": ["g"], "plugin": "node"}, "name"),
+        ({"name": "g" * 101, "plugin": "node"}, "name"),
+        ({"name": "g"}, "plugin"),
+        ({"name": "g", "plugin": ""}, "plugin"),
+        ({"name": "g", "plugin": "Node"}, "plugin"),
+        ({"name": "g", "plugin": "1node"}, "plugin"),
+        ({"name": "g", "plugin": "../x"}, "plugin"),
+        ({"name": "g", "plugin": {"a": 1}}, "plugin"),
+        ({"name": "g", "plugin": "node", "params": "x" * (64 * 1024)}, "params"),
+        ({"name": "g", "plugin": "node", "params": ["é" * 40000]}, "params"),
+        ({"name": "g", "plugin": "node", "params": nested(51)}, "params"),
+    ],
+)
 def test_create_and_edit_reject_bad_fields(api, body, field):
     gid = create(api)
     for path in ("/nodegroup/1", f"/nodegroup/1/{gid}"):
@@ -200,8 +235,11 @@ def test_params_up_to_the_limit_are_kept(api):
 
 
 def test_non_json_numbers_are_refused(api):
-    r = api.post("/nodegroup/1", body='{"name": "g", "plugin": "node", "params": NaN}',
-                 headers={"Content-Type": "application/json"})
+    r = api.post(
+        "/nodegroup/1",
+        body='{"name": "g", "plugin": "node", "params": NaN}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and r.json["info"].startswith("params:")
 
 
@@ -237,7 +275,10 @@ def test_read_role_cannot_write_or_delete(api):
     gid = create(api)
     reader = api.user("reader", 1, "read")
     assert api.ok("GET", f"/nodegroup/1/{gid}", key=reader)["params"] == PARAMS
-    assert api.post("/nodegroup/1", key=reader, json={"name": "x", "plugin": "node"}).status_code == 403
+    assert (
+        api.post("/nodegroup/1", key=reader, json={"name": "x", "plugin": "node"}).status_code
+        == 403
+    )
     r = api.post(f"/nodegroup/1/{gid}", key=reader, json={"name": "x", "plugin": "node"})
     assert r.status_code == 403
     assert api.delete(f"/nodegroup/1/{gid}", key=reader).status_code == 403

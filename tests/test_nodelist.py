@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from engine import nodelist, nodes
+from engine import nodes
 from engine.db import database
 
 
@@ -11,8 +11,13 @@ def add(api, name, pid=1, **kw):
 
 
 def test_node_forms_and_listing(api):
-    for name in ("10.1.2.3", "172.16.0.1", "192.168.1.5", "web1::10.0.0.5",
-                 "web-2.example_x::10.0.0.6::8.8.8.8"):
+    for name in (
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.5",
+        "web1::10.0.0.5",
+        "web-2.example_x::10.0.0.6::8.8.8.8",
+    ):
         r = add(api, name)
         assert r.status_code == 200 and r.json["data"] is True and r.json["id"] > 0, r.text
     rows = api.ok("GET", "/nodelist/1")
@@ -30,7 +35,10 @@ def test_node_forms_and_listing(api):
 def test_node_filters_and_paging(api):
     for name in ("10.1.2.3", "web1::10.0.0.5", "db1::10.9.0.1::8.8.8.8"):
         add(api, name)
-    names = lambda **q: [n["name"] for n in api.ok("GET", "/nodelist/1", params=q)]
+
+    def names(**q):
+        return [n["name"] for n in api.ok("GET", "/nodelist/1", params=q)]
+
     assert names(name="web") == ["web1"]
     assert names(inip="10.0.0") == ["web1"]
     assert names(exip="8.8") == ["db1"]
@@ -61,12 +69,32 @@ def test_duplicate_node_conflicts(api):
     assert add(api, "web1::10.0.0.6", pid=2).status_code == 200  # other project: no clash
 
 
-@pytest.mark.parametrize("name", [
-    "host", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4x", " 1.2.3.4", "1.2.3.4\n",
-    "-host::10.0.0.1", ".host::10.0.0.1", "ho st::10.0.0.1", "host::10.0.0.1::",
-    "host::10.0.0.1::8.8.8", "host::", "::10.0.0.1", "a::10.0.0.1::8.8.8.8::1.1.1.1",
-    "host:10.0.0.1", "host::10.0.0.1x", "h" * 101 + "::10.0.0.1", "x1.2.3.4", "1.2.3.4;rm",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "host",
+        "1.2.3",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3.4x",
+        " 1.2.3.4",
+        "1.2.3.4\n",
+        "-host::10.0.0.1",
+        ".host::10.0.0.1",
+        "ho st::10.0.0.1",
+        "host::10.0.0.1::",
+        "host::10.0.0.1::8.8.8",
+        "host::",
+        "::10.0.0.1",
+        "a::10.0.0.1::8.8.8.8::1.1.1.1",
+        "host:10.0.0.1",
+        "host::10.0.0.1x",
+        "h" * 101 + "::10.0.0.1",
+        "x1.2.3.4",
+        "1.2.3.4;rm",
+    ],
+)
 def test_bad_node_names_are_rejected(api, name):
     r = add(api, name)
     assert r.status_code == 400 and r.json["info"].startswith("name:"), (name, r.text)
@@ -112,20 +140,29 @@ def test_machines_merge_the_global_nodes(api):
     with database.connection_context():
         one, two = nodes.machines(1), nodes.machines(2)
     assert {k: r.name for k, r in one.items()} == {
-        "web1": "web1", "10.0.0.5": "web1", "all": "all", "10.0.0.1": "all", "8.8.8.8": "all"}
+        "web1": "web1",
+        "10.0.0.5": "web1",
+        "all": "all",
+        "10.0.0.1": "all",
+        "8.8.8.8": "all",
+    }
     assert set(two) == {"theirs", "10.0.0.2", "all", "10.0.0.1", "8.8.8.8"}
 
 
 def test_hostvars_are_checked_and_kept(api):
-    r = api.post("/nodelist/1", json={"name": "db1::10.0.0.9",
-                                      "hostvars": {"ansible_port": 2222, "ansible_user": "ops"}})
+    r = api.post(
+        "/nodelist/1",
+        json={"name": "db1::10.0.0.9", "hostvars": {"ansible_port": 2222, "ansible_user": "ops"}},
+    )
     assert r.status_code == 200
     row = api.ok("GET", "/nodelist/1")[0]
     assert row["hostvars"] == {"ansible_port": 2222, "ansible_user": "ops"}
-    for bad, field in [({"ansible_port": "x"}, "hostvars.ansible_port:"),
-                       ({"ansible_user": "{{ lookup('pipe','id') }}"}, "hostvars.ansible_user:"),
-                       ({"ansible_ssh_common_args": "-o {{x}}"}, "hostvars.ansible_ssh_common_args:"),
-                       ({"become_password": "x"}, "hostvars.become_password:"),
-                       ("[1]", "hostvars:")]:
+    for bad, field in [
+        ({"ansible_port": "x"}, "hostvars.ansible_port:"),
+        ({"ansible_user": "{{ lookup('pipe','id') }}"}, "hostvars.ansible_user:"),
+        ({"ansible_ssh_common_args": "-o {{x}}"}, "hostvars.ansible_ssh_common_args:"),
+        ({"become_password": "x"}, "hostvars.become_password:"),
+        ("[1]", "hostvars:"),
+    ]:
         r = api.post("/nodelist/1", json={"name": "db2::10.0.0.8", "hostvars": bad})
         assert r.status_code == 400 and r.json["info"].startswith(field), r.json

@@ -23,7 +23,10 @@ def test_notify_lifecycle(api):
 def test_notify_filters_and_paging(api):
     for user in ("alice", "bob", "carol"):
         add(api, user)
-    listed = lambda **q: [n["user"] for n in api.ok("GET", "/notify/1", params=q)]
+
+    def listed(**q):
+        return [n["user"] for n in api.ok("GET", "/notify/1", params=q)]
+
     assert listed(name="ob") == ["bob"]
     assert listed(create_user="root") == ["carol", "bob", "alice"]
     assert listed(create_user="other") == []
@@ -40,10 +43,21 @@ def test_duplicate_notify_conflicts(api):
     assert add(api, "alice", pid=2).status_code == 200
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"user": ""}, {"user": None}, {"user": "a b"}, {"user": "x'y"}, {"user": "a,b"},
-    {"user": "a\nb"}, {"user": "u" * 201}, {"user": ["alice"]}, {"user": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"user": ""},
+        {"user": None},
+        {"user": "a b"},
+        {"user": "x'y"},
+        {"user": "a,b"},
+        {"user": "a\nb"},
+        {"user": "u" * 201},
+        {"user": ["alice"]},
+        {"user": True},
+    ],
+)
 def test_notify_validation(api, body):
     r = api.post("/notify/1", json=body)
     assert r.status_code == 400 and r.json["info"].startswith("user:"), r.text

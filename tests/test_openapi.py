@@ -23,7 +23,7 @@ def test_document_is_valid_and_complete(api):
     validate(doc)
     routes = list(registered())
     assert len(routes) > 20
-    for path, method, responder in routes:
+    for path, method, _responder in routes:
         assert method in doc["paths"][path], (method, path)
         assert doc["paths"][path][method]["summary"], (method, path)
 
@@ -46,4 +46,5 @@ def test_served_routes_match_the_document(app, api):
 
     walk(app._router._roots)
     assert served - {"/openapi.json"} == set(api.get("/openapi.json", key=None).json["paths"]) - {
-        "/openapi.json"}
+        "/openapi.json"
+    }

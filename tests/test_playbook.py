@@ -24,14 +24,22 @@ JINJA = "{{ lookup('pipe','id') }}"
 def _unsafe_loader():
     class Loader(yaml.SafeLoader):
         pass
-    Loader.add_constructor("!unsafe",
-                           lambda loader, node: ("unsafe", loader.construct_scalar(node)))
+
+    Loader.add_constructor(
+        "!unsafe", lambda loader, node: ("unsafe", loader.construct_scalar(node))
+    )
     return Loader
 
 
 def test_cmd_playbook_is_exact_and_fixed():
-    c = compile_cmd([Host("web1", {"ansible_host": "10.0.0.1"})], "echo hi", "shell",
-                    become_user="deploy", timeout=30, run_id=RUN)
+    c = compile_cmd(
+        [Host("web1", {"ansible_host": "10.0.0.1"})],
+        "echo hi",
+        "shell",
+        become_user="deploy",
+        timeout=30,
+        run_id=RUN,
+    )
     assert c.playbook == (
         f"# Compiled by opsjob from one cmd step (run {RUN}).\n"
         "# Only opsjob's own text and checked identifiers appear here: the step's script, "
@@ -45,7 +53,8 @@ def test_cmd_playbook_is_exact_and_fixed():
         '      ansible.builtin.script: "run.sh c{{ oj_slot }}"\n'
         "      become: true\n"
         "      become_user: deploy\n"
-        "      timeout: 50\n")
+        "      timeout: 50\n"
+    )
     plain = compile_cmd([Host("web1")], "echo hi", "shell", timeout=30, run_id=RUN)
     assert "become" not in plain.playbook and "become" not in plain.cleanup
     assert c.kind == "cmd" and c.targets == ("web1",) and c.source is None and c.timeout == 30
@@ -62,30 +71,39 @@ def test_cleanup_marks_then_kills_the_recorded_group():
 
 
 def test_scp_playbook_has_source_and_target_plays():
-    c = compile_scp(Host("src1"), "/a/b", [Host("web1"), Host("src1")], "/c/", timeout=30,
-                    run_id=RUN)
+    c = compile_scp(
+        Host("src1"), "/a/b", [Host("web1"), Host("src1")], "/c/", timeout=30, run_id=RUN
+    )
     plays = yaml.safe_load(c.playbook)
     assert [p["name"] for p in plays] == ["opsjob source", "opsjob targets"]
     block = plays[0]["tasks"][0]
     assert [t["name"] for t in block["block"]] == ["opsjob: pack", "opsjob: fetch"]
     assert block["block"][1]["ansible.builtin.fetch"] == {
         "src": f"/tmp/.opsjob-{RUN}-p{{{{ oj_slot }}}}.tar",
-        "dest": "{{ playbook_dir }}/payload.tar", "flat": True}
+        "dest": "{{ playbook_dir }}/payload.tar",
+        "flat": True,
+    }
     assert [t["name"] for t in plays[1]["tasks"]] == ["opsjob: put", "opsjob: unpack"]
     assert c.targets == ("web1", "src1") and c.source == "src1"
-    assert set(c.files) == {"project/files/pack.sh", "project/files/unpack.sh",
-                            "inventory/hosts.yml"}
+    assert set(c.files) == {
+        "project/files/pack.sh",
+        "project/files/unpack.sh",
+        "inventory/hosts.yml",
+    }
     # one inventory entry per host; the source that is also a target has both tags
     inv = yaml.load(c.files["inventory/hosts.yml"], Loader=_unsafe_loader())
-    assert inv["all"]["hosts"] == {"src1": {"oj_slot": 0, "oj_tags": ("unsafe", "p0 u0")},
-                                   "web1": {"oj_slot": 1, "oj_tags": ("unsafe", "u1")}}
+    assert inv["all"]["hosts"] == {
+        "src1": {"oj_slot": 0, "oj_tags": ("unsafe", "p0 u0")},
+        "web1": {"oj_slot": 1, "oj_tags": ("unsafe", "u1")},
+    }
     assert list(inv["all"]["children"]["opsjob_targets"]["hosts"]) == ["web1", "src1"]
     assert list(inv["all"]["children"]["opsjob_source"]["hosts"]) == ["src1"]
 
 
 def test_scp_from_the_file_store_links_the_local_file():
-    c = compile_scp(None, "pkg.tgz", [Host("web1")], "/opt/", local_source="/store/1/ab",
-                    run_id=RUN)
+    c = compile_scp(
+        None, "pkg.tgz", [Host("web1")], "/opt/", local_source="/store/1/ab", run_id=RUN
+    )
     plays = yaml.safe_load(c.playbook)
     assert [p["name"] for p in plays] == ["opsjob targets"]
     assert plays[0]["tasks"][0]["ansible.builtin.copy"]["src"] == "{{ playbook_dir }}/payload.bin"
@@ -96,53 +114,86 @@ def test_scp_from_the_file_store_links_the_local_file():
 
 def test_inventory_values_are_unsafe_and_round_trip():
     tricky = 'a"b\\c\n\u2028\u0085\x7f\u00e9\U0001f600 ' + JINJA
-    text = inventory_yaml({"h1": {"oj_slot": 0, "ansible_port": 2222, "ansible_host": tricky,
-                                  "flag": True, "none": None}}, {"g": ["h1"]})
+    text = inventory_yaml(
+        {
+            "h1": {
+                "oj_slot": 0,
+                "ansible_port": 2222,
+                "ansible_host": tricky,
+                "flag": True,
+                "none": None,
+            }
+        },
+        {"g": ["h1"]},
+    )
     assert text.isascii()
     assert '      ansible_host: !unsafe "a\\"b\\\\c\\u000a' in text
     inv = yaml.load(text, Loader=_unsafe_loader())
-    assert inv["all"]["hosts"]["h1"] == {"oj_slot": 0, "ansible_port": 2222,
-                                         "ansible_host": ("unsafe", tricky), "flag": True,
-                                         "none": None}
+    assert inv["all"]["hosts"]["h1"] == {
+        "oj_slot": 0,
+        "ansible_port": 2222,
+        "ansible_host": ("unsafe", tricky),
+        "flag": True,
+        "none": None,
+    }
     assert inv["all"]["children"] == {"g": {"hosts": {"h1": {}}}}
 
 
 def test_user_text_never_reaches_a_playbook():
-    c = compile_cmd([Host("web1", {"ansible_user": JINJA})], JINJA, "shell", argv=JINJA,
-                    env={"wk_x": JINJA}, run_id=RUN)
+    c = compile_cmd(
+        [Host("web1", {"ansible_user": JINJA})],
+        JINJA,
+        "shell",
+        argv=JINJA,
+        env={"wk_x": JINJA},
+        run_id=RUN,
+    )
     for text in (c.playbook, c.cleanup):
         assert "lookup" not in text
     run = c.files["project/files/run.sh"].decode()
     assert f"export wk_x={shlex.quote(JINJA)}\n" in run
     assert f"oj_argv={shlex.quote(JINJA)}\n" in run
-    s = compile_scp(Host("src1"), f"/x/{JINJA}", [Host("web1")], f"/y/{JINJA}/",
-                    chown="a:b", chmod="u+x", run_id=RUN)
+    s = compile_scp(
+        Host("src1"),
+        f"/x/{JINJA}",
+        [Host("web1")],
+        f"/y/{JINJA}/",
+        chown="a:b",
+        chmod="u+x",
+        run_id=RUN,
+    )
     for text in (s.playbook, s.cleanup):
         assert "lookup" not in text
 
 
 def test_run_script_carries_the_content_byte_for_byte():
     content = "#!/bin/bash\necho 'ü' \"$1\"\n\n  \n\n"
-    c = compile_cmd([Host("web1")], content, "shell", argv="a 'b c'", env={"wk_a": "1 2"},
-                    run_id=RUN)
+    c = compile_cmd(
+        [Host("web1")], content, "shell", argv="a 'b c'", env={"wk_a": "1 2"}, run_id=RUN
+    )
     run = c.files["project/files/run.sh"].decode()
-    payload = re.search(r"<<'__OPSJOB_SCRIPT__' \|\| exit 125\n(.*?)__OPSJOB_SCRIPT__\n",
-                        run, re.DOTALL).group(1)
+    payload = re.search(
+        r"<<'__OPSJOB_SCRIPT__' \|\| exit 125\n(.*?)__OPSJOB_SCRIPT__\n", run, re.DOTALL
+    ).group(1)
     # trailing blank lines collapse into one newline, as in OpenC3
     assert base64.b64decode(payload).decode() == "#!/bin/bash\necho 'ü' \"$1\"\n"
     assert run.startswith("#!/bin/bash\n") and "setsid --wait timeout --verbose -k 5 60" in run
     assert 'exec /bin/bash "$oj_tag.d/script" "$@"\n' in run
     assert "export wk_a='1 2'\n" in run and "oj_argv='a '\"'\"'b c'\"'\"''\n" in run
-    assert run == run_script(RUN, 60, "#!/bin/bash\necho 'ü' \"$1\"\n", "shell", "a 'b c'",
-                             {"wk_a": "1 2"})
+    assert run == run_script(
+        RUN, 60, "#!/bin/bash\necho 'ü' \"$1\"\n", "shell", "a 'b c'", {"wk_a": "1 2"}
+    )
 
 
-@pytest.mark.parametrize("kind,line", [
-    ("python", 'exec "$oj_py" "$oj_tag.d/script" "$@"'),
-    ("perl", 'exec /usr/bin/perl "$oj_tag.d/script" "$@"'),
-    ("php", 'exec /usr/bin/php "$oj_tag.d/script" "$@"'),
-    ("auto", 'exec "$oj_tag.d/script" "$@"'),
-])
+@pytest.mark.parametrize(
+    "kind,line",
+    [
+        ("python", 'exec "$oj_py" "$oj_tag.d/script" "$@"'),
+        ("perl", 'exec /usr/bin/perl "$oj_tag.d/script" "$@"'),
+        ("php", 'exec /usr/bin/php "$oj_tag.d/script" "$@"'),
+        ("auto", 'exec "$oj_tag.d/script" "$@"'),
+    ],
+)
 def test_interpreters(kind, line):
     run = compile_cmd([Host("h")], "x", kind, run_id=RUN).files["project/files/run.sh"].decode()
     assert line + "\n" in run
@@ -150,20 +201,31 @@ def test_interpreters(kind, line):
         assert "oj_py=python3; command -v python3 >/dev/null 2>&1 || oj_py=python\n" in run
 
 
-@pytest.mark.parametrize("sp,dp,want", [
-    ("/a/dir/", "/b", ("/a/dir/", "/b/")),
-    ("/a/dir/", "/b/", ("/a/dir/", "/b/")),
-    ("/a/f.txt", "/b/", ("/a/f.txt", "/b/f.txt")),
-    ("/a/f.txt", "/b/g.txt", ("/a/f.txt", "/b/g.txt")),
-    ("/a/dir", "/b/", ("/a/dir", "/b/dir")),
-])
+@pytest.mark.parametrize(
+    "sp,dp,want",
+    [
+        ("/a/dir/", "/b", ("/a/dir/", "/b/")),
+        ("/a/dir/", "/b/", ("/a/dir/", "/b/")),
+        ("/a/f.txt", "/b/", ("/a/f.txt", "/b/f.txt")),
+        ("/a/f.txt", "/b/g.txt", ("/a/f.txt", "/b/g.txt")),
+        ("/a/dir", "/b/", ("/a/dir", "/b/dir")),
+    ],
+)
 def test_scp_trailing_slash_rules(sp, dp, want):
     assert scp_paths(sp, dp) == want
 
 
 def test_scp_paths_reach_the_scripts_quoted():
-    c = compile_scp(Host("s"), "/a/it's dir", [Host("d")], "-odd/", chown="www-data:adm",
-                    chmod="0640", delete=True, run_id=RUN)
+    c = compile_scp(
+        Host("s"),
+        "/a/it's dir",
+        [Host("d")],
+        "-odd/",
+        chown="www-data:adm",
+        chmod="0640",
+        delete=True,
+        run_id=RUN,
+    )
     pack = c.files["project/files/pack.sh"].decode()
     unpack = c.files["project/files/unpack.sh"].decode()
     assert "oj_sp=" + shlex.quote("/a/it's dir") + "\n" in pack
@@ -173,28 +235,31 @@ def test_scp_paths_reach_the_scripts_quoted():
     assert "oj_chmod=0640\n" in unpack and "oj_raw=0\n" in unpack
 
 
-@pytest.mark.parametrize("call,field", [
-    (lambda: compile_cmd([Host("bad name")], "x", "shell"), "node:"),
-    (lambda: compile_cmd([Host("a"), Host("a")], "x", "shell"), "node:"),
-    (lambda: compile_cmd([], "x", "shell"), "node:"),
-    (lambda: compile_cmd([Host("a", {"oj_slot": 1})], "x", "shell"), "node:"),
-    (lambda: compile_cmd([Host("a", {"x": [1]})], "x", "shell"), "node:"),
-    (lambda: compile_cmd([Host("a")], "x", "ruby"), "scripts_type:"),
-    (lambda: compile_cmd([Host("a")], "x\x00", "shell"), "scripts_cont:"),
-    (lambda: compile_cmd([Host("a")], "x", "shell", argv="\x00"), "scripts_argv:"),
-    (lambda: compile_cmd([Host("a")], "x", "shell", env={"wk-x": "1"}), "variable:"),
-    (lambda: compile_cmd([Host("a")], "x", "shell", become_user="root;id"), "user:"),
-    (lambda: compile_cmd([Host("a")], "x", "shell", timeout=0), "timeout:"),
-    (lambda: compile_cmd([Host("a")], "x", "shell", timeout="60"), "timeout:"),
-    (lambda: compile_scp(Host("s"), "/a", [Host("d")], "/b", chown="a b"), "chown:"),
-    (lambda: compile_scp(Host("s"), "/a", [Host("d")], "/b", chmod="999"), "chmod:"),
-    (lambda: compile_scp(Host("s"), "", [Host("d")], "/b"), "sp:"),
-    (lambda: compile_scp(Host("s"), "/a", [Host("d")], ""), "dp:"),
-    (lambda: compile_scp(Host("s"), "/a", [], "/b"), "dst:"),
-    (lambda: compile_scp(None, "/a", [Host("d")], "/b"), "src:"),
-    (lambda: compile_scp(None, "dir/", [Host("d")], "/b", local_source="/f"), "sp:"),
-    (lambda: compile_scp(Host("bad/name"), "/a", [Host("d")], "/b"), "src:"),
-])
+@pytest.mark.parametrize(
+    "call,field",
+    [
+        (lambda: compile_cmd([Host("bad name")], "x", "shell"), "node:"),
+        (lambda: compile_cmd([Host("a"), Host("a")], "x", "shell"), "node:"),
+        (lambda: compile_cmd([], "x", "shell"), "node:"),
+        (lambda: compile_cmd([Host("a", {"oj_slot": 1})], "x", "shell"), "node:"),
+        (lambda: compile_cmd([Host("a", {"x": [1]})], "x", "shell"), "node:"),
+        (lambda: compile_cmd([Host("a")], "x", "ruby"), "scripts_type:"),
+        (lambda: compile_cmd([Host("a")], "x\x00", "shell"), "scripts_cont:"),
+        (lambda: compile_cmd([Host("a")], "x", "shell", argv="\x00"), "scripts_argv:"),
+        (lambda: compile_cmd([Host("a")], "x", "shell", env={"wk-x": "1"}), "variable:"),
+        (lambda: compile_cmd([Host("a")], "x", "shell", become_user="root;id"), "user:"),
+        (lambda: compile_cmd([Host("a")], "x", "shell", timeout=0), "timeout:"),
+        (lambda: compile_cmd([Host("a")], "x", "shell", timeout="60"), "timeout:"),
+        (lambda: compile_scp(Host("s"), "/a", [Host("d")], "/b", chown="a b"), "chown:"),
+        (lambda: compile_scp(Host("s"), "/a", [Host("d")], "/b", chmod="999"), "chmod:"),
+        (lambda: compile_scp(Host("s"), "", [Host("d")], "/b"), "sp:"),
+        (lambda: compile_scp(Host("s"), "/a", [Host("d")], ""), "dp:"),
+        (lambda: compile_scp(Host("s"), "/a", [], "/b"), "dst:"),
+        (lambda: compile_scp(None, "/a", [Host("d")], "/b"), "src:"),
+        (lambda: compile_scp(None, "dir/", [Host("d")], "/b", local_source="/f"), "sp:"),
+        (lambda: compile_scp(Host("bad/name"), "/a", [Host("d")], "/b"), "src:"),
+    ],
+)
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(InvalidInput) as err:
         call()

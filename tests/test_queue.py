@@ -48,10 +48,18 @@ def test_two_workers_run_each_task_exactly_once(ssh_nodes, pg_url, redis_url, tm
         os.chmod(marks, 0o777)
         uuids = []
         for i in range(TASKS):
-            r = c.ok("POST", "/task/1/plugin_cmd", {
-                "name": f"once {i}", "node_type": "builtin", "node_cont": node,
-                "scripts_type": "shell", "scripts_cont": f"echo $$ >> {marks}/{i}",
-                "scripts_argv": ""})
+            r = c.ok(
+                "POST",
+                "/task/1/plugin_cmd",
+                {
+                    "name": f"once {i}",
+                    "node_type": "builtin",
+                    "node_cont": node,
+                    "scripts_type": "shell",
+                    "scripts_cont": f"echo $$ >> {marks}/{i}",
+                    "scripts_argv": "",
+                },
+            )
             uuids.append(r["data"]["uuid"])
         finished = [c.wait(1, u, timeout=180) for u in uuids]
         assert [t["status"] for t in finished] == ["success"] * TASKS
@@ -59,8 +67,9 @@ def test_two_workers_run_each_task_exactly_once(ssh_nodes, pg_url, redis_url, tm
             assert len((marks / str(i)).read_text().split()) == 1, f"task {i} ran twice"
         assert {t["slave"] for t in finished} == {"w1", "w2"}
         with psycopg.connect(pg_url) as conn:
-            per_task = conn.execute("SELECT taskuuid, count(*) FROM host_result "
-                                    "GROUP BY taskuuid").fetchall()
+            per_task = conn.execute(
+                "SELECT taskuuid, count(*) FROM host_result GROUP BY taskuuid"
+            ).fetchall()
         assert sorted(n for _, n in per_task) == [1] * TASKS
     finally:
         c.close()

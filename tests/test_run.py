@@ -31,18 +31,29 @@ def unique(prefix="t"):
 
 
 def cmd(name, nodes, script, argv="", **kw):
-    return {"plugin_type": "cmd", "name": name, "user": kw.pop("user", ""), "node_type": "builtin",
-            "node_cont": ",".join(nodes), "scripts_type": kw.pop("scripts_type", "shell"),
-            "scripts_cont": script, "scripts_argv": argv, **kw}
+    return {
+        "plugin_type": "cmd",
+        "name": name,
+        "user": kw.pop("user", ""),
+        "node_type": "builtin",
+        "node_cont": ",".join(nodes),
+        "scripts_type": kw.pop("scripts_type", "shell"),
+        "scripts_cont": script,
+        "scripts_argv": argv,
+        **kw,
+    }
 
 
 def job(c, steps, name=None):
-    return c.ok("POST", f"/jobs/{PID}", {"name": name or unique("job"), "permanent": 1,
-                                          "data": steps})["uuid"]
+    return c.ok(
+        "POST", f"/jobs/{PID}", {"name": name or unique("job"), "permanent": 1, "data": steps}
+    )["uuid"]
 
 
 def start(c, jobuuid, variable=None):
-    return c.ok("POST", f"/task/{PID}/job", {"jobuuid": jobuuid, "variable": variable or {}})["uuid"]
+    return c.ok("POST", f"/task/{PID}/job", {"jobuuid": jobuuid, "variable": variable or {}})[
+        "uuid"
+    ]
 
 
 def steps_of(c, task):
@@ -50,22 +61,45 @@ def steps_of(c, task):
 
 
 def control(c, task, step, action, method="POST"):
-    return c.call(method, f"/subtask/{PID}", {"taskuuid": task, "subtaskuuid": step["uuid"],
-                                              "subtasktype": step["subtask_type"],
-                                              "control": action})
+    return c.call(
+        method,
+        f"/subtask/{PID}",
+        {
+            "taskuuid": task,
+            "subtaskuuid": step["uuid"],
+            "subtasktype": step["subtask_type"],
+            "control": action,
+        },
+    )
 
 
 def test_three_step_job(cluster, ssh_nodes):
     a, b, c3 = ssh_nodes.addresses[:3]
     tag = unique("d")
     steps = [
-        cmd("make files", [a], f'mkdir -p /tmp/{tag}/src/sub && echo "$1" > /tmp/{tag}/src/v.txt'
-            f' && echo deep > /tmp/{tag}/src/sub/x.txt', argv="$version"),
-        {"plugin_type": "scp", "name": "copy", "src_type": "builtin", "src": a,
-         "sp": f"/tmp/{tag}/src/", "dst_type": "builtin", "dst": f"{b},{c3}",
-         "dp": f"/tmp/{tag}/dst/", "chmod": "640"},
-        cmd("check", [b, c3], f'cat /tmp/{tag}/dst/v.txt /tmp/{tag}/dst/sub/x.txt; '
-            f'stat -c %a /tmp/{tag}/dst/v.txt'),
+        cmd(
+            "make files",
+            [a],
+            f'mkdir -p /tmp/{tag}/src/sub && echo "$1" > /tmp/{tag}/src/v.txt'
+            f" && echo deep > /tmp/{tag}/src/sub/x.txt",
+            argv="$version",
+        ),
+        {
+            "plugin_type": "scp",
+            "name": "copy",
+            "src_type": "builtin",
+            "src": a,
+            "sp": f"/tmp/{tag}/src/",
+            "dst_type": "builtin",
+            "dst": f"{b},{c3}",
+            "dp": f"/tmp/{tag}/dst/",
+            "chmod": "640",
+        },
+        cmd(
+            "check",
+            [b, c3],
+            f"cat /tmp/{tag}/dst/v.txt /tmp/{tag}/dst/sub/x.txt; stat -c %a /tmp/{tag}/dst/v.txt",
+        ),
     ]
     jobuuid = job(cluster, steps)
     task = start(cluster, jobuuid, {"version": "1.2.3"})
@@ -110,8 +144,10 @@ def test_decision_retries_only_failed_hosts(cluster, ssh_nodes):
     a, b = ssh_nodes.addresses[:2]
     marker = unique("m")
     # every node is this machine: a node knows itself by the address it was reached on
-    script = (f"me=$(echo $SSH_CONNECTION | cut -d' ' -f3); echo run >> /tmp/{marker}-$me; "
-              f'[ "$me" != "{b}" ] || test -e /tmp/{marker}-go')
+    script = (
+        f"me=$(echo $SSH_CONNECTION | cut -d' ' -f3); echo run >> /tmp/{marker}-$me; "
+        f'[ "$me" != "{b}" ] || test -e /tmp/{marker}-go'
+    )
     jobuuid = job(cluster, [cmd("one fails", [a, b], script)])
     task = start(cluster, jobuuid)
     cluster.wait(PID, task, statuses=("waiting",))
@@ -159,8 +195,10 @@ def test_exit_variable_fails_without_asking(cluster, ssh_nodes):
 
 def test_pause_then_next(cluster, ssh_nodes):
     a = ssh_nodes.addresses[0]
-    jobuuid = job(cluster, [cmd("first", [a], "echo one", pause="check the canary"),
-                            cmd("second", [a], "echo two")])
+    jobuuid = job(
+        cluster,
+        [cmd("first", [a], "echo one", pause="check the canary"), cmd("second", [a], "echo two")],
+    )
     task = start(cluster, jobuuid)
     cluster.wait(PID, task, statuses=("waiting",))
     subs = steps_of(cluster, task)
@@ -189,9 +227,18 @@ def test_foreign_nodes_never_receive_a_command(cluster, ssh_nodes):
     a = ssh_nodes.addresses[0]
     marker = f"/tmp/{unique('foreign')}"
     # 127.0.0.99 is not a machine of this project: the step refuses, nothing runs anywhere
-    r = cluster.ok("POST", f"/task/{PID}/plugin_cmd", {
-        "name": "q", "node_type": "builtin", "node_cont": f"{a},127.0.0.99",
-        "scripts_type": "shell", "scripts_cont": f"touch {marker}", "scripts_argv": ""})
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_cmd",
+        {
+            "name": "q",
+            "node_type": "builtin",
+            "node_cont": f"{a},127.0.0.99",
+            "scripts_type": "shell",
+            "scripts_cont": f"touch {marker}",
+            "scripts_argv": "",
+        },
+    )
     done = cluster.wait(PID, r["data"]["uuid"])
     assert done["status"] == "fail" and "127.0.0.99" in done["reason"]
     assert not os.path.exists(marker)
@@ -202,17 +249,40 @@ def test_foreign_nodes_never_receive_a_command(cluster, ssh_nodes):
 def test_plugin_cmd_and_scp(cluster, ssh_nodes):
     a, b = ssh_nodes.addresses[:2]
     tag = unique("p")
-    r = cluster.ok("POST", f"/task/{PID}/plugin_cmd", {
-        "name": "make", "user": "", "node_type": "builtin", "node_cont": a,
-        "scripts_type": "python", "scripts_cont": f"open('/tmp/{tag}.txt','w').write('hi')",
-        "scripts_argv": ""})
-    assert r["data"]["loguuid"].startswith(r["data"]["uuid"]) and r["data"]["loguuid"].endswith("cmd")
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_cmd",
+        {
+            "name": "make",
+            "user": "",
+            "node_type": "builtin",
+            "node_cont": a,
+            "scripts_type": "python",
+            "scripts_cont": f"open('/tmp/{tag}.txt','w').write('hi')",
+            "scripts_argv": "",
+        },
+    )
+    assert r["data"]["loguuid"].startswith(r["data"]["uuid"]) and r["data"]["loguuid"].endswith(
+        "cmd"
+    )
     assert cluster.wait(PID, r["data"]["uuid"])["status"] == "success"
-    r = cluster.ok("POST", f"/task/{PID}/plugin_scp", {
-        "src_type": "builtin", "src": a, "sp": f"/tmp/{tag}.txt", "dst_type": "builtin",
-        "dst": b, "dp": f"/tmp/{tag}-copy/", "chmod": "600"})
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_scp",
+        {
+            "src_type": "builtin",
+            "src": a,
+            "sp": f"/tmp/{tag}.txt",
+            "dst_type": "builtin",
+            "dst": b,
+            "dp": f"/tmp/{tag}-copy/",
+            "chmod": "600",
+        },
+    )
     assert cluster.wait(PID, r["data"]["uuid"])["status"] == "success"
-    out = ssh_nodes.ssh(b, f"cat /tmp/{tag}-copy/{tag}.txt; echo; stat -c %a /tmp/{tag}-copy/{tag}.txt")
+    out = ssh_nodes.ssh(
+        b, f"cat /tmp/{tag}-copy/{tag}.txt; echo; stat -c %a /tmp/{tag}-copy/{tag}.txt"
+    )
     assert out.stdout.split() == ["hi", "600"]
     rows = cluster.ok("GET", f"/task/{PID}?jobtype=plugin_scp")["data"]
     assert rows[0]["uuid"] == r["data"]["uuid"]
@@ -220,9 +290,19 @@ def test_plugin_cmd_and_scp(cluster, ssh_nodes):
 
 def test_become_user(cluster, ssh_nodes):
     a = ssh_nodes.addresses[0]
-    r = cluster.ok("POST", f"/task/{PID}/plugin_cmd", {
-        "name": "who", "user": ssh_nodes.become_user, "node_type": "builtin", "node_cont": a,
-        "scripts_type": "shell", "scripts_cont": "id -un", "scripts_argv": ""})
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_cmd",
+        {
+            "name": "who",
+            "user": ssh_nodes.become_user,
+            "node_type": "builtin",
+            "node_cont": a,
+            "scripts_type": "shell",
+            "scripts_cont": "id -un",
+            "scripts_argv": "",
+        },
+    )
     uuid = r["data"]["uuid"]
     assert cluster.wait(PID, uuid)["status"] == "success"
     log = cluster.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]["log"]
@@ -252,10 +332,13 @@ def test_never_jinja_through_the_api(cluster, ssh_nodes):
     a = ssh_nodes.addresses[0]
     marker = f"/tmp/{unique('pwned')}"
     evil = "{{ lookup('pipe','touch " + marker + "') }}"
-    script = f"cat <<'EOF'\n{evil}\nEOF\necho \"$1\"\necho \"$wk_evil\"\n"
+    script = f'cat <<\'EOF\'\n{evil}\nEOF\necho "$1"\necho "$wk_evil"\n'
     jobuuid = job(cluster, [cmd("evil", [a], script, argv='"$payload"')])
-    cluster.ok("POST", f"/variable/{PID}/update",
-               {"jobuuid": jobuuid, "data": [{"name": "wk_evil", "value": "x", "describe": "d"}]})
+    cluster.ok(
+        "POST",
+        f"/variable/{PID}/update",
+        {"jobuuid": jobuuid, "data": [{"name": "wk_evil", "value": "x", "describe": "d"}]},
+    )
     task = start(cluster, jobuuid, {"payload": evil, "wk_evil": evil})
     assert cluster.wait(PID, task)["status"] == "success"
     out = steps_of(cluster, task)[0]["hosts"][0]["stdout"]

@@ -30,6 +30,7 @@ def run(tmp_path):
         outcome = execute(compiled, str(tmp_path / "runs"), settings, **kw)
         assert os.listdir(tmp_path / "runs") == []  # the private data dir is gone
         return outcome
+
     return go
 
 
@@ -80,25 +81,34 @@ def local_run_processes(runs_dir):
     return left
 
 
-SHOW = r'''echo "node=$(echo "$SSH_CONNECTION" | cut -d' ' -f3) argc=$#"
+SHOW = r"""echo "node=$(echo "$SSH_CONNECTION" | cut -d' ' -f3) argc=$#"
 for a in "$@"; do echo "arg=$a"; done
 echo "app=$wk_app tree=$wk_treeid"
-'''
+"""
 
 
 def test_cmd_runs_on_three_nodes_with_argv_and_env(ssh_nodes, run):
     nodes = ssh_nodes.addresses[:3]
     finished, logs = [], []
-    c = compile_cmd(hosts(ssh_nodes, *nodes), SHOW, "shell", argv="one 'two words' \"$HOME\"",
-                    env={"wk_app": "web app", "wk_treeid": "1"}, timeout=20)
+    c = compile_cmd(
+        hosts(ssh_nodes, *nodes),
+        SHOW,
+        "shell",
+        argv="one 'two words' \"$HOME\"",
+        env={"wk_app": "web app", "wk_treeid": "1"},
+        timeout=20,
+    )
     o = run(c, on_host_result=finished.append, on_log=logs.append)
     assert o.status == "ok" and o.failed_hosts == [] and o.error == ""
     assert list(o.hosts) == nodes
     for node in nodes:
         r = o.hosts[node]
         assert r.status == "ok" and r.rc == 0 and r.stderr == ""
-        assert r.output == r.stdout == (f"node={node} argc=3\narg=one\narg=two words\n"
-                                        "arg=/root\napp=web app tree=1\n")
+        assert (
+            r.output
+            == r.stdout
+            == (f"node={node} argc=3\narg=one\narg=two words\narg=/root\napp=web app tree=1\n")
+        )
         assert o.started <= r.start <= r.end <= o.ended
     assert sorted(r.host for r in finished) == sorted(nodes)
     assert "TASK [opsjob: run]" in "".join(logs)
@@ -118,8 +128,15 @@ def test_failed_and_unreachable_nodes_are_reported(ssh_nodes, run):
 
 
 def test_become_runs_as_the_step_user(ssh_nodes, run):
-    o = run(compile_cmd(hosts(ssh_nodes, ssh_nodes.addresses[0]), "id -un; echo $HOME", "shell",
-                        become_user=ssh_nodes.become_user, timeout=20))
+    o = run(
+        compile_cmd(
+            hosts(ssh_nodes, ssh_nodes.addresses[0]),
+            "id -un; echo $HOME",
+            "shell",
+            become_user=ssh_nodes.become_user,
+            timeout=20,
+        )
+    )
     assert o.status == "ok", o.hosts
     home = pwd.getpwnam(ssh_nodes.become_user).pw_dir
     assert o.hosts[ssh_nodes.addresses[0]].stdout == f"{ssh_nodes.become_user}\n{home}\n"
@@ -142,19 +159,29 @@ def test_node_timeout_kills_the_remote_command(ssh_nodes, run):
 SCRIPTS = {
     "python": "import os, sys\nprint(sys.argv[1:], os.environ['wk_app'])\n",
     "perl": 'print "[\'" . join("\', \'", @ARGV) . "\'] $ENV{wk_app}\\n";\n',
-    "php": "<?php echo \"['\" . implode(\"', '\", array_slice($argv, 1)) . \"'] \" . "
-           "getenv('wk_app') . \"\\n\";\n",
+    "php": '<?php echo "[\'" . implode("\', \'", array_slice($argv, 1)) . "\'] " . '
+    "getenv('wk_app') . \"\\n\";\n",
     "auto": "#!/bin/sh\necho \"['$1', '$2'] $wk_app\"\n",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(SCRIPTS))
 def test_script_types(ssh_nodes, run, kind):
-    if kind == "php" and not os.path.exists("/usr/bin/php"):
-        pytest.skip("/usr/bin/php is not installed on this machine")
+    assert os.path.exists(f"/usr/bin/{kind if kind != 'auto' else 'env'}") or kind in (
+        "python",
+        "shell",
+    ), f"{kind} is not installed: run `make system-deps`"
     node = ssh_nodes.addresses[1]
-    o = run(compile_cmd(hosts(ssh_nodes, node), SCRIPTS[kind], kind, argv="a 'b c'",
-                        env={"wk_app": "x"}, timeout=20))
+    o = run(
+        compile_cmd(
+            hosts(ssh_nodes, node),
+            SCRIPTS[kind],
+            kind,
+            argv="a 'b c'",
+            env={"wk_app": "x"},
+            timeout=20,
+        )
+    )
     assert o.status == "ok", o.hosts[node]
     assert o.hosts[node].stdout == "['a', 'b c'] x\n"
 
@@ -164,12 +191,20 @@ def test_user_text_is_never_jinja(ssh_nodes, run, tmp_path):
     marker = f"/tmp/opsjob-pwned-{token}"
     evil = "{{ lookup('pipe','touch " + marker + "') }}"
     node = ssh_nodes.addresses[0]
-    script = ("#!/bin/bash\n"
-              f"echo {shlex.quote(evil)}\n"
-              'printf "arg=%s\\n" "$@"\n'
-              'printf "env=%s\\n" "$wk_evil"\n')
-    c = compile_cmd(hosts(ssh_nodes, node), script, "shell", argv=shlex.quote(evil),
-                    env={"wk_evil": evil}, timeout=20)
+    script = (
+        "#!/bin/bash\n"
+        f"echo {shlex.quote(evil)}\n"
+        'printf "arg=%s\\n" "$@"\n'
+        'printf "env=%s\\n" "$wk_evil"\n'
+    )
+    c = compile_cmd(
+        hosts(ssh_nodes, node),
+        script,
+        "shell",
+        argv=shlex.quote(evil),
+        env={"wk_evil": evil},
+        timeout=20,
+    )
     o = run(c)
     assert o.status == "ok", o.hosts[node]
     assert o.hosts[node].stdout == f"{evil}\narg={evil}\nenv={evil}\n"
@@ -178,8 +213,9 @@ def test_user_text_is_never_jinja(ssh_nodes, run, tmp_path):
     src.mkdir(parents=True)
     (src / "f.txt").write_text("payload")
     dst = tmp_path / "dst" / evil
-    s = compile_scp(hosts(ssh_nodes, node)[0], f"{src}/f.txt", hosts(ssh_nodes, node),
-                    f"{dst}/", timeout=20)
+    s = compile_scp(
+        hosts(ssh_nodes, node)[0], f"{src}/f.txt", hosts(ssh_nodes, node), f"{dst}/", timeout=20
+    )
     o = run(s)
     assert o.status == "ok", (o.source, o.hosts)
     assert (dst / "f.txt").read_text() == "payload"
@@ -190,9 +226,15 @@ def test_scp_file_to_two_nodes_with_owner_and_mode(ssh_nodes, run, tmp_path):
     src, dst = ssh_nodes.addresses[0], ssh_nodes.addresses[1:3]
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.conf").write_bytes(b"key=1\n\x00binary\xff")
-    c = compile_scp(hosts(ssh_nodes, src)[0], f"{tmp_path}/src/app.conf", hosts(ssh_nodes, *dst),
-                    f"{tmp_path}/out/", chown=f"{ssh_nodes.become_user}:{ssh_nodes.become_user}",
-                    chmod="640", timeout=20)
+    c = compile_scp(
+        hosts(ssh_nodes, src)[0],
+        f"{tmp_path}/src/app.conf",
+        hosts(ssh_nodes, *dst),
+        f"{tmp_path}/out/",
+        chown=f"{ssh_nodes.become_user}:{ssh_nodes.become_user}",
+        chmod="640",
+        timeout=20,
+    )
     o = run(c)
     assert o.status == "ok" and o.source.status == "ok", (o.source, o.hosts)
     assert [r.status for r in o.hosts.values()] == ["ok", "ok"]
@@ -232,23 +274,40 @@ def test_scp_directory_sync_rules_and_delete(ssh_nodes, run, tmp_path):
     # "site/" syncs the contents into "mirror" (which gets a trailing slash); extras stay
     o = run(compile_scp(src, f"{source}/", [dst], str(mirror), chmod="u=rwX,go=rX", timeout=20))
     assert o.status == "ok", (o.source, o.hosts)
-    assert _tree(mirror) == {"css": None, "css/a.css": "a", "index.html": "new index",
-                             "old": None, "old/stale.txt": "stale"}
+    assert _tree(mirror) == {
+        "css": None,
+        "css/a.css": "a",
+        "index.html": "new index",
+        "old": None,
+        "old/stale.txt": "stale",
+    }
     assert stat.S_IMODE((mirror / "css" / "a.css").stat().st_mode) == 0o644
 
     # with scp_delete the destination mirrors the source exactly
-    o = run(compile_scp(src, f"{source}/", [dst], f"{mirror}/", delete=True,
-                        chown=ssh_nodes.become_user, timeout=20))
+    o = run(
+        compile_scp(
+            src,
+            f"{source}/",
+            [dst],
+            f"{mirror}/",
+            delete=True,
+            chown=ssh_nodes.become_user,
+            timeout=20,
+        )
+    )
     assert o.status == "ok", (o.source, o.hosts)
     assert _tree(mirror) == {"css": None, "css/a.css": "a", "index.html": "new index"}
-    assert pwd.getpwuid((mirror / "css" / "a.css").stat().st_uid).pw_name == \
-        ssh_nodes.become_user
+    assert pwd.getpwuid((mirror / "css" / "a.css").stat().st_uid).pw_name == ssh_nodes.become_user
 
     # "site" without a slash to a "dir/" destination lands under its basename
     o = run(compile_scp(src, str(source), [dst], f"{tmp_path}/under/", timeout=20))
     assert o.status == "ok", (o.source, o.hosts)
-    assert _tree(tmp_path / "under") == {"site": None, "site/css": None, "site/css/a.css": "a",
-                                         "site/index.html": "new index"}
+    assert _tree(tmp_path / "under") == {
+        "site": None,
+        "site/css": None,
+        "site/css/a.css": "a",
+        "site/index.html": "new index",
+    }
 
 
 def test_scp_from_a_local_file(ssh_nodes, run, tmp_path):
@@ -256,8 +315,14 @@ def test_scp_from_a_local_file(ssh_nodes, run, tmp_path):
     blob.parent.mkdir()
     blob.write_bytes(b"release 1.2\n")
     node = ssh_nodes.addresses[3]
-    c = compile_scp(None, "release.txt", hosts(ssh_nodes, node), f"{tmp_path}/opt/",
-                    local_source=str(blob), timeout=20)
+    c = compile_scp(
+        None,
+        "release.txt",
+        hosts(ssh_nodes, node),
+        f"{tmp_path}/opt/",
+        local_source=str(blob),
+        timeout=20,
+    )
     o = run(c)
     assert o.status == "ok" and o.source is None, o.hosts
     target = tmp_path / "opt" / "release.txt"
@@ -282,6 +347,7 @@ def _cancel_when(predicate):
         if "at" not in state and predicate():
             state["at"] = time.monotonic()
         return "at" in state
+
     return should_cancel, state
 
 
@@ -305,8 +371,9 @@ def test_cancel_before_the_remote_command_starts_still_stops_it(ssh_nodes, run, 
     needle = f"sleep\0{marker}".encode()
     logs = []
     should_cancel, _ = _cancel_when(lambda: "TASK [opsjob: run]" in "".join(logs))
-    c = compile_cmd(hosts(ssh_nodes, *ssh_nodes.addresses[2:4]), f"sleep {marker}", "shell",
-                    timeout=600)
+    c = compile_cmd(
+        hosts(ssh_nodes, *ssh_nodes.addresses[2:4]), f"sleep {marker}", "shell", timeout=600
+    )
     o = run(c, should_cancel=should_cancel, on_log=logs.append)
     assert o.status == "canceled"
     time.sleep(1.5)  # a wrapper that was already on its way has had time to start
@@ -322,8 +389,10 @@ def test_cancel_before_the_remote_command_starts_still_stops_it(ssh_nodes, run, 
 def test_a_failing_callback_stops_the_run_with_an_error(ssh_nodes, run):
     def broken(text):
         raise RuntimeError("log store down")
-    o = run(compile_cmd(hosts(ssh_nodes, ssh_nodes.addresses[0]), "sleep 5", "shell"),
-            on_log=broken)
+
+    o = run(
+        compile_cmd(hosts(ssh_nodes, ssh_nodes.addresses[0]), "sleep 5", "shell"), on_log=broken
+    )
     assert o.status == "error" and "log store down" in o.error
     assert o.hosts[ssh_nodes.addresses[0]].status == "failed"
 
@@ -331,8 +400,11 @@ def test_a_failing_callback_stops_the_run_with_an_error(ssh_nodes, run):
 def test_runner_errors_become_an_error_outcome(ssh_nodes, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    o = execute(compile_cmd(hosts(ssh_nodes, ssh_nodes.addresses[0]), "true", "shell"),
-                str(blocker), Settings(home=str(tmp_path)))
+    o = execute(
+        compile_cmd(hosts(ssh_nodes, ssh_nodes.addresses[0]), "true", "shell"),
+        str(blocker),
+        Settings(home=str(tmp_path)),
+    )
     assert o.status == "error" and o.error.startswith("ansible-runner failed:")
     assert o.hosts[ssh_nodes.addresses[0]].status == "failed"
 
@@ -342,12 +414,20 @@ def test_kill_local_tree_spares_only_runners_child_and_ssh_masters():
     env = dict(os.environ, OPSJOB_RUN_MARK=marker)
     # our child (runner's pexpect child) starts a worker in its own session and an SSH master
     child = subprocess.Popen(
-        ["bash", "-c", ("setsid sleep 61.1 & (exec -a 'ssh: /tmp/x [mux]' sleep 61.2) & "
-                        "sleep 61.3; wait")], env=env)
+        [
+            "bash",
+            "-c",
+            ("setsid sleep 61.1 & (exec -a 'ssh: /tmp/x [mux]' sleep 61.2) & sleep 61.3; wait"),
+        ],
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 5
-        while not (processes(b"sleep\x0061.1") and processes(b"[mux]\x0061.2")
-                   and processes(b"sleep\x0061.3")):
+        while not (
+            processes(b"sleep\x0061.1")
+            and processes(b"[mux]\x0061.2")
+            and processes(b"sleep\x0061.3")
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         mux = processes(b"[mux]\x0061.2")

@@ -17,9 +17,11 @@ def make_version_1(settings, request):
     schema.upgrade()
     assert schema.downgrade(1) == 1
     with database.connection_context():
-        database.execute_sql('INSERT INTO "user" (name, admin, create_time) '
-                             "VALUES ('old-admin', %s, '2020-01-01 00:00:00')"
-                             % ("true" if settings.database.startswith("postgres") else "1"))
+        database.execute_sql(
+            'INSERT INTO "user" (name, admin, create_time) '
+            "VALUES ('old-admin', %s, '2020-01-01 00:00:00')"
+            % ("true" if settings.database.startswith("postgres") else "1")
+        )
         Project.create(id=7, name="kept")
         columns = [c.name for c in database.get_columns("user")]
         assert "email" not in columns and schema.current_version() == 1

@@ -7,7 +7,9 @@ def test_script_lifecycle(api):
     assert listed[0]["jobname"] == ""
     detail = api.ok("GET", f"/scripts/1/{sid}")
     assert detail["cont"] == "echo hi\n" and detail["type"] == "shell"
-    api.ok("POST", f"/scripts/1/{sid}", json={"name": "hello2", "type": "python", "cont": "print(1)"})
+    api.ok(
+        "POST", f"/scripts/1/{sid}", json={"name": "hello2", "type": "python", "cont": "print(1)"}
+    )
     assert api.ok("GET", f"/scripts/1/{sid}")["type"] == "python"
     api.ok("DELETE", f"/scripts/1/{sid}")
     assert api.ok("GET", "/scripts/1") == []
@@ -20,7 +22,10 @@ def test_global_scripts_are_listed_but_not_editable(api):
     gid = api.post("/scripts/0", json={"name": "g", "type": "shell", "cont": "true"}).json["id"]
     assert [s["name"] for s in api.ok("GET", "/scripts/1")] == ["g"]
     assert api.ok("GET", f"/scripts/1/{gid}")["name"] == "g"
-    assert api.post(f"/scripts/1/{gid}", json={"name": "x", "type": "shell", "cont": "y"}).status_code == 404
+    assert (
+        api.post(f"/scripts/1/{gid}", json={"name": "x", "type": "shell", "cont": "y"}).status_code
+        == 404
+    )
     assert api.delete(f"/scripts/1/{gid}").status_code == 404
 
 

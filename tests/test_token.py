@@ -18,8 +18,7 @@ def add(api, pid=1, key="admin", **fields):
     """POST a token; a field given as ``...`` is left out of the body."""
     body = {"token": SECRET, "describe": "ci upload", "isjob": False, "jobname": ""}
     body.update(fields)
-    return api.post(f"/token/{pid}", json={k: v for k, v in body.items() if v is not ...},
-                    key=key)
+    return api.post(f"/token/{pid}", json={k: v for k, v in body.items() if v is not ...}, key=key)
 
 
 def test_token_lifecycle_never_shows_the_token(api):
@@ -35,9 +34,18 @@ def test_token_lifecycle_never_shows_the_token(api):
         seen.append(r)
         rows = r.json["data"]
         assert [(t["token"], t["isjob"], t["jobname"], t["describe"]) for t in rows] == [
-            ("Zyxw\u2026", True, "deploy", ""), ("Abcd\u2026", False, "", "ci upload")]
-        assert set(rows[0]) == {"id", "token", "describe", "create_user", "create_time",
-                                "isjob", "jobname"}
+            ("Zyxw\u2026", True, "deploy", ""),
+            ("Abcd\u2026", False, "", "ci upload"),
+        ]
+        assert set(rows[0]) == {
+            "id",
+            "token",
+            "describe",
+            "create_user",
+            "create_time",
+            "isjob",
+            "jobname",
+        }
         assert rows[1]["id"] == tid and rows[1]["create_user"] == "root"
     seen.append(api.delete(f"/token/1/{tid}"))
     assert seen[-1].json["data"] is True
@@ -60,7 +68,10 @@ def test_token_filters_and_paging(api):
         add(api, token=f"token-number-{i}")
     other = api.user("w1", 1, "write")
     add(api, token="token-by-w1", key=other)
-    listed = lambda **q: [t["token"] for t in api.ok("GET", "/token/1/info", params=q)]
+
+    def listed(**q):
+        return [t["token"] for t in api.ok("GET", "/token/1/info", params=q)]
+
     assert listed(create_user="w1") == ["toke\u2026"]
     assert len(listed(create_user="root")) == 3
     assert len(listed(pagesize="3")) == 3 and len(listed(pagesize="3", page="2")) == 1
@@ -69,10 +80,20 @@ def test_token_filters_and_paging(api):
     assert [t["token"] for t in r.json["data"]] == ["toke\u2026"]
 
 
-@pytest.mark.parametrize("value,expected", [
-    (True, True), (False, False), (1, True), (0, False), ("true", True), ("false", False),
-    ("1", True), ("0", False), ("TRUE", True),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        ("true", True),
+        ("false", False),
+        ("1", True),
+        ("0", False),
+        ("TRUE", True),
+    ],
+)
 def test_isjob_accepted_forms(api, value, expected):
     make_job("deploy")
     r = add(api, isjob=value, jobname="deploy")
@@ -80,30 +101,33 @@ def test_isjob_accepted_forms(api, value, expected):
     assert api.ok("GET", "/token/1/info")[0]["isjob"] is expected
 
 
-@pytest.mark.parametrize("fields,field", [
-    ({"token": ...}, "token"),
-    ({"token": ""}, "token"),
-    ({"token": "short12"}, "token"),
-    ({"token": "x" * 65}, "token"),
-    ({"token": "has space 123"}, "token"),
-    ({"token": "quote'123456"}, "token"),
-    ({"token": ["Abcd1234efgh"]}, "token"),
-    ({"describe": "d" * 201}, "describe"),
-    ({"describe": {"a": 1}}, "describe"),
-    ({"isjob": ...}, "isjob"),
-    ({"isjob": None}, "isjob"),
-    ({"isjob": ""}, "isjob"),
-    ({"isjob": "yes"}, "isjob"),
-    ({"isjob": 2}, "isjob"),
-    ({"isjob": [True]}, "isjob"),
-    ({"jobname": ...}, "jobname"),
-    ({"jobname": None}, "jobname"),
-    ({"isjob": True, "jobname": ""}, "jobname"),
-    ({"isjob": True, "jobname": "nosuchjob"}, "jobname"),
-    ({"isjob": True, "jobname": "gone"}, "jobname"),
-    ({"isjob": True, "jobname": "theirs"}, "jobname"),
-    ({"jobname": "j" * 201}, "jobname"),
-])
+@pytest.mark.parametrize(
+    "fields,field",
+    [
+        ({"token": ...}, "token"),
+        ({"token": ""}, "token"),
+        ({"token": "short12"}, "token"),
+        ({"token": "x" * 65}, "token"),
+        ({"token": "has space 123"}, "token"),
+        ({"token": "quote'123456"}, "token"),
+        ({"token": ["Abcd1234efgh"]}, "token"),
+        ({"describe": "d" * 201}, "describe"),
+        ({"describe": {"a": 1}}, "describe"),
+        ({"isjob": ...}, "isjob"),
+        ({"isjob": None}, "isjob"),
+        ({"isjob": ""}, "isjob"),
+        ({"isjob": "yes"}, "isjob"),
+        ({"isjob": 2}, "isjob"),
+        ({"isjob": [True]}, "isjob"),
+        ({"jobname": ...}, "jobname"),
+        ({"jobname": None}, "jobname"),
+        ({"isjob": True, "jobname": ""}, "jobname"),
+        ({"isjob": True, "jobname": "nosuchjob"}, "jobname"),
+        ({"isjob": True, "jobname": "gone"}, "jobname"),
+        ({"isjob": True, "jobname": "theirs"}, "jobname"),
+        ({"jobname": "j" * 201}, "jobname"),
+    ],
+)
 def test_token_validation(api, fields, field):
     make_job("gone", status="deleted", uuid="jobuuid00002")
     make_job("theirs", pid=2, uuid="jobuuid00003")

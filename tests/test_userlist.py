@@ -18,7 +18,9 @@ def test_accounts_of_the_project_and_global_ones(api):
     theirs = add(api, "app_2", pid=2)
     rows = api.ok("GET", "/userlist/1")
     assert [(r["id"], r["projectid"], r["username"]) for r in rows] == [
-        (mine, 1, "deploy"), (glob, 0, "root")]
+        (mine, 1, "deploy"),
+        (glob, 0, "root"),
+    ]
     assert set(rows[0]) == {"id", "projectid", "username", "create_user", "create_time"}
     assert rows[0]["create_user"] == "root"
     assert [r["id"] for r in api.ok("GET", "/userlist/2")] == [theirs, glob]
@@ -66,7 +68,10 @@ def test_list_filters_and_paging(api):
     add(api, "root", pid=0)
     writer = api.user("writer", 1, "write")
     add(api, "backup", key=writer)
-    names = lambda **q: [r["username"] for r in api.ok("GET", "/userlist/1", params=q)]
+
+    def names(**q):
+        return [r["username"] for r in api.ok("GET", "/userlist/1", params=q)]
+
     assert names() == ["backup", "root", "app-user", "deploy"]
     assert names(name="PP") == ["app-user"]
     assert names(create_user="writer") == ["backup"]
@@ -79,18 +84,21 @@ def test_list_filters_and_paging(api):
     assert r.status_code == 400 and r.json["info"].startswith("create_time_end:")
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"username": ""},
-    {"username": None},
-    {"username": "a b"},
-    {"username": "o'brien"},
-    {"username": "x;rm"},
-    {"username": "ü"},
-    {"username": "u" * 101},
-    {"username": ["root"]},
-    {"username": True},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"username": ""},
+        {"username": None},
+        {"username": "a b"},
+        {"username": "o'brien"},
+        {"username": "x;rm"},
+        {"username": "ü"},
+        {"username": "u" * 101},
+        {"username": ["root"]},
+        {"username": True},
+    ],
+)
 def test_username_is_checked(api, body):
     r = api.post("/userlist/1", json=body)
     assert r.status_code == 400 and r.json["info"].startswith("username:"), r.text
