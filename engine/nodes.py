@@ -1,6 +1,7 @@
 """Node lists of a step: resolve them to hosts, and keep every host inside its project."""
 
 import json
+import sys
 from dataclasses import dataclass
 
 from .models import Nodegroup, Nodelist
@@ -53,6 +54,9 @@ def _connection(name, row):
         conn["ansible_host"] = row.inip or row.exip or row.name
     conn.update(hostvars)
     conn.setdefault("ansible_connection", "ssh")
+    if conn["ansible_connection"] == "local":
+        # The worker host itself: use the worker's own Python, not whatever PATH finds.
+        conn.setdefault("ansible_python_interpreter", sys.executable)
     return conn
 
 

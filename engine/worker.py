@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 
@@ -19,7 +20,7 @@ from . import logs, nodes, playbook, runner, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
-from .filestore import path_of
+from .filestore import path_of, store_pulled
 from .models import HostResult, Job, PluginCmd, PluginScp, Script, Subtask, Task
 from .steps import shape
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 _settings = {"value": None}
 FINAL = ("success", "fail", "refuse")
 HEARTBEAT_POLL = 0.5
+STORE_TARGET = {
+    "ansible_connection": "local",
+    "ansible_host": "127.0.0.1",
+    "ansible_python_interpreter": sys.executable,
+}
 
 
 def settings():
@@ -436,6 +442,13 @@ class TaskRun:
         if outcome.status == "error":
             self.log.line(f"ERROR: {outcome.error}")
         failed = outcome.failed_hosts
+        if not failed and outcome.status == "ok" and plan.get("after"):
+            try:
+                self.log.line(plan["after"]())
+            except InvalidInput as e:
+                self.failure = e.info
+                self.log.line(f"ERROR: {e.info}")
+                return "failed"
         if failed or outcome.status != "ok":
             self.failure = (
                 (
@@ -543,7 +556,18 @@ class TaskRun:
 
             return {"targets": found.hosts, "refused": found.refused, "make": make}
         sp, dp = sub(step["sp"]), sub(step["dp"])
-        dst = hosts(step["dst_type"], step["dst"])
+        after = None
+        if step["dst_type"] == "fileserver":
+            # Pull into the file store: the controller itself is the (internal) target.
+            staging = os.path.join(self.workdir, f"store-{self.task.uuid}") + "/"
+            dst = nodes.Resolution([playbook.Host("opsjob-file-store", STORE_TARGET)], [])
+            dp = staging
+            step = {**step, "chown": "", "chmod": ""}
+
+            def after():
+                return store_pulled(settings(), pid, staging, self.task.user)
+        else:
+            dst = hosts(step["dst_type"], step["dst"])
         source, local, refused = None, None, []
         if step["src_type"] == "fileserver":
             local = path_of(settings(), pid, sp) if not missing else None
@@ -572,7 +596,7 @@ class TaskRun:
                 local_source=local,
             )
 
-        return {"targets": dst.hosts, "refused": refused, "make": make}
+        return {"targets": dst.hosts, "refused": refused, "make": make, "after": after}
 
     @staticmethod
     def _compile(make, targets):

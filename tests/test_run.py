@@ -401,3 +401,97 @@ def test_killed_worker_does_not_leave_the_task_running(cluster, ssh_nodes):
     done = cluster.wait(PID, task, timeout=30)
     assert done["status"] == "fail" and done["reason"].startswith("worker lost")
     subprocess.run(["pkill", "-f", f"sleep {seconds}"])
+
+
+def test_file_store_pull_and_push(cluster, ssh_nodes):
+    a, b = ssh_nodes.addresses[:2]
+    name = unique("f") + ".txt"
+    ssh_nodes.ssh(a, f"echo stored-content > /tmp/{name}")
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_scp",
+        {
+            "src_type": "builtin",
+            "src": a,
+            "sp": f"/tmp/{name}",
+            "dst_type": "fileserver",
+            "dp": "ignored",
+        },
+    )
+    assert cluster.wait(PID, r["data"]["uuid"])["status"] == "success"
+    stored = os.path.join(cluster.home, "files", str(PID), name)
+    with open(stored) as f:
+        assert f.read() == "stored-content\n"
+    jobuuid = job(
+        cluster,
+        [
+            {
+                "plugin_type": "scp",
+                "name": "push",
+                "src_type": "fileserver",
+                "sp": name,
+                "dst_type": "builtin",
+                "dst": b,
+                "dp": f"/tmp/{name}.d/",
+            }
+        ],
+    )
+    assert cluster.wait(PID, start(cluster, jobuuid))["status"] == "success"
+    assert ssh_nodes.ssh(b, f"cat /tmp/{name}.d/{name}").stdout == "stored-content\n"
+
+
+def test_tasklog_tails_by_offset_and_serves_a_page(cluster, ssh_nodes):
+    import urllib.request
+
+    a = ssh_nodes.addresses[0]
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_cmd",
+        {
+            "node_type": "builtin",
+            "node_cont": a,
+            "scripts_type": "shell",
+            "scripts_cont": "for i in 1 2 3; do echo line$i; sleep 0.3; done",
+        },
+    )
+    uuid = r["data"]["uuid"]
+    text, offset = "", 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        page = cluster.ok("GET", f"/slave/any/tasklog/{uuid}?offset={offset}")["data"]
+        assert page["offset"] == offset + len(page["log"])
+        text, offset = text + page["log"], page["offset"]
+        if page["done"]:
+            break
+        time.sleep(0.2)
+    assert "line1\nline2\nline3\n" in text and text.endswith("task success\n")
+    again = cluster.ok("GET", f"/slave/any/tasklog/{uuid}?offset=0")["data"]
+    assert again["log"] == text
+    req = urllib.request.Request(
+        f"{cluster.url}/slave/any/tasklog/{uuid}", headers={"Accept": "text/html"}
+    )
+    with urllib.request.urlopen(req) as resp:
+        html = resp.read().decode()
+        assert resp.headers["Content-Type"].startswith("text/html")
+    assert uuid in html and "offset=" in html
+
+
+def test_appname_appkey_headers(cluster):
+    name = unique("app")
+    key = cluster.run("user", "add", name, "--project", str(PID), "--role", "read")
+    import json as _json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{cluster.url}/jobs/{PID}", headers={"appname": name, "appkey": key}
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert _json.loads(resp.read())["stat"] is True
+    req = urllib.request.Request(
+        f"{cluster.url}/jobs/{PID}", headers={"appname": "someone-else", "appkey": key}
+    )
+    try:
+        urllib.request.urlopen(req)
+        raise AssertionError("a key used under another app name must be refused")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401
