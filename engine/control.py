@@ -2,7 +2,7 @@
 
 import time
 
-from . import auth, logs, queue, steps
+from . import auth, events, logs, queue, steps
 from .clock import now
 from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from .listing import as_dict
@@ -148,6 +148,7 @@ def kill(uuid, principal, wait_seconds=5.0):
         .execute()
     )
     if stopped:
+        events.emit("task_changed", task.uuid, "fail")
         return "kill task succcess"
     Task.update(kill_by=principal.name).where(Task.uuid == task.uuid).execute()
     deadline = time.monotonic() + wait_seconds

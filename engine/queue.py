@@ -4,9 +4,15 @@ The queue only carries task uuids. Everything a run needs lives in the database,
 worker can pick up any task, and a lost message never loses a task (see ``requeue_stale``).
 """
 
+import importlib
 import os
 
 from huey import RedisHuey, SqliteHuey
+
+from . import events
+
+# Modules that plug into the queue and the task events, loaded at start-up.
+EXTENSIONS = []
 
 _state = {"huey": None, "run": None}
 
@@ -23,6 +29,9 @@ def configure(settings):
     _state["huey"] = huey
     _state["run"] = huey.task(name="opsjob.run_task")(worker.run_task)
     worker.register_periodic(huey, settings)
+    events.clear()
+    for name in EXTENSIONS:  # each registers its queue tasks and event listeners
+        importlib.import_module(f"engine.{name}").register(huey, settings)
     return huey
 
 

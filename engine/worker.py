@@ -16,7 +16,7 @@ import time
 
 from peewee import fn
 
-from . import logs, nodes, playbook, runner, variables
+from . import events, logs, nodes, playbook, runner, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
@@ -92,14 +92,23 @@ def finish(uuid, status, reason=None):
     }
     if reason and not task.reason:
         fields["reason"] = reason[:500]
-    Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute()
+    if Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute():
+        events.emit("task_changed", uuid, status)
 
 
-def park(uuid):
-    """Move a running task to ``waiting``: it holds no worker until a control call wakes it."""
-    Task.update(status="waiting", notify=0, wake=0, lease_until=None).where(
-        Task.uuid == uuid, Task.status == "running"
-    ).execute()
+def park(uuid, announce=True):
+    """Move a running task to ``waiting``: it holds no worker until a control call wakes it.
+
+    Inside a transaction, pass ``announce=False`` and announce after the commit.
+    """
+    parked = (
+        Task.update(status="waiting", notify=0, wake=0, lease_until=None)
+        .where(Task.uuid == uuid, Task.status == "running")
+        .execute()
+    )
+    if parked and announce:
+        events.emit("task_changed", uuid, "waiting")
+    return parked
 
 
 def wake(uuid):
@@ -235,6 +244,7 @@ class TaskRun:
             if held:
                 return ("fail", "task mutex from: " + ",".join(held))
             self._make_plan()
+            events.emit("task_changed", task.uuid, "running")
         else:
             self.log.line(f"[{now()}] task resumed on {worker_name()}")
         plan = json.loads(self.task.plan)
@@ -327,7 +337,9 @@ class TaskRun:
             else:
                 with database.atomic():
                     self._end_sub(sub, "decision")
-                    park(uuid)
+                    parked = park(uuid, announce=False)
+                if parked:
+                    events.emit("task_changed", uuid, "waiting")
                 self.log.line(
                     f"[{now()}] step {sub.position + 1} needs a decision: retry the "
                     "failed nodes, ignore, or fail"
@@ -437,6 +449,7 @@ class TaskRun:
             self._log_host(name, r)
         if rows:
             HostResult.insert_many(rows).execute()
+        events.emit("step_finished", self.task, step, outcome)
         if outcome.status == "canceled":
             return "killed"
         if outcome.status == "error":

@@ -1,0 +1,36 @@
+"""What happens to tasks, announced to listeners (notifications, version capture, ...).
+
+Listeners subscribe at start-up (``engine.queue.configure``), never at import. An event is
+announced after its change is stored. A failing listener is logged and never breaks a run.
+"""
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# task_changed(task_uuid, status): a task was claimed the first time ("running"), parked
+#   ("waiting"), or ended ("success", "fail", "refuse").
+# step_finished(task, step, outcome): a step run ended; ``outcome`` is engine.runner.RunOutcome.
+EVENTS = ("task_changed", "step_finished")
+_listeners = {name: [] for name in EVENTS}
+
+
+def subscribe(event, listener):
+    """Call ``listener`` on every ``event`` from now on."""
+    if listener not in _listeners[event]:
+        _listeners[event].append(listener)
+
+
+def clear():
+    """Forget every listener (for tests)."""
+    for listeners in _listeners.values():
+        listeners.clear()
+
+
+def emit(event, *args):
+    """Announce ``event`` to its listeners."""
+    for listener in list(_listeners[event]):
+        try:
+            listener(*args)
+        except Exception:
+            log.exception("listener %r of %s failed", listener, event)
