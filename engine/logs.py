@@ -80,14 +80,13 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
         .where(LogChunk.taskuuid == taskuuid, LogChunk.offset >= start)
         .order_by(LogChunk.offset)
     )
-    parts, end = [], offset
+    parts, size = [], 0
     for chunk in chunks:
         piece = chunk.text[max(0, offset - chunk.offset) :]
-        if chunk.offset + len(chunk.text) <= offset:
-            continue
-        parts.append(piece)
-        end = chunk.offset + len(chunk.text)
-        if sum(map(len, parts)) >= limit:
+        if piece:
+            parts.append(piece)
+            size += len(piece)
+        if size >= limit:
             break
     text = "".join(parts)[:limit]
     end = offset + len(text)

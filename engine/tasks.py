@@ -102,7 +102,10 @@ def _launch(task):
 def run_job(projectid, params, principal):
     """Start a job by uuid with an optional ``variable`` hash; return the task uuid."""
     values = check(params, LAUNCH)
-    job = jobs.live_job(projectid, values["jobuuid"])
+    try:
+        job = jobs.live_job(projectid, values["jobuuid"])
+    except NotFound as e:  # an id in the body is bad input, not a missing resource
+        raise InvalidInput(e.info) from None
     variable = check_variables(values["variable"])
     with database.atomic():
         task = _create(

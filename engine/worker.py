@@ -229,8 +229,9 @@ class TaskRun:
             self.log.line(
                 f"[{now()}] task {outcome[0]}" + (f": {outcome[1]}" if outcome[1] else "")
             )
+        self.log.flush()  # before the final status, so a reader that sees it has every line
+        if outcome is not None:
             finish(self.task.uuid, *outcome)
-        self.log.flush()
 
     def _run(self):
         task = self.task

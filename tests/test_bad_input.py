@@ -93,6 +93,7 @@ CASES = [
     ("POST", "/task/1/job", {"jobuuid": "{jobuuid}", "variable": "x"}, "variable"),
     ("POST", "/task/1/job", {"jobuuid": "{jobuuid}", "variable": {"a b": "1"}}, "variable.a b"),
     ("POST", "/task/1/job", {"jobuuid": "{jobuuid}", "mutex": "a-b"}, "mutex"),
+    ("POST", "/task/1/job", {"jobuuid": "nosuchjob"}, "jobuuid"),
     ("POST", "/task/1/job/byname", {"jobname": "j", "uuid": "short"}, "uuid"),
     ("POST", "/task/1/job/byname", {"jobname": "nope"}, "jobname"),
     (

@@ -358,7 +358,7 @@ def test_project_isolation_of_tasks(cluster, ssh_nodes):
     assert cluster.call("GET", f"/slave/any/tasklog/{task}", key=other)[0] == 404
     assert cluster.call("DELETE", f"/slave/any/killtask/{task}", key=other)[0] == 404
     assert cluster.call("POST", "/task/2/redo", {"taskuuid": task}, key=other)[0] == 400
-    assert cluster.call("POST", "/task/2/job", {"jobuuid": jobuuid}, key=other)[0] == 404
+    assert cluster.call("POST", "/task/2/job", {"jobuuid": jobuuid}, key=other)[0] == 400
 
 
 def no_sleepers(ssh_nodes, pattern):
