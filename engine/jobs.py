@@ -63,31 +63,22 @@ def _store_steps(jobuuid, checked):
     return ",".join(steps.store(kind, step, jobuuid) for kind, step in checked)
 
 
+def _find(projectid, match, what, permanent_only):
+    query = Job.select().where(Job.projectid == projectid, match)
+    alive = (Job.status == "permanent") if permanent_only else (Job.status != "deleted")
+    job = query.where(alive).first()
+    if job is None:
+        raise NotFound(f"{what} does not exist")
+    return job
+
+
 def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):
     """Return a non-deleted job of the project by uuid, or raise NotFound naming ``field``."""
-    query = Job.select().where(Job.uuid == jobuuid, Job.projectid == projectid)
-    query = (
-        query.where(Job.status == "permanent")
-        if permanent_only
-        else query.where(Job.status != "deleted")
-    )
-    job = query.first()
-    if job is None:
-        raise NotFound(f"{field}: job {jobuuid} does not exist")
-    return job
+    return _find(projectid, Job.uuid == jobuuid, f"{field}: job {jobuuid}", permanent_only)
 
 
 def _by_name(projectid, name, permanent_only=True):
-    query = Job.select().where(Job.projectid == projectid, Job.name == name)
-    query = (
-        query.where(Job.status == "permanent")
-        if permanent_only
-        else query.where(Job.status != "deleted")
-    )
-    job = query.first()
-    if job is None:
-        raise NotFound(f"name: job {name} does not exist")
-    return job
+    return _find(projectid, Job.name == name, f"name: job {name}", permanent_only)
 
 
 def create_job(projectid, params, user):
