@@ -19,12 +19,14 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 install: $(VENV)/.installed
 
 # Debian packages the test suite needs: a real sshd for the loopback nodes, sudo for become,
-# and the interpreters a cmd step may name.
+# the interpreters a cmd step may name, and a headless browser for the page tests.
 system-deps:
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v sudo >/dev/null 2>&1 || \
-	    ! command -v php >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1; then \
+	    ! command -v php >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1 || \
+	    [ ! -x /usr/bin/chromium ]; then \
 	  (apt-get update -qq || true) && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo php-cli perl; fi
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo php-cli perl \
+	    chromium; fi
 
 run: install
 	$(BIN)/opsjob init

@@ -24,6 +24,8 @@ setup(
             "openapi-spec-validator>=0.7",
             "ruff>=0.6",
             "requests>=2.31",
+            "aiosmtpd>=1.4",  # a real SMTP server on loopback for notification tests
+            "playwright>=1.45",  # drives the system chromium; never `playwright install`
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from engine import auth, projects, schema
+from engine import auth, credentials, projects, schema
 from engine.db import database, open_database
 from engine.errors import OpsjobError
 from engine.settings import Settings
@@ -18,6 +18,9 @@ def _open(settings):
 def cmd_init(settings, args):
     version = _open(settings)
     print(f"schema version {version} at {settings.database}")
+    made = credentials.ensure_secret_key(settings)
+    if made:
+        print(f"created the key that encrypts credentials: {made} (keep it with the database)")
 
 
 def cmd_user_add(settings, args):
@@ -45,6 +48,7 @@ def cmd_project_add(settings, args):
 def cmd_bootstrap(settings, args):
     """Create the first admin (once) and print how to reach the API."""
     _open(settings)
+    credentials.ensure_secret_key(settings)
     key_file = os.path.join(settings.home, "admin.key")
     with database.connection_context():
         if not os.path.exists(key_file):

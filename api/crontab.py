@@ -17,7 +17,8 @@ class Collection:
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Create a crontab, switched off: name, jobuuid, cron (5 fields), mutex."""
+        """Create a crontab, switched off: name, jobuuid, cron (5 fields), mutex,
+        mutex_policy (fail|skip|queue)."""
         ok(resp, True, id=crontabs.save_crontab(projectid, params(req), req.context.principal.name))
 
 
@@ -35,12 +36,12 @@ class Item:
 
     @requires("read")
     def on_get(self, req, resp, projectid, crontabid):
-        """Show a crontab with its next 5 fire times (server local time)."""
+        """Show a crontab with its next 5 fire times in the schedule time zone (tz)."""
         ok(resp, crontabs.get_crontab(projectid, crontabid))
 
     @requires("write")
     def on_post(self, req, resp, projectid, crontabid):
-        """Edit a crontab: name, jobuuid, cron, mutex."""
+        """Edit a crontab: name, jobuuid, cron, mutex, mutex_policy (kept when absent)."""
         crontabs.save_crontab(projectid, params(req), req.context.principal.name, crontabid)
         ok(resp, True)
 

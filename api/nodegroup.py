@@ -17,11 +17,14 @@ class Collection:
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Create a node group: name, plugin ([a-z][a-z0-9_]*), params (any JSON value)."""
+        """Create a node group: name, plugin (an inventory plugin), params, credential."""
+        principal = req.context.principal
         ok(
             resp,
             True,
-            id=nodegroups.save_nodegroup(projectid, params(req), req.context.principal.name),
+            id=nodegroups.save_nodegroup(
+                projectid, params(req), principal.name, admin=principal.admin
+            ),
         )
 
 
@@ -35,8 +38,9 @@ class Item:
 
     @requires("write")
     def on_post(self, req, resp, projectid, id):
-        """Edit a node group: name, plugin, params."""
-        nodegroups.save_nodegroup(projectid, params(req), req.context.principal.name, id)
+        """Edit a node group: name, plugin, params, credential."""
+        principal = req.context.principal
+        nodegroups.save_nodegroup(projectid, params(req), principal.name, id, admin=principal.admin)
         ok(resp, True)
 
     @requires("delete")
@@ -45,7 +49,17 @@ class Item:
         ok(resp, nodegroups.delete_nodegroup(projectid, id, req.context.principal.name))
 
 
+class Nodes:
+    """The hosts a node group resolves to."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, id):
+        """Resolve a node group to its host names (hostvars=1: with connection variables)."""
+        ok(resp, nodegroups.nodelist(projectid, id, params(req)))
+
+
 ROUTES = [
     ("/nodegroup/{projectid:int}", Collection()),
     ("/nodegroup/{projectid:int}/{id}", Item()),
+    ("/nodegroup/{projectid:int}/{id}/nodelist", Nodes()),
 ]

@@ -17,7 +17,7 @@ class Collection:
 
     @requires("admin")
     def on_post(self, req, resp, projectid):
-        """Attach a machine: name is an IPv4 address, hostname::inip or hostname::inip::exip."""
+        """Attach a machine: name (IPv4, hostname::inip[::exip]), hostvars, credential."""
         ok(resp, True, id=nodelist.add_node(projectid, params(req), req.context.principal.name))
 
 

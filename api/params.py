@@ -14,9 +14,10 @@ def params(req):
     for key, value in req.params.items():
         merged[key] = value
     if req.content_length:
-        if req.content_length > MAX_BODY:
-            raise TooLarge(f"body: larger than {MAX_BODY} bytes")
         media_type = (req.content_type or "").split(";")[0].strip().lower()
+        # A multipart body is a file upload: its route streams it under its own limit.
+        if req.content_length > MAX_BODY and not media_type.startswith("multipart/"):
+            raise TooLarge(f"body: larger than {MAX_BODY} bytes")
         if media_type in ("application/json", "application/x-www-form-urlencoded", ""):
             if media_type == "":
                 raise InvalidInput("body: send Content-Type application/json or a form")

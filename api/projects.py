@@ -17,7 +17,8 @@ class Item:
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Set a project's status (active|inactive) or name."""
+        """Set a project's status (active|inactive), name, or notification webhook
+        (an http(s) URL; "" removes it)."""
         ok(resp, projects.update_project(projectid, params(req), req.context.principal.name))
 
 

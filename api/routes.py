@@ -1,10 +1,15 @@
 """Every route group the API serves, in the order the OpenAPI document lists them."""
 
 from . import (
+    analysis,
+    cmd,
+    credential,
     crontab,
     environment,
+    fileserver,
     jobs,
     nodegroup,
+    nodeinfo,
     nodelist,
     notify,
     projects,
@@ -12,9 +17,11 @@ from . import (
     slave,
     subtask,
     task,
+    third,
     token,
     userlist,
     variable,
+    vv,
 )
 
 GROUPS = [
@@ -23,13 +30,20 @@ GROUPS = [
     variable,
     scripts,
     task,
+    analysis,
     subtask,
     slave,
     crontab,
     nodegroup,
     nodelist,
+    nodeinfo,
+    credential,
     userlist,
     token,
     notify,
     environment,
+    vv,
+    fileserver,
+    cmd,
+    third,
 ]

@@ -1,6 +1,6 @@
 """/task: launch runs and read them back."""
 
-from engine import tasks
+from engine import control, notifications, tasks
 
 from .access import requires
 from .envelope import ok
@@ -35,12 +35,33 @@ class Item:
         ok(resp, tasks.get_task(projectid, uuid))
 
 
+class Hosts:
+    """What each host did in a task."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, uuid):
+        """List a task's per-host results in the order they ran (jobs and single steps):
+        step, attempt, host, status, rc, times, stdout, stderr."""
+        ok(resp, control.task_hosts(projectid, uuid))
+
+
+class Notifications:
+    """Delivery attempts of a task's notifications."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, uuid):
+        """List every notification delivery attempt of a task: event, status, channel,
+        attempt, outcome (ok|skipped|failed|error), recipients, detail."""
+        ok(resp, notifications.attempts(projectid, uuid))
+
+
 class RunJob:
     """Run a job by uuid."""
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Start a job: jobuuid, variable {name: value}, optional mutex."""
+        """Start a job: jobuuid, variable {name: value}, optional mutex and
+        mutex_policy (fail|skip|queue)."""
         ok(resp, 1, uuid=tasks.run_job(projectid, params(req), req.context.principal))
 
 
@@ -49,7 +70,8 @@ class RunJobByName:
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Start a job by name: jobname, variable, optional uuid (12 letters/digits)."""
+        """Start a job by name: jobname, variable, optional uuid (12 letters/digits),
+        mutex and mutex_policy (fail|skip|queue)."""
         uuid = tasks.run_job_byname(projectid, params(req), req.context.principal)
         if uuid is None:
             ok(resp, info="This task has been successfully created")
@@ -94,4 +116,6 @@ ROUTES = [
     ("/task/{projectid:int}/plugin_scp", RunScp()),
     ("/task/{projectid:int}/redo", Redo()),
     ("/task/{projectid:int}/{uuid}", Item()),
+    ("/task/{projectid:int}/{uuid}/hosts", Hosts()),
+    ("/task/{projectid:int}/{uuid}/notify", Notifications()),
 ]

@@ -2,20 +2,31 @@
 
 Catalog (definitions): ``jobs``, ``variables``, ``scripts``, ``crontabs``, ``nodegroups``,
 ``nodelist``, ``userlist``, ``tokens``, ``notify``, ``environment``, ``projects``.
-Runs: ``tasks`` (launch and read), ``control`` (decide, pause, kill, logs), ``queue``.
+Runs: ``tasks`` (launch and read), ``control`` (decide, pause, kill, logs), ``queue``,
+``notifications`` (delivery attempts of task notifications).
+Files and consoles: ``fileserver`` (the file store), ``console`` (the command console),
+``third`` (the interface for external orchestrators).
+History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables).
+Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
 Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``errors``.
 """
 
 __all__ = [
+    "analysis",
     "auth",
+    "console",
     "control",
+    "credentials",
     "crontabs",
     "db",
     "environment",
     "errors",
+    "fileserver",
     "jobs",
     "nodegroups",
+    "nodeinfo",
     "nodelist",
+    "notifications",
     "notify",
     "projects",
     "queue",
@@ -23,7 +34,9 @@ __all__ = [
     "scripts",
     "settings",
     "tasks",
+    "third",
     "tokens",
     "userlist",
     "variables",
+    "versions",
 ]

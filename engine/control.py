@@ -49,6 +49,13 @@ def host_results(taskuuid, stepuuid=None, latest_only=False):
     return [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows]
 
 
+def task_hosts(projectid, taskuuid):
+    """Return every per-host result of a task (jobs and single steps), in the order they ran."""
+    task = _task(projectid, taskuuid, field="uuid")
+    rows = HostResult.select().where(HostResult.taskuuid == task.uuid).order_by(HostResult.id)
+    return [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows]
+
+
 def _extended(kind, uuid):
     model = PluginCmd if kind == "cmd" else PluginScp
     row = model.get_or_none(model.uuid == uuid)

@@ -2,12 +2,13 @@
 
 from peewee import fn
 
-from . import cron
+from . import cron, scheduler
 from .clock import fmt, now
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Crontab, Job
 from .records import find, row_id, soft_delete
+from .tasks import MUTEX_POLICIES
 from .validate import ALNUM, Field, check
 
 STATUSES = ("available", "unavailable")
@@ -17,6 +18,7 @@ FIELDS = (
     "jobuuid",
     "cron",
     "mutex",
+    "mutex_policy",
     "status",
     "create_user",
     "create_time",
@@ -28,6 +30,8 @@ CRONTAB = {
     "jobuuid": Field(required=True, pattern=ALNUM, max_len=20, allow_empty=False),
     "cron": Field(required=True, max_len=cron.MAX_LEN, allow_empty=False),
     "mutex": Field(pattern=ALNUM, max_len=100, default=""),
+    # Absent on an edit keeps the crontab's policy (OpenC3 clients do not send it).
+    "mutex_policy": Field(choices=MUTEX_POLICIES, allow_empty=False),
 }
 STATUS = {"status": Field(required=True, choices=STATUSES)}
 
@@ -73,15 +77,18 @@ def count_crontabs(projectid):
 
 
 def get_crontab(projectid, crontabid, count=5):
-    """Return one crontab with its next ``count`` fire times in server local time."""
+    """Return one crontab with its next ``count`` fire times in the schedule zone
+    (``OPSJOB_TZ``, named in ``tz``)."""
     row = _find(projectid, crontabid)
-    upcoming = [fmt(t) for t in cron.next_times(row.cron, now(), count)]
-    return {**as_dict(row, FIELDS), "cont": "", "next": upcoming}
+    upcoming = [fmt(t) for t in cron.next_times(row.cron, scheduler.now_in_zone(), count)]
+    return {**as_dict(row, FIELDS), "cont": "", "next": upcoming, "tz": scheduler.zone_name()}
 
 
 def save_crontab(projectid, params, user, crontabid=None):
     """Create a crontab (switched off), or edit one of the project's; return its id."""
     values = _checked(projectid, params)
+    if values["mutex_policy"] is None:
+        del values["mutex_policy"]  # a new crontab gets the default, an edit keeps its own
     if crontabid is None:
         row = Crontab.create(
             projectid=projectid, status="unavailable", create_user=user, edit_user=user, **values

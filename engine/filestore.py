@@ -1,16 +1,173 @@
-"""Where file-store files live on disk (the file-store routes come with their own issue)."""
+"""The file store: content-addressed blobs under ``OPSJOB_HOME`` and the rows that name them.
 
+A blob lives at ``filestore/blobs/<sha256[:2]>/<sha256>`` and never changes; a ``fileserver``
+row gives it a name in one project. File names are only row values: no name ever becomes a
+path, so a name cannot reach outside the store. Incoming data is streamed to a temporary file
+(hashed on the way) and moved into place once it is complete.
+"""
+
+import hashlib
 import os
+import re
 import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
 
-from .errors import InvalidInput
+from peewee import IntegrityError
+
+from .clock import now
+from .errors import InvalidInput, TooLarge
+from .models import FileServer, database
+
+CHUNK = 1 << 20
+MAX_NAME = 200
+# Control characters, and the separators of POSIX and Windows paths.
+BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+# A pull into the store runs on the controller itself, with the worker's own Python.
+STORE_TARGET = {
+    "ansible_connection": "local",
+    "ansible_host": "127.0.0.1",
+    "ansible_python_interpreter": sys.executable,
+}
+
+
+@dataclass
+class Blob:
+    """A complete incoming file: where it waits, and what it is."""
+
+    path: str  # a temporary file until :func:`keep` moves it into the store
+    size: int
+    md5: str
+    sha256: str
+
+
+def root(settings):
+    """Return the absolute directory of the file store."""
+    return os.path.join(os.path.abspath(settings.home), "filestore")
+
+
+def blob_path(settings, sha256):
+    """Return where the blob with this SHA-256 lives."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
+        raise ValueError(f"sha256: not a digest: {sha256!r}")
+    return os.path.join(root(settings), "blobs", sha256[:2], sha256)
+
+
+def check_name(field, name):
+    """Return ``name`` if it is a plain file name, else raise InvalidInput naming ``field``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"{field}: a file name is required")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"{field}: file name longer than {MAX_NAME} characters")
+    if BAD_NAME.search(name) or name in (".", ".."):
+        raise InvalidInput(
+            f"{field}: not a plain file name {name!r} "
+            "(no path separators, NUL or control characters, '.' or '..')"
+        )
+    return name
+
+
+def receive(settings, chunks, field, limit):
+    """Write the byte chunks of one incoming file to a temporary file, hashing them.
+
+    Raise TooLarge (and leave nothing behind) once more than ``limit`` bytes arrived.
+    """
+    folder = os.path.join(root(settings), "tmp")
+    os.makedirs(folder, exist_ok=True)
+    md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
+    fd, path = tempfile.mkstemp(dir=folder, prefix="in-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"{field}: larger than the upload limit of {limit} bytes")
+                md5.update(chunk)
+                sha256.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return Blob(path=path, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest())
+
+
+def read_chunks(stream, size=CHUNK):
+    """Yield ``stream`` in chunks of at most ``size`` bytes."""
+    while True:
+        chunk = stream.read(size)
+        if not chunk:
+            return
+        yield chunk
+
+
+def discard(blob):
+    """Remove an incoming file that will not be kept."""
+    try:
+        os.unlink(blob.path)
+    except FileNotFoundError:
+        pass
+
+
+def keep(settings, blob):
+    """Move an incoming file into the store (a blob already there is simply reused)."""
+    final = blob_path(settings, blob.sha256)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    if os.path.isfile(final):
+        discard(blob)
+    else:
+        os.replace(blob.path, final)
+    return final
+
+
+def record(projectid, name, blob, create_user, edit_user):
+    """Name ``blob`` ``name`` in the project: a row of the same name is replaced (new id)."""
+    for attempt in range(3):
+        try:
+            with database.atomic():
+                FileServer.delete().where(
+                    FileServer.projectid == projectid,
+                    FileServer.name == name,
+                    FileServer.status != "deleted",
+                ).execute()
+                stamp = now()
+                return FileServer.create(
+                    projectid=projectid,
+                    name=name,
+                    size=blob.size,
+                    md5=blob.md5,
+                    sha256=blob.sha256,
+                    create_user=create_user[:100],
+                    create_time=stamp,
+                    edit_user=edit_user[:100],
+                    edit_time=stamp,
+                )
+        except IntegrityError:  # a concurrent upload of the same name won; replace it
+            if attempt == 2:
+                raise
+    return None
+
+
+def live_row(projectid, name):
+    """Return the live row named ``name`` in the project, or None."""
+    return (
+        FileServer.select()
+        .where(
+            FileServer.projectid == projectid,
+            FileServer.name == name,
+            FileServer.status != "deleted",
+        )
+        .first()
+    )
 
 
 def path_of(settings, projectid, name):
-    """Return the absolute path of file ``name`` of the project's store, or None."""
-    if not name or "/" in name or "\x00" in name or name in (".", ".."):
-        raise InvalidInput(f"sp: not a file-store name: {name!r}")
-    path = os.path.join(os.path.abspath(settings.home), "files", str(int(projectid)), name)
+    """Return the absolute path of the blob named ``name`` in the project's store, or None."""
+    check_name("sp", name)
+    row = live_row(int(projectid), name)
+    if row is None:
+        return None
+    path = blob_path(settings, row.sha256)
     return path if os.path.isfile(path) else None
 
 
@@ -20,9 +177,11 @@ def store_pulled(settings, projectid, staging, user):
         names = os.listdir(staging)
         if len(names) != 1 or not os.path.isfile(os.path.join(staging, names[0])):
             raise InvalidInput("sp: the file store keeps single files, not directories")
-        folder = os.path.join(os.path.abspath(settings.home), "files", str(int(projectid)))
-        os.makedirs(folder, exist_ok=True)
-        shutil.move(os.path.join(staging, names[0]), os.path.join(folder, names[0]))
-        return f"stored {names[0]} in the file store of project {projectid} for {user}"
+        name = check_name("sp", names[0])
+        with open(os.path.join(staging, name), "rb") as f:
+            blob = receive(settings, read_chunks(f), "sp", limit=float("inf"))
+        keep(settings, blob)
+        record(int(projectid), name, blob, user, user)
+        return f"stored {name} in the file store of project {projectid} for {user}"
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,6 +1,7 @@
 """peewee models: one class per table. Column names follow OpenC3's JOB schema."""
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -43,6 +44,7 @@ class Project(BaseModel):
     status = CharField(max_length=20, default="active")
     edit_user = CharField(max_length=100, default="")
     edit_time = DateTimeField(default=now)
+    webhook = CharField(max_length=1000, default="")  # notification webhook URL (v6)
 
 
 class User(BaseModel):
@@ -160,6 +162,19 @@ class Crontab(Audited):
     cron = CharField(max_length=100)
     mutex = CharField(max_length=100, default="")
     status = CharField(max_length=20, default="unavailable", index=True)
+    mutex_policy = CharField(max_length=10, default="fail")  # fail, skip or queue (v6)
+
+
+class CrontabLock(BaseModel):
+    """One crontab fired in one minute: the unique key makes every firing happen once (v6)."""
+
+    crontabid = IntegerField()
+    timeid = IntegerField()  # minutes since the epoch
+    taskuuid = CharField(max_length=20, default="")
+    create_time = DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("crontabid", "timeid"), True), (("timeid",), False))
 
 
 class Nodegroup(Audited):
@@ -167,6 +182,7 @@ class Nodegroup(Audited):
     name = CharField(max_length=200)
     plugin = CharField(max_length=100)
     params = TextField(default="null")  # JSON of the value the client sent
+    credential = IntegerField(default=0)  # the credential its hosts connect with; 0: none (v7)
 
     class Meta:
         indexes = ((("projectid", "name"), True),)
@@ -187,6 +203,22 @@ class Nodelist(Audited):
     exip = CharField(max_length=50, default="")
     type = CharField(max_length=30, default="extend")
     hostvars = TextField(default="{}")  # JSON of admin-set Ansible connection variables (v3)
+    credential = IntegerField(default=0)  # the credential it connects with; 0: none (v7)
+
+    class Meta:
+        indexes = ((("projectid", "name"), True),)
+
+
+class Credential(Audited):
+    """Login material for nodes (v7). Secrets are Fernet tokens, never stored in clear."""
+
+    projectid = IntegerField(index=True)
+    name = CharField(max_length=200)
+    username = CharField(max_length=64, default="")  # the login user; empty: as configured
+    ssh_key = TextField(default="")  # encrypted private key
+    become_password = TextField(default="")  # encrypted password for sudo/su
+    fingerprint = CharField(max_length=100, default="")  # SHA256 of the public key
+    describe = CharField(max_length=200, default="")
 
     class Meta:
         indexes = ((("projectid", "name"), True),)
@@ -246,6 +278,14 @@ class Task(BaseModel):
     wake = IntegerField(default=0)  # 1: a control call asked for a waiting task to resume
     lease_until = DoubleField(null=True)  # epoch; a running task's worker renews it
     kill_by = CharField(max_length=100, default="")  # set by killtask, seen by the worker
+    mutex_policy = CharField(max_length=10, default="fail")  # fail, skip or queue (v6)
+
+    class Meta:
+        # For the analysis routes (v4): one project's recent tasks, and every project's.
+        indexes = (
+            (("projectid", "starttime"), False),
+            (("starttime", "projectid", "status"), False),
+        )
 
 
 class Subtask(BaseModel):
@@ -293,6 +333,77 @@ class LogChunk(BaseModel):
         indexes = ((("taskuuid", "offset"), True),)
 
 
+class Vv(BaseModel):
+    """A version variable: the last value a node reported for a name (``NAME:[value]``)."""
+
+    projectid = IntegerField()
+    node = CharField(max_length=200)
+    name = CharField(max_length=100)
+    value = CharField(max_length=200)
+    update_time = DateTimeField(default=now)
+
+    class Meta:
+        indexes = (
+            (("projectid", "node", "name"), True),
+            (("projectid", "update_time"), False),
+        )
+
+
+class FileServer(Audited):
+    """A named file of a project's file store; the bytes are the blob ``sha256`` (v5)."""
+
+    projectid = IntegerField(index=True)
+    name = CharField(max_length=300)
+    size = BigIntegerField(default=0)
+    md5 = CharField(max_length=32)
+    sha256 = CharField(max_length=64)
+
+    class Meta:
+        table_name = "fileserver"
+        indexes = ((("projectid", "name"), True),)
+
+
+class CmdLog(BaseModel):
+    """One command typed into the command console (v5)."""
+
+    projectid = IntegerField()
+    user = CharField(max_length=100)
+    node = TextField()  # the nodes, sorted, as a comma list
+    usr = CharField(max_length=40, default="")  # the account the command ran as
+    cmd = TextField()
+    time = DateTimeField(default=now)
+
+    class Meta:
+        table_name = "cmdlog"
+        indexes = ((("projectid", "time"), False),)
+
+
+class TaskMutex(BaseModel):
+    """The task holding a project's mutex: the unique key lets one holder in at a time (v6)."""
+
+    projectid = IntegerField()
+    mutex = CharField(max_length=100)
+    taskuuid = CharField(max_length=20, index=True)
+    create_time = DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("projectid", "mutex"), True),)
+
+
+class NotifyLog(BaseModel):
+    """One delivery attempt of one task notification on one channel (v6)."""
+
+    taskuuid = CharField(max_length=20, index=True)
+    event = CharField(max_length=20)  # one id per entry into a notified status
+    status = CharField(max_length=20)  # the task status notified
+    channel = CharField(max_length=20)  # email, sms, webhook
+    attempt = IntegerField(default=1)
+    outcome = CharField(max_length=20)  # ok, skipped, failed, error
+    recipients = TextField(default="")
+    detail = CharField(max_length=500, default="")
+    create_time = DateTimeField(default=now)
+
+
 class Environment(BaseModel):
     key = CharField(max_length=200, unique=True)
     value = TextField(default="")
@@ -322,4 +433,11 @@ ALL_MODELS = [
     Subtask,
     HostResult,
     LogChunk,
+    FileServer,
+    CmdLog,
+    Vv,
+    CrontabLock,
+    TaskMutex,
+    NotifyLog,
+    Credential,
 ]

@@ -3,6 +3,7 @@
 import json
 import re
 
+from . import credentials, inventory, nodes
 from .clock import now
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
@@ -24,6 +25,20 @@ LIST_FILTERS = {
     "plugin": Field(pattern=PLUGIN, max_len=100),
     "jobname": Field(max_len=200),
 }
+NODELIST = {"hostvars": Field(bool, default=False)}
+# Variables a group's resolved hosts show through the API: where and as whom to connect.
+# Anything else an inventory holds (passwords, become secrets, ...) is never returned.
+SHOWN_VARS = (
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_connection",
+    "ansible_python_interpreter",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_become_method",
+    "ansible_become_user",
+)
 
 
 def _depth(value):
@@ -133,13 +148,21 @@ def get_nodegroup(projectid, group_id):
         **as_dict(row, FIELDS),
         "jobname": _users(projectid, [row.id]).get(row.id, ""),
         "params": json.loads(row.params),
+        "credential": row.credential,
     }
 
 
-def save_nodegroup(projectid, params, user, group_id=None):
-    """Create a node group, or edit one of the project's; return its id."""
+def save_nodegroup(projectid, params, user, group_id=None, admin=False):
+    """Create a node group, or edit one of the project's; return its id.
+
+    Only an ``admin`` may save a group whose inventory source is a path, a script, a plugin
+    config or trusted text. ``credential`` names the credential (of this project or of
+    project 0) its hosts log in with.
+    """
     values = check(params, NODEGROUP)
+    inventory.check_group(values["plugin"], values["params"], admin)
     values["params"] = _encode(values["params"])
+    values["credential"] = credentials.check_usable(projectid, params.get("credential"))
     with database.atomic(), unique("name", values["name"]):
         if group_id is None:
             row = Nodegroup.create(projectid=projectid, create_user=user, edit_user=user, **values)
@@ -150,6 +173,23 @@ def save_nodegroup(projectid, params, user, group_id=None):
             row.edit_user, row.edit_time = user, now()
             row.save()
     return row.id
+
+
+def nodelist(projectid, group_id, params):
+    """Resolve one of the project's node groups: its host names, or with ``hostvars`` a map
+    of each host to its connection variables. A source that cannot be resolved is a 400
+    naming the group and the cause."""
+    values = check(params, NODELIST)
+    group = _find(projectid, group_id)
+    result = nodes.group_hosts(projectid, [group])[group.id]
+    if result.error:
+        raise InvalidInput("params: " + nodes.group_problem(group, result.error))
+    if not values["hostvars"]:
+        return [name for name, _ in result.hosts]
+    return {
+        name: {k: v for k, v in hostvars.items() if k in SHOWN_VARS}
+        for name, hostvars in result.hosts
+    }
 
 
 def delete_nodegroup(projectid, group_id, user):

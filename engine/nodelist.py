@@ -4,6 +4,7 @@ import ipaddress
 import json
 import re
 
+from . import credentials
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Nodelist, database
@@ -79,7 +80,11 @@ def list_nodes(projectid, params):
         if values[column]:
             query = query.where(getattr(Nodelist, column).contains(values[column]))
     return [
-        {**as_dict(r, LIST_FIELDS), "hostvars": json.loads(r.hostvars or "{}")}
+        {
+            **as_dict(r, LIST_FIELDS),
+            "hostvars": json.loads(r.hostvars or "{}"),
+            "credential": r.credential,
+        }
         for r in paged(query.order_by(Nodelist.id.desc()), params)
     ]
 
@@ -108,10 +113,12 @@ def check_hostvars(raw):
 
 def add_node(projectid, params, user):
     """Attach a machine given as ``ip``, ``host::inip`` or ``host::inip::exip``, with optional
-    Ansible ``hostvars`` (e.g. ``ansible_port``); return its id."""
+    Ansible ``hostvars`` (e.g. ``ansible_port``) and the ``credential`` it logs in with (of
+    this project or of project 0); return its id."""
     raw = check(params, NODE)["name"]
     name, inip, exip = parse_name(raw)
     hostvars = check_hostvars(params.get("hostvars"))
+    credential = credentials.check_usable(projectid, params.get("credential"))
     with database.atomic(), unique("name", name):
         row = Nodelist.create(
             projectid=projectid,
@@ -119,6 +126,7 @@ def add_node(projectid, params, user):
             inip=inip,
             exip=exip,
             hostvars=json.dumps(hostvars),
+            credential=credential,
             create_user=user,
             edit_user=user,
         )

@@ -1,11 +1,22 @@
-"""Node lists of a step: resolve them to hosts, and keep every host inside its project."""
+"""Node lists of a step: resolve them to hosts, and keep every host inside its project.
+
+A node belongs to a project when it is one of its machines (a nodelist row of the project or
+of project 0, by name, inner or outer IP) or a host of one of the project's node groups.
+Groups resolve through the inventory plugins (engine.inventory), so a step runs on the hosts,
+with the variables, that the group's inventory gives. A host logs in with the credential of
+its group, else of its machine, else as the worker's own SSH configuration says.
+"""
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 
+from . import credentials, inventory
+from .errors import InvalidInput
 from .models import Nodegroup, Nodelist
 from .playbook import Host
+from .validate import DIGITS
 from .variables import substitute
 
 
@@ -31,28 +42,74 @@ def split(text):
     return seen
 
 
-def machines(projectid):
-    """Map every name, inip and exip of the project's (and project 0's) machines to its row."""
-    rows = (
+def machine_rows(projectid):
+    """The live machines of the project and of project 0, the project's first."""
+    return list(
         Nodelist.select()
         .where(Nodelist.projectid.in_([projectid, 0]), Nodelist.status != "deleted")
-        .order_by(Nodelist.projectid.desc())
+        .order_by(Nodelist.projectid.desc(), Nodelist.id)
     )
+
+
+def machines(projectid):
+    """Map every name, inip and exip of the project's (and project 0's) machines to its row."""
     index = {}
-    for row in rows:
+    for row in machine_rows(projectid):
         for key in (row.name, row.inip, row.exip):
             if key:
                 index.setdefault(key, row)
     return index
 
 
-def _connection(name, row):
-    """Ansible vars for a nodelist row: its address, plus hostvars an admin set on it."""
-    hostvars = json.loads(row.hostvars or "{}") if row is not None else {}
-    conn = {}
-    if row is not None and "ansible_host" not in hostvars:
-        conn["ansible_host"] = row.inip or row.exip or row.name
+def machine_vars(row):
+    """Ansible vars of a machine: its address, plus the hostvars an admin set on it."""
+    hostvars = json.loads(row.hostvars or "{}")
+    conn = {} if "ansible_host" in hostvars else {"ansible_host": row.inip or row.exip or row.name}
     conn.update(hostvars)
+    return conn
+
+
+def _plugin_machines(rows):
+    """The machines as the node group plugins receive them (each name once)."""
+    seen, out = set(), []
+    for row in rows:
+        if row.name not in seen:
+            seen.add(row.name)
+            out.append(
+                {"name": row.name, "inip": row.inip, "exip": row.exip, "vars": machine_vars(row)}
+            )
+    return out
+
+
+def live_groups(projectid):
+    """The project's node groups, oldest first."""
+    return list(
+        Nodegroup.select()
+        .where(Nodegroup.projectid == projectid, Nodegroup.status != "deleted")
+        .order_by(Nodegroup.id)
+    )
+
+
+def group_hosts(projectid, groups=None):
+    """Resolve node groups of ``projectid`` (default: all of them) through their inventory
+    plugins, in one go; return ``{group id: inventory.GroupHosts}``."""
+    groups = live_groups(projectid) if groups is None else groups
+    if not groups:
+        return {}
+    found = inventory.resolve(
+        [{"key": str(g.id), "plugin": g.plugin, "params": json.loads(g.params)} for g in groups],
+        _plugin_machines(machine_rows(projectid)),
+    )
+    return {int(key): result for key, result in found.items()}
+
+
+def group_problem(group, error):
+    """Say why ``group`` does not resolve."""
+    return f"node group {group.name!r} (id {group.id}) cannot be resolved: {error}"
+
+
+def _connection(hostvars):
+    conn = dict(hostvars)
     conn.setdefault("ansible_connection", "ssh")
     if conn["ansible_connection"] == "local":
         # The worker host itself: use the worker's own Python, not whatever PATH finds.
@@ -60,41 +117,89 @@ def _connection(name, row):
     return conn
 
 
-def _group_members(projectid, group_id):
-    group = Nodegroup.get_or_none(
-        Nodegroup.id == int(group_id),
+class _Logins:
+    """The credentials one resolution uses, each loaded (and decrypted) once."""
+
+    def __init__(self, projectid):
+        self.projectid = projectid
+        self.loaded = {}
+
+    def host(self, name, hostvars, credential_id):
+        conn = _connection(hostvars)
+        if not credential_id:
+            return Host(name, conn)
+        if credential_id not in self.loaded:
+            self.loaded[credential_id] = credentials.login(self.projectid, credential_id)
+        username, secret = self.loaded[credential_id]
+        if username:
+            conn["ansible_user"] = username
+        return Host(name, conn, secret)
+
+
+def _group(projectid, text):
+    if not re.fullmatch(DIGITS, text or ""):
+        return None
+    return Nodegroup.get_or_none(
+        Nodegroup.id == int(text),
         Nodegroup.projectid == projectid,
         Nodegroup.status != "deleted",
     )
-    if group is None:
-        return None
-    params = json.loads(group.params or "null")
-    if isinstance(params, list):
-        params = ",".join(str(p) for p in params)
-    return split(params if isinstance(params, str) else "")
 
 
 def resolve(projectid, kind, text, values):
     """Resolve a node list of type ``kind`` (builtin|group|variable) to the project's hosts.
 
-    Raise VariableUndefined when a variable list names undefined variables.
+    Raise VariableUndefined when a variable list names undefined variables, and InvalidInput
+    when a group's inventory cannot be resolved or a credential cannot be used.
     """
     if kind == "variable":
         text, missing = substitute(text, values)
         if missing:
             raise VariableUndefined(missing)
-    index = machines(projectid)
+    logins = _Logins(projectid)
     if kind == "group":
-        members = _group_members(projectid, text)
-        if members is None:
+        group = _group(projectid, text)
+        if group is None:
             return Resolution([], [f"group {text}"])
+        result = group_hosts(projectid, [group])[group.id]
+        if result.error:
+            raise InvalidInput(group_problem(group, result.error))
+        index = machines(projectid)
         # Members of the project's own group belong to it by definition.
-        return Resolution([Host(n, _connection(n, index.get(n))) for n in members], [])
+        return Resolution(
+            [
+                logins.host(
+                    name,
+                    hostvars,
+                    group.credential or getattr(index.get(name), "credential", 0),
+                )
+                for name, hostvars in result.hosts
+            ],
+            [],
+        )
+    index = machines(projectid)
+    names = split(text)
+    in_groups = _group_index(projectid) if any(n not in index for n in names) else {}
     hosts, refused = [], []
-    for name in split(text):
+    for name in names:
         row = index.get(name)
-        if row is None:
-            refused.append(name)
+        if row is not None:
+            hosts.append(logins.host(name, machine_vars(row), row.credential))
+        elif name in in_groups:
+            group, hostvars = in_groups[name]
+            hosts.append(logins.host(name, hostvars, group.credential))
         else:
-            hosts.append(Host(name, _connection(name, row)))
+            refused.append(name)
     return Resolution(hosts, refused)
+
+
+def _group_index(projectid):
+    """Map every host name of the project's groups that resolve to ``(group, vars)``; the
+    oldest group naming a host wins."""
+    groups = live_groups(projectid)
+    found = group_hosts(projectid, groups)
+    index = {}
+    for group in groups:
+        for name, hostvars in found[group.id].hosts:
+            index.setdefault(name, (group, hostvars))
+    return index

@@ -51,6 +51,7 @@ HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BECOME_USER = re.compile(r"[A-Za-z0-9_-]+")
 RUN_ID = re.compile(r"[a-f0-9]{8,32}")
+SECRET_IDENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHOWN = re.compile(
     r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
     r"|:[A-Za-z0-9_][A-Za-z0-9_.-]*"
@@ -59,11 +60,23 @@ CHMOD = re.compile(r"[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*")
 
 
 @dataclass(frozen=True)
+class Secret:
+    """Login secrets of one credential for one run. Never printed: the runner writes them to
+    files of the run's private data dir (mode 0600) that it removes afterwards."""
+
+    ident: str  # names the key file and the SSH master connections; holds no secret
+    ssh_key: str = field(default="", repr=False)
+    become_password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class Host:
-    """One target: its inventory name and the Ansible connection variables that reach it."""
+    """One target: its inventory name, the Ansible connection variables that reach it, and
+    the secrets of its credential (None: the worker's own SSH configuration)."""
 
     name: str
     vars: dict = field(default_factory=dict)
+    secret: Secret | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class Compiled:
     targets: tuple  # host names whose results count, in step order
     source: str | None  # scp: the source host name (None for cmd or a local file)
     timeout: int  # per-node timeout in seconds
+    secrets: tuple = ()  # (host name, Secret) of the hosts that log in with a credential
 
 
 _ENV = jinja2.Environment(
@@ -147,6 +161,11 @@ def _check_hosts(field_name, hosts):
                 raise InvalidInput(f"{field_name}: variable {key} of {host.name} must be a scalar")
             if isinstance(value, str):
                 _check_text(field_name, value, 4096)
+        secret = host.secret
+        if secret is not None and (
+            not isinstance(secret, Secret) or not SECRET_IDENT.fullmatch(secret.ident)
+        ):
+            raise InvalidInput(f"{field_name}: bad credential for {host.name}")
         out.append(host)
     names = [h.name for h in out]
     if len(set(names)) != len(names):
@@ -197,6 +216,15 @@ def inventory_yaml(hosts, groups):
         for name in names:
             lines.append(f"        {_yaml_str(name)}: {{}}")
     return "\n".join(lines) + "\n"
+
+
+def _secrets(hosts):
+    """``(name, Secret)`` of every host that logs in with a credential, each name once."""
+    found = {}
+    for host in hosts:
+        if host.secret is not None:
+            found.setdefault(host.name, host.secret)
+    return tuple(found.items())
 
 
 def _inventory(roles):
@@ -328,6 +356,7 @@ def compile_cmd(
         targets=tuple(h.name for h in hosts),
         source=None,
         timeout=timeout,
+        secrets=_secrets(hosts),
     )
 
 
@@ -519,4 +548,5 @@ def compile_scp(
         targets=tuple(h.name for h in targets),
         source=source.name if source else None,
         timeout=timeout,
+        secrets=_secrets(([source] if source else []) + targets),
     )

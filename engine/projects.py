@@ -4,12 +4,15 @@ from .clock import now
 from .errors import Conflict, InvalidInput, NotFound
 from .listing import as_dict
 from .models import Project
+from .notifiers import NotifyError, check_http_url, safe_url
 from .validate import Field, check
 
 FIELDS = ("id", "name", "status", "edit_user", "edit_time")
 PROJECT = {
     "name": Field(max_len=200, allow_empty=False),
     "status": Field(choices=("active", "inactive")),
+    # The project's notification webhook (chat tools); "" removes it. See notifications.
+    "webhook": Field(max_len=1000, pattern=r"https?://[^\s]+"),
 }
 
 
@@ -29,21 +32,28 @@ def ensure_project(projectid, name):
 
 
 def get_project(projectid):
-    """Return the project row as a dict."""
+    """Return the project row as a dict; a webhook URL shows only its scheme and host."""
     row = Project.get_or_none(Project.id == projectid)
     if row is None:
         raise NotFound(f"projectid: project {projectid} does not exist")
-    return as_dict(row, FIELDS)
+    return {**as_dict(row, FIELDS), "webhook": safe_url(row.webhook) if row.webhook else ""}
 
 
 def update_project(projectid, params, user):
-    """Change a project's ``status`` (active|inactive) and/or ``name``."""
+    """Change a project's ``status`` (active|inactive), ``name`` and/or ``webhook``."""
     values = check(params, PROJECT)
     row = Project.get_or_none(Project.id == projectid)
     if row is None:
         raise NotFound(f"projectid: project {projectid} does not exist")
-    if values["name"] is None and values["status"] is None:
+    if values["name"] is None and values["status"] is None and values["webhook"] is None:
         raise InvalidInput("status: is required")
+    if values["webhook"]:
+        try:
+            check_http_url(values["webhook"], "webhook")
+        except NotifyError as e:
+            raise InvalidInput(str(e)) from None
+    if values["webhook"] is not None:
+        row.webhook = values["webhook"]
     if values["name"] is not None:
         row.name = values["name"]
     if values["status"] is not None:

@@ -12,7 +12,16 @@ from huey import RedisHuey, SqliteHuey
 from . import events
 
 # Modules that plug into the queue and the task events, loaded at start-up.
-EXTENSIONS = []
+EXTENSIONS = [
+    "versions",
+    "fileserver",
+    "third",
+    "mutex",
+    "scheduler",
+    "notifications",
+    "credentials",
+    "inventory",
+]
 
 _state = {"huey": None, "run": None}
 

@@ -224,7 +224,52 @@ def _write_private_dir(compiled, workdir, settings, connect_timeout):
             f.write(data)
     for rel, target in compiled.links.items():
         os.symlink(target, os.path.join(pdd, rel))
+    _write_secrets(pdd, compiled.secrets)
     return pdd
+
+
+def _write_private_file(path, text):
+    """Write ``text`` to a new file that only this user can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _write_secrets(pdd, secrets):
+    """Write the credentials of this run's hosts into ``pdd``: one key file per credential and
+    an inventory that points the hosts at them (all mode 0600, gone with ``pdd``).
+
+    A host with a credential gets its own SSH master connections (a control path dir per
+    credential), so no run ever rides a connection another credential opened.
+    """
+    if not secrets:
+        return
+    folder = os.path.join(pdd, "secrets")
+    os.makedirs(folder, mode=0o700)
+    hostvars = {}
+    for name, secret in secrets:
+        conn = {"ansible_control_path_dir": os.path.join(control_path_dir(), secret.ident)}
+        if secret.ssh_key:
+            key = os.path.join(folder, secret.ident + ".key")
+            if not os.path.exists(key):
+                _write_private_file(key, secret.ssh_key)
+            conn["ansible_ssh_private_key_file"] = key
+        if secret.become_password:
+            conn["ansible_become_password"] = secret.become_password
+        hostvars[name] = conn
+    # values are written !unsafe: Ansible never templates them
+    _write_private_file(_secret_inventory(pdd), playbook.inventory_yaml(hostvars, {}))
+
+
+def _secret_inventory(pdd):
+    return os.path.join(pdd, "inventory", "secrets.yml")
+
+
+def _inventories(pdd):
+    """The run's inventory sources: the hosts, then their credentials (which win)."""
+    main = os.path.join(pdd, "inventory", "hosts.yml")
+    secret = _secret_inventory(pdd)
+    return [main, secret] if os.path.exists(secret) else main
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +431,7 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
             private_data_dir=pdd,
             playbook="main.yml",
             ident="main",
-            inventory=os.path.join(pdd, "inventory", "hosts.yml"),
+            inventory=_inventories(pdd),
             envvars=ansible_env(pdd, marker),
             suppress_env_files=True,
             forks=forks,
@@ -455,7 +500,7 @@ def _cleanup(pdd, settings, hosts):
             private_data_dir=pdd,
             playbook="cleanup.yml",
             ident="cleanup",
-            inventory=os.path.join(pdd, "inventory", "hosts.yml"),
+            inventory=_inventories(pdd),
             limit=",".join(hosts),
             envvars={**ansible_env(pdd, marker), "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT)},
             suppress_env_files=True,

@@ -31,10 +31,81 @@ def _v3_down(migrator):
     migrate(migrator.drop_column("nodelist", "hostvars"))
 
 
+ANALYSIS_INDEXES = ("task_projectid_starttime", "task_starttime_projectid_status")
+
+
+def _v4_up(migrator):
+    database.create_tables([models.Vv])
+    # v3 creates the task table from the current model, indexes included: create if missing.
+    models.Task._schema.create_indexes(safe=True)
+
+
+def _v4_down(migrator):
+    database.drop_tables([models.Vv])
+    for name in ANALYSIS_INDEXES:
+        database.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+
+
+FILE_TABLES = [models.FileServer, models.CmdLog]
+
+
+def _v5_up(migrator):
+    database.create_tables(FILE_TABLES)
+
+
+def _v5_down(migrator):
+    database.drop_tables(FILE_TABLES)
+
+
+SCHEDULE_TABLES = [models.CrontabLock, models.TaskMutex, models.NotifyLog]
+SCHEDULE_COLUMNS = (
+    ("task", "mutex_policy", models.Task.mutex_policy),
+    ("crontab", "mutex_policy", models.Crontab.mutex_policy),
+    ("project", "webhook", models.Project.webhook),
+)
+
+
+def _v6_up(migrator):
+    database.create_tables(SCHEDULE_TABLES, safe=True)
+    for table, name, column in SCHEDULE_COLUMNS:
+        # v3 creates the task table from the current model: the column may be there already.
+        if name not in [c.name for c in database.get_columns(table)]:
+            migrate(migrator.add_column(table, name, column))
+
+
+def _v6_down(migrator):
+    database.drop_tables(SCHEDULE_TABLES)
+    for table, name, _ in SCHEDULE_COLUMNS:
+        migrate(migrator.drop_column(table, name))
+
+
+CREDENTIAL_COLUMNS = (
+    ("nodegroup", "credential", models.Nodegroup.credential),
+    ("nodelist", "credential", models.Nodelist.credential),
+)
+
+
+def _v7_up(migrator):
+    database.create_tables([models.Credential], safe=True)
+    for table, name, column in CREDENTIAL_COLUMNS:
+        if name not in [c.name for c in database.get_columns(table)]:
+            migrate(migrator.add_column(table, name, column))
+
+
+def _v7_down(migrator):
+    database.drop_tables([models.Credential])
+    for table, name, _ in CREDENTIAL_COLUMNS:
+        migrate(migrator.drop_column(table, name))
+
+
 # version -> (what changed, up from the previous version, down to the previous version)
 MIGRATIONS = {
     2: ("users have an email address for notifications", _v2_up, _v2_down),
     3: ("tasks, steps, per-host results and logs; nodelist hostvars", _v3_up, _v3_down),
+    4: ("version variables (vv); task indexes for the analysis routes", _v4_up, _v4_down),
+    5: ("file store rows (fileserver) and the command console log (cmdlog)", _v5_up, _v5_down),
+    6: ("cron fire locks, task mutexes, notify log, mutex policies, webhook", _v6_up, _v6_down),
+    7: ("credentials; the credential of node groups and machines", _v7_up, _v7_down),
 }
 LATEST = max([1, *MIGRATIONS])
 

@@ -76,6 +76,76 @@ class Settings:
             "stays open for the next step (ssh ControlPersist).",
         },
     )
+    max_upload: int = field(
+        default=1024 * 1024 * 1024,
+        metadata={
+            "env": "OPSJOB_MAX_UPLOAD",
+            "doc": "Most bytes of file content one upload request to the file store may carry "
+            "(all its files together); more is refused with 413.",
+        },
+    )
+    public_url: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_PUBLIC_URL",
+            "doc": "Base URL users reach the API at, for links handed to other systems "
+            "(e.g. `https://jobs.example.com`). Empty means links are paths only.",
+        },
+    )
+    tz: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_TZ",
+            "doc": "Time zone crontab schedules are read in (an IANA name such as "
+            "`Europe/Paris`). Empty means the server's local zone.",
+        },
+    )
+    smtp_url: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "OPSJOB_SMTP_URL",
+            "doc": "SMTP server for email notifications: `smtp://user:pass@host:587"
+            "?starttls=1&from=opsjob@example.com` (`smtps://` for TLS from the start; "
+            "`cafile=` trusts a private CA). Empty means no email. The password is never logged.",
+        },
+    )
+    sms_webhook: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "OPSJOB_SMS_WEBHOOK",
+            "doc": "HTTP(S) URL of an SMS gateway: notifications are POSTed to it as JSON "
+            '`{"to": [names], "text": "..."}`. Empty means no SMS.',
+        },
+    )
+    notify_retries: int = field(
+        default=5,
+        metadata={
+            "env": "OPSJOB_NOTIFY_RETRIES",
+            "doc": "How many times a notification whose receiver is down is retried "
+            "(after 2, 4, 8, ... seconds) before it is recorded as failed.",
+        },
+    )
+    secret_key: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "OPSJOB_SECRET_KEY",
+            "doc": "Fernet key(s) that encrypt credentials at rest, comma separated (the first "
+            "encrypts, all decrypt). Empty means the key in `$OPSJOB_HOME/secret.key`, which "
+            "`opsjob init` creates; with neither, secrets are refused. Every API node and "
+            "worker needs the same key.",
+        },
+    )
+    inventory_timeout: int = field(
+        default=30,
+        metadata={
+            "env": "OPSJOB_INVENTORY_TIMEOUT",
+            "doc": "Seconds resolving node groups through their inventory sources may take "
+            "(scripts and plugin configs included) before it is stopped and reported.",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ=None, **overrides):

@@ -28,19 +28,30 @@ LIST_FIELDS = (
     "reason",
     "extid",
 )
-DETAIL_FIELDS = LIST_FIELDS + ("mutex", "pid", "starttimems", "finishtimems", "create_time")
+DETAIL_FIELDS = LIST_FIELDS + (
+    "mutex",
+    "mutex_policy",
+    "notify",
+    "pid",
+    "starttimems",
+    "finishtimems",
+    "create_time",
+)
 MAX_VARIABLES = 200
+MUTEX_POLICIES = ("fail", "skip", "queue")  # what a task does when its mutex is held
 
 LAUNCH = {
     "jobuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "variable": Field(dict, default={}),
     "mutex": Field(default="", pattern=ALNUM, max_len=100),
+    "mutex_policy": Field(default="fail", choices=MUTEX_POLICIES, allow_empty=False),
 }
 BYNAME = {
     "jobname": Field(required=True, max_len=100, allow_empty=False),
     "variable": Field(dict, default={}),
     "uuid": Field(pattern=r"[A-Za-z0-9]{12}", max_len=12),
     "mutex": Field(default="", pattern=ALNUM, max_len=100),
+    "mutex_policy": Field(default="fail", choices=MUTEX_POLICIES, allow_empty=False),
 }
 LIST = {
     "name": Field(max_len=200),
@@ -75,6 +86,7 @@ def _create(
     jobuuid,
     variable,
     mutex="",
+    mutex_policy="fail",
     uuid=None,
     calltype=None,
     extid="",
@@ -88,6 +100,7 @@ def _create(
         jobtype=jobtype,
         jobuuid=jobuuid,
         mutex=mutex,
+        mutex_policy=mutex_policy,
         variable=json.dumps(variable, ensure_ascii=False),
         extid=extid,
     )
@@ -116,6 +129,7 @@ def run_job(projectid, params, principal):
             jobuuid=job.uuid,
             variable=variable,
             mutex=values["mutex"],
+            mutex_policy=values["mutex_policy"],
         )
     return _launch(task)
 
@@ -143,6 +157,7 @@ def run_job_byname(projectid, params, principal):
             jobuuid=job.uuid,
             variable=variable,
             mutex=values["mutex"],
+            mutex_policy=values["mutex_policy"],
             uuid=values["uuid"],
         )
     return _launch(task)
@@ -188,6 +203,7 @@ def redo(projectid, params, principal):
             jobuuid=old.jobuuid,
             variable=json.loads(old.variable),
             mutex=old.mutex,
+            mutex_policy=old.mutex_policy,
             extid=old.extid,
         )
     return _launch(task)

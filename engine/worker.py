@@ -10,18 +10,17 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 
 from peewee import fn
 
-from . import events, logs, nodes, playbook, runner, variables
+from . import events, logs, mutex, runner, stepplan, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
-from .filestore import path_of, store_pulled
-from .models import HostResult, Job, PluginCmd, PluginScp, Script, Subtask, Task
+from .filestore import store_pulled
+from .models import HostResult, Job, PluginCmd, PluginScp, Subtask, Task
 from .steps import shape
 
 log = logging.getLogger(__name__)
@@ -29,11 +28,6 @@ log = logging.getLogger(__name__)
 _settings = {"value": None}
 FINAL = ("success", "fail", "refuse")
 HEARTBEAT_POLL = 0.5
-STORE_TARGET = {
-    "ansible_connection": "local",
-    "ansible_host": "127.0.0.1",
-    "ansible_python_interpreter": sys.executable,
-}
 
 
 def settings():
@@ -181,6 +175,15 @@ class Heartbeat(threading.Thread):
 # -- the run ------------------------------------------------------------------------------------
 
 
+def task_values(task):
+    """Job values, overridden by non-empty task values; empty counts as undefined."""
+    values = variables.job_values(task.jobuuid) if task.jobtype == "jobs" else {}
+    for name, value in json.loads(task.variable or "{}").items():
+        if value not in (None, ""):
+            values[name] = value
+    return values
+
+
 class StepFailed(Exception):
     """A step cannot run at all (undefined variable, missing script); the task fails."""
 
@@ -241,9 +244,9 @@ class TaskRun:
                 f"[{now()}] task {task.uuid} ({task.name}) started by {task.user} "
                 f"on {worker_name()}"
             )
-            held = self._mutex_holders()
-            if held:
-                return ("fail", "task mutex from: " + ",".join(held))
+            gate = mutex.gate(task, note=self.log.line)
+            if gate is not mutex.GO:  # ends now, or waits in init for the mutex (None)
+                return gate
             self._make_plan()
             events.emit("task_changed", task.uuid, "running")
         else:
@@ -260,19 +263,6 @@ class TaskRun:
         return ("success", None)
 
     # -- plan and variables
-
-    def _mutex_holders(self):
-        if not self.task.mutex:
-            return []
-        return [
-            t.uuid
-            for t in Task.select(Task.uuid).where(
-                Task.projectid == self.task.projectid,
-                Task.mutex == self.task.mutex,
-                Task.status == "running",
-                Task.uuid != self.task.uuid,
-            )
-        ]
 
     def _make_plan(self):
         """Snapshot the steps at the first claim: later job edits do not change this run."""
@@ -301,12 +291,7 @@ class TaskRun:
         self.task = Task.get(Task.uuid == task.uuid)
 
     def _variables(self):
-        """Job values, overridden by non-empty task values; empty counts as undefined."""
-        values = variables.job_values(self.task.jobuuid) if self.task.jobtype == "jobs" else {}
-        for name, value in json.loads(self.task.variable or "{}").items():
-            if value not in (None, ""):
-                values[name] = value
-        return values
+        return task_values(self.task)
 
     def _exit_on_error(self, kind):
         return str(self.values.get("_exit_", "")).lower() in ("1", "true", kind)
@@ -515,102 +500,33 @@ class TaskRun:
     def _resolve(self, step):
         """Turn a stored step into hosts and a compiled playbook, with variables substituted."""
         pid = self.task.projectid
-        kind = step["kind"]
-        missing = []
-
-        def sub(text):
-            out, gone = variables.substitute(text, self.values)
-            missing.extend(n for n in gone if n not in missing)
-            return out
-
-        def hosts(kind_, text):
-            try:
-                return nodes.resolve(pid, kind_, text, self.values)
-            except nodes.VariableUndefined as e:
-                missing.extend(n for n in e.names if n not in missing)
-                return nodes.Resolution([], [])
-
-        if kind == "cmd":
-            found = hosts(step["node_type"], step["node_cont"])
-            argv = sub(step["scripts_argv"])
-            env = {k: str(v) for k, v in self.values.items() if k.startswith("wk_")}
-            empty_wk = (
-                [
-                    k
-                    for k, v in variables.job_values(self.task.jobuuid).items()
-                    if k.startswith("wk_") and k not in env
-                ]
-                if self.task.jobtype == "jobs"
-                else []
-            )
-            if missing or empty_wk:
-                raise StepFailed("variable undef:" + ",".join(missing + empty_wk))
-            env["wk_treeid"] = str(pid)
-            script, script_type = step["scripts_cont"], step["scripts_type"]
-            if script_type == "cite":
-                row = Script.get_or_none(
-                    Script.id == int(script),
-                    Script.projectid.in_([pid, 0]),
-                    Script.status == "available",
-                )
-                if row is None:
-                    raise StepFailed(f"script {script} does not exist any more")
-                script, script_type = row.cont, row.type
-
-            def make(targets):
-                return playbook.compile_cmd(
-                    targets,
-                    script,
-                    script_type,
-                    argv=argv,
-                    env=env,
-                    become_user=step["user"],
-                    timeout=int(step["timeout"]),
-                )
-
-            return {"targets": found.hosts, "refused": found.refused, "make": make}
-        sp, dp = sub(step["sp"]), sub(step["dp"])
-        after = None
-        if step["dst_type"] == "fileserver":
-            # Pull into the file store: the controller itself is the (internal) target.
+        staging = None
+        if step["kind"] == "scp" and step["dst_type"] == "fileserver":
             staging = os.path.join(self.workdir, f"store-{self.task.uuid}") + "/"
-            dst = nodes.Resolution([playbook.Host("opsjob-file-store", STORE_TARGET)], [])
-            dp = staging
-            step = {**step, "chown": "", "chmod": ""}
+        try:  # a node group whose inventory does not resolve, a credential that is gone
+            plan = stepplan.plan_step(
+                pid,
+                step,
+                self.values,
+                settings=settings(),
+                job_variables=(
+                    variables.job_values(self.task.jobuuid) if self.task.jobtype == "jobs" else None
+                ),
+                staging=staging,
+            )
+        except InvalidInput as e:
+            raise StepFailed(e.info) from None
+        if plan.missing:
+            raise StepFailed("variable undef:" + ",".join(plan.missing))
+        if plan.problems:
+            raise StepFailed(plan.problems[0])
+        after = None
+        if plan.pull_to_store:
 
             def after():
                 return store_pulled(settings(), pid, staging, self.task.user)
-        else:
-            dst = hosts(step["dst_type"], step["dst"])
-        source, local, refused = None, None, []
-        if step["src_type"] == "fileserver":
-            local = path_of(settings(), pid, sp) if not missing else None
-            if local is None and not missing:
-                raise StepFailed(f"file {sp} is not in the project's file store")
-        else:
-            src = hosts(step["src_type"], step["src"])
-            refused = list(src.refused)
-            source = src.hosts[0] if src.hosts else None
-            if source is None and not refused and not missing:
-                raise StepFailed("src: no source node")
-        if missing:
-            raise StepFailed("variable undef:" + ",".join(missing))
-        refused += dst.refused
 
-        def make(targets):
-            return playbook.compile_scp(
-                source,
-                sp,
-                targets,
-                dp,
-                chown=step["chown"],
-                chmod=step["chmod"],
-                delete=bool(step["scp_delete"]),
-                timeout=int(step["timeout"]),
-                local_source=local,
-            )
-
-        return {"targets": dst.hosts, "refused": refused, "make": make, "after": after}
+        return {"targets": plan.targets, "refused": plan.refused, "make": plan.make, "after": after}
 
     @staticmethod
     def _compile(make, targets):

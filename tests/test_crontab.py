@@ -42,6 +42,7 @@ def test_crontab_lifecycle(jobs):
         "jobuuid",
         "cron",
         "mutex",
+        "mutex_policy",
         "status",
         "create_user",
         "create_time",
@@ -49,6 +50,7 @@ def test_crontab_lifecycle(jobs):
         "edit_time",
     }
     assert rows[0]["create_user"] == "root" and rows[0]["mutex"] == "m1"
+    assert rows[0]["mutex_policy"] == "fail"  # the default
     assert api.ok("GET", "/crontab/1/count") == {"available": 0, "unavailable": 1}
 
     assert api.ok("POST", f"/crontab/1/{cid}/status", json={"status": "available"}) is True
@@ -134,6 +136,8 @@ def test_list_filters_paging_newest_first(jobs):
         ({"cron": 5}, "cron"),
         ({"mutex": "a b"}, "mutex"),
         ({"mutex": "m" * 101}, "mutex"),
+        ({"mutex_policy": "wait"}, "mutex_policy"),
+        ({"mutex_policy": ["queue"]}, "mutex_policy"),
     ],
 )
 def test_create_and_edit_reject_bad_fields(jobs, change, field):

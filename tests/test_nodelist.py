@@ -28,7 +28,16 @@ def test_node_forms_and_listing(api):
         ("172.16.0.1", "172.16.0.1", ""),
         ("10.1.2.3", "10.1.2.3", ""),
     ]
-    assert set(rows[0]) == {"id", "name", "inip", "exip", "create_user", "create_time", "hostvars"}
+    assert set(rows[0]) == {
+        "id",
+        "name",
+        "inip",
+        "exip",
+        "create_user",
+        "create_time",
+        "hostvars",
+        "credential",
+    }
     assert rows[0]["create_user"] == "root"
 
 

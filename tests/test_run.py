@@ -419,9 +419,21 @@ def test_file_store_pull_and_push(cluster, ssh_nodes):
         },
     )
     assert cluster.wait(PID, r["data"]["uuid"])["status"] == "success"
-    stored = os.path.join(cluster.home, "files", str(PID), name)
-    with open(stored) as f:
-        assert f.read() == "stored-content\n"
+    import hashlib
+    import urllib.request
+
+    rows = [r for r in cluster.ok("GET", f"/fileserver/{PID}")["data"] if r["name"] == name]
+    assert len(rows) == 1 and rows[0]["size"] == len("stored-content\n")
+    assert rows[0]["md5"] == hashlib.md5(b"stored-content\n").hexdigest()
+    sha = hashlib.sha256(b"stored-content\n").hexdigest()
+    with open(os.path.join(cluster.home, "filestore", "blobs", sha[:2], sha)) as f:
+        assert f.read() == "stored-content\n"  # content-addressed: the name is not a path
+    req = urllib.request.Request(
+        f"{cluster.url}/fileserver/{PID}/download?name={name}",
+        headers={"Authorization": f"Bearer {cluster.key}"},
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert resp.read() == b"stored-content\n"
     jobuuid = job(
         cluster,
         [

@@ -1,0 +1,105 @@
+"""/cmd: the command console (a page, and the call each typed command makes) and its log."""
+
+from engine import auth, console
+
+from .access import requires
+from .envelope import ok
+from .params import params
+
+# The page holds no project data: it reads the nodes and account from its own query string
+# and the API key from its fragment (``#key=``, never sent to a server), and every command it
+# sends goes through POST /cmd/:projectid with that key.
+CONSOLE_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>opsjob console</title>
+<style>body{font:13px/1.4 monospace;background:#111;color:#ddd;margin:0}
+header{padding:8px 12px;background:#222;position:sticky;top:0}
+form{display:flex;gap:8px;padding:8px 12px;background:#1a1a1a}
+#cmd{flex:1;font:inherit;background:#000;color:#eee;border:1px solid #444;padding:4px}
+section{padding:4px 12px}h3{margin:8px 0 2px;color:#8cf;font-size:13px}
+pre{margin:0;white-space:pre-wrap;word-break:break-all}.err{color:#f88}.ok{color:#8f8}</style>
+</head><body>
+<header>console · nodes <b id="nodes"></b> · as <b id="sudo"></b> ·
+<span id="state">ready</span></header>
+<form id="prompt"><input id="cmd" autocomplete="off" autofocus placeholder="command">
+<button>run</button></form><div id="out"></div>
+<script>
+const query = new URLSearchParams(location.search);
+const key = new URLSearchParams(location.hash.slice(1)).get("key");
+const node = query.get("node") || "", sudo = query.get("sudo") || "";
+document.getElementById("nodes").textContent = node;
+document.getElementById("sudo").textContent = sudo || "login account";
+function text(tag, value, cls) {
+  const el = document.createElement(tag);
+  el.textContent = value;
+  if (cls) el.className = cls;
+  return el;
+}
+document.getElementById("prompt").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = document.getElementById("cmd"), cmd = input.value;
+  if (!cmd) return;
+  input.value = "";
+  const state = document.getElementById("state");
+  state.textContent = "running";
+  const block = document.createElement("section");
+  block.append(text("pre", "$ " + cmd));
+  document.getElementById("out").prepend(block);
+  const headers = {"Content-Type": "application/json", "Accept": "application/json"};
+  if (key) headers["Authorization"] = "Bearer " + key;
+  try {
+    const r = await fetch(location.pathname, {method: "POST", headers,
+      body: JSON.stringify({node, sudo, cmd})});
+    const body = await r.json();
+    if (!body.stat) { block.append(text("pre", body.info, "err")); return; }
+    for (const n of body.data.nodes) {
+      const head = n.node + " [" + n.status + (n.rc === null ? "" : " rc=" + n.rc) + "]";
+      const box = document.createElement("div");
+      box.className = "node";
+      box.dataset.node = n.node;
+      box.append(text("h3", head, n.status === "ok" ? "ok" : "err"), text("pre", n.stdout));
+      if (n.stderr) box.append(text("pre", n.stderr, "err"));
+      block.append(box);
+    }
+  } catch (e) {
+    block.append(text("pre", String(e), "err"));
+  } finally {
+    state.textContent = "ready";
+  }
+});
+</script></body></html>
+"""
+
+
+class Console:
+    """The command console of a project."""
+
+    @requires("public")
+    def on_get(self, req, resp, projectid):
+        """Open the console page for `node` as `sudo` (give the key as `#key=` in the page
+        URL); a caller that sends a key must hold read on the project."""
+        if req.context.principal is not None:
+            auth.require(req.context.principal, projectid, "read")
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = CONSOLE_PAGE
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Run a command on nodes of the project: node (comma list), sudo, cmd, timeout
+        (at most 60 s); answers each node's status, exit code and output."""
+        ok(resp, console.run(projectid, params(req), req.context.principal))
+
+
+class Log:
+    """Commands typed into the console."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """List console commands, newest first (filters: user, node, usr, cmd as substrings;
+        time_start, time_end; paging)."""
+        ok(resp, console.log(projectid, params(req)))
+
+
+ROUTES = [
+    ("/cmd/{projectid:int}", Console()),
+    ("/cmd/{projectid:int}/log", Log()),
+]

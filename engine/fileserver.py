@@ -1,0 +1,177 @@
+"""The file-store routes: list, upload (with an API key or an upload token), download, delete.
+
+Uploads arrive as ``(field, file name, stream)`` parts and are streamed to disk, never held
+in memory. A request that is refused (a bad name, too large, a wrong md5) stores none of its
+files. An upload token grants only the token upload into its project, and may start the
+token's job for each file it stores.
+"""
+
+from dataclasses import dataclass
+
+from . import auth, filestore, tasks, tokens
+from .errors import Conflict, Forbidden, InvalidInput, NotFound, OpsjobError, TooLarge
+from .listing import as_dict, common_filters, paged
+from .models import FileServer
+from .records import find, row_id, soft_delete
+from .validate import Field, check
+
+LIST_FIELDS = (
+    "id",
+    "name",
+    "size",
+    "md5",
+    "create_user",
+    "create_time",
+    "edit_user",
+    "edit_time",
+)
+# Room for multipart boundaries and part headers on top of the file bytes.
+BODY_OVERHEAD = 256 * 1024
+TOKEN = Field(pattern=r"[A-Za-z0-9._-]{8,64}", max_len=64)
+TOKEN_UPLOAD = {
+    "checkmd5": Field(pattern=r"[0-9a-fA-F]{32}", max_len=32),
+    "user": Field(pattern=r"[A-Za-z0-9.@_-]+", max_len=100),
+}
+
+_settings = {"value": None}
+
+
+def register(huey, settings):
+    """Remember the settings (the store's directory and the upload limit)."""
+    _settings["value"] = settings
+
+
+def _config():
+    if _settings["value"] is None:
+        raise RuntimeError("the file store is not configured (engine.queue.configure)")
+    return _settings["value"]
+
+
+@dataclass
+class Download:
+    """A stored file ready to be sent."""
+
+    name: str
+    size: int
+    md5: str
+    stream: object  # an open binary file; the caller closes it
+
+
+def list_files(projectid, params):
+    """List the project's files, newest first (filters: name, create_user, edit_user, dates)."""
+    query = FileServer.select().where(
+        FileServer.projectid == projectid, FileServer.status != "deleted"
+    )
+    query = common_filters(query, FileServer, params)
+    return [as_dict(r, LIST_FIELDS) for r in paged(query.order_by(FileServer.id.desc()), params)]
+
+
+def _receive_all(parts, content_length):
+    """Stream every file part to a temporary file; return ``[(name, blob)]``."""
+    settings = _config()
+    limit = settings.max_upload
+    if content_length and content_length > limit + BODY_OVERHEAD:
+        raise TooLarge(f"file: the upload is larger than the limit of {limit} bytes")
+    received = []
+    try:
+        for field, filename, stream in parts:
+            if filename is None:
+                continue  # a plain form field, not a file
+            name = filestore.check_name(field or "file", filename)
+            left = limit - sum(b.size for _, b in received)
+            blob = filestore.receive(
+                settings, filestore.read_chunks(stream), field or "file", limit=left
+            )
+            received.append((name, blob))
+    except BaseException:
+        for _, blob in received:
+            filestore.discard(blob)
+        raise
+    if not received:
+        raise InvalidInput("file: the request carries no file (send multipart/form-data)")
+    return received
+
+
+def _store(projectid, received, create_user, edit_user):
+    settings = _config()
+    rows = []
+    for name, blob in received:
+        filestore.keep(settings, blob)
+        rows.append(filestore.record(projectid, name, blob, create_user, edit_user))
+    return rows
+
+
+def upload(projectid, parts, user, content_length=None):
+    """Store the uploaded files (a name already there is replaced); return how many."""
+    received = _receive_all(parts, content_length)
+    return len(_store(projectid, received, user, user))
+
+
+def check_token(projectid, token):
+    """Return the live upload token of the project (or of project 0), or raise Forbidden."""
+    try:
+        token = TOKEN.clean("token", token)
+    except InvalidInput:
+        token = None
+    found = tokens.lookup(projectid, token) if token else None
+    if found is None:
+        raise Forbidden(
+            f"token: send a valid upload token of project {projectid} in the 'token' header"
+        )
+    return found
+
+
+def token_upload(projectid, token, parts, params, content_length=None):
+    """Store files with an upload token; a job token then starts its job once per file
+    with ``version=<file name>``. Return ``{count, uuids}``."""
+    found = check_token(projectid, token)
+    values = check(params, TOKEN_UPLOAD)
+    signer = f"{token[:8]}@token"
+    user = values["user"] or signer
+    received = _receive_all(parts, content_length)
+    if values["checkmd5"]:
+        expected = values["checkmd5"].lower()
+        wrong = [name for name, blob in received if blob.md5 != expected]
+        if wrong:
+            for _, blob in received:
+                filestore.discard(blob)
+            raise InvalidInput(f"checkmd5: does not match the md5 of {', '.join(wrong)}")
+    rows = _store(projectid, received, user, signer)
+    uuids = []
+    if found["isjob"]:
+        caller = auth.Principal(name=user, via_app=True)
+        for row in rows:
+            try:
+                uuids.append(
+                    tasks.run_job_byname(
+                        projectid,
+                        {"jobname": found["jobname"], "variable": {"version": row.name}},
+                        caller,
+                    )
+                )
+            except OpsjobError as e:
+                raise Conflict(
+                    f"jobname: the files were stored but job {found['jobname']} "
+                    f"could not start: {e.info}"
+                ) from None
+    return {"count": len(rows), "uuids": uuids}
+
+
+def open_file(projectid, params):
+    """Open a stored file by ``name`` for download."""
+    name = check(params, {"name": Field(required=True, max_len=1000, pattern=None)})["name"]
+    filestore.check_name("name", name)
+    row = filestore.live_row(projectid, name)
+    path = filestore.path_of(_config(), projectid, name) if row is not None else None
+    if path is None:
+        raise NotFound(f"name: file {name} does not exist")
+    return Download(name=row.name, size=row.size, md5=row.md5, stream=open(path, "rb"))
+
+
+def delete_file(projectid, fileid, user):
+    """Remove a file from the project's store (soft: the row stays, marked deleted)."""
+    fid = row_id("id", fileid)
+    row = find(
+        FileServer, f"id: file {fid}", FileServer.id == fid, FileServer.projectid == projectid
+    )
+    return soft_delete(row, user)

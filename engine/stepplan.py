@@ -1,0 +1,165 @@
+"""Plan one step: resolve its nodes, substitute its variables and prepare its playbook.
+
+Both the worker (before it runs a step) and the third-party dry-run (which runs nothing) use
+:func:`plan_step`, so a dry-run reports exactly what a run would refuse. Planning reads the
+database (machines, groups, cited scripts, the file store) but writes nothing.
+"""
+
+from dataclasses import dataclass, field
+
+from . import filestore, nodes, playbook, variables
+from .errors import InvalidInput
+from .models import Script
+
+# Where a step that pulls into the file store copies to: the controller itself.
+STORE_HOST = "opsjob-file-store"
+
+
+@dataclass
+class StepPlan:
+    """What one step would do, and what stops it from running."""
+
+    kind: str  # "cmd" or "scp"
+    targets: list = field(default_factory=list)  # [playbook.Host] of the project
+    refused: list = field(default_factory=list)  # node names outside the project
+    missing: list = field(default_factory=list)  # undefined variables, in order of use
+    problems: list = field(default_factory=list)  # other reasons it cannot run
+    make: object = None  # callable(targets) -> playbook.Compiled
+    args: dict = field(default_factory=dict)  # the substituted arguments, for display
+    pull_to_store: bool = False  # an scp whose destination is the project's file store
+
+    @property
+    def runnable(self):
+        """Whether nothing stops the step (a refused node is judged per run, by the caller)."""
+        return not self.missing and not self.problems
+
+
+def _adder(target):
+    def add(names):
+        target.extend(n for n in names if n not in target)
+
+    return add
+
+
+def plan_step(projectid, step, values, *, settings, job_variables=None, staging=None):
+    """Plan ``step`` (a stored step as :func:`engine.steps.shape` gives it, plus ``kind``).
+
+    ``values`` are the run's variables (job values overridden by non-empty task values);
+    ``job_variables`` the job's own values (None for a step run on its own); ``staging`` the
+    directory a pull into the file store lands in first.
+    """
+    plan = StepPlan(kind=step["kind"])
+    missing = _adder(plan.missing)
+
+    def sub(text):
+        out, gone = variables.substitute(text, values)
+        missing(gone)
+        return out
+
+    def hosts(kind, text):
+        try:
+            return nodes.resolve(projectid, kind, text, values)
+        except nodes.VariableUndefined as e:
+            missing(e.names)
+            return nodes.Resolution([], [])
+
+    if plan.kind == "cmd":
+        _plan_cmd(plan, projectid, step, values, job_variables, sub, hosts)
+    else:
+        _plan_scp(plan, projectid, step, settings, staging, sub, hosts)
+    return plan
+
+
+def _plan_cmd(plan, projectid, step, values, job_variables, sub, hosts):
+    found = hosts(step["node_type"], step["node_cont"])
+    argv = sub(step["scripts_argv"])
+    env = {k: str(v) for k, v in values.items() if k.startswith("wk_")}
+    empty_wk = [k for k in (job_variables or {}) if k.startswith("wk_") and k not in env]
+    _adder(plan.missing)(empty_wk)
+    env["wk_treeid"] = str(projectid)
+    script, script_type = step["scripts_cont"], step["scripts_type"]
+    if script_type == "cite":
+        row = Script.get_or_none(
+            Script.id == int(script),
+            Script.projectid.in_([projectid, 0]),
+            Script.status == "available",
+        )
+        if row is None:
+            plan.problems.append(f"script {script} does not exist any more")
+        else:
+            script, script_type = row.cont, row.type
+    plan.targets, plan.refused = found.hosts, found.refused
+    plan.args = {
+        "user": step["user"],
+        "scripts_type": script_type,
+        "scripts_argv": argv,
+        "timeout": int(step["timeout"]),
+    }
+
+    def make(targets):
+        return playbook.compile_cmd(
+            targets,
+            script,
+            script_type,
+            argv=argv,
+            env=env,
+            become_user=step["user"],
+            timeout=int(step["timeout"]),
+        )
+
+    plan.make = make
+
+
+def _plan_scp(plan, projectid, step, settings, staging, sub, hosts):
+    sp, dp = sub(step["sp"]), sub(step["dp"])
+    chown, chmod = step["chown"], step["chmod"]
+    if step["dst_type"] == "fileserver":
+        # The controller pulls the file into a staging directory, then into the store.
+        plan.pull_to_store = True
+        dst = nodes.Resolution([playbook.Host(STORE_HOST, filestore.STORE_TARGET)], [])
+        dp = staging or "/nonexistent/opsjob-staging/"
+        chown, chmod = "", ""
+    else:
+        dst = hosts(step["dst_type"], step["dst"])
+    source, local, refused = None, None, []
+    if step["src_type"] == "fileserver":
+        if not plan.missing:
+            try:
+                local = filestore.path_of(settings, projectid, sp)
+            except InvalidInput as e:
+                plan.problems.append(e.info)
+            else:
+                if local is None:
+                    plan.problems.append(f"file {sp} is not in the project's file store")
+    else:
+        src = hosts(step["src_type"], step["src"])
+        refused = list(src.refused)
+        source = src.hosts[0] if src.hosts else None
+        if source is None and not refused and not plan.missing:
+            plan.problems.append("src: no source node")
+    plan.targets, plan.refused = dst.hosts, refused + list(dst.refused)
+    plan.args = {
+        "src_type": step["src_type"],
+        "src": source.name if source else "",
+        "sp": sp,
+        "dst_type": step["dst_type"],
+        "dp": dp,
+        "chown": chown,
+        "chmod": chmod,
+        "timeout": int(step["timeout"]),
+    }
+
+    def make(targets):
+        return playbook.compile_scp(
+            source,
+            sp,
+            targets,
+            dp,
+            chown=chown,
+            chmod=chmod,
+            delete=bool(step["scp_delete"]),
+            timeout=int(step["timeout"]),
+            local_source=local,
+        )
+
+    plan.make = make

@@ -1,0 +1,166 @@
+"""The notebook widgets, headless: built against a live server, buttons clicked from Python,
+effects checked on the server."""
+
+import time
+import uuid as uuidlib
+
+import ipywidgets as w
+import pytest
+
+from api.client import Client
+from api.widgets import AnalysisDashboard, JobLauncher, TaskMonitor
+from tests.cluster import Cluster
+
+pytestmark = pytest.mark.slow
+PID = 1
+
+
+@pytest.fixture(scope="module")
+def cluster(ssh_nodes):
+    c = Cluster(ssh_nodes)
+    c.run("project", "add", str(PID), "widgets")
+    c.serve()
+    c.worker()
+    c.add_nodes(PID, ssh_nodes.ensure(2))
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    return Client(cluster.url, cluster.key, projectid=PID)
+
+
+def unique(prefix):
+    return f"{prefix}{uuidlib.uuid4().hex[:8]}"
+
+
+def cmd(nodes, script, **kw):
+    return {
+        "plugin_type": "cmd",
+        "name": kw.pop("name", "step"),
+        "node_type": "builtin",
+        "node_cont": ",".join(nodes),
+        "scripts_type": "shell",
+        "scripts_cont": script,
+        "scripts_argv": kw.pop("argv", ""),
+        **kw,
+    }
+
+
+def add_job(client, steps, name=None):
+    return client.jobs.add(name=name or unique("job"), permanent=1, data=steps)["uuid"]
+
+
+def visible(monitor):
+    return sorted(a for a, b in monitor.buttons.items() if b.layout.display != "none")
+
+
+def test_launcher_form_runs_the_job(client, ssh_nodes):
+    a = ssh_nodes.addresses[0]
+    script = 'echo "release:[$1]" "target=$2"'
+    jobuuid = add_job(client, [cmd([a], script, argv="$version $target", name="report")])
+    client.set_variables(
+        jobuuid,
+        [
+            {"name": "version", "value": "1.0", "describe": "release", "option": "1.0,2.0"},
+            {"name": "target", "value": "blue", "describe": "pool"},
+        ],
+    )
+    started = []
+    launcher = JobLauncher(client, on_start=started.append)
+    assert jobuuid in [value for _, value in launcher.job.options]
+    launcher.job.value = jobuuid
+    version, target = launcher.fields["version"], launcher.fields["target"]
+    assert isinstance(version, w.Dropdown) and version.options == ("1.0", "2.0")
+    assert isinstance(target, w.Text) and target.value == "blue"
+    version.value, target.value = "2.0", "green"
+    launcher.run_button.click()
+    assert started == [launcher.task] and launcher.task.uuid in launcher.message.value
+    task = launcher.task.wait()
+    assert task.status == "success"
+    assert task.hosts["stdout"].tolist() == ["release:[2.0] target=green\n"]
+    assert task.data["variable"] == "target: green\nversion: '2.0'\n"
+    assert client.vv(name="release")["value"].tolist() == ["2.0"]
+
+
+def test_launcher_shows_server_errors(client, ssh_nodes):
+    jobuuid = add_job(client, [cmd(ssh_nodes.addresses[:1], "true", argv="$who")])
+    launcher = JobLauncher(client)
+    launcher.job.value = jobuuid
+    launcher.fields["who"].value = "x" * 5000  # longer than a variable may be
+    launcher.run_button.click()
+    assert launcher.task is None and "variable.who" in launcher.message.value
+
+
+def test_monitor_retry_button_resumes_the_task(client, ssh_nodes):
+    a, b = ssh_nodes.addresses[:2]
+    marker = unique("m")
+    script = (
+        "me=$(echo $SSH_CONNECTION | cut -d' ' -f3); "
+        f'[ "$me" != "{b}" ] || test -e /tmp/{marker}-go'
+    )
+    task = client.run(add_job(client, [cmd([a, b], script, name="canary"), cmd([a], "true")]))
+    monitor = TaskMonitor(task)
+    assert task.status == "waiting"
+    assert visible(monitor) == ["fail", "ignore", "kill", "running"]
+    assert "decision" in monitor.steps.value and "canary" in monitor.steps.value
+    assert monitor.progress.value == 0 and monitor.progress.max == 2
+    assert a in monitor.hosts.value and "failed" in monitor.hosts.value
+    ssh_nodes.ssh(b, f"touch /tmp/{marker}-go")
+    monitor.buttons["running"].click()
+    assert monitor.watch(timeout=60, interval=0.3).task.status == "success"
+    assert client.task(task.uuid).status == "success"
+    assert visible(monitor) == []
+    assert monitor.progress.value == monitor.progress.max == 2
+    hosts = task.hosts
+    assert hosts[hosts["host"] == b]["attempt"].tolist() == [1, 2]  # only b ran again
+    assert hosts[hosts["host"] == a]["attempt"].tolist() == [1, 1]  # step 1, then step 2
+    assert monitor.log_view.value.endswith("task success")
+
+
+def test_monitor_next_and_fail_buttons(client, ssh_nodes):
+    a = ssh_nodes.addresses[0]
+    paused = client.run(add_job(client, [cmd([a], "true", pause="check"), cmd([a], "true")]))
+    monitor = TaskMonitor(paused)
+    assert visible(monitor) == ["kill", "next"]
+    monitor.buttons["next"].click()
+    assert monitor.watch(timeout=60, interval=0.3).task.status == "success"
+    assert [s["status"] for s in paused.steps] == ["success", "success"]
+
+    failing = client.run(add_job(client, [cmd([a], "exit 2"), cmd([a], "true")]))
+    monitor = TaskMonitor(failing)
+    monitor.buttons["fail"].click()
+    monitor.watch(timeout=60, interval=0.3)
+    done = client.task(failing.uuid)
+    assert done.status == "fail" and done.data["reason"] == "stop by root"
+    assert [s["status"] for s in done.steps] == ["fail", None]
+
+
+def test_monitor_kill_button(client, ssh_nodes):
+    task = client.run_cmd(ssh_nodes.addresses[:1], "sleep 300", wait=False)
+    task.wait(until=("running",), timeout=60)
+    monitor = TaskMonitor(task)
+    assert visible(monitor) == ["kill"]  # a single step has no decision or pause
+    time.sleep(0.5)
+    monitor.buttons["kill"].click()
+    assert "kill task succcess" in monitor.message.value
+    done = client.task(task.uuid).wait(timeout=30)
+    assert done.status == "fail" and done.data["reason"] == "killed by root"
+
+
+def test_dashboard_charts_the_history(client, ssh_nodes):
+    client.run_cmd(ssh_nodes.addresses[:2], 'echo "VERSION:[9.9]"')
+    board = AnalysisDashboard(client)
+    date = board.frames["date"]
+    assert len(date) == 30 and date["total"].iloc[-1] >= 1
+    bars = board.figures["date"].axes[0].patches
+    assert sum(p.get_height() for p in bars[:30]) == date["total"].sum()
+    assert set(board.figures) == {"date", "hour", "runtime", "statistics", "versions"}
+    assert board.frames["table"].loc[ssh_nodes.addresses[0], "VERSION"] == "9.9"
+    versions = board.frames["versions"]
+    assert versions[versions["name"] == "VERSION"]["percent"].tolist() == [100.0]
+    client.vv_delete(ssh_nodes.addresses[0])
+    board.refresh_button.click()
+    assert ssh_nodes.addresses[0] not in board.frames["table"].index
+    assert board.frames["versions"]["percent"].tolist() == [100.0]  # the other node's
