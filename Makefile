@@ -34,12 +34,12 @@ run: install
 	$(BIN)/opsjob up --host $(HOST) --port $(PORT)
 
 test: install system-deps
-	$(BIN)/ruff check engine api tests bench
+	$(BIN)/ruff check engine api tests bench inventory_plugins
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check engine api tests bench
-	$(BIN)/ruff format --check engine api tests bench
+	$(BIN)/ruff check engine api tests bench inventory_plugins
+	$(BIN)/ruff format --check engine api tests bench inventory_plugins
 
 clean:
 	rm -rf $(VENV) var

@@ -6,7 +6,9 @@ setup(
     description="Job platform for operations teams: scripts and file copies across fleets, "
     "run step by step through Ansible, with the OpenC3 JOB API.",
     python_requires=">=3.11",
-    packages=find_packages(include=["engine", "engine.*", "api", "api.*"]),
+    # inventory_plugins/ holds Ansible plugin files (no __init__.py: Ansible loads them by
+    # path); it installs next to engine/, where engine.inventory looks for it.
+    packages=find_packages(include=["engine", "engine.*", "api", "api.*"]) + ["inventory_plugins"],
     install_requires=[
         "ansible-core>=2.19,<2.20",
         "ansible-runner==2.4.3",
@@ -17,6 +19,7 @@ setup(
         "psycopg[binary]>=3.2",
         "redis>=5",
         "pandas>=2.2",
+        "cryptography>=41",  # Fernet: credentials' secrets encrypted at rest
     ],
     extras_require={
         "test": [

@@ -297,6 +297,8 @@ def test_a_credential_logs_in_and_its_key_file_is_gone_afterwards(cluster, keyed
 
 
 def test_without_the_credential_the_worker_cannot_log_in(cluster):
+    """Runs after the credential's run, whose SSH master connections are still open: a run
+    without the credential must not ride them either."""
     gid = cluster.ok(
         "POST",
         f"/nodegroup/{PID}",
@@ -308,22 +310,30 @@ def test_without_the_credential_the_worker_cannot_log_in(cluster):
     assert {h["status"] for h in hosts} == {"unreachable"}, hosts
 
 
-def ensure_password_login(password):
-    """An account that must give its password to sudo to the become user."""
+@pytest.fixture
+def password_login():
+    """An account that logs in with a key and must give its password to sudo; it is locked
+    and loses its sudo rule afterwards."""
+    password = "pw-" + uuidlib.uuid4().hex
     if subprocess.run(["id", "-u", BECOME_LOGIN], capture_output=True).returncode:
         subprocess.run(["useradd", "-m", "-s", "/bin/bash", BECOME_LOGIN], check=True)
     subprocess.run(["chpasswd"], input=f"{BECOME_LOGIN}:{password}\n", text=True, check=True)
-    rule = f"{BECOME_LOGIN} ALL=(opsdeploy) ALL\n"
+    # to root: becoming another unprivileged account would need setfacl on the node
+    rule = f"{BECOME_LOGIN} ALL=(root) ALL\n"
     with open(SUDOERS + ".new", "w") as f:
         f.write(rule)
     os.chmod(SUDOERS + ".new", 0o440)
     subprocess.run(["visudo", "-cf", SUDOERS + ".new"], check=True, capture_output=True)
     os.replace(SUDOERS + ".new", SUDOERS)
+    try:
+        yield password
+    finally:
+        os.unlink(SUDOERS)
+        subprocess.run(["usermod", "-p", "*", BECOME_LOGIN], check=True)
 
 
-def test_the_become_password_reaches_sudo_and_nothing_else(cluster, ssh_nodes):
-    password = "pw-" + uuidlib.uuid4().hex
-    ensure_password_login(password)
+def test_the_become_password_reaches_sudo_and_nothing_else(cluster, password_login):
+    password = password_login
     with_password = cluster.ok(
         "POST",
         f"/credential/{PID}",
@@ -351,11 +361,11 @@ def test_the_become_password_reaches_sudo_and_nothing_else(cluster, ssh_nodes):
                 "credential": cid,
             },
         )["id"]
-        task, done = run_job(cluster, PID, [cmd(gid, "id -un; whoami", user="opsdeploy")])
+        task, done = run_job(cluster, PID, [cmd(gid, "id -un; echo $SUDO_USER", user="root")])
         tasks.append(task)
         [host] = cluster.ok("GET", f"/subtask/{PID}/{task}")["data"][0]["hosts"]
         outcomes[name] = (done["status"], host["status"], host["stdout"].split())
-    assert outcomes["with"] == ("success", "ok", ["opsdeploy", "opsdeploy"])
+    assert outcomes["with"] == ("success", "ok", ["root", BECOME_LOGIN])
     assert outcomes["without"][:2] == ("waiting", "failed")
     # the password shows in no log, no API answer and not in clear in the database
     answers = [cluster.call("GET", path)[1] for path in (f"/credential/{PID}", f"/nodegroup/{PID}")]
@@ -383,5 +393,7 @@ def test_credentials_stay_in_their_project(cluster):
         "POST", f"/nodelist/{OTHER}", {"name": "h::10.0.0.1", "credential": cluster.cred}
     )
     assert status == 400 and body["info"].startswith("credential:"), body
-    status, _ = cluster.call("DELETE", f"/credential/{OTHER}/{cluster.cred}", key=other_key)
-    assert status == 404
+    # even an admin cannot reach it through another project's routes
+    assert cluster.call("DELETE", f"/credential/{OTHER}/{cluster.cred}")[0] == 404
+    assert cluster.call("POST", f"/credential/{OTHER}/{cluster.cred}", {"name": "x"})[0] == 404
+    assert [c["id"] for c in cluster.ok("GET", f"/credential/{PID}")["data"]].count(cluster.cred)

@@ -83,8 +83,7 @@ def test_a_tick_fires_what_is_due_once(api):
     assert len(fired_tasks()) == 2
 
 
-@pytest.mark.parametrize("threads", [4])
-def test_concurrent_ticks_fire_each_crontab_once(api, threads):
+def test_concurrent_ticks_fire_each_crontab_once(api, threads=4):
     job = make_job(api, "many")
     crontabs = [make_crontab(api, job, "* * * * *") for _ in range(12)]
     minutes = [scheduler.minute_id(AT) + n for n in range(3)]

@@ -1,0 +1,62 @@
+"""/nodeinfo: a project's machines are its nodelist rows, project 0's, and its groups' hosts."""
+
+import json
+
+from engine.db import database
+from engine.models import Nodegroup, Nodelist
+
+
+def setup_machines(api):
+    with database.connection_context():
+        Nodelist.create(projectid=1, name="web1", inip="10.0.0.1")
+        Nodelist.create(projectid=1, name="web2", inip="10.0.0.2", exip="1.2.3.4")
+        Nodelist.create(projectid=0, name="shared", exip="8.8.8.8")
+        Nodelist.create(projectid=2, name="theirs", inip="10.0.9.9")
+        Nodelist.create(projectid=1, name="gone", inip="10.0.0.3", status="deleted")
+        Nodegroup.create(
+            projectid=1,
+            name="inline",
+            plugin="ansible",
+            params=json.dumps({"inventory": "[a]\napp1 ansible_host=10.0.5.1\napp2\nweb1\n"}),
+        )
+        Nodegroup.create(projectid=1, name="list", plugin="node", params=json.dumps("db9,web2"))
+        Nodegroup.create(projectid=1, name="broken", plugin="ansible", params=json.dumps("/nope"))
+        Nodegroup.create(projectid=2, name="other", plugin="node", params=json.dumps("x9"))
+
+
+def test_machines_of_a_project(api):
+    setup_machines(api)
+    rows = api.ok("GET", "/nodeinfo/1")
+    assert [r["id"] for r in rows] == list(range(1, len(rows) + 1))
+    assert {r["name"]: (r["type"], r["inip"], r["exip"]) for r in rows} == {
+        "web1": ("extend", "10.0.0.1", ""),
+        "web2": ("extend", "10.0.0.2", "1.2.3.4"),
+        "shared": ("extend", "", "8.8.8.8"),
+        "app1": ("nodegroup", "10.0.5.1", ""),
+        "app2": ("nodegroup", "", ""),
+        "db9": ("nodegroup", "", ""),
+    }
+    assert api.ok("GET", "/nodeinfo/1/count") == {"node": 6}
+    assert {r["name"] for r in api.ok("GET", "/nodeinfo/2")} == {"theirs", "shared", "x9"}
+    assert api.ok("GET", "/nodeinfo/0/count") == {"node": 1}
+
+
+def test_check_names_the_foreign_nodes(api):
+    setup_machines(api)
+    assert api.ok("GET", "/nodeinfo/1/check", params={"node": "web1,10.0.0.2,1.2.3.4"}) is None
+    # project 0's machines and the groups' hosts (and their addresses) belong too
+    assert api.ok("GET", "/nodeinfo/1/check", params={"node": "8.8.8.8,app1,10.0.5.1,db9"}) is None
+    r = api.get("/nodeinfo/1/check", params={"node": "web1,theirs,10.0.9.9,x9,gone,nope"})
+    assert r.status_code == 200 and r.json["data"] == "theirs,10.0.9.9,x9,gone,nope"
+    assert api.ok("GET", "/nodeinfo/0/check", params={"node": "anything"}) is None
+    for bad in ({}, {"node": ""}, {"node": "a b"}, {"node": "a;b"}):
+        r = api.get("/nodeinfo/1/check", params=bad)
+        assert r.status_code == 400 and r.json["info"].startswith("node:"), (bad, r.text)
+
+
+def test_nodeinfo_needs_a_role_on_the_project(api):
+    setup_machines(api)
+    reader = api.user("reader", 1, "read")
+    assert api.get("/nodeinfo/1/count", key=reader).status_code == 200
+    for path in ("/nodeinfo/2", "/nodeinfo/2/count", "/nodeinfo/2/check?node=x9"):
+        assert api.get(path, key=reader).status_code == 403
