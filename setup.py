@@ -20,6 +20,8 @@ setup(
         "redis>=5",
         "pandas>=2.2",
         "cryptography>=41",  # Fernet: credentials' secrets encrypted at rest
+        "ipywidgets>=8.1",  # api.widgets: the notebook launcher, monitor and dashboard
+        "matplotlib>=3.8",  # the dashboard's charts
     ],
     extras_require={
         "test": [
@@ -29,6 +31,9 @@ setup(
             "requests>=2.31",
             "aiosmtpd>=1.4",  # a real SMTP server on loopback for notification tests
             "playwright>=1.45",  # drives the system chromium; never `playwright install`
+            "nbclient>=0.10",  # runs notebooks/*.ipynb top to bottom in the tests
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},

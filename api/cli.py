@@ -20,7 +20,7 @@ def cmd_init(settings, args):
     print(f"schema version {version} at {settings.database}")
     made = credentials.ensure_secret_key(settings)
     if made:
-        print(f"created the key that encrypts credentials: {made} (keep it with the database)")
+        print(f"created the key that encrypts credentials: {made}", file=sys.stderr)
 
 
 def cmd_user_add(settings, args):

@@ -12,6 +12,7 @@ group, return pandas DataFrames for lists, analysis and version variables, and w
 """
 
 import json
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -99,6 +100,8 @@ class Client:
         self.userlist = Group(self, "userlist")
         self.notify = Group(self, "notify")
         self.token = Group(self, "token", list_suffix="/info")
+        self.credential = Group(self, "credential")
+        self.fileserver = Group(self, "fileserver")
 
     # -- the one request -------------------------------------------------------------------
 
@@ -108,25 +111,17 @@ class Client:
         GET and DELETE send ``params`` as the query string, POST and PUT as a JSON body.
         """
         method = method.upper()
-        url = self.url + path
-        body = None
         if method in ("GET", "DELETE"):
-            query = _query(params)
-            url += ("&" if "?" in url else "?") + query if query else ""
+            status, raw = self._send(method, path, query=params)
         else:
-            body = json.dumps(params).encode()
-        request = urllib.request.Request(url, data=body, method=method)
-        request.add_header("Authorization", f"Bearer {self.key}")
-        request.add_header("Accept", "application/json")
-        if body is not None:
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-        except (urllib.error.URLError, OSError) as e:
-            raise ClientError(0, f"{method} {url}: {getattr(e, 'reason', e)}") from None
+            status, raw = self._send(
+                method, path, body=json.dumps(params).encode(), content_type="application/json"
+            )
+        return self._answer(method, path, status, raw)
+
+    @staticmethod
+    def _answer(method, path, status, raw):
+        """Return the parsed envelope of a success, or raise ClientError with its info."""
         try:
             answer = json.loads(raw or b"null")
         except ValueError:
@@ -135,6 +130,25 @@ class Client:
             info = answer.get("info") if isinstance(answer, dict) else None
             raise ClientError(status if status >= 400 else 0, info or f"{method} {path} failed")
         return answer
+
+    def _send(self, method, path, query=None, body=None, content_type=None):
+        """Send one request; return ``(status, raw body)`` (any HTTP status)."""
+        url = self.url + path
+        encoded = _query(query or {})
+        if encoded:
+            url += ("&" if "?" in url else "?") + encoded
+        request = urllib.request.Request(url, data=body, method=method)
+        request.add_header("Authorization", f"Bearer {self.key}")
+        request.add_header("Accept", "application/json")
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise ClientError(0, f"{method} {url}: {getattr(e, 'reason', e)}") from None
 
     def call(self, method, path, **params):
         """Send one request; return its ``data``."""
@@ -170,6 +184,44 @@ class Client:
         """Bulk-update a job's variables: ``data`` is ``[{name, value, describe}]``."""
         pid = self.project_id(projectid)
         return self.call("POST", f"/variable/{pid}/update", jobuuid=jobuuid, data=data)
+
+    def nodeinfo(self, projectid=None):
+        """Return the project's machines (its own, project 0's, its groups') as a DataFrame."""
+        return pd.DataFrame(self.call("GET", f"/nodeinfo/{self.project_id(projectid)}"))
+
+    # -- the file store --------------------------------------------------------------------
+
+    def upload(self, files, projectid=None):
+        """Store ``files`` (``{name: bytes}``) in the project's file store."""
+        boundary = f"opsjob{secrets.token_hex(16)}"
+        body = b""
+        for name, content in files.items():
+            quoted = str(name).replace('"', "%22")
+            body += (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                    f'filename="{quoted}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                ).encode()
+                + bytes(content)
+                + b"\r\n"
+            )
+        body += f"--{boundary}--\r\n".encode()
+        pid = self.project_id(projectid)
+        status, raw = self._send(
+            "POST",
+            f"/fileserver/{pid}",
+            body=body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+        )
+        return self._answer("POST", f"/fileserver/{pid}", status, raw).get("data")
+
+    def download(self, name, projectid=None):
+        """Return the bytes of file ``name`` of the project's file store."""
+        pid = self.project_id(projectid)
+        status, raw = self._send("GET", f"/fileserver/{pid}/download", query={"name": name})
+        if status >= 400:
+            self._answer("GET", f"/fileserver/{pid}/download", status, raw)
+        return raw
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -241,9 +293,12 @@ class Client:
         return task.wait(timeout=timeout) if wait else task.refresh()
 
     def control(self, taskuuid, subtaskuuid, subtasktype, control, projectid=None):
-        """Decide a step (running = retry failed hosts, ignore, fail) or release a pause (next)."""
+        """Decide a step (running = retry failed hosts, ignore, fail) or release a pause (next).
+
+        next and running go by PUT, which the control role may use; ignore and fail need write.
+        """
         return self.call(
-            "POST",
+            "PUT" if control in ("next", "running") else "POST",
             f"/subtask/{self.project_id(projectid)}",
             taskuuid=taskuuid,
             subtaskuuid=subtaskuuid,
@@ -363,11 +418,13 @@ class Task:
         """Refresh until the task ended or waits for a human; with ``until``, until its
         status is one of those."""
         deadline = time.monotonic() + timeout
-        while not (self.refresh().stopped() if until is None else self.status in until):
+        while True:
+            self.refresh()
+            if self.stopped() if until is None else self.status in until:
+                return self
             if time.monotonic() > deadline:
                 raise ClientError(0, f"task {self.uuid}: still {self.status} after {timeout} s")
             time.sleep(interval)
-        return self
 
     @property
     def text(self):

@@ -9,6 +9,7 @@ Every widget works headless too: ``refresh()`` reloads it and ``button.click()``
 """
 
 import html
+import re
 import threading
 import time
 
@@ -30,8 +31,9 @@ def _show(widget, visible):
 
 
 class JobLauncher(w.VBox):
-    """Pick a job, fill a form of its variables (a dropdown where a variable has options),
-    and run it. ``task`` is the last task started; ``on_start(task)`` is called with it."""
+    """Pick a job, fill a form of its variables (a dropdown where a variable has options, a
+    comma or semicolon list), and run it. ``task`` is the last task started; ``on_start(task)``
+    is called with it."""
 
     def __init__(self, client, projectid=None, on_start=None):
         self.client = client
@@ -57,7 +59,7 @@ class JobLauncher(w.VBox):
             return
         variables = self.client.variables(self.job.value, projectid=self.projectid)
         for _, v in variables.iterrows() if len(variables) else []:
-            options = [o for o in str(v["option"] or "").split(",") if o]
+            options = [o for o in re.split(r"[,;]", str(v["option"] or "")) if o]
             label = v["describe"] or v["name"]
             if options:
                 value = v["value"] if v["value"] in options else options[0]

@@ -273,7 +273,8 @@ def _run_child(request, timeout, keys):
     """
     workdir = tempfile.mkdtemp(prefix="opsjob-inventory-")
     answer_path = os.path.join(workdir, "answer.json")
-    env = dict(os.environ)
+    # an inventory script needs none of opsjob's settings (database URL, secret key, ...)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSJOB_")}
     env.update(
         ANSIBLE_CONFIG=os.path.join(workdir, "ansible.cfg"),
         ANSIBLE_LOCAL_TEMP=os.path.join(workdir, "tmp"),

@@ -71,7 +71,8 @@ def names(result):
     return [name for name, _ in result.hosts]
 
 
-def test_every_kind_of_source(tmp_path):
+def test_every_kind_of_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSJOB_SECRET_KEY", "never-shown-to-inventory-scripts")
     ini = ini_inventory(
         tmp_path / "hosts.ini", ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"], 22, "/k"
     )
@@ -87,9 +88,11 @@ def test_every_kind_of_source(tmp_path):
         tmp_path / "inv.py",
         f"""\
         #!{sys.executable}
-        import json
+        import json, os
+        user = "leak" if any(k.startswith("OPSJOB_") for k in os.environ) else "clean"
         print(json.dumps({{"api": {{"hosts": ["api1", "api2"], "vars": {{"ansible_port": 2022}}}},
-                          "_meta": {{"hostvars": {{"api2": {{"ansible_host": "10.2.0.2"}}}}}}}}))
+                          "_meta": {{"hostvars": {{"api2": {{"ansible_host": "10.2.0.2",
+                                                             "ansible_user": user}}}}}}}}))
         """,
         mode=0o755,
     )
@@ -155,7 +158,11 @@ def test_every_kind_of_source(tmp_path):
     assert names(found["dir"]) == ["app2"]  # a plugin config inside a directory source
     assert dict(found["dir"].hosts)["app2"] == {"ansible_port": 2200, "ansible_user": "deploy"}
     assert names(found["script"]) == ["api1", "api2"]
-    assert dict(found["script"].hosts)["api2"] == {"ansible_host": "10.2.0.2", "ansible_port": 2022}
+    assert dict(found["script"].hosts)["api2"] == {
+        "ansible_host": "10.2.0.2",
+        "ansible_port": 2022,
+        "ansible_user": "clean",  # no opsjob setting reaches an inventory script
+    }
     assert sorted(names(found["generator"])) == ["blog-prod", "shop-prod"]
     assert names(found["yaml"]) == ["y1", "y2"]
     assert dict(found["yaml"].hosts)["y1"] == {"ansible_host": "10.9.0.1", "ansible_port": 2201}

@@ -6,7 +6,9 @@ from engine.db import database
 from engine.models import Nodegroup, Nodelist
 
 
-def setup_machines(api):
+def setup_machines(api, broken=False):
+    """Machines of projects 1, 0 and 2, and groups; ``broken`` adds a group that never
+    resolves (its source runs through the parser on every call, so only one test has it)."""
     with database.connection_context():
         Nodelist.create(projectid=1, name="web1", inip="10.0.0.1")
         Nodelist.create(projectid=1, name="web2", inip="10.0.0.2", exip="1.2.3.4")
@@ -20,12 +22,15 @@ def setup_machines(api):
             params=json.dumps({"inventory": "[a]\napp1 ansible_host=10.0.5.1\napp2\nweb1\n"}),
         )
         Nodegroup.create(projectid=1, name="list", plugin="node", params=json.dumps("db9,web2"))
-        Nodegroup.create(projectid=1, name="broken", plugin="ansible", params=json.dumps("/nope"))
+        if broken:
+            Nodegroup.create(
+                projectid=1, name="broken", plugin="ansible", params=json.dumps("/nope")
+            )
         Nodegroup.create(projectid=2, name="other", plugin="node", params=json.dumps("x9"))
 
 
 def test_machines_of_a_project(api):
-    setup_machines(api)
+    setup_machines(api, broken=True)
     rows = api.ok("GET", "/nodeinfo/1")
     assert [r["id"] for r in rows] == list(range(1, len(rows) + 1))
     assert {r["name"]: (r["type"], r["inip"], r["exip"]) for r in rows} == {

@@ -63,7 +63,7 @@ def test_launcher_form_runs_the_job(client, ssh_nodes):
     client.set_variables(
         jobuuid,
         [
-            {"name": "version", "value": "1.0", "describe": "release", "option": "1.0,2.0"},
+            {"name": "version", "value": "1.0", "describe": "release", "option": "1.0,2.0;3.0"},
             {"name": "target", "value": "blue", "describe": "pool"},
         ],
     )
@@ -72,7 +72,7 @@ def test_launcher_form_runs_the_job(client, ssh_nodes):
     assert jobuuid in [value for _, value in launcher.job.options]
     launcher.job.value = jobuuid
     version, target = launcher.fields["version"], launcher.fields["target"]
-    assert isinstance(version, w.Dropdown) and version.options == ("1.0", "2.0")
+    assert isinstance(version, w.Dropdown) and version.options == ("1.0", "2.0", "3.0")
     assert isinstance(target, w.Text) and target.value == "blue"
     version.value, target.value = "2.0", "green"
     launcher.run_button.click()
