@@ -39,6 +39,7 @@ CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 POLL = 0.2  # seconds between two looks at the cancel flag
 MARK = "OPSJOB_RUN_MARK"  # environment variable that tags this run's local processes
+OWNER = "owner.pid"  # the worker process a run dir belongs to
 RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
 
 FINAL = ("ok", "failed", "unreachable", "timeout", "canceled")
@@ -209,6 +210,7 @@ def ansible_cfg(settings, pdd, connect_timeout=CONNECT_TIMEOUT):
 def _write_private_dir(compiled, workdir, settings, connect_timeout):
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     pdd = tempfile.mkdtemp(prefix="run-", dir=workdir)
+    _write_private_file(os.path.join(pdd, OWNER), str(os.getpid()))
     os.makedirs(os.path.join(pdd, "project"), mode=0o700)
     os.makedirs(os.path.join(pdd, "tmp"), mode=0o700)
     files = dict(compiled.files)
@@ -226,6 +228,31 @@ def _write_private_dir(compiled, workdir, settings, connect_timeout):
         os.symlink(target, os.path.join(pdd, rel))
     _write_secrets(pdd, compiled.secrets)
     return pdd
+
+
+def sweep_orphans(workdir):
+    """Remove run dirs (key files included) left by a worker process that died mid-run.
+
+    Return how many were removed. Only this host's processes are checked: ``workdir`` is local.
+    """
+    removed = 0
+    for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
+        pdd = os.path.join(workdir, name)
+        try:
+            with open(os.path.join(pdd, OWNER)) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            continue  # not a run dir, or one being created right now
+        try:
+            os.kill(pid, 0)
+            continue  # its worker is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(pdd, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def _write_private_file(path, text):

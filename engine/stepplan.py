@@ -41,11 +41,10 @@ def _adder(target):
     return add
 
 
-def plan_step(projectid, step, values, *, settings, job_variables=None, staging=None):
+def plan_step(projectid, step, values, *, settings, staging=None):
     """Plan ``step`` (a stored step as :func:`engine.steps.shape` gives it, plus ``kind``).
 
-    ``values`` are the run's variables (job values overridden by non-empty task values);
-    ``job_variables`` the job's own values (None for a step run on its own); ``staging`` the
+    ``values`` are the run's variables (:func:`engine.variables.run_values`); ``staging`` the
     directory a pull into the file store lands in first.
     """
     plan = StepPlan(kind=step["kind"])
@@ -64,18 +63,18 @@ def plan_step(projectid, step, values, *, settings, job_variables=None, staging=
             return nodes.Resolution([], [])
 
     if plan.kind == "cmd":
-        _plan_cmd(plan, projectid, step, values, job_variables, sub, hosts)
+        _plan_cmd(plan, projectid, step, values, sub, hosts)
     else:
         _plan_scp(plan, projectid, step, settings, staging, sub, hosts)
     return plan
 
 
-def _plan_cmd(plan, projectid, step, values, job_variables, sub, hosts):
+def _plan_cmd(plan, projectid, step, values, sub, hosts):
     found = hosts(step["node_type"], step["node_cont"])
     argv = sub(step["scripts_argv"])
-    env = {k: str(v) for k, v in values.items() if k.startswith("wk_")}
-    empty_wk = [k for k in (job_variables or {}) if k.startswith("wk_") and k not in env]
-    _adder(plan.missing)(empty_wk)
+    wk = {k: v for k, v in values.items() if k.startswith("wk_")}
+    env = {k: str(v) for k, v in wk.items() if v not in (None, "")}
+    _adder(plan.missing)([k for k in wk if k not in env])  # an empty wk_* is undefined
     env["wk_treeid"] = str(projectid)
     script, script_type = step["scripts_cont"], step["scripts_type"]
     if script_type == "cite":

@@ -110,16 +110,12 @@ def plan(projectid, job, given):
     and every other reason a run would stop.
     """
     settings = _settings["value"]
-    job_values = variables.job_values(job.uuid)
-    # Job values, overridden by non-empty given values (empty counts as undefined).
-    values = {**job_values, **{k: v for k, v in given.items() if v not in (None, "")}}
+    values = variables.run_values(job.uuid, given)
     report = {"steps": [], "missing": [], "foreign": [], "problems": []}
     for position, (kind, row) in enumerate(steps.load(job.uuids), start=1):
         step = {"kind": kind, **steps.shape(kind, row)}
         try:
-            p = stepplan.plan_step(
-                projectid, step, values, settings=settings, job_variables=job_values
-            )
+            p = stepplan.plan_step(projectid, step, values, settings=settings)
         except InvalidInput as e:  # a node group that does not resolve, a credential gone
             p = stepplan.StepPlan(kind=kind, problems=[e.info])
         problems = list(p.problems)

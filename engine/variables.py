@@ -117,6 +117,14 @@ def list_variables(projectid, jobuuid, params):
     return [as_dict(v, FIELDS) for v in query.order_by(Variable.describe, Variable.name)]
 
 
+def run_values(jobuuid, given):
+    """The variables of a run: the job's values (``jobuuid`` None: none), overridden by
+    non-empty ``given`` task values. Empty counts as undefined, as in OpenC3."""
+    values = job_values(jobuuid) if jobuuid else {}
+    values.update({k: v for k, v in given.items() if v not in (None, "")})
+    return values
+
+
 def job_values(jobuuid):
     """Return ``{name: value}`` of a job's variables."""
     return {v.name: v.value for v in Variable.select().where(Variable.jobuuid == jobuuid)}

@@ -138,6 +138,7 @@ def sweep():
         from .queue import enqueue_run
 
         enqueue_run(uuid)
+    runner.sweep_orphans(os.path.join(os.path.abspath(settings().home), "runs"))
     return len(lost)
 
 
@@ -176,12 +177,9 @@ class Heartbeat(threading.Thread):
 
 
 def task_values(task):
-    """Job values, overridden by non-empty task values; empty counts as undefined."""
-    values = variables.job_values(task.jobuuid) if task.jobtype == "jobs" else {}
-    for name, value in json.loads(task.variable or "{}").items():
-        if value not in (None, ""):
-            values[name] = value
-    return values
+    """The variables of ``task``'s run (see :func:`engine.variables.run_values`)."""
+    jobuuid = task.jobuuid if task.jobtype == "jobs" else None
+    return variables.run_values(jobuuid, json.loads(task.variable or "{}"))
 
 
 class StepFailed(Exception):
@@ -509,9 +507,6 @@ class TaskRun:
                 step,
                 self.values,
                 settings=settings(),
-                job_variables=(
-                    variables.job_values(self.task.jobuuid) if self.task.jobtype == "jobs" else None
-                ),
                 staging=staging,
             )
         except InvalidInput as e:

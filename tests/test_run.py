@@ -395,11 +395,24 @@ def test_killed_worker_does_not_leave_the_task_running(cluster, ssh_nodes):
     jobuuid = job(cluster, [cmd("sleep", [a], f"sleep {seconds}")])
     task = start(cluster, jobuuid)
     cluster.wait(PID, task, statuses=("running",))
+    runs = os.path.join(cluster.home, "runs")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (
+        os.path.isdir(runs) and any(n.startswith("run-") for n in os.listdir(runs))
+    ):
+        time.sleep(0.1)
+    left = [n for n in os.listdir(runs) if n.startswith("run-")]
+    assert left, "the step's run dir should exist while it runs"
     time.sleep(1)
     cluster.stop("doomed", sig=signal.SIGKILL)
     cluster.worker()  # a healthy worker sweeps the lost task once its lease (4 s) ran out
     done = cluster.wait(PID, task, timeout=30)
     assert done["status"] == "fail" and done["reason"].startswith("worker lost")
+    # ... and removes the dead worker's run dir (it may hold key files)
+    deadline = time.monotonic() + 15
+    while set(left) & set(os.listdir(runs)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(left) & set(os.listdir(runs))
     subprocess.run(["pkill", "-f", f"sleep {seconds}"])
 
 
@@ -507,3 +520,18 @@ def test_appname_appkey_headers(cluster):
         raise AssertionError("a key used under another app name must be refused")
     except urllib.error.HTTPError as e:
         assert e.code == 401
+
+
+def test_empty_wk_variable_is_undefined(cluster, ssh_nodes):
+    a = ssh_nodes.addresses[0]
+    jobuuid = job(cluster, [cmd("env", [a], 'echo "$wk_region"')])
+    cluster.ok(
+        "POST",
+        f"/variable/{PID}/update",
+        {"jobuuid": jobuuid, "data": [{"name": "wk_region", "value": "", "describe": "d"}]},
+    )
+    done = cluster.wait(PID, start(cluster, jobuuid))
+    assert done["status"] == "fail" and done["reason"] == "variable undef:wk_region"
+    task = start(cluster, jobuuid, {"wk_region": "eu-west"})
+    assert cluster.wait(PID, task)["status"] == "success"
+    assert steps_of(cluster, task)[0]["hosts"][0]["stdout"] == "eu-west\n"
