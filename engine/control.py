@@ -167,7 +167,7 @@ def kill(uuid, principal, wait_seconds=5.0):
 
 
 def read_log(uuid, principal, offset):
-    """Return the log of a task from ``offset``: ``{log, offset, done}``."""
+    """Return the log of a task from ``offset``: ``{log, offset, done, status, uuid}``."""
     offset = Field(int, default=0, minimum=0).clean("offset", offset)
     task = _visible_task(uuid, principal, "read")
-    return {**logs.read(task.uuid, offset), "uuid": task.uuid, "status": task.status}
+    return {**logs.read(task.uuid, offset), "uuid": task.uuid}

@@ -96,4 +96,5 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
         .where(LogChunk.taskuuid == taskuuid, LogChunk.offset + fn.LENGTH(LogChunk.text) > end)
         .exists()
     )
-    return {"log": text, "offset": end, "done": status in FINAL and not more}
+    # ``status`` is the one ``done`` was judged by, read after the text.
+    return {"log": text, "offset": end, "done": status in FINAL and not more, "status": status}

@@ -10,102 +10,82 @@ from .db import database
 log = logging.getLogger(__name__)
 
 
-RUN_TABLES = [models.Task, models.Subtask, models.HostResult, models.LogChunk]
+# A migration that creates a table builds it from today's model, so a column that a later
+# migration adds may already be there: columns are added only where missing.
 
 
-def _v2_up(migrator):
-    migrate(migrator.add_column("user", "email", models.User.email))
-
-
-def _v2_down(migrator):
-    migrate(migrator.drop_column("user", "email"))
-
-
-def _v3_up(migrator):
-    database.create_tables(RUN_TABLES)
-    migrate(migrator.add_column("nodelist", "hostvars", models.Nodelist.hostvars))
-
-
-def _v3_down(migrator):
-    database.drop_tables(RUN_TABLES)
-    migrate(migrator.drop_column("nodelist", "hostvars"))
-
-
-ANALYSIS_INDEXES = ("task_projectid_starttime", "task_starttime_projectid_status")
-
-
-def _v4_up(migrator):
-    database.create_tables([models.Vv])
-    # v3 creates the task table from the current model, indexes included: create if missing.
-    models.Task._schema.create_indexes(safe=True)
-
-
-def _v4_down(migrator):
-    database.drop_tables([models.Vv])
-    for name in ANALYSIS_INDEXES:
-        database.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
-
-
-FILE_TABLES = [models.FileServer, models.CmdLog]
-
-
-def _v5_up(migrator):
-    database.create_tables(FILE_TABLES)
-
-
-def _v5_down(migrator):
-    database.drop_tables(FILE_TABLES)
-
-
-SCHEDULE_TABLES = [models.CrontabLock, models.TaskMutex, models.NotifyLog]
-SCHEDULE_COLUMNS = (
-    ("task", "mutex_policy", models.Task.mutex_policy),
-    ("crontab", "mutex_policy", models.Crontab.mutex_policy),
-    ("project", "webhook", models.Project.webhook),
-)
-
-
-def _v6_up(migrator):
-    database.create_tables(SCHEDULE_TABLES, safe=True)
-    for table, name, column in SCHEDULE_COLUMNS:
-        # v3 creates the task table from the current model: the column may be there already.
+def _add_columns(migrator, columns):
+    for table, name, field in columns:
         if name not in [c.name for c in database.get_columns(table)]:
-            migrate(migrator.add_column(table, name, column))
+            migrate(migrator.add_column(table, name, field))
 
 
-def _v6_down(migrator):
-    database.drop_tables(SCHEDULE_TABLES)
-    for table, name, _ in SCHEDULE_COLUMNS:
+def _drop_columns(migrator, columns):
+    for table, name, _ in columns:
         migrate(migrator.drop_column(table, name))
 
 
-CREDENTIAL_COLUMNS = (
-    ("nodegroup", "credential", models.Nodegroup.credential),
-    ("nodelist", "credential", models.Nodelist.credential),
-)
+def _tables_and_columns(tables=(), columns=(), indexes_of=()):
+    """Return (up, down) for a version that adds ``tables``, ``columns`` and model indexes."""
+
+    def up(migrator):
+        database.create_tables(list(tables), safe=True)
+        _add_columns(migrator, columns)
+        for model in indexes_of:
+            model._schema.create_indexes(safe=True)
+
+    def down(migrator):
+        database.drop_tables(list(tables))
+        _drop_columns(migrator, columns)
+        for model in indexes_of:
+            for index in model._meta.indexes:
+                name = "_".join([model._meta.table_name, *index[0]])
+                database.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+
+    return up, down
 
 
-def _v7_up(migrator):
-    database.create_tables([models.Credential], safe=True)
-    for table, name, column in CREDENTIAL_COLUMNS:
-        if name not in [c.name for c in database.get_columns(table)]:
-            migrate(migrator.add_column(table, name, column))
-
-
-def _v7_down(migrator):
-    database.drop_tables([models.Credential])
-    for table, name, _ in CREDENTIAL_COLUMNS:
-        migrate(migrator.drop_column(table, name))
+def _version(what, tables=(), columns=(), indexes_of=()):
+    return (what, *_tables_and_columns(tables, columns, indexes_of))
 
 
 # version -> (what changed, up from the previous version, down to the previous version)
 MIGRATIONS = {
-    2: ("users have an email address for notifications", _v2_up, _v2_down),
-    3: ("tasks, steps, per-host results and logs; nodelist hostvars", _v3_up, _v3_down),
-    4: ("version variables (vv); task indexes for the analysis routes", _v4_up, _v4_down),
-    5: ("file store rows (fileserver) and the command console log (cmdlog)", _v5_up, _v5_down),
-    6: ("cron fire locks, task mutexes, notify log, mutex policies, webhook", _v6_up, _v6_down),
-    7: ("credentials; the credential of node groups and machines", _v7_up, _v7_down),
+    2: _version(
+        "users have an email address for notifications",
+        columns=[("user", "email", models.User.email)],
+    ),
+    3: _version(
+        "tasks, steps, per-host results and logs; nodelist hostvars",
+        tables=[models.Task, models.Subtask, models.HostResult, models.LogChunk],
+        columns=[("nodelist", "hostvars", models.Nodelist.hostvars)],
+    ),
+    4: _version(
+        "version variables (vv); task indexes for the analysis routes",
+        tables=[models.Vv],
+        indexes_of=[models.Task],
+    ),
+    5: _version(
+        "file store rows (fileserver) and the command console log (cmdlog)",
+        tables=[models.FileServer, models.CmdLog],
+    ),
+    6: _version(
+        "cron fire locks, task mutexes, notify log, mutex policies, webhook",
+        tables=[models.CrontabLock, models.TaskMutex, models.NotifyLog],
+        columns=[
+            ("task", "mutex_policy", models.Task.mutex_policy),
+            ("crontab", "mutex_policy", models.Crontab.mutex_policy),
+            ("project", "webhook", models.Project.webhook),
+        ],
+    ),
+    7: _version(
+        "credentials; the credential of node groups and machines",
+        tables=[models.Credential],
+        columns=[
+            ("nodegroup", "credential", models.Nodegroup.credential),
+            ("nodelist", "credential", models.Nodelist.credential),
+        ],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
