@@ -1,6 +1,7 @@
 """A real opsjob deployment for end-to-end tests: `opsjob serve` and `opsjob worker`
 processes sharing one database, reached over HTTP, running steps on loopback SSH nodes."""
 
+import contextlib
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 from tests.httpclient import call, free_port, wait_until_up
 
@@ -127,3 +129,39 @@ class Cluster:
                 with open(os.path.join(self.home, name), errors="replace") as f:
                     out.append(f"== {name}\n{f.read()[-4000:]}")
         return "\n".join(out)
+
+
+@contextlib.contextmanager
+def running(ssh_nodes, projects, nodes=3, **options):
+    """A served cluster with a worker, ``projects`` ({id: name}) and ``nodes`` loopback nodes
+    attached to the first project."""
+    c = Cluster(ssh_nodes, **options)
+    try:
+        for pid, name in projects.items():
+            c.run("project", "add", str(pid), name)
+        c.serve()
+        c.worker()
+        c.add_nodes(next(iter(projects)), ssh_nodes.ensure(nodes))
+        yield c
+    finally:
+        c.close()
+
+
+def unique(prefix="t"):
+    """A name no other test uses."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def cmd_step(script, nodes=(), *, name="step", node_type="builtin", argv="", **fields):
+    """A cmd step running shell ``script`` on ``nodes`` (a list, or a group id / text)."""
+    node_cont = ",".join(nodes) if isinstance(nodes, (list, tuple)) else str(nodes)
+    return {
+        "plugin_type": "cmd",
+        "name": name,
+        "node_type": node_type,
+        "node_cont": node_cont,
+        "scripts_type": "shell",
+        "scripts_cont": script,
+        "scripts_argv": argv,
+        **fields,
+    }

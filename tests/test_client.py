@@ -1,12 +1,10 @@
 """The Python client against a real server and worker, running steps on loopback sshd nodes."""
 
-import uuid as uuidlib
-
 import pandas as pd
 import pytest
 
 from api.client import Client, ClientError
-from tests.cluster import Cluster
+from tests.cluster import cmd_step, running, unique
 from tests.httpclient import free_port
 
 pytestmark = pytest.mark.slow
@@ -15,14 +13,8 @@ PID = 1
 
 @pytest.fixture(scope="module")
 def cluster(ssh_nodes):
-    c = Cluster(ssh_nodes)
-    c.run("project", "add", str(PID), "client")
-    c.run("project", "add", "2", "other")
-    c.serve()
-    c.worker()
-    c.add_nodes(PID, ssh_nodes.ensure(3))
-    yield c
-    c.close()
+    with running(ssh_nodes, {PID: "client", 2: "other"}, nodes=3) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +22,8 @@ def client(cluster):
     return Client(cluster.url, cluster.key, projectid=PID)
 
 
-def unique(prefix):
-    return f"{prefix}{uuidlib.uuid4().hex[:8]}"
-
-
 def cmd(nodes, script, **kw):
-    return {
-        "plugin_type": "cmd",
-        "name": kw.pop("name", "step"),
-        "node_type": "builtin",
-        "node_cont": ",".join(nodes),
-        "scripts_type": "shell",
-        "scripts_cont": script,
-        "scripts_argv": kw.pop("argv", ""),
-        **kw,
-    }
+    return cmd_step(script, nodes, **kw)
 
 
 def add_job(client, steps, name=None):

@@ -14,7 +14,7 @@ from engine.db import database
 from engine.errors import InvalidInput
 from engine.models import Credential, Nodegroup
 from engine.settings import Settings
-from tests.cluster import Cluster
+from tests.cluster import Cluster, cmd_step
 from tests.sshnodes import SshNodes
 
 
@@ -263,15 +263,7 @@ def run_job(c, pid, steps):
 
 
 def cmd(group, script, user=""):
-    return {
-        "plugin_type": "cmd",
-        "name": "s",
-        "user": user,
-        "node_type": "group",
-        "node_cont": str(group),
-        "scripts_type": "shell",
-        "scripts_cont": script,
-    }
+    return cmd_step(script, group, name="s", node_type="group", user=user)
 
 
 def test_a_credential_logs_in_and_its_key_file_is_gone_afterwards(cluster, keyed):

@@ -14,7 +14,7 @@ from engine import inventory, nodes
 from engine.db import database
 from engine.errors import InvalidInput
 from engine.models import Nodegroup, Nodelist
-from tests.cluster import Cluster
+from tests.cluster import Cluster, cmd_step
 
 BIN = os.path.dirname(sys.executable)
 MACHINES = [
@@ -372,14 +372,7 @@ def run_job(c, pid, steps):
 
 
 def cmd(node_type, node_cont, script):
-    return {
-        "plugin_type": "cmd",
-        "name": "s",
-        "node_type": node_type,
-        "node_cont": str(node_cont),
-        "scripts_type": "shell",
-        "scripts_cont": script,
-    }
+    return cmd_step(script, node_cont, name="s", node_type=node_type)
 
 
 def test_job_runs_on_exactly_the_hosts_the_pattern_selects(cluster, ssh_nodes):

@@ -8,7 +8,7 @@ import uuid as uuidlib
 
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, cmd_step, unique
 
 pytestmark = pytest.mark.slow
 PID = 1
@@ -26,22 +26,8 @@ def cluster(ssh_nodes):
     c.close()
 
 
-def unique(prefix="t"):
-    return f"{prefix}{uuidlib.uuid4().hex[:8]}"
-
-
 def cmd(name, nodes, script, argv="", **kw):
-    return {
-        "plugin_type": "cmd",
-        "name": name,
-        "user": kw.pop("user", ""),
-        "node_type": "builtin",
-        "node_cont": ",".join(nodes),
-        "scripts_type": kw.pop("scripts_type", "shell"),
-        "scripts_cont": script,
-        "scripts_argv": argv,
-        **kw,
-    }
+    return cmd_step(script, nodes, name=name, argv=argv, **kw)
 
 
 def job(c, steps, name=None):

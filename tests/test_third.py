@@ -13,6 +13,7 @@ from engine.db import database
 from engine.models import HostResult, Job, LogChunk, PluginCmd, Subtask, Task, Variable
 from engine.third import derive_uuid
 from tests.cluster import Cluster
+from tests.cluster import cmd_step as shell_step
 from tests.conftest import Api
 from tests.test_jobs import cmd_step, scp_step
 
@@ -238,15 +239,7 @@ def until(c, body, statuses, timeout=60):
 
 
 def cmd(name, node, script, argv=""):
-    return {
-        "plugin_type": "cmd",
-        "name": name,
-        "node_type": "builtin",
-        "node_cont": node,
-        "scripts_type": "shell",
-        "scripts_cont": script,
-        "scripts_argv": argv,
-    }
+    return shell_step(script, node, name=name, argv=argv)
 
 
 @pytest.mark.slow

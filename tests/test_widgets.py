@@ -2,14 +2,13 @@
 effects checked on the server."""
 
 import time
-import uuid as uuidlib
 
 import ipywidgets as w
 import pytest
 
 from api.client import Client
 from api.widgets import AnalysisDashboard, JobLauncher, TaskMonitor
-from tests.cluster import Cluster
+from tests.cluster import cmd_step, running, unique
 
 pytestmark = pytest.mark.slow
 PID = 1
@@ -17,13 +16,8 @@ PID = 1
 
 @pytest.fixture(scope="module")
 def cluster(ssh_nodes):
-    c = Cluster(ssh_nodes)
-    c.run("project", "add", str(PID), "widgets")
-    c.serve()
-    c.worker()
-    c.add_nodes(PID, ssh_nodes.ensure(2))
-    yield c
-    c.close()
+    with running(ssh_nodes, {PID: "widgets"}, nodes=2) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +25,8 @@ def client(cluster):
     return Client(cluster.url, cluster.key, projectid=PID)
 
 
-def unique(prefix):
-    return f"{prefix}{uuidlib.uuid4().hex[:8]}"
-
-
 def cmd(nodes, script, **kw):
-    return {
-        "plugin_type": "cmd",
-        "name": kw.pop("name", "step"),
-        "node_type": "builtin",
-        "node_cont": ",".join(nodes),
-        "scripts_type": "shell",
-        "scripts_cont": script,
-        "scripts_argv": kw.pop("argv", ""),
-        **kw,
-    }
+    return cmd_step(script, nodes, **kw)
 
 
 def add_job(client, steps, name=None):
