@@ -6,6 +6,7 @@ in ``waiting`` and the worker returns: the control call queues the continuation,
 worker resumes it from the database.
 """
 
+import datetime
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 _settings = {"value": None}
 FINAL = ("success", "fail", "refuse")
 HEARTBEAT_POLL = 0.5
+STRANDED_AFTER = 60  # seconds an init task may wait for its queue message before a resend
 
 
 def settings():
@@ -131,15 +133,32 @@ def sweep():
                 Subtask.parent_uuid == task.uuid, Subtask.status == "running"
             ).execute()
             log.warning("task %s: %s", task.uuid, reason)
-        woken = [
-            t.uuid for t in Task.select(Task.uuid).where(Task.status == "waiting", Task.wake == 1)
-        ]
-    for uuid in woken:
-        from .queue import enqueue_run
-
-        enqueue_run(uuid)
+    requeue_stranded()
     runner.sweep_orphans(os.path.join(os.path.abspath(settings().home), "runs"))
     return len(lost)
+
+
+def requeue_stranded():
+    """Queue again the tasks whose queue message was lost (say, the API died between storing
+    a task and queueing it). Only when nothing is queued: then a task still waiting for its
+    message cannot be behind others. Duplicates are harmless: a claim happens once."""
+    from . import queue
+
+    if queue.huey().pending_count():
+        return []
+    old = datetime.datetime.now() - datetime.timedelta(seconds=STRANDED_AFTER)
+    with database.connection_context():
+        stranded = [
+            t.uuid
+            for t in Task.select(Task.uuid).where(
+                ((Task.status == "waiting") & (Task.wake == 1))
+                | ((Task.status == "init") & (Task.mutex == "") & (Task.create_time < old))
+            )
+        ]
+    for uuid in stranded:
+        log.warning("task %s: its queue message was lost; queueing it again", uuid)
+        queue.enqueue_run(uuid)
+    return stranded
 
 
 class Heartbeat(threading.Thread):

@@ -521,3 +521,34 @@ def test_empty_wk_variable_is_undefined(cluster, ssh_nodes):
     task = start(cluster, jobuuid, {"wk_region": "eu-west"})
     assert cluster.wait(PID, task)["status"] == "success"
     assert steps_of(cluster, task)[0]["hosts"][0]["stdout"] == "eu-west\n"
+
+
+def test_a_lost_queue_message_does_not_lose_the_task(cluster, ssh_nodes):
+    """The task row is stored but its queue message is gone: a sweep queues it again."""
+    import sqlite3
+
+    from huey import SqliteHuey
+
+    a = ssh_nodes.addresses[0]
+    cluster.stop("worker")
+    r = cluster.ok(
+        "POST",
+        f"/task/{PID}/plugin_cmd",
+        {
+            "node_type": "builtin",
+            "node_cont": a,
+            "scripts_type": "shell",
+            "scripts_cont": "echo survived",
+        },
+    )
+    uuid = r["data"]["uuid"]
+    SqliteHuey("opsjob", filename=os.path.join(cluster.home, "queue.db")).flush()
+    with sqlite3.connect(os.path.join(cluster.home, "opsjob.db")) as db:
+        db.execute(
+            "UPDATE task SET create_time = datetime(create_time, '-2 minutes') WHERE uuid = ?",
+            (uuid,),
+        )
+    cluster.worker()
+    done = cluster.wait(PID, uuid, timeout=60)
+    assert done["status"] == "success"
+    assert "survived" in cluster.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]["log"]
