@@ -79,7 +79,7 @@ def cmd_worker(settings, args):
     import logging
     import threading
 
-    from engine import queue, worker
+    from engine import lifecycle, queue
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -91,7 +91,7 @@ def cmd_worker(settings, args):
     def sweeper():  # lost tasks are found within seconds, not at the next minute tick
         while not stop.wait(max(1.0, min(5.0, settings.task_lease / 3))):
             try:
-                worker.sweep()
+                lifecycle.sweep()
             except Exception:
                 logging.getLogger("opsjob.worker").exception("sweep failed")
 

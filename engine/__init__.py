@@ -3,6 +3,7 @@
 Catalog (definitions): ``jobs``, ``variables``, ``scripts``, ``crontabs``, ``nodegroups``,
 ``nodelist``, ``userlist``, ``tokens``, ``notify``, ``environment``, ``projects``.
 Runs: ``tasks`` (launch and read), ``control`` (decide, pause, kill, logs), ``queue``,
+``lifecycle`` (claim, park, wake, finish, the sweep of lost tasks),
 ``notifications`` (delivery attempts of task notifications).
 Files and consoles: ``fileserver`` (the file store), ``console`` (the command console),
 ``third`` (the interface for external orchestrators).
@@ -23,6 +24,7 @@ __all__ = [
     "errors",
     "fileserver",
     "jobs",
+    "lifecycle",
     "nodegroups",
     "nodeinfo",
     "nodelist",

@@ -2,7 +2,7 @@
 
 import time
 
-from . import auth, events, logs, queue, steps
+from . import auth, events, lifecycle, logs, steps
 from .clock import now
 from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from .listing import as_dict
@@ -90,12 +90,6 @@ def get_subtask(projectid, taskuuid, subtaskuuid):
     }
 
 
-def wake(taskuuid):
-    """Queue a waiting task to resume, if it is waiting."""
-    if Task.update(wake=1).where(Task.uuid == taskuuid, Task.status == "waiting").execute():
-        queue.enqueue_run(taskuuid)
-
-
 def control(projectid, params, principal, allowed=("next", "fail", "running", "ignore")):
     """Release a pause (``next``) or decide a failed step (``running`` retries the failed
     hosts, ``ignore`` goes on, ``fail`` stops the task)."""
@@ -123,7 +117,7 @@ def control(projectid, params, principal, allowed=("next", "fail", "running", "i
                 ).execute()
     if not changed:
         raise Conflict("control: nothing to update (the step is not paused or not in decision)")
-    wake(task.uuid)
+    lifecycle.wake(task.uuid)
     return 1
 
 

@@ -28,7 +28,7 @@ _state = {"huey": None, "run": None}
 
 def configure(settings):
     """Create the huey instance for ``settings`` and register opsjob's queue tasks on it."""
-    from . import worker  # the worker imports the queue to resume tasks; bind late
+    from . import lifecycle, worker  # they import the queue to resume tasks; bind late
 
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
         huey = RedisHuey("opsjob", url=settings.queue_url, results=False)
@@ -37,7 +37,7 @@ def configure(settings):
         huey = SqliteHuey("opsjob", filename=os.path.join(settings.home, "queue.db"), results=False)
     _state["huey"] = huey
     _state["run"] = huey.task(name="opsjob.run_task")(worker.run_task)
-    worker.register_periodic(huey, settings)
+    lifecycle.register_periodic(huey, settings)
     events.clear()
     for name in EXTENSIONS:  # each registers its queue tasks and event listeners
         importlib.import_module(f"engine.{name}").register(huey, settings)

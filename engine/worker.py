@@ -1,198 +1,25 @@
-"""The worker side of a run: claim a task, run its steps, park it when a human must decide.
+"""The worker side of a run: run a claimed task's steps, park it when a human must decide.
 
-A task is claimed atomically (``init`` -> ``running`` happens once). While it runs, a
-heartbeat renews its lease and watches for a kill. A step whose hosts failed parks the task
-in ``waiting`` and the worker returns: the control call queues the continuation, and any
-worker resumes it from the database.
+The task's state changes (claim, park, wake, finish, lease) live in :mod:`engine.lifecycle`.
+A step whose hosts failed parks the task in ``waiting`` and the worker returns: the control
+call queues the continuation, and any worker resumes it from the database.
 """
 
-import datetime
 import json
 import logging
 import os
-import socket
 import threading
-import time
-
-from peewee import fn
 
 from . import events, logs, mutex, runner, stepplan, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
 from .filestore import store_pulled
+from .lifecycle import Heartbeat, claim, finish, park, settings, wake, worker_name
 from .models import HostResult, Job, PluginCmd, PluginScp, Subtask, Task
 from .steps import shape
 
 log = logging.getLogger(__name__)
-
-_settings = {"value": None}
-FINAL = ("success", "fail", "refuse")
-HEARTBEAT_POLL = 0.5
-STRANDED_AFTER = 60  # seconds an init task may wait for its queue message before a resend
-
-
-def settings():
-    return _settings["value"]
-
-
-def worker_name():
-    s = settings()
-    return (s.worker_name if s and s.worker_name else socket.gethostname())[:100]
-
-
-def register_periodic(huey, value):
-    """Remember the settings; schedule the lost-task sweep on the queue's periodic scheduler."""
-    from huey import crontab
-
-    _settings["value"] = value
-    huey.periodic_task(crontab(minute="*"), name="opsjob.sweep")(sweep)
-
-
-# -- claiming and finishing -------------------------------------------------------------------
-
-
-def claim(uuid):
-    """Take task ``uuid`` for this worker if it is new, or waiting and woken. Return it or None."""
-    stamp, epoch = now(), time.time()
-    claimed = (
-        Task.update(
-            status="running",
-            slave=worker_name(),
-            pid=os.getpid(),
-            wake=0,
-            lease_until=epoch + settings().task_lease,
-            starttime=fn.COALESCE(Task.starttime, stamp),
-            starttimems=fn.COALESCE(Task.starttimems, epoch),
-        )
-        .where(
-            Task.uuid == uuid,
-            (Task.status == "init") | ((Task.status == "waiting") & (Task.wake == 1)),
-        )
-        .execute()
-    )
-    return Task.get(Task.uuid == uuid) if claimed else None
-
-
-def finish(uuid, status, reason=None):
-    """End a running task with ``status``; the first reason given sticks."""
-    task = Task.get(Task.uuid == uuid)
-    end = time.time()
-    fields = {
-        "status": status,
-        "finishtime": now(),
-        "finishtimems": end,
-        "notify": 0,
-        "lease_until": None,
-        "runtime": round(end - (task.starttimems or end), 3),
-    }
-    if reason and not task.reason:
-        fields["reason"] = reason[:500]
-    if Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute():
-        events.emit("task_changed", uuid, status)
-
-
-def park(uuid, announce=True):
-    """Move a running task to ``waiting``: it holds no worker until a control call wakes it.
-
-    Inside a transaction, pass ``announce=False`` and announce after the commit.
-    """
-    parked = (
-        Task.update(status="waiting", notify=0, wake=0, lease_until=None)
-        .where(Task.uuid == uuid, Task.status == "running")
-        .execute()
-    )
-    if parked and announce:
-        events.emit("task_changed", uuid, "waiting")
-    return parked
-
-
-def wake(uuid):
-    """Queue a waiting task to resume."""
-    from .queue import enqueue_run
-
-    if Task.update(wake=1).where(Task.uuid == uuid, Task.status == "waiting").execute():
-        enqueue_run(uuid)
-
-
-def sweep():
-    """Fail running tasks whose worker stopped renewing the lease; requeue lost messages."""
-    with database.connection_context():
-        lost = list(
-            Task.select(Task.uuid, Task.slave).where(
-                Task.status == "running", Task.lease_until < time.time()
-            )
-        )
-        for task in lost:
-            reason = (
-                f"worker lost: {task.slave or 'a worker'} sent no heartbeat for "
-                f"{settings().task_lease} s"
-            )
-            finish(task.uuid, "fail", reason)
-            Subtask.update(status="fail", finishtime=now()).where(
-                Subtask.parent_uuid == task.uuid, Subtask.status == "running"
-            ).execute()
-            log.warning("task %s: %s", task.uuid, reason)
-    requeue_stranded()
-    runner.sweep_orphans(os.path.join(os.path.abspath(settings().home), "runs"))
-    return len(lost)
-
-
-def requeue_stranded():
-    """Queue again the tasks whose queue message was lost (say, the API died between storing
-    a task and queueing it). Only when nothing is queued: then a task still waiting for its
-    message cannot be behind others. Duplicates are harmless: a claim happens once."""
-    from . import queue
-
-    if queue.huey().pending_count():
-        return []
-    old = datetime.datetime.now() - datetime.timedelta(seconds=STRANDED_AFTER)
-    with database.connection_context():
-        stranded = [
-            t.uuid
-            for t in Task.select(Task.uuid).where(
-                ((Task.status == "waiting") & (Task.wake == 1))
-                | ((Task.status == "init") & (Task.mutex == "") & (Task.create_time < old))
-            )
-        ]
-    for uuid in stranded:
-        log.warning("task %s: its queue message was lost; queueing it again", uuid)
-        queue.enqueue_run(uuid)
-    return stranded
-
-
-class Heartbeat(threading.Thread):
-    """Renew a running task's lease, and notice a kill request."""
-
-    def __init__(self, uuid, lease, cancel):
-        super().__init__(daemon=True, name=f"heartbeat-{uuid}")
-        self.uuid, self.lease, self.cancel = uuid, lease, cancel
-        self.stopped = threading.Event()
-        self.killed_by = ""
-
-    def run(self):
-        renew_every = max(1.0, self.lease / 4)
-        last = 0.0
-        with database.connection_context():
-            while not self.stopped.wait(HEARTBEAT_POLL):
-                task = Task.select(Task.kill_by, Task.status).where(Task.uuid == self.uuid).first()
-                if task is None or task.status != "running":
-                    self.cancel.set()
-                elif task.kill_by:
-                    self.killed_by = task.kill_by
-                    self.cancel.set()
-                if time.monotonic() - last >= renew_every:
-                    Task.update(lease_until=time.time() + self.lease).where(
-                        Task.uuid == self.uuid, Task.status == "running"
-                    ).execute()
-                    last = time.monotonic()
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=5)
-
-
-# -- the run ------------------------------------------------------------------------------------
 
 
 def task_values(task):
