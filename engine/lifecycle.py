@@ -14,7 +14,7 @@ import time
 
 from peewee import fn
 
-from . import events, runner
+from . import events, rundir
 from .clock import now
 from .db import database
 from .models import Subtask, Task
@@ -129,7 +129,7 @@ def sweep():
             ).execute()
             log.warning("task %s: %s", task.uuid, reason)
     requeue_stranded()
-    runner.sweep_orphans(os.path.join(os.path.abspath(settings().home), "runs"))
+    rundir.sweep_orphans(os.path.join(os.path.abspath(settings().home), "runs"))
     return len(lost)
 
 

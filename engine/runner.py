@@ -19,17 +19,13 @@ Why it is built this way (each point was reproduced on ansible-core 2.19 / runne
 """
 
 import logging
-import os
 import shutil
-import signal
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import playbook
+from . import playbook, proctree, rundir
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +34,6 @@ CONNECT_TIMEOUT = 10  # seconds for an SSH connection to a node
 CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 POLL = 0.2  # seconds between two looks at the cancel flag
-MARK = "OPSJOB_RUN_MARK"  # environment variable that tags this run's local processes
-OWNER = "owner.pid"  # the worker process a run dir belongs to
 RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
 
 FINAL = ("ok", "failed", "unreachable", "timeout", "canceled")
@@ -101,202 +95,6 @@ def _epoch(stamp):
         return datetime.fromisoformat(stamp).timestamp()
     except (TypeError, ValueError):
         return time.time()
-
-
-# ---------------------------------------------------------------------------------------------
-# Local process tree
-
-
-def _marked_pids(marker):
-    """Pids of our processes whose environment holds ``MARK=marker``."""
-    needle = f"{MARK}={marker}".encode() + b"\0"
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                if needle in f.read() + b"\0":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _stat(pid):
-    """``(ppid, cmdline)`` of ``pid``, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return ppid, f.read()
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def kill_local_tree(marker):
-    """SIGKILL every process of this run except runner's own child (runner kills and reaps
-    that one) and the SSH master connections (they are reused; they run nothing of ours)."""
-    me = os.getpid()
-    for _ in range(5):
-        victims = []
-        for pid in _marked_pids(marker):
-            info = _stat(pid)
-            if info is None or info[0] == me or b"[mux]" in info[1]:
-                continue
-            victims.append(pid)
-        if not victims:
-            return
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.02)
-
-
-def _stop_child(marker):
-    """Freeze runner's child so it starts no new worker while its workers are killed."""
-    me = os.getpid()
-    for pid in _marked_pids(marker):
-        info = _stat(pid)
-        if info and info[0] == me:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-
-
-# ---------------------------------------------------------------------------------------------
-# Configuration of one run
-
-
-def control_path_dir():
-    """A short directory for SSH ControlPath sockets (a socket path has about 100 chars)."""
-    return f"/tmp/oj-cp-{os.getuid()}"
-
-
-def ansible_env(pdd, marker):
-    """Environment of the ansible-playbook process (added to this process's environment)."""
-    bindir = os.path.dirname(sys.executable)
-    return {
-        "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
-        "ANSIBLE_CONFIG": os.path.join(pdd, "ansible.cfg"),
-        MARK: marker,
-    }
-
-
-def ansible_cfg(settings, pdd, connect_timeout=CONNECT_TIMEOUT):
-    """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home."""
-    persist = settings.ssh_control_persist
-    return (
-        "[defaults]\n"
-        "gathering = explicit\n"
-        f"host_key_checking = {bool(settings.host_key_checking)}\n"
-        f"timeout = {int(connect_timeout)}\n"
-        "interpreter_python = auto_silent\n"
-        "nocolor = true\n"
-        "deprecation_warnings = false\n"
-        "retry_files_enabled = false\n"
-        f"local_tmp = {os.path.join(pdd, 'tmp')}\n"
-        "\n[ssh_connection]\n"
-        "pipelining = true\n"
-        "usetty = false\n"
-        f"ssh_args = -o ControlMaster=auto -o ControlPersist={persist}\n"
-        f"control_path_dir = {control_path_dir()}\n"
-    )
-
-
-def _write_private_dir(compiled, workdir, settings, connect_timeout):
-    os.makedirs(workdir, mode=0o700, exist_ok=True)
-    pdd = tempfile.mkdtemp(prefix="run-", dir=workdir)
-    _write_private_file(os.path.join(pdd, OWNER), str(os.getpid()))
-    os.makedirs(os.path.join(pdd, "project"), mode=0o700)
-    os.makedirs(os.path.join(pdd, "tmp"), mode=0o700)
-    files = dict(compiled.files)
-    files["project/main.yml"] = compiled.playbook.encode("utf-8")
-    files["project/cleanup.yml"] = compiled.cleanup.encode("utf-8")
-    files["ansible.cfg"] = ansible_cfg(settings, pdd, connect_timeout).encode("utf-8")
-    # runner drops the ``settings`` argument when env/settings is missing, so write the file
-    files["env/settings"] = RUNNER_SETTINGS.encode("utf-8")
-    for rel, data in files.items():
-        path = os.path.join(pdd, rel)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    for rel, target in compiled.links.items():
-        os.symlink(target, os.path.join(pdd, rel))
-    _write_secrets(pdd, compiled.secrets)
-    return pdd
-
-
-def sweep_orphans(workdir):
-    """Remove run dirs (key files included) left by a worker process that died mid-run.
-
-    Return how many were removed. Only this host's processes are checked: ``workdir`` is local.
-    """
-    removed = 0
-    for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
-        pdd = os.path.join(workdir, name)
-        try:
-            with open(os.path.join(pdd, OWNER)) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
-            continue  # not a run dir, or one being created right now
-        try:
-            os.kill(pid, 0)
-            continue  # its worker is alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        shutil.rmtree(pdd, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def _write_private_file(path, text):
-    """Write ``text`` to a new file that only this user can read."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _write_secrets(pdd, secrets):
-    """Write the credentials of this run's hosts into ``pdd``: one key file per credential and
-    an inventory that points the hosts at them (all mode 0600, gone with ``pdd``).
-
-    A host with a credential gets its own SSH master connections (a control path dir per
-    credential), so no run ever rides a connection another credential opened.
-    """
-    if not secrets:
-        return
-    folder = os.path.join(pdd, "secrets")
-    os.makedirs(folder, mode=0o700)
-    hostvars = {}
-    for name, secret in secrets:
-        conn = {"ansible_control_path_dir": os.path.join(control_path_dir(), secret.ident)}
-        if secret.ssh_key:
-            key = os.path.join(folder, secret.ident + ".key")
-            if not os.path.exists(key):
-                _write_private_file(key, secret.ssh_key)
-            conn["ansible_ssh_private_key_file"] = key
-        if secret.become_password:
-            conn["ansible_become_password"] = secret.become_password
-        hostvars[name] = conn
-    # values are written !unsafe: Ansible never templates them
-    _write_private_file(_secret_inventory(pdd), playbook.inventory_yaml(hostvars, {}))
-
-
-def _secret_inventory(pdd):
-    return os.path.join(pdd, "inventory", "secrets.yml")
-
-
-def _inventories(pdd):
-    """The run's inventory sources: the hosts, then their credentials (which win)."""
-    main = os.path.join(pdd, "inventory", "hosts.yml")
-    secret = _secret_inventory(pdd)
-    return [main, secret] if os.path.exists(secret) else main
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,8 +237,8 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
             if state["callback_error"]:
                 state["cancel"] = True
             if state["cancel"]:
-                _stop_child(marker)
-                kill_local_tree(marker)
+                proctree.stop_child(marker)
+                proctree.kill_local_tree(marker)
         return state["cancel"]
 
     hosts = set(compiled.targets) | ({compiled.source} if compiled.source else set())
@@ -453,13 +251,19 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
     try:
         import ansible_runner  # here, so that the API process never pays for it
 
-        pdd = _write_private_dir(compiled, workdir, settings, CONNECT_TIMEOUT)
+        pdd = rundir.create(
+            compiled,
+            workdir,
+            settings,
+            connect_timeout=CONNECT_TIMEOUT,
+            runner_settings=RUNNER_SETTINGS,
+        )
         runner = ansible_runner.run(
             private_data_dir=pdd,
             playbook="main.yml",
             ident="main",
-            inventory=_inventories(pdd),
-            envvars=ansible_env(pdd, marker),
+            inventory=rundir.inventories(pdd),
+            envvars=rundir.ansible_env(pdd, marker),
             suppress_env_files=True,
             forks=forks,
             quiet=True,
@@ -482,7 +286,7 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
     cleanup_seconds = 0.0
     try:
         # Runner only kills ansible-playbook itself; its workers live in their own sessions.
-        kill_local_tree(marker)
+        proctree.kill_local_tree(marker)
         touched = sorted(collector.started_hosts)
         if (state["cancel"] or timed_out) and pdd is not None and touched:
             t0 = time.monotonic()
@@ -527,9 +331,12 @@ def _cleanup(pdd, settings, hosts):
             private_data_dir=pdd,
             playbook="cleanup.yml",
             ident="cleanup",
-            inventory=_inventories(pdd),
+            inventory=rundir.inventories(pdd),
             limit=",".join(hosts),
-            envvars={**ansible_env(pdd, marker), "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT)},
+            envvars={
+                **rundir.ansible_env(pdd, marker),
+                "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT),
+            },
             suppress_env_files=True,
             quiet=True,
             timeout=CLEANUP_TIMEOUT,
@@ -542,4 +349,4 @@ def _cleanup(pdd, settings, hosts):
     except Exception:
         log.exception("cleanup after cancel failed")
     finally:
-        kill_local_tree(marker)
+        proctree.kill_local_tree(marker)

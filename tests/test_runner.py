@@ -17,7 +17,8 @@ import uuid
 import pytest
 
 from engine.playbook import Host, compile_cmd, compile_scp
-from engine.runner import execute, kill_local_tree
+from engine.proctree import kill_local_tree
+from engine.runner import execute
 from engine.settings import Settings
 
 

@@ -1,0 +1,145 @@
+"""The private data dir of one step run: ansible.cfg, environment, compiled files, secrets.
+
+Every run gets a fresh directory (ansible-runner's ``env/`` files would otherwise override
+later arguments). It is removed after the run; a worker that died leaves its directory to
+:func:`sweep_orphans`.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+from . import playbook
+from .proctree import MARK
+
+OWNER = "owner.pid"  # the worker process a run dir belongs to
+
+
+def control_path_dir():
+    """A short directory for SSH ControlPath sockets (a socket path has about 100 chars)."""
+    return f"/tmp/oj-cp-{os.getuid()}"
+
+
+def ansible_env(pdd, marker):
+    """Environment of the ansible-playbook process (added to this process's environment)."""
+    bindir = os.path.dirname(sys.executable)
+    return {
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "ANSIBLE_CONFIG": os.path.join(pdd, "ansible.cfg"),
+        MARK: marker,
+    }
+
+
+def ansible_cfg(settings, pdd, connect_timeout):
+    """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home."""
+    persist = settings.ssh_control_persist
+    return (
+        "[defaults]\n"
+        "gathering = explicit\n"
+        f"host_key_checking = {bool(settings.host_key_checking)}\n"
+        f"timeout = {int(connect_timeout)}\n"
+        "interpreter_python = auto_silent\n"
+        "nocolor = true\n"
+        "deprecation_warnings = false\n"
+        "retry_files_enabled = false\n"
+        f"local_tmp = {os.path.join(pdd, 'tmp')}\n"
+        "\n[ssh_connection]\n"
+        "pipelining = true\n"
+        "usetty = false\n"
+        f"ssh_args = -o ControlMaster=auto -o ControlPersist={persist}\n"
+        f"control_path_dir = {control_path_dir()}\n"
+    )
+
+
+def create(compiled, workdir, settings, *, connect_timeout, runner_settings):
+    """Make a fresh private data dir under ``workdir`` holding everything ``compiled`` needs."""
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    pdd = tempfile.mkdtemp(prefix="run-", dir=workdir)
+    _write_private_file(os.path.join(pdd, OWNER), str(os.getpid()))
+    os.makedirs(os.path.join(pdd, "project"), mode=0o700)
+    os.makedirs(os.path.join(pdd, "tmp"), mode=0o700)
+    files = dict(compiled.files)
+    files["project/main.yml"] = compiled.playbook.encode("utf-8")
+    files["project/cleanup.yml"] = compiled.cleanup.encode("utf-8")
+    files["ansible.cfg"] = ansible_cfg(settings, pdd, connect_timeout).encode("utf-8")
+    # runner drops the ``settings`` argument when env/settings is missing, so write the file
+    files["env/settings"] = runner_settings.encode("utf-8")
+    for rel, data in files.items():
+        path = os.path.join(pdd, rel)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    for rel, target in compiled.links.items():
+        os.symlink(target, os.path.join(pdd, rel))
+    _write_secrets(pdd, compiled.secrets)
+    return pdd
+
+
+def sweep_orphans(workdir):
+    """Remove run dirs (key files included) left by a worker process that died mid-run.
+
+    Return how many were removed. Only this host's processes are checked: ``workdir`` is local.
+    """
+    removed = 0
+    for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
+        pdd = os.path.join(workdir, name)
+        try:
+            with open(os.path.join(pdd, OWNER)) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            continue  # not a run dir, or one being created right now
+        try:
+            os.kill(pid, 0)
+            continue  # its worker is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(pdd, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _write_private_file(path, text):
+    """Write ``text`` to a new file that only this user can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _write_secrets(pdd, secrets):
+    """Write the credentials of this run's hosts into ``pdd``: one key file per credential and
+    an inventory that points the hosts at them (all mode 0600, gone with ``pdd``).
+
+    A host with a credential gets its own SSH master connections (a control path dir per
+    credential), so no run ever rides a connection another credential opened.
+    """
+    if not secrets:
+        return
+    folder = os.path.join(pdd, "secrets")
+    os.makedirs(folder, mode=0o700)
+    hostvars = {}
+    for name, secret in secrets:
+        conn = {"ansible_control_path_dir": os.path.join(control_path_dir(), secret.ident)}
+        if secret.ssh_key:
+            key = os.path.join(folder, secret.ident + ".key")
+            if not os.path.exists(key):
+                _write_private_file(key, secret.ssh_key)
+            conn["ansible_ssh_private_key_file"] = key
+        if secret.become_password:
+            conn["ansible_become_password"] = secret.become_password
+        hostvars[name] = conn
+    # values are written !unsafe: Ansible never templates them
+    _write_private_file(_secret_inventory(pdd), playbook.inventory_yaml(hostvars, {}))
+
+
+def _secret_inventory(pdd):
+    return os.path.join(pdd, "inventory", "secrets.yml")
+
+
+def inventories(pdd):
+    """The run's inventory sources: the hosts, then their credentials (which win)."""
+    main = os.path.join(pdd, "inventory", "hosts.yml")
+    secret = _secret_inventory(pdd)
+    return [main, secret] if os.path.exists(secret) else main
