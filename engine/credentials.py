@@ -10,12 +10,11 @@ import base64
 import hashlib
 import json
 
-from .clock import now
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Credential, database
 from .playbook import Secret
-from .records import find, row_id, soft_delete, unique
+from .records import in_project, save, soft_delete, unique
 from .validate import NO_CONTROL, Field, check
 
 FIELDS = (
@@ -106,10 +105,7 @@ def _secret_values(params):
 
 
 def _find(projectid, credential_id):
-    cid = row_id("id", credential_id)
-    return find(
-        Credential, f"id: credential {cid}", Credential.id == cid, Credential.projectid == projectid
-    )
+    return in_project(Credential, projectid, "id", credential_id, "credential")
 
 
 def _shape(row):
@@ -142,15 +138,8 @@ def save_credential(projectid, params, user, credential_id=None):
     values = {k: v or "" for k, v in values.items()}
     values.update(_secret_values(params))
     with database.atomic(), unique("name", values["name"]):
-        if credential_id is None:
-            row = Credential.create(projectid=projectid, create_user=user, edit_user=user, **values)
-        else:
-            row = _find(projectid, credential_id)
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.edit_user, row.edit_time = user, now()
-            row.save()
-    return row.id
+        row = None if credential_id is None else _find(projectid, credential_id)
+        return save(Credential, projectid, values, user, row).id
 
 
 def delete_credential(projectid, credential_id, user):

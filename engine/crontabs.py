@@ -7,7 +7,7 @@ from .clock import fmt, now
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Crontab, Job
-from .records import find, row_id, soft_delete
+from .records import in_project, save, soft_delete
 from .tasks import MUTEX_POLICIES
 from .validate import ALNUM, Field, check
 
@@ -50,10 +50,7 @@ def _checked(projectid, params):
 
 
 def _find(projectid, crontabid):
-    cid = row_id("crontabid", crontabid)
-    return find(
-        Crontab, f"crontabid: crontab {cid}", Crontab.id == cid, Crontab.projectid == projectid
-    )
+    return in_project(Crontab, projectid, "crontabid", crontabid, "crontab")
 
 
 def list_crontabs(projectid, params):
@@ -89,17 +86,8 @@ def save_crontab(projectid, params, user, crontabid=None):
     values = _checked(projectid, params)
     if values["mutex_policy"] is None:
         del values["mutex_policy"]  # a new crontab gets the default, an edit keeps its own
-    if crontabid is None:
-        row = Crontab.create(
-            projectid=projectid, status="unavailable", create_user=user, edit_user=user, **values
-        )
-    else:
-        row = _find(projectid, crontabid)
-        for k, v in values.items():
-            setattr(row, k, v)
-        row.edit_user, row.edit_time = user, now()
-        row.save()
-    return row.id
+    row = None if crontabid is None else _find(projectid, crontabid)
+    return save(Crontab, projectid, values, user, row, status="unavailable").id
 
 
 def set_status(projectid, crontabid, params, user):

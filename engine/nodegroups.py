@@ -4,11 +4,10 @@ import json
 import re
 
 from . import credentials, inventory, nodes
-from .clock import now
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Job, Nodegroup, PluginCmd, PluginScp, database
-from .records import find, row_id, soft_delete, unique
+from .records import in_project, save, soft_delete, unique
 from .validate import Field, check
 
 MAX_PARAMS = 64 * 1024
@@ -110,10 +109,7 @@ def _users(projectid, group_ids=None):
 
 
 def _find(projectid, group_id):
-    gid = row_id("id", group_id)
-    return find(
-        Nodegroup, f"id: node group {gid}", Nodegroup.id == gid, Nodegroup.projectid == projectid
-    )
+    return in_project(Nodegroup, projectid, "id", group_id, "node group")
 
 
 def list_nodegroups(projectid, params):
@@ -164,15 +160,8 @@ def save_nodegroup(projectid, params, user, group_id=None, admin=False):
     values["params"] = _encode(values["params"])
     values["credential"] = credentials.check_usable(projectid, params.get("credential"))
     with database.atomic(), unique("name", values["name"]):
-        if group_id is None:
-            row = Nodegroup.create(projectid=projectid, create_user=user, edit_user=user, **values)
-        else:
-            row = _find(projectid, group_id)
-            for k, v in values.items():
-                setattr(row, k, v)
-            row.edit_user, row.edit_time = user, now()
-            row.save()
-    return row.id
+        row = None if group_id is None else _find(projectid, group_id)
+        return save(Nodegroup, projectid, values, user, row).id
 
 
 def nodelist(projectid, group_id, params):

@@ -28,6 +28,27 @@ def find(model, what, *where):
     return row
 
 
+def in_project(model, projectid, field, value, what):
+    """Return the live row whose id is ``value`` (the path field ``field``) in the project,
+    or raise NotFound: ``<field>: <what> <id> does not exist``."""
+    rid = row_id(field, value)
+    return find(model, f"{field}: {what} {rid}", model.id == rid, model.projectid == projectid)
+
+
+def save(model, projectid, values, user, row=None, **create_only):
+    """Create a row of the project from ``values`` (plus ``create_only`` fields), or update
+    ``row`` with them; record who did it. Return the row."""
+    if row is None:
+        return model.create(
+            projectid=projectid, create_user=user, edit_user=user, **create_only, **values
+        )
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.edit_user, row.edit_time = user, now()
+    row.save()
+    return row
+
+
 @contextmanager
 def unique(field, value):
     """Turn a unique-constraint failure inside the block into a Conflict naming ``field``."""

@@ -1,9 +1,8 @@
 """Scripts: stored script bodies, per project plus the global ones of project 0."""
 
-from .clock import now
 from .listing import as_dict, common_filters, paged
 from .models import Job, PluginCmd, Script, database
-from .records import find, row_id, soft_delete, unique
+from .records import find, in_project, row_id, save, soft_delete, unique
 from .validate import NO_CONTROL, Field, check
 
 TYPES = ("shell", "perl", "python", "php", "auto")
@@ -71,18 +70,10 @@ def save_script(projectid, params, user, scriptsid=None):
     """Create a script, or replace one of this project's own scripts; return its id."""
     values = check(params, SCRIPT)
     with database.atomic(), unique("name", values["name"]):
-        if scriptsid is None:
-            row = Script.create(projectid=projectid, create_user=user, edit_user=user, **values)
-        else:
-            sid = row_id("scriptsid", scriptsid)
-            row = find(
-                Script, f"scriptsid: script {sid}", Script.id == sid, Script.projectid == projectid
-            )
-            for k, v in values.items():
-                setattr(row, k, v)
-            row.edit_user, row.edit_time = user, now()
-            row.save()
-    return row.id
+        row = None
+        if scriptsid is not None:
+            row = in_project(Script, projectid, "scriptsid", scriptsid, "script")
+        return save(Script, projectid, values, user, row).id
 
 
 def delete_script(projectid, scriptsid, user):
