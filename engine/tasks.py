@@ -119,19 +119,7 @@ def run_job(projectid, params, principal):
         job = jobs.live_job(projectid, values["jobuuid"])
     except NotFound as e:  # an id in the body is bad input, not a missing resource
         raise InvalidInput(e.info) from None
-    variable = check_variables(values["variable"])
-    with database.atomic():
-        task = _create(
-            projectid,
-            principal,
-            name=job.name,
-            jobtype="jobs",
-            jobuuid=job.uuid,
-            variable=variable,
-            mutex=values["mutex"],
-            mutex_policy=values["mutex_policy"],
-        )
-    return _launch(task)
+    return _start_job(projectid, principal, job, values)
 
 
 def run_job_byname(projectid, params, principal):
@@ -145,9 +133,15 @@ def run_job_byname(projectid, params, principal):
     )
     if job is None:
         raise InvalidInput(f"jobname: job {values['jobname']} does not exist")
-    variable = check_variables(values["variable"])
     if values["uuid"] and Task.select().where(Task.uuid == values["uuid"]).exists():
+        check_variables(values["variable"])
         return None
+    return _start_job(projectid, principal, job, values, uuid=values["uuid"])
+
+
+def _start_job(projectid, principal, job, values, uuid=None):
+    """Store a task of ``job`` with the checked launch ``values`` and queue it."""
+    variable = check_variables(values["variable"])
     with database.atomic():
         task = _create(
             projectid,
@@ -158,7 +152,7 @@ def run_job_byname(projectid, params, principal):
             variable=variable,
             mutex=values["mutex"],
             mutex_policy=values["mutex_policy"],
-            uuid=values["uuid"],
+            uuid=uuid,
         )
     return _launch(task)
 

@@ -358,8 +358,8 @@ def test_killtask_stops_the_nodes_too(cluster, ssh_nodes):
     jobuuid = job(cluster, [cmd("sleep", [a, b], f"sleep {seconds}")])
     task = start(cluster, jobuuid)
     deadline = time.monotonic() + 30
-    while not no_sleepers(ssh_nodes, f"sleep {seconds}") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while len(no_sleepers(ssh_nodes, f"sleep {seconds}")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # both nodes' commands are running
     assert len(no_sleepers(ssh_nodes, f"sleep {seconds}")) >= 2
     t0 = time.monotonic()
     r = cluster.ok("DELETE", f"/slave/any/killtask/{task}")
