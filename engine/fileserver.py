@@ -12,7 +12,7 @@ from . import auth, filestore, tasks, tokens
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, OpsjobError, TooLarge
 from .listing import as_dict, common_filters, paged
 from .models import FileServer
-from .records import find, row_id, soft_delete
+from .records import in_project, soft_delete
 from .validate import Field, check
 
 LIST_FIELDS = (
@@ -170,8 +170,4 @@ def open_file(projectid, params):
 
 def delete_file(projectid, fileid, user):
     """Remove a file from the project's store (soft: the row stays, marked deleted)."""
-    fid = row_id("id", fileid)
-    row = find(
-        FileServer, f"id: file {fid}", FileServer.id == fid, FileServer.projectid == projectid
-    )
-    return soft_delete(row, user)
+    return soft_delete(in_project(FileServer, projectid, "id", fileid, "file"), user)

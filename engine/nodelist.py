@@ -8,7 +8,7 @@ from . import credentials
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Nodelist, database
-from .records import find, row_id, soft_delete, unique
+from .records import in_project, soft_delete, unique
 from .validate import Field, check
 
 LIST_FIELDS = ("id", "name", "inip", "exip", "create_user", "create_time")
@@ -135,6 +135,4 @@ def add_node(projectid, params, user):
 
 def delete_node(projectid, nodeid, user):
     """Detach one of the project's machines (soft delete: the name is free again)."""
-    nid = row_id("id", nodeid)
-    row = find(Nodelist, f"id: node {nid}", Nodelist.id == nid, Nodelist.projectid == projectid)
-    return soft_delete(row, user)
+    return soft_delete(in_project(Nodelist, projectid, "id", nodeid, "node"), user)

@@ -5,7 +5,7 @@ The special user ``_`` stands for whoever triggered the task.
 
 from .listing import as_dict, common_filters, paged
 from .models import Notify, database
-from .records import find, row_id, soft_delete, unique
+from .records import in_project, soft_delete, unique
 from .validate import Field, check
 
 MAX_USER = 200
@@ -32,6 +32,5 @@ def add_notify(projectid, params, user):
 
 def delete_notify(projectid, notifyid, user):
     """Stop notifying a user (soft delete: the user can be added again)."""
-    nid = row_id("id", notifyid)
-    row = find(Notify, f"id: notify {nid}", Notify.id == nid, Notify.projectid == projectid)
+    row = in_project(Notify, projectid, "id", notifyid, "notify")
     return soft_delete(row, user, name_field="user")

@@ -78,6 +78,5 @@ def save_script(projectid, params, user, scriptsid=None):
 
 def delete_script(projectid, scriptsid, user):
     """Soft delete one of this project's own scripts."""
-    sid = row_id("scriptsid", scriptsid)
-    row = find(Script, f"scriptsid: script {sid}", Script.id == sid, Script.projectid == projectid)
+    row = in_project(Script, projectid, "scriptsid", scriptsid, "script")
     return soft_delete(row, user, milliseconds=False)

@@ -8,7 +8,7 @@ import hashlib
 from .errors import InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Job, Token, database
-from .records import find, row_id, soft_delete, unique
+from .records import in_project, soft_delete, unique
 from .validate import ONE_LINE, Field, check
 
 PREFIX_LEN = 4
@@ -94,8 +94,7 @@ def add_token(projectid, params, user):
 
 def delete_token(projectid, tokenid, user):
     """Revoke one of the project's tokens (soft delete: the same token can be added again)."""
-    tid = row_id("id", tokenid)
-    row = find(Token, f"id: token {tid}", Token.id == tid, Token.projectid == projectid)
+    row = in_project(Token, projectid, "id", tokenid, "token")
     return soft_delete(row, user, name_field="token_hash")
 
 

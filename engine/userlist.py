@@ -2,7 +2,7 @@
 
 from .listing import as_dict, common_filters, paged
 from .models import Userlist, database
-from .records import find, row_id, soft_delete, unique
+from .records import in_project, soft_delete, unique
 from .validate import WORD, Field, check
 
 FIELDS = ("id", "projectid", "username", "create_user", "create_time")
@@ -31,6 +31,5 @@ def add_account(projectid, params, user):
 
 def delete_account(projectid, account_id, user):
     """Soft delete one of the project's own accounts; its username becomes free again."""
-    aid = row_id("id", account_id)
-    row = find(Userlist, f"id: account {aid}", Userlist.id == aid, Userlist.projectid == projectid)
+    row = in_project(Userlist, projectid, "id", account_id, "account")
     return soft_delete(row, user, name_field="username")
