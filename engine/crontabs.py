@@ -2,11 +2,11 @@
 
 from peewee import fn
 
-from . import cron, scheduler
+from . import cron, jobs, scheduler
 from .clock import fmt, now
-from .errors import InvalidInput
+from .errors import InvalidInput, NotFound
 from .listing import as_dict, common_filters, paged
-from .models import Crontab, Job
+from .models import Crontab
 from .records import in_project, save, soft_delete
 from .tasks import MUTEX_POLICIES
 from .validate import ALNUM, Field, check
@@ -39,13 +39,10 @@ STATUS = {"status": Field(required=True, choices=STATUSES)}
 def _checked(projectid, params):
     values = check(params, CRONTAB)
     cron.parse(values["cron"])
-    job = (
-        Job.select(Job.id)
-        .where(Job.uuid == values["jobuuid"], Job.projectid == projectid, Job.status != "deleted")
-        .first()
-    )
-    if job is None:
-        raise InvalidInput(f"jobuuid: no job {values['jobuuid']} in project {projectid}")
+    try:
+        jobs.live_job(projectid, values["jobuuid"])
+    except NotFound:  # an id in the body is bad input, not a missing resource
+        raise InvalidInput(f"jobuuid: no job {values['jobuuid']} in project {projectid}") from None
     return values
 
 
