@@ -52,14 +52,20 @@ class User(BaseModel):
     admin = BooleanField(default=False)
     email = CharField(max_length=200, default="")  # added in schema version 2
     create_time = DateTimeField(default=now)
+    disabled = BooleanField(default=False)  # v8: a disabled user's keys are all refused
 
 
 class ApiKey(BaseModel):
-    """An API key: only its SHA-256 is stored; the key itself is shown once."""
+    """An API key: only its SHA-256 and first characters are stored; the key is shown once."""
 
     user_id = IntegerField(index=True)
     key_hash = CharField(max_length=64, unique=True)
     create_time = DateTimeField(default=now)
+    # v8: lifecycle. last_used is written at most once a minute per key.
+    hint = CharField(max_length=16, default="")
+    last_used = DateTimeField(null=True)
+    expires = DateTimeField(null=True)
+    revoked = DateTimeField(null=True)
 
 
 class Role(BaseModel):

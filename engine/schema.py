@@ -86,6 +86,17 @@ MIGRATIONS = {
             ("nodelist", "credential", models.Nodelist.credential),
         ],
     ),
+    8: _version(
+        "API keys expire and can be revoked (shown masked, with their last use); users can be "
+        "disabled",
+        columns=[
+            ("api_key", "hint", models.ApiKey.hint),
+            ("api_key", "last_used", models.ApiKey.last_used),
+            ("api_key", "expires", models.ApiKey.expires),
+            ("api_key", "revoked", models.ApiKey.revoked),
+            ("user", "disabled", models.User.disabled),
+        ],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
