@@ -189,6 +189,8 @@ class Nodegroup(Audited):
     plugin = CharField(max_length=100)
     params = TextField(default="null")  # JSON of the value the client sent
     credential = IntegerField(default=0)  # the credential its hosts connect with; 0: none (v7)
+    # an admin vouched for its hosts: they may be outside the project's machines (v9)
+    reach_any = BooleanField(default=False)
 
     class Meta:
         indexes = ((("projectid", "name"), True),)

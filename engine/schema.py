@@ -97,6 +97,10 @@ MIGRATIONS = {
             ("user", "disabled", models.User.disabled),
         ],
     ),
+    9: _version(
+        "node groups an admin lets reach hosts outside the project's machines (reach_any)",
+        columns=[("nodegroup", "reach_any", models.Nodegroup.reach_any)],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
