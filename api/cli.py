@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from engine import auth, credentials, projects, schema
+from engine import auth, credentials, projects, schema, users
 from engine.db import database, open_database
 from engine.errors import OpsjobError
 from engine.settings import Settings
@@ -34,8 +34,46 @@ def cmd_user_add(settings, args):
             email=args.email or "",
             projectid=args.project,
             role=args.role,
+            expires=users.expiry(args.expires, "--expires"),
         )
     print(key)
+
+
+def cmd_user_list(settings, args):
+    _open(settings)
+    with database.connection_context():
+        rows = users.list_users()
+    for u in rows:
+        state = ["admin"] if u["admin"] else []
+        state += [f"{role}@{pid}" for pid, role in u["roles"].items()]
+        state += ["DISABLED"] if u["disabled"] else []
+        print(f"{u['name']}\t{' '.join(state) or '-'}\t{u['email'] or '-'}")
+        for k in u["keys"]:
+            print(
+                f"  key {k['id']}\t{k['key']}\t{k['state']}\tcreated {k['create_time']}"
+                f"\tlast used {k['last_used'] or 'never'}\texpires {k['expires'] or 'never'}"
+            )
+
+
+def cmd_user_key_add(settings, args):
+    _open(settings)
+    with database.connection_context():
+        print(users.add_key(args.name, {"expires": args.expires or ""})["key"])
+
+
+def cmd_user_key_revoke(settings, args):
+    _open(settings)
+    with database.connection_context():
+        users.revoke_key(args.keyid)
+    print(f"key {args.keyid} revoked")
+
+
+def cmd_user_disable(settings, args):
+    _open(settings)
+    disabled = args.action == "disable"
+    with database.connection_context():
+        users.set_disabled(args.name, {"disabled": disabled})
+    print(f"user {args.name} {'disabled' if disabled else 'enabled'}")
 
 
 def cmd_project_add(settings, args):
@@ -148,6 +186,9 @@ def cmd_serve(settings, args):
     Server().run()
 
 
+EXPIRES = "when the key expires: 90d, 12h, 30m, 2w or YYYY-MM-DD (default: never)"
+
+
 def parser():
     p = argparse.ArgumentParser(prog="opsjob", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -187,7 +228,23 @@ def parser():
     add.add_argument("--email")
     add.add_argument("--project", type=int)
     add.add_argument("--role", choices=auth.ROLES)
+    add.add_argument("--expires", help=EXPIRES)
     add.set_defaults(run=cmd_user_add)
+    user.add_parser("list", help="list users and their keys (masked)").set_defaults(
+        run=cmd_user_list
+    )
+    for action, what in (("disable", "refuse every key of a user"), ("enable", "undo disable")):
+        toggle = user.add_parser(action, help=what)
+        toggle.add_argument("name")
+        toggle.set_defaults(run=cmd_user_disable)
+    key = user.add_parser("key", help="manage API keys").add_subparsers(dest="key", required=True)
+    kadd = key.add_parser("add", help="add a key to a user and print it once")
+    kadd.add_argument("name")
+    kadd.add_argument("--expires", help=EXPIRES)
+    kadd.set_defaults(run=cmd_user_key_add)
+    revoke = key.add_parser("revoke", help="revoke a key (its id is in `user list`)")
+    revoke.add_argument("keyid", type=int)
+    revoke.set_defaults(run=cmd_user_key_revoke)
 
     project = sub.add_parser("project", help="manage projects").add_subparsers(
         dest="action", required=True

@@ -20,6 +20,7 @@ from . import (
     third,
     token,
     userlist,
+    users,
     variable,
     vv,
 )
@@ -46,4 +47,5 @@ GROUPS = [
     fileserver,
     cmd,
     third,
+    users,
 ]

@@ -9,7 +9,8 @@ Files and consoles: ``fileserver`` (the file store), ``console`` (the command co
 ``third`` (the interface for external orchestrators).
 History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables).
 Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
-Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``errors``.
+Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``users`` (keys over their lifetime),
+``errors``.
 """
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "third",
     "tokens",
     "userlist",
+    "users",
     "variables",
     "versions",
 ]

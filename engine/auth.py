@@ -1,5 +1,6 @@
 """Users, API keys and per-project roles, and the one check every route goes through."""
 
+import datetime
 import hashlib
 import hmac
 import secrets
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from peewee import IntegrityError
 
+from .clock import now
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from .models import ApiKey, Project, Role, User, database
 from .validate import Field, one
@@ -14,6 +16,8 @@ from .validate import Field, one
 ROLES = ("read", "control", "write", "delete")
 LEVEL = {name: i + 1 for i, name in enumerate(ROLES)}
 ADMIN = "admin"
+HINT_LEN = 7  # "oj_" and four characters: enough to tell keys apart in a list
+LAST_USE_EVERY = datetime.timedelta(seconds=60)
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Principal:
     admin: bool = False
     roles: dict = field(default_factory=dict)
     via_app: bool = False
+    key_id: int = 0  # the API key the caller authenticated with
 
     @property
     def calltype(self):
@@ -44,8 +49,9 @@ def _hash(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def add_user(name, admin=False, email="", projectid=None, role=None):
-    """Create a user (with an optional role on one project) and return a new API key."""
+def add_user(name, admin=False, email="", projectid=None, role=None, expires=None):
+    """Create a user (with an optional role on one project) and return a new API key
+    (valid until ``expires``, a datetime, or until revoked)."""
     one("name", name, Field(required=True, pattern=r"[A-Za-z0-9_.-]+", max_len=100))
     if role is not None and role not in ROLES:
         raise InvalidInput(f"role: must be one of {', '.join(ROLES)}")
@@ -56,7 +62,7 @@ def add_user(name, admin=False, email="", projectid=None, role=None):
             raise Conflict(f"name: user {name} already exists") from None
         if projectid is not None:
             grant(name, projectid, role or "read")
-        return new_key(user.name)
+        return new_key(user.name, expires)
 
 
 def grant(name, projectid, role):
@@ -73,29 +79,83 @@ def grant(name, projectid, role):
     ).execute()
 
 
-def new_key(name):
-    """Create and return a new API key for user ``name``; only its hash is stored."""
+def new_key(name, expires=None):
+    """Create and return a new API key for user ``name`` (see :func:`issue_key`)."""
+    return issue_key(name, expires)[1]
+
+
+def issue_key(name, expires=None):
+    """Create a new API key for user ``name``, valid until ``expires`` (a datetime; None:
+    until revoked). Return ``(row, key)``; only the key's hash and first characters are kept."""
     user = User.get_or_none(User.name == name)
     if user is None:
         raise NotFound(f"user: {name} does not exist")
     key = "oj_" + secrets.token_urlsafe(32)
-    ApiKey.create(user_id=user.id, key_hash=_hash(key))
-    return key
+    row = ApiKey.create(user_id=user.id, key_hash=_hash(key), hint=key[:HINT_LEN], expires=expires)
+    return row, key
 
 
 def authenticate(key, appname=None):
-    """Return the :class:`Principal` holding ``key``; ``appname`` must then name its user."""
+    """Return the :class:`Principal` holding ``key``; ``appname`` must then name its user.
+
+    Every call reads the key and its user from the database (there is no cache), so a
+    revocation, an expiry or a disabled user takes effect at once on every API node.
+    """
     if not key:
         raise Unauthenticated("missing credentials: appkey is empty")
-    row = ApiKey.get_or_none(ApiKey.key_hash == _hash(key))
-    user = User.get_or_none(User.id == row.user_id) if row else None
+    row = (
+        ApiKey.select(ApiKey, User)
+        .join(User, on=(ApiKey.user_id == User.id), attr="user")
+        .where(ApiKey.key_hash == _hash(key))
+        .first()
+    )
+    user = row.user if row else None
     if user is None or (appname is not None and not hmac.compare_digest(appname, user.name)):
         raise Unauthenticated("unknown credentials")
+    t = now()
+    _refuse_dead(row, user, t)
+    _note_use(row, t)
     roles = {r.projectid: r.role for r in Role.select().where(Role.user_id == user.id)}
     name = f"{user.name}@app" if appname is not None else user.name
     return Principal(
-        name=name, user_id=user.id, admin=user.admin, roles=roles, via_app=appname is not None
+        name=name,
+        user_id=user.id,
+        admin=user.admin,
+        roles=roles,
+        via_app=appname is not None,
+        key_id=row.id,
     )
+
+
+def check_key(key_id):
+    """Raise Unauthenticated unless key ``key_id`` is still valid (for credentials derived
+    from a key, which must die with it)."""
+    row = (
+        ApiKey.select(ApiKey, User)
+        .join(User, on=(ApiKey.user_id == User.id), attr="user")
+        .where(ApiKey.id == key_id)
+        .first()
+    )
+    if row is None:
+        raise Unauthenticated("unknown credentials")
+    _refuse_dead(row, row.user, now())
+
+
+def _refuse_dead(row, user, t):
+    if row.revoked is not None:
+        raise Unauthenticated("credentials revoked")
+    if row.expires is not None and row.expires <= t:
+        raise Unauthenticated("credentials expired")
+    if user.disabled:
+        raise Unauthenticated("credentials of a disabled user")
+
+
+def _note_use(row, t):
+    """Record that key ``row`` was used at ``t``: one write per key per LAST_USE_EVERY at most."""
+    if row.last_used is not None and t - row.last_used < LAST_USE_EVERY:
+        return
+    stale = ApiKey.last_used.is_null() | (ApiKey.last_used <= t - LAST_USE_EVERY)
+    ApiKey.update(last_used=t).where(ApiKey.id == row.id, stale).execute()
 
 
 def require(principal, projectid, role):
