@@ -6,9 +6,11 @@ setup(
     description="Job platform for operations teams: scripts and file copies across fleets, "
     "run step by step through Ansible, with the OpenC3 JOB API.",
     python_requires=">=3.11",
-    # inventory_plugins/ holds Ansible plugin files (no __init__.py: Ansible loads them by
-    # path); it installs next to engine/, where engine.inventory looks for it.
-    packages=find_packages(include=["engine", "engine.*", "api", "api.*"]) + ["inventory_plugins"],
+    # The data folders install as top-level packages too; engine.resources finds them through
+    # importlib.resources. `opsjob doctor` reports other distributions with the same names.
+    packages=find_packages(include=["engine", "engine.*", "api", "api.*"])
+    + ["inventory_plugins", "playbooks_templates", "notebooks"],
+    package_data={"playbooks_templates": ["*.j2"], "notebooks": ["*.ipynb"]},
     install_requires=[
         "ansible-core>=2.19,<2.20",
         "ansible-runner==2.4.3",
@@ -34,6 +36,7 @@ setup(
             "nbclient>=0.10",  # runs notebooks/*.ipynb top to bottom in the tests
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            "wheel>=0.43",  # builds the wheel the install test puts into a fresh venv
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},

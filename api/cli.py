@@ -189,6 +189,18 @@ def cmd_serve(settings, args):
 EXPIRES = "when the key expires: 90d, 12h, 30m, 2w or YYYY-MM-DD (default: never)"
 
 
+def cmd_doctor(settings, args):
+    """Check the installation; print one line per check; exit 1 when one fails."""
+    from engine import doctor
+
+    failed = 0
+    for name, ok, detail in doctor.run(settings):
+        failed += not ok
+        print(f"{'ok  ' if ok else 'FAIL'}  {name:<11} {detail}", flush=True)
+    if failed:
+        raise SystemExit(1)
+
+
 def parser():
     p = argparse.ArgumentParser(prog="opsjob", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -253,6 +265,9 @@ def parser():
     padd.add_argument("id", type=int)
     padd.add_argument("name")
     padd.set_defaults(run=cmd_project_add)
+    doctor = sub.add_parser("doctor", help="check the installation, one line per check")
+    doctor.set_defaults(run=cmd_doctor)
+
     return p
 
 

@@ -23,12 +23,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from . import resources
 from .errors import Forbidden, InvalidInput
 from .playbook import HOST_NAME, VAR_NAME
 from .validate import Field
 
+# The child that parses sources imports this module: it needs the engine's parent on its path.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN_DIR = os.path.join(ROOT, "inventory_plugins")
+PLUGIN_DIR = resources.folder("inventory_plugins")
 SOURCE_PLUGIN = "opsjob"  # the inventory source for the shell, not a node group plugin
 OPEN_PLUGINS = ("node", "nodelist")  # their hosts' variables come from the machines only
 INLINE_KEYS = ("inventory", "pattern", "format")

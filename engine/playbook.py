@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 
 import jinja2
 
-from . import nodescripts
+from . import nodescripts, resources
 from .errors import InvalidInput
 from .nodescripts import KILL_AFTER, run_script  # noqa: F401  (part of the compile API)
 
-TEMPLATES = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "playbooks_templates"
-)
+TEMPLATES = resources.folder("playbooks_templates")
 
 # Names the runner relies on to read results back from events.
 SOURCE_PLAY = "opsjob source"
