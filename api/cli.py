@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from engine import auth, credentials, projects, schema, users
+from engine import auth, credentials, faults, projects, schema, users
 from engine.db import database, open_database
 from engine.errors import OpsjobError
 from engine.settings import Settings
@@ -124,6 +124,8 @@ def cmd_worker(settings, args):
     )
     _open(settings)
     huey = queue.configure(settings)
+    if hasattr(huey, "check"):  # Redis: say at once (one line) if it cannot be reached
+        huey.check()
     stop = threading.Event()
 
     def sweeper():  # lost tasks are found within seconds, not at the next minute tick
@@ -273,12 +275,19 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    settings = Settings.from_env()
+    settings = None
     try:
+        settings = Settings.from_env()
         args.run(settings, args)
     except OpsjobError as e:
         print(f"opsjob: {e.info}", file=sys.stderr)
         return 2
+    except Exception as e:  # a known kind of failure (database down, disk full) is one line
+        line = faults.startup_failure(e, settings or Settings())
+        if line is None:
+            raise
+        print(f"opsjob: {line}", file=sys.stderr)
+        return 1
     return 0
 
 

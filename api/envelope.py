@@ -1,10 +1,11 @@
 """The one response envelope, and the one mapping from errors to HTTP statuses."""
 
 import logging
+import sys
 
 import falcon
 
-from engine import errors
+from engine import errors, faults
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +16,8 @@ STATUS = {
     errors.NotFound: falcon.HTTP_404,
     errors.Conflict: falcon.HTTP_409,
     errors.TooLarge: falcon.HTTP_413,
+    errors.Unavailable: falcon.HTTP_503,
+    errors.InsufficientStorage: falcon.HTTP_507,
 }
 
 
@@ -33,6 +36,9 @@ def fail(resp, status, info):
 
 
 def handle_opsjob_error(req, resp, ex, params):
+    if isinstance(ex, errors.InsufficientStorage):
+        # The log file may sit on the full disk: say it on stderr as well.
+        print(f"opsjob: {req.method} {req.path}: {ex.info}", file=sys.stderr, flush=True)
     for cls in type(ex).__mro__:
         if cls in STATUS:
             return fail(resp, STATUS[cls], ex.info)
@@ -53,6 +59,10 @@ def handle_http_error(req, resp, ex, params):
 
 
 def handle_unexpected(req, resp, ex, params):
+    known = faults.translate(ex, detail=False)
+    if known is not None:
+        log.warning("%s %s: %s (%s)", req.method, req.path, known.info, faults.first_line(ex))
+        return handle_opsjob_error(req, resp, known, params)
     log.exception("unhandled error on %s %s", req.method, req.path)
     fail(resp, falcon.HTTP_500, "internal error; see the server log")
 

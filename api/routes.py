@@ -7,6 +7,7 @@ from . import (
     crontab,
     environment,
     fileserver,
+    health,
     jobs,
     nodegroup,
     nodeinfo,
@@ -48,4 +49,5 @@ GROUPS = [
     cmd,
     third,
     users,
+    health,
 ]

@@ -31,3 +31,11 @@ class Conflict(OpsjobError):
 
 class TooLarge(OpsjobError):
     """The request body or upload is over its limit."""
+
+
+class Unavailable(OpsjobError):
+    """A service opsjob depends on (the database, the queue) cannot be reached right now."""
+
+
+class InsufficientStorage(OpsjobError):
+    """A write failed because the disk (or the database's disk) is full."""

@@ -17,6 +17,7 @@ from peewee import fn
 from . import events, rundir
 from .clock import now
 from .db import database
+from .errors import Unavailable
 from .models import Subtask, Task
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 _settings = {"value": None}
 FINAL = ("success", "fail", "refuse")
 HEARTBEAT_POLL = 0.5
-STRANDED_AFTER = 60  # seconds an init task may wait for its queue message before a resend
 
 
 def settings():
@@ -133,27 +133,47 @@ def sweep():
     return len(lost)
 
 
+def stranded_after():
+    """Seconds a task may wait for its queue message before it is sent again: one lease."""
+    return max(1, int(settings().task_lease))
+
+
 def requeue_stranded():
-    """Queue again the tasks whose queue message was lost (say, the API died between storing
-    a task and queueing it). Only when nothing is queued: then a task still waiting for its
-    message cannot be behind others. Duplicates are harmless: a claim happens once."""
+    """Send again the tasks whose queue message was lost (say, the API died between storing a
+    task and queueing it, or the queue was down), whatever the queue's depth.
+
+    A second message is harmless: a claim happens once. Each task is sent at most once per
+    ``stranded_after()`` seconds, so a backlog is not multiplied: before its claim a task's
+    ``lease_until`` holds when it may be sent again, and one sweeper wins each resend.
+    """
     from . import queue
 
-    if queue.huey().pending_count():
+    outage = getattr(queue.huey(), "outage", None)
+    if outage is not None and outage.down:
         return []
-    old = datetime.datetime.now() - datetime.timedelta(seconds=STRANDED_AFTER)
+    delay = stranded_after()
+    epoch = time.time()
+    old = datetime.datetime.now() - datetime.timedelta(seconds=delay)
+    due = Task.lease_until.is_null() | (Task.lease_until < epoch)
+    woken = (Task.status == "waiting") & (Task.wake == 1)
+    new = (Task.status == "init") & (Task.mutex == "") & (Task.create_time < old)
+    resent = []
     with database.connection_context():
-        stranded = [
-            t.uuid
-            for t in Task.select(Task.uuid).where(
-                ((Task.status == "waiting") & (Task.wake == 1))
-                | ((Task.status == "init") & (Task.mutex == "") & (Task.create_time < old))
+        # A woken task has no wake time: the first sweep that sees it starts its clock.
+        Task.update(lease_until=epoch + delay).where(woken, Task.lease_until.is_null()).execute()
+        for task in Task.select(Task.uuid).where((woken | new) & due):
+            claim_resend = Task.update(lease_until=epoch + delay).where(
+                Task.uuid == task.uuid, woken | new, due
             )
-        ]
-    for uuid in stranded:
-        log.warning("task %s: its queue message was lost; queueing it again", uuid)
-        queue.enqueue_run(uuid)
-    return stranded
+            if not claim_resend.execute():
+                continue  # another sweeper sent it
+            log.warning("task %s: its queue message was lost; queueing it again", task.uuid)
+            try:
+                queue.enqueue_run(task.uuid)
+            except Unavailable:
+                break  # sent again once the queue is back and its delay passed
+            resent.append(task.uuid)
+    return resent
 
 
 class Heartbeat(threading.Thread):

@@ -284,7 +284,9 @@ class Task(BaseModel):
     # Engine bookkeeping, not part of OpenC3's shape:
     plan = TextField(default="")  # JSON snapshot of the steps, taken at the first claim
     wake = IntegerField(default=0)  # 1: a control call asked for a waiting task to resume
-    lease_until = DoubleField(null=True)  # epoch; a running task's worker renews it
+    # epoch; running: the lease its worker renews; init or woken: when a lost queue message
+    # may be sent again (see lifecycle.requeue_stranded)
+    lease_until = DoubleField(null=True)
     kill_by = CharField(max_length=100, default="")  # set by killtask, seen by the worker
     mutex_policy = CharField(max_length=10, default="fail")  # fail, skip or queue (v6)
 

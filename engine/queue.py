@@ -7,9 +7,12 @@ worker can pick up any task, and a lost message never loses a task (see ``requeu
 import importlib
 import os
 
-from huey import RedisHuey, SqliteHuey
+from huey import SqliteHuey
 
 from . import events
+from .errors import Unavailable
+from .faults import first_line, is_connection_error
+from .queueguard import GuardedRedisHuey
 
 # Modules that plug into the queue and the task events, loaded at start-up.
 EXTENSIONS = [
@@ -31,7 +34,7 @@ def configure(settings):
     from . import lifecycle, worker  # they import the queue to resume tasks; bind late
 
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
-        huey = RedisHuey("opsjob", url=settings.queue_url, results=False)
+        huey = GuardedRedisHuey("opsjob", settings.queue_url)
     else:
         os.makedirs(settings.home, exist_ok=True)
         huey = SqliteHuey("opsjob", filename=os.path.join(settings.home, "queue.db"), results=False)
@@ -52,7 +55,31 @@ def huey():
 
 
 def enqueue_run(uuid):
-    """Ask a worker to run (or resume) task ``uuid``."""
+    """Ask a worker to run (or resume) task ``uuid``.
+
+    Raise :class:`Unavailable` when the queue cannot be reached. The task is in the database
+    already; the sweep sends it again once the queue is back (see ``requeue_stranded``).
+    """
     if _state["run"] is None:
         raise RuntimeError("the queue is not configured; call engine.queue.configure(settings)")
-    _state["run"](uuid)
+    try:
+        _state["run"](uuid)
+    except Exception as exc:
+        if not is_connection_error(exc):
+            raise
+        raise Unavailable(
+            f"the queue is unreachable ({first_line(exc)}); task {uuid} is stored and "
+            "starts when the queue is back"
+        ) from None
+
+
+def ping():
+    """Raise :class:`Unavailable` unless the queue answers (used by readiness checks)."""
+    storage = huey().storage
+    try:
+        if isinstance(huey(), GuardedRedisHuey):
+            storage.conn.ping()
+        else:
+            storage.queue_size()
+    except Exception as exc:
+        raise Unavailable(f"queue: {first_line(exc)}") from None

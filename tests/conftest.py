@@ -12,6 +12,7 @@ from api.app import create_app
 from engine import auth, projects
 from engine.db import database
 from engine.settings import Settings
+from tests.faultparts import pg_url, redis_server  # noqa: F401  (fixtures: breakable parts)
 from tests.sshnodes import ssh_nodes  # noqa: F401  (session fixture: loopback SSH nodes)
 
 PG_ADMIN = os.environ.get("OPSJOB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
