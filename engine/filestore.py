@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
+from . import safetree
 from .clock import now
 from .errors import InvalidInput, TooLarge
 from .models import FileServer, database
@@ -113,9 +114,10 @@ def keep(settings, blob):
     """Move an incoming file into the store (a blob already there is simply reused)."""
     final = blob_path(settings, blob.sha256)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    if os.path.isfile(final):
+    try:  # a reused blob is fresh again: the prune (engine.retention) leaves it
+        os.utime(final)
         discard(blob)
-    else:
+    except FileNotFoundError:
         os.replace(blob.path, final)
     return final
 
@@ -171,17 +173,44 @@ def path_of(settings, projectid, name):
     return path if os.path.isfile(path) else None
 
 
+def staging_dir(settings, key):
+    """Return an empty directory for one pull into the store (``key`` names the task).
+
+    Pulled trees are kept out of the run dirs, whose sweep reads files by name.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key or ""):
+        raise ValueError(f"key: not a task uuid: {key!r}")
+    path = os.path.join(os.path.abspath(settings.home), "pulls", key)
+    shutil.rmtree(path, ignore_errors=True)  # what a failed attempt left behind
+    return path + "/"
+
+
 def store_pulled(settings, projectid, staging, user):
-    """Move the file an scp step pulled into ``staging`` into the project's store."""
+    """Move the file an scp step pulled into ``staging`` into the project's store.
+
+    The pulled tree came from a node, so it is read with :mod:`engine.safetree`: only a
+    regular file inside it is stored; links, devices and the like are skipped, and the
+    answer (the step's log line) names each one.
+    """
     try:
-        names = os.listdir(staging)
-        if len(names) != 1 or not os.path.isfile(os.path.join(staging, names[0])):
-            raise InvalidInput("sp: the file store keeps single files, not directories")
-        name = check_name("sp", names[0])
-        with open(os.path.join(staging, name), "rb") as f:
+        listing = safetree.scan(staging, recursive=False)
+        notes = listing.notes()
+        if len(listing.files) != 1 or listing.dirs:
+            if listing.dirs:
+                found = "a directory"
+            else:
+                found = "more than one file" if listing.files else "no regular file"
+            problem = f"sp: the file store keeps single files, and the source holds {found}"
+            raise InvalidInput("; ".join([problem] + notes))
+        name = check_name("sp", listing.files[0])
+        with safetree.open_file(staging, name) as f:
             blob = receive(settings, read_chunks(f), "sp", limit=float("inf"))
         keep(settings, blob)
         record(int(projectid), name, blob, user, user)
-        return f"stored {name} in the file store of project {projectid} for {user}"
+        return "\n".join(
+            notes + [f"stored {name} in the file store of project {projectid} for {user}"]
+        )
+    except safetree.Unsafe as e:
+        raise InvalidInput(f"sp: {e}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

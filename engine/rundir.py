@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 
-from . import playbook
+from . import playbook, safetree
 from .proctree import MARK
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
@@ -84,9 +84,9 @@ def sweep_orphans(workdir):
     removed = 0
     for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
         pdd = os.path.join(workdir, name)
-        try:
-            with open(os.path.join(pdd, OWNER)) as f:
-                pid = int(f.read().strip())
+        try:  # a pulled tree shares this folder: never follow what it may have put there
+            with safetree.open_path(os.path.join(pdd, OWNER)) as f:
+                pid = int(f.read(32).strip())
         except (OSError, ValueError):
             continue  # not a run dir, or one being created right now
         try:

@@ -14,7 +14,7 @@ from . import events, logs, mutex, runner, stepplan, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
-from .filestore import store_pulled
+from .filestore import staging_dir, store_pulled
 from .lifecycle import Heartbeat, claim, finish, park, settings, wake, worker_name
 from .models import HostResult, Job, PluginCmd, PluginScp, Subtask, Task
 from .steps import shape
@@ -346,7 +346,7 @@ class TaskRun:
         pid = self.task.projectid
         staging = None
         if step["kind"] == "scp" and step["dst_type"] == "fileserver":
-            staging = os.path.join(self.workdir, f"store-{self.task.uuid}") + "/"
+            staging = staging_dir(settings(), self.task.uuid)
         try:  # a node group whose inventory does not resolve, a credential that is gone
             plan = stepplan.plan_step(
                 pid,
