@@ -13,15 +13,16 @@ delivery per (task, status entry). Each entry into ``waiting`` is a new notifica
   the task field of that name (plain substitution, nothing is evaluated).
 
 Every attempt on every channel is a ``notify_log`` row. A channel whose receiver is down is
-retried with a doubling delay (2, 4, 8 ... seconds, ``OPSJOB_NOTIFY_RETRIES`` times); the
-task's ``notify`` flag ends as OpenC3 has it: 2 delivered, 3 delivery failed, 4 error. The
-task's own status never depends on its notifications.
+retried with a doubling delay (2, 4, 8 ... seconds, ``OPSJOB_NOTIFY_RETRIES`` times); a
+webhook that ``OPSJOB_WEBHOOK_ALLOW`` does not allow (checked again at each delivery) is
+``refused`` and not retried. The task's ``notify`` flag ends as OpenC3 has it: 2 delivered,
+3 delivery failed, 4 error or refused. The task's own status never depends on its notifications.
 """
 
 import logging
 import re
 
-from . import environment, events, notifiers
+from . import environment, events, notifiers, outbound
 from .clock import fmt
 from .db import database
 from .errors import NotFound
@@ -52,7 +53,7 @@ FIELDS = (
 )
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 RETRY_BASE = 2  # seconds before the first retry; doubled for each next one
-FLAG = {"ok": 2, "skipped": 2, "failed": 3, "error": 4}
+FLAG = {"ok": 2, "skipped": 2, "failed": 3, "refused": 4, "error": 4}
 LOG_FIELDS = (
     "id",
     "event",
@@ -70,6 +71,7 @@ _state = {"settings": None, "channels": [], "deliver": None}
 def register(huey, settings):
     """Load the channels; queue a delivery for every notified task status from now on."""
     _state["settings"] = settings
+    outbound.configure(settings.webhook_allow)
     _state["channels"] = notifiers.load(settings)
     _state["deliver"] = huey.task(name="opsjob.notify")(deliver)
     events.subscribe("task_changed", on_task_changed)
@@ -209,7 +211,7 @@ def _deliver(uuid, status, event):
         if channel.name == "email" and note.without_email:
             detail += "; no email address for: " + ", ".join(note.without_email)
         _record(task, event, status, channel.name, attempt, outcome, to, detail)
-        if outcome in ("failed", "error"):
+        if outcome in ("failed", "refused", "error"):
             log.warning("notification of task %s on %s: %s", uuid, channel.name, detail)
     if failed and attempt <= _state["settings"].notify_retries:
         return RETRY_BASE * 2 ** (attempt - 1)
@@ -225,6 +227,8 @@ def _send(channel, note, to):
         return "ok", channel.send(note)
     except notifiers.DeliveryFailed as e:
         return "failed", str(e)
+    except notifiers.Refused as e:
+        return "refused", str(e)
     except notifiers.NotifyError as e:
         return "error", str(e)
     except Exception as e:

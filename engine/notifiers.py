@@ -1,21 +1,24 @@
 """Notification channels: email over SMTP, SMS through an HTTP gateway, a project's webhook.
 
 Each channel takes a rendered :class:`Note` and delivers it, returning a short text for the
-delivery log, or raising :class:`DeliveryFailed` (the receiver is down or said no: retried)
+delivery log, or raising :class:`DeliveryFailed` (the receiver is down or said no: retried),
+:class:`Refused` (the webhook points where OPSJOB_WEBHOOK_ALLOW does not allow: not retried)
 or :class:`NotifyError` (the configuration is wrong: not retried). No secret (SMTP password,
-webhook path or query) is ever put into a message, the log or the delivery log.
+webhook path or query) is ever put into a message, the log or the delivery log, and an HTTP
+delivery records only its outcome (``ok: HTTP 200``, ``failed: HTTP 500``, ``failed:
+unreachable``), never the socket error that would tell an open port from a closed one.
 """
 
 import json
 import smtplib
 import socket
 import ssl
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import outbound
 
 TIMEOUT = 10
 
@@ -26,6 +29,10 @@ class DeliveryFailed(Exception):
 
 class NotifyError(Exception):
     """The channel is misconfigured; retrying cannot help."""
+
+
+class Refused(NotifyError):
+    """The destination is not allowed (OPSJOB_WEBHOOK_ALLOW); retrying cannot help."""
 
 
 @dataclass
@@ -71,31 +78,25 @@ def check_http_url(url, what):
         raise NotifyError(f"{what}: must be an http:// or https:// URL")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # a redirect is answered as the failure it is, never followed
+def post_json(url, body, what, trusted=False):
+    """POST ``body`` as JSON to ``url``; return ``ok: HTTP <code>`` or raise.
 
-
-def post_json(url, body, what):
-    """POST ``body`` as JSON to ``url``; return ``HTTP <code>`` or raise DeliveryFailed."""
+    Unless ``trusted`` (an admin-set URL), the destination must be allowed by
+    OPSJOB_WEBHOOK_ALLOW. A redirect is a failure, never followed.
+    """
     check_http_url(url, what)
     data = json.dumps(body, ensure_ascii=False).encode()
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "opsjob"},
-    )
-    opener = urllib.request.build_opener(_NoRedirect)
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "opsjob"}
     try:
-        with opener.open(req, timeout=TIMEOUT) as resp:
-            resp.read(1024)
-            return f"HTTP {resp.status} from {safe_url(url)}"
-    except urllib.error.HTTPError as e:
-        raise DeliveryFailed(f"HTTP {e.code} from {safe_url(url)}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DeliveryFailed(f"{safe_url(url)} unreachable: {reason}") from None
+        status = outbound.post(url, data, headers, TIMEOUT, trusted=trusted)
+    except outbound.Refused:
+        raise Refused("refused: not an allowed destination (OPSJOB_WEBHOOK_ALLOW)") from None
+    except outbound.Unreachable:
+        raise DeliveryFailed("failed: unreachable") from None
+    if 200 <= status < 300:
+        return f"ok: HTTP {status}"
+    moved = " (redirects are not followed)" if 300 <= status < 400 else ""
+    raise DeliveryFailed(f"failed: HTTP {status}{moved}")
 
 
 # -- channels ----------------------------------------------------------------------------------
@@ -222,7 +223,9 @@ class Sms:
     def send(self, note):
         if not self.url:
             raise NotifyError("OPSJOB_SMS_WEBHOOK is not set")
-        return post_json(self.url, {"to": note.names, "text": note.sms}, "OPSJOB_SMS_WEBHOOK")
+        body = {"to": note.names, "text": note.sms}
+        # admin configuration, not user input: called as set (see OPSJOB_WEBHOOK_ALLOW)
+        return post_json(self.url, body, "OPSJOB_SMS_WEBHOOK", trusted=True)
 
 
 class Webhook:

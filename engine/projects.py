@@ -1,5 +1,6 @@
 """Projects: the unit of isolation. Project 0 holds what every project shares."""
 
+from . import outbound
 from .clock import now
 from .errors import Conflict, InvalidInput, NotFound
 from .listing import as_dict
@@ -48,10 +49,7 @@ def update_project(projectid, params, user):
     if values["name"] is None and values["status"] is None and values["webhook"] is None:
         raise InvalidInput("status: is required")
     if values["webhook"]:
-        try:
-            check_http_url(values["webhook"], "webhook")
-        except NotifyError as e:
-            raise InvalidInput(str(e)) from None
+        check_webhook(values["webhook"])
     if values["webhook"] is not None:
         row.webhook = values["webhook"]
     if values["name"] is not None:
@@ -61,6 +59,20 @@ def update_project(projectid, params, user):
     row.edit_user, row.edit_time = user, now()
     row.save()
     return True
+
+
+def check_webhook(url):
+    """Raise InvalidInput unless ``url`` is an http(s) URL whose every address
+    OPSJOB_WEBHOOK_ALLOW allows (delivery checks again, in case DNS changes)."""
+    try:
+        check_http_url(url, "webhook")
+        outbound.check(url)
+    except NotifyError as e:
+        raise InvalidInput(str(e)) from None
+    except outbound.Refused as e:
+        raise InvalidInput(f"webhook: {e} (OPSJOB_WEBHOOK_ALLOW)") from None
+    except outbound.Unreachable as e:
+        raise InvalidInput(f"webhook: {e}") from None
 
 
 def ensure_demo(user):

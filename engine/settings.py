@@ -116,7 +116,18 @@ class Settings:
         metadata={
             "env": "OPSJOB_SMS_WEBHOOK",
             "doc": "HTTP(S) URL of an SMS gateway: notifications are POSTed to it as JSON "
-            '`{"to": [names], "text": "..."}`. Empty means no SMS.',
+            '`{"to": [names], "text": "..."}`. Empty means no SMS. Admin configuration: '
+            "called as set, `OPSJOB_WEBHOOK_ALLOW` does not apply.",
+        },
+    )
+    webhook_allow: str = field(
+        default="public",
+        metadata={
+            "env": "OPSJOB_WEBHOOK_ALLOW",
+            "doc": "Where project webhooks may point, comma separated: `public` (any globally "
+            "routable address), addresses or CIDRs (`10.20.0.0/16`), host patterns "
+            "(`*.chat.example.com`: that name whatever it resolves to). Checked on every "
+            "address a name resolves to, on save and on each delivery.",
         },
     )
     notify_retries: int = field(
@@ -158,16 +169,7 @@ class Settings:
                 if f.type in (bool, "bool"):
                     values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
                     continue
-                if f.type in (int, "int"):
-                    try:
-                        raw = int(raw)
-                    except ValueError:
-                        from .errors import InvalidInput
-
-                        raise InvalidInput(
-                            f"{f.metadata['env']}: must be an integer, not {raw!r}"
-                        ) from None
-                values[f.name] = raw
+                values[f.name] = int(raw) if f.type in (int, "int") else raw
         values.update(overrides)
         return cls(**values)
 

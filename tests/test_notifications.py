@@ -32,6 +32,7 @@ from tests.conftest import Api
 from tests.httpclient import free_port
 from tests.test_run import cmd, unique
 
+LOOPBACK = "127.0.0.0/8"
 SMTP_USER, SMTP_PASSWORD = "notifier", "s3cret-Pass-42"
 TITLE = "[${projectname}] ${name} ${status}\nthis second line is never used"
 CONTENT = (
@@ -120,9 +121,9 @@ def test_project_webhook_is_http_only_and_never_shown(api):
     for bad in ("ftp://chat.example.com/x", "https://", "javascript:alert(1)", "http://a b"):
         r = api.post("/project/1", json={"webhook": bad})
         assert r.status_code == 400 and r.json["info"].startswith("webhook"), (bad, r.text)
-    api.ok("POST", "/project/1", json={"webhook": "https://chat.example.com:8443/hooks/T0K3N?k=v"})
+    api.ok("POST", "/project/1", json={"webhook": "https://93.184.215.14:8443/hooks/T0K3N?k=v"})
     shown = api.ok("GET", "/project/1")["webhook"]
-    assert shown == "https://chat.example.com:8443/..." and "T0K3N" not in shown
+    assert shown == "https://93.184.215.14:8443/..." and "T0K3N" not in shown
     api.ok("POST", "/project/1", json={"webhook": ""})
     assert api.ok("GET", "/project/1")["webhook"] == ""
 
@@ -130,8 +131,8 @@ def test_project_webhook_is_http_only_and_never_shown(api):
 class Receiver:
     """A real HTTP server on loopback that records JSON POSTs (or answers 503 when told)."""
 
-    def __init__(self):
-        self.posts, self.answer = [], 200
+    def __init__(self, host="127.0.0.1", port=0):
+        self.posts, self.answer, self.headers = [], 200, {}
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -139,13 +140,15 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.posts.append((self.path, self.headers["Content-Type"], json.loads(body)))
                 self.send_response(outer.answer)
+                for name, value in outer.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
 
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -161,7 +164,8 @@ def receiver():
 
 
 def test_a_failing_receiver_is_retried_with_backoff_then_recorded(settings, receiver):
-    api = Api(create_app(dataclasses.replace(settings, notify_retries=2)))
+    app = create_app(dataclasses.replace(settings, notify_retries=2, webhook_allow=LOOPBACK))
+    api = Api(app)
     api.ok("POST", "/project/1", json={"webhook": receiver.url + "/hook"})
     receiver.answer = 503
     task = add_task("down00000001")
@@ -181,7 +185,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_recorded(settings, rece
         ("webhook", 2, "failed"),
         ("webhook", 3, "failed"),
     ]
-    assert rows[0].detail == f"HTTP 503 from {receiver.url}/..."
+    assert rows[0].detail == "failed: HTTP 503"
     assert len(receiver.posts) == 3
     receiver.answer = 200  # a new event delivers again; the flag follows the latest event
     notifications.deliver(task.uuid, "success", "ev2")
@@ -308,6 +312,7 @@ def cluster(ssh_nodes, smtp, http_receiver):
         OPSJOB_SMTP_URL=smtp.url,
         OPSJOB_SMS_WEBHOOK=http_receiver.url + "/sms",
         OPSJOB_NOTIFY_RETRIES="2",
+        OPSJOB_WEBHOOK_ALLOW=LOOPBACK,  # the receivers are on loopback, refused by default
         OPSJOB_LOG_LEVEL="INFO",
     )
     c.run("project", "add", "1", "notified")
@@ -529,6 +534,6 @@ def test_a_receiver_that_is_down_is_retried_then_failed(cluster, ssh_nodes):
         ("webhook", 2, "failed"),
         ("webhook", 3, "failed"),
     ]
-    assert "unreachable" in rows[2]["detail"] and "nobody-listens" not in rows[2]["detail"]
+    assert rows[2]["detail"] == "failed: unreachable"  # not the socket error
     task = wait_for(lambda: (t := c.ok("GET", f"/task/2/{uuid}")["data"])["notify"] == 3 and t)
     assert task["status"] == "success"
