@@ -10,7 +10,7 @@ access to the machines, and every command also shows up in the task history.
 import time
 
 from . import control, nodes, tasks
-from .errors import Forbidden
+from .errors import Forbidden, InvalidInput
 from .listing import DATE, as_dict, paged, time_range
 from .models import CmdLog, Task
 from .validate import NO_CONTROL, NODES, Field, check
@@ -45,7 +45,10 @@ def run(projectid, params, principal, wait_grace=WAIT_GRACE):
     """
     values = check(params, RUN)
     names = nodes.split(values["node"])
-    refused = nodes.resolve(projectid, "builtin", ",".join(names), {}).refused
+    try:
+        refused = nodes.resolve(projectid, "builtin", ",".join(names), {}).refused
+    except InvalidInput as e:  # a host of a group the project may not reach, a credential gone
+        raise Forbidden(f"node: {e.info}") from None
     if refused:
         raise Forbidden(f"node: not machines of project {projectid}: {','.join(refused)}")
     CmdLog.create(

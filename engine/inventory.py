@@ -140,6 +140,9 @@ class GroupHosts:
 
     hosts: list = field(default_factory=list)
     error: str = ""
+    # names of hosts that resolved but that the project may not reach (engine.reach); error
+    # says why
+    refused: list = field(default_factory=list)
 
 
 def resolve(groups, machines, timeout=None):

@@ -4,7 +4,7 @@ import json
 import re
 
 from . import credentials, inventory, nodes
-from .errors import InvalidInput
+from .errors import Forbidden, InvalidInput
 from .listing import as_dict, common_filters, paged
 from .models import Job, Nodegroup, PluginCmd, PluginScp, database
 from .records import in_project, save, soft_delete, unique
@@ -19,6 +19,7 @@ NODEGROUP = {
     "name": Field(required=True, max_len=100, allow_empty=False),
     "plugin": Field(required=True, pattern=PLUGIN, max_len=100, allow_empty=False),
     "params": Field(object),
+    "reach_any": Field(bool, default=False),
 }
 LIST_FILTERS = {
     "plugin": Field(pattern=PLUGIN, max_len=100),
@@ -145,6 +146,7 @@ def get_nodegroup(projectid, group_id):
         "jobname": _users(projectid, [row.id]).get(row.id, ""),
         "params": json.loads(row.params),
         "credential": row.credential,
+        "reach_any": bool(row.reach_any),
     }
 
 
@@ -152,11 +154,20 @@ def save_nodegroup(projectid, params, user, group_id=None, admin=False):
     """Create a node group, or edit one of the project's; return its id.
 
     Only an ``admin`` may save a group whose inventory source is a path, a script, a plugin
-    config or trusted text. ``credential`` names the credential (of this project or of
-    project 0) its hosts log in with.
+    config or trusted text, and only such a group may an admin mark ``reach_any``: its hosts
+    may then be outside the project's machines. ``credential`` names the credential (of this
+    project or of project 0) its hosts log in with.
     """
     values = check(params, NODEGROUP)
     inventory.check_group(values["plugin"], values["params"], admin)
+    if values["reach_any"]:
+        if not admin:
+            raise Forbidden("reach_any: only an admin may let a node group reach other hosts")
+        if not inventory.privileged(values["plugin"], values["params"]):
+            raise InvalidInput(
+                "reach_any: only a group that only an admin may save (a path, a script, "
+                "trusted text or an admin plugin) may reach hosts outside the machine list"
+            )
     values["params"] = _encode(values["params"])
     values["credential"] = credentials.check_usable(projectid, params.get("credential"))
     with database.atomic(), unique("name", values["name"]):
@@ -172,7 +183,7 @@ def nodelist(projectid, group_id, params):
     group = _find(projectid, group_id)
     result = nodes.group_hosts(projectid, [group])[group.id]
     if result.error:
-        raise InvalidInput("params: " + nodes.group_problem(group, result.error))
+        raise InvalidInput("params: " + nodes.group_problem(group, result))
     if not values["hostvars"]:
         return [name for name, _ in result.hosts]
     return {

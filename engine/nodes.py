@@ -3,8 +3,10 @@
 A node belongs to a project when it is one of its machines (a nodelist row of the project or
 of project 0, by name, inner or outer IP) or a host of one of the project's node groups.
 Groups resolve through the inventory plugins (engine.inventory), so a step runs on the hosts,
-with the variables, that the group's inventory gives. A host logs in with the credential of
-its group, else of its machine, else as the worker's own SSH configuration says.
+with the variables, that the group's inventory gives; every such host must connect to one of
+the project's machines (engine.reach), unless an admin marked its group ``reach_any``. A host
+logs in with the credential of its group, else of its machine, else as the worker's own SSH
+configuration says.
 """
 
 import json
@@ -12,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from . import credentials, inventory
+from . import credentials, inventory, reach
 from .errors import InvalidInput
 from .models import Nodegroup, Nodelist
 from .playbook import Host
@@ -92,20 +94,44 @@ def live_groups(projectid):
 
 def group_hosts(projectid, groups=None):
     """Resolve node groups of ``projectid`` (default: all of them) through their inventory
-    plugins, in one go; return ``{group id: inventory.GroupHosts}``."""
+    plugins, in one go; return ``{group id: inventory.GroupHosts}``.
+
+    A group with a host the project may not reach (engine.reach) gets no hosts, the names of
+    all of them in ``refused``, and the first such host's problem as its error.
+    """
     groups = live_groups(projectid) if groups is None else groups
     if not groups:
         return {}
+    rows = machine_rows(projectid)
     found = inventory.resolve(
         [{"key": str(g.id), "plugin": g.plugin, "params": json.loads(g.params)} for g in groups],
-        _plugin_machines(machine_rows(projectid)),
+        _plugin_machines(rows),
     )
-    return {int(key): result for key, result in found.items()}
+    own = reach.Machines(
+        projectid,
+        [{"name": r.name, "inip": r.inip, "exip": r.exip, "vars": machine_vars(r)} for r in rows],
+    )
+    out = {}
+    for group in groups:
+        result = found[str(group.id)]
+        if not result.error and not group.reach_any:
+            problem = next(
+                filter(None, (own.problem(name, hostvars) for name, hostvars in result.hosts)),
+                None,
+            )
+            if problem:
+                result = inventory.GroupHosts(
+                    error=problem, refused=[name for name, _ in result.hosts]
+                )
+        out[group.id] = result
+    return out
 
 
-def group_problem(group, error):
-    """Say why ``group`` does not resolve."""
-    return f"node group {group.name!r} (id {group.id}) cannot be resolved: {error}"
+def group_problem(group, result):
+    """Say why ``group`` (resolved to ``result``, an inventory.GroupHosts) gives no hosts."""
+    if result.refused:
+        return f"node group {group.name!r} (id {group.id}) is refused: {result.error}"
+    return f"node group {group.name!r} (id {group.id}) cannot be resolved: {result.error}"
 
 
 def _connection(hostvars):
@@ -163,9 +189,9 @@ def resolve(projectid, kind, text, values):
             return Resolution([], [f"group {text}"])
         result = group_hosts(projectid, [group])[group.id]
         if result.error:
-            raise InvalidInput(group_problem(group, result.error))
+            raise InvalidInput(group_problem(group, result))
         index = machines(projectid)
-        # Members of the project's own group belong to it by definition.
+        # group_hosts checked that every host connects to a machine of the project
         return Resolution(
             [
                 logins.host(
@@ -186,7 +212,9 @@ def resolve(projectid, kind, text, values):
         if row is not None:
             hosts.append(logins.host(name, machine_vars(row), row.credential))
         elif name in in_groups:
-            group, hostvars = in_groups[name]
+            group, result, hostvars = in_groups[name]
+            if result.refused:
+                raise InvalidInput(group_problem(group, result))
             hosts.append(logins.host(name, hostvars, group.credential))
         else:
             refused.append(name)
@@ -194,12 +222,15 @@ def resolve(projectid, kind, text, values):
 
 
 def _group_index(projectid):
-    """Map every host name of the project's groups that resolve to ``(group, vars)``; the
-    oldest group naming a host wins."""
+    """Map every host name of the project's groups to ``(group, inventory.GroupHosts, vars)``:
+    the oldest group that may run on it, else the oldest that named it but was refused."""
     groups = live_groups(projectid)
     found = group_hosts(projectid, groups)
     index = {}
     for group in groups:
         for name, hostvars in found[group.id].hosts:
-            index.setdefault(name, (group, hostvars))
+            index.setdefault(name, (group, found[group.id], hostvars))
+    for group in groups:
+        for name in found[group.id].refused:
+            index.setdefault(name, (group, found[group.id], {}))
     return index

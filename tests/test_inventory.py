@@ -261,8 +261,8 @@ def test_nodelist_route_and_hostvars(api, tmp_path):
         "all:\n  hosts:\n    h1: {ansible_host: 10.0.0.5, ansible_password: s3cret, "
         "ansible_become_password: s3cret2}\n    h2: {ansible_port: 2222}\n",
     )
-    gid = api.post("/nodegroup/1", json={"name": "g", "plugin": "ansible", "params": source})
-    gid = gid.json["id"]
+    body = {"name": "g", "plugin": "ansible", "params": source, "reach_any": True}
+    gid = api.post("/nodegroup/1", json=body).json["id"]
     assert api.ok("GET", f"/nodegroup/1/{gid}/nodelist") == ["h1", "h2"]
     r = api.get(f"/nodegroup/1/{gid}/nodelist", params={"hostvars": "1"})
     assert r.json["data"] == {"h1": {"ansible_host": "10.0.0.5"}, "h2": {"ansible_port": 2222}}
@@ -316,6 +316,7 @@ def test_steps_resolve_groups_and_their_hosts(api, tmp_path):
     """A builtin node list may name hosts of the project's groups; a broken group fails."""
     with database.connection_context():
         Nodelist.create(projectid=1, name="m1", inip="10.0.0.1")
+        Nodelist.create(projectid=1, name="m2", inip="10.0.3.1", hostvars='{"ansible_port": 2200}')
         group = Nodegroup.create(
             projectid=1,
             name="g",
@@ -358,7 +359,12 @@ def cluster(ssh_nodes, tmp_path_factory):
     c.group = c.ok(
         "POST",
         f"/nodegroup/{PID}",
-        {"name": "web", "plugin": "ansible", "params": {"path": c.ini, "pattern": "web:&prod"}},
+        {
+            "name": "web",
+            "plugin": "ansible",
+            "params": {"path": c.ini, "pattern": "web:&prod"},
+            "reach_any": True,
+        },
     )["id"]
     yield c
     c.close()

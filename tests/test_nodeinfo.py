@@ -19,14 +19,37 @@ def setup_machines(api, broken=False):
             projectid=1,
             name="inline",
             plugin="ansible",
-            params=json.dumps({"inventory": "[a]\napp1 ansible_host=10.0.5.1\napp2\nweb1\n"}),
+            params=json.dumps(
+                {"inventory": "[a]\napp1 ansible_host=10.0.0.2\napp2 ansible_host=8.8.8.8\nweb1\n"}
+            ),
         )
-        Nodegroup.create(projectid=1, name="list", plugin="node", params=json.dumps("db9,web2"))
+        Nodegroup.create(projectid=1, name="list", plugin="node", params=json.dumps("web2"))
+        # an admin's group may reach hosts outside the machine list
+        Nodegroup.create(
+            projectid=1,
+            name="vouched",
+            plugin="ansible",
+            params=json.dumps({"inventory": "[a]\ndb9\n", "trusted": True}),
+            reach_any=True,
+        )
+        # a group that reaches another project's machine gives no hosts
+        Nodegroup.create(
+            projectid=1,
+            name="sneaky",
+            plugin="ansible",
+            params=json.dumps({"inventory": "[a]\nx1 ansible_host=10.0.9.9\n"}),
+        )
         if broken:
             Nodegroup.create(
                 projectid=1, name="broken", plugin="ansible", params=json.dumps("/nope")
             )
-        Nodegroup.create(projectid=2, name="other", plugin="node", params=json.dumps("x9"))
+        Nodegroup.create(
+            projectid=2,
+            name="other",
+            plugin="ansible",
+            params=json.dumps({"inventory": "[a]\nx9\n", "trusted": True}),
+            reach_any=True,
+        )
 
 
 def test_machines_of_a_project(api):
@@ -37,8 +60,8 @@ def test_machines_of_a_project(api):
         "web1": ("extend", "10.0.0.1", ""),
         "web2": ("extend", "10.0.0.2", "1.2.3.4"),
         "shared": ("extend", "", "8.8.8.8"),
-        "app1": ("nodegroup", "10.0.5.1", ""),
-        "app2": ("nodegroup", "", ""),
+        "app1": ("nodegroup", "10.0.0.2", ""),
+        "app2": ("nodegroup", "", "8.8.8.8"),
         "db9": ("nodegroup", "", ""),
     }
     assert api.ok("GET", "/nodeinfo/1/count") == {"node": 6}
@@ -50,9 +73,9 @@ def test_check_names_the_foreign_nodes(api):
     setup_machines(api)
     assert api.ok("GET", "/nodeinfo/1/check", params={"node": "web1,10.0.0.2,1.2.3.4"}) is None
     # project 0's machines and the groups' hosts (and their addresses) belong too
-    assert api.ok("GET", "/nodeinfo/1/check", params={"node": "8.8.8.8,app1,10.0.5.1,db9"}) is None
-    r = api.get("/nodeinfo/1/check", params={"node": "web1,theirs,10.0.9.9,x9,gone,nope"})
-    assert r.status_code == 200 and r.json["data"] == "theirs,10.0.9.9,x9,gone,nope"
+    assert api.ok("GET", "/nodeinfo/1/check", params={"node": "8.8.8.8,app1,10.0.0.2,db9"}) is None
+    r = api.get("/nodeinfo/1/check", params={"node": "web1,theirs,10.0.9.9,x9,x1,gone,nope"})
+    assert r.status_code == 200 and r.json["data"] == "theirs,10.0.9.9,x9,x1,gone,nope"
     assert api.ok("GET", "/nodeinfo/0/check", params={"node": "anything"}) is None
     for bad in ({}, {"node": ""}, {"node": "a b"}, {"node": "a;b"}):
         r = api.get("/nodeinfo/1/check", params=bad)
