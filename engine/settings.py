@@ -169,7 +169,16 @@ class Settings:
                 if f.type in (bool, "bool"):
                     values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
                     continue
-                values[f.name] = int(raw) if f.type in (int, "int") else raw
+                if f.type in (int, "int"):
+                    try:
+                        raw = int(raw)
+                    except ValueError:
+                        from .errors import InvalidInput
+
+                        raise InvalidInput(
+                            f"{f.metadata['env']}: must be an integer, not {raw!r}"
+                        ) from None
+                values[f.name] = raw
         values.update(overrides)
         return cls(**values)
 
