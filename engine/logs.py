@@ -1,13 +1,20 @@
 """Run logs, stored in the database as ordered chunks so any API node can serve them."""
 
+import logging
+import sys
 import threading
 import time
 
 from peewee import fn
 
+from .faults import first_line, is_disk_full
 from .models import LogChunk, Task, database
 
-FLUSH_SECONDS = 0.5
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.5  # a line is stored within this long, by a timer if nothing else writes
+HELD_CHARS = 4 * 1024 * 1024  # held in memory while the disk is full; later lines are counted
+STALLED_RETRY = 1.0  # seconds between two tries to store held lines on a full disk
 FLUSH_BYTES = 32 * 1024
 MAX_LOG_CHARS = 20 * 1024 * 1024  # per task; beyond it lines are dropped with a notice
 READ_LIMIT = 256 * 1024
@@ -20,6 +27,10 @@ class LogWriter:
     def __init__(self, taskuuid):
         self.taskuuid = taskuuid
         self.lock = threading.Lock()
+        self.flushing = threading.Lock()  # one flush at a time: chunks land in offset order
+        self.timer = None
+        self.stalled = False  # the last write found the disk full
+        self.dropped = 0  # lines not kept while the disk was full
         self.buffer = []
         self.size = 0
         self.last_flush = time.monotonic()
@@ -38,6 +49,9 @@ class LogWriter:
         if not text:
             return
         with self.lock:
+            if self.stalled and self.size + len(text) > HELD_CHARS:
+                self.dropped += text.count("\n") or 1
+                return
             if self.offset + self.size + len(text) > MAX_LOG_CHARS:
                 if self.truncated:
                     return
@@ -48,21 +62,67 @@ class LogWriter:
             due = self.size >= FLUSH_BYTES or time.monotonic() - self.last_flush >= FLUSH_SECONDS
         if due:
             self.flush()
+        else:
+            self._later(FLUSH_SECONDS)
 
     def line(self, text):
         self.write(text.rstrip("\n") + "\n")
 
     def flush(self):
-        """Write what is buffered as one chunk."""
-        with self.lock:
-            if not self.buffer:
+        """Write what is buffered as one chunk. On a full disk keep it (up to HELD_CHARS) and
+        try again every STALLED_RETRY seconds; any other failure is raised."""
+        with self.flushing:
+            with self.lock:
+                if not self.buffer and not self.dropped:
+                    return
+                held, dropped = "".join(self.buffer), self.dropped
+                notice = f"[{dropped} log line(s) not stored: the disk was full]\n"
+                text = held + (notice if dropped else "")
+                self.buffer, self.size, self.dropped = [], 0, 0
+                offset = self.offset
+                self.offset += len(text)
+                self.last_flush = time.monotonic()
+            try:
+                with database.connection_context():
+                    LogChunk.create(taskuuid=self.taskuuid, offset=offset, text=text)
+            except Exception as exc:
+                with self.lock:  # put it back in front of what came meanwhile
+                    self.buffer.insert(0, held)
+                    self.size += len(held)
+                    self.dropped += dropped
+                    self.offset = offset
+                if not is_disk_full(exc):
+                    raise
+                self._stall(exc)
                 return
-            text, self.buffer, self.size = "".join(self.buffer), [], 0
-            offset = self.offset
-            self.offset += len(text)
-            self.last_flush = time.monotonic()
-        with database.connection_context():
-            LogChunk.create(taskuuid=self.taskuuid, offset=offset, text=text)
+            if self.stalled:
+                self.stalled = False
+                log.warning("task %s: log lines are stored again", self.taskuuid)
+
+    def _stall(self, exc):
+        if not self.stalled:
+            self.stalled = True
+            message = f"task {self.taskuuid}: log lines held in memory: {first_line(exc)}"
+            log.warning("%s", message)
+            print(f"opsjob: {message}", file=sys.stderr, flush=True)  # the log may be on it
+        self._later(STALLED_RETRY)
+
+    def _later(self, seconds):
+        """Flush in ``seconds`` from a timer thread, unless one is already due."""
+        with self.lock:
+            if self.timer is not None:
+                return
+            self.timer = timer = threading.Timer(seconds, self._tick)
+            timer.daemon = True
+        timer.start()
+
+    def _tick(self):
+        with self.lock:
+            self.timer = None
+        try:
+            self.flush()
+        except Exception:
+            log.exception("task %s: storing log lines failed", self.taskuuid)
 
 
 def read(taskuuid, offset=0, limit=READ_LIMIT):
