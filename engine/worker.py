@@ -262,11 +262,13 @@ class TaskRun:
             self.failure = "node not in project: " + ",".join(refused)
             return "failed"
         compiled = self._compile(plan["make"], targets)
+        self.logged_hosts = set()
         outcome = runner.execute(
             compiled,
             self.workdir,
             settings(),
             on_log=self._ansible_log,
+            on_host_result=self._host_ended,
             should_cancel=self.cancel.is_set,
         )
         rows = []
@@ -276,7 +278,8 @@ class TaskRun:
                     step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout, r.stderr or r.msg
                 )
             )
-            self._log_host(name, r)
+            if name not in self.logged_hosts:  # hosts that ended without a result of their own
+                self._log_host(name, r)
         if rows:
             HostResult.insert_many(rows).execute()
         events.emit("step_finished", self.task, step, outcome)
@@ -332,7 +335,16 @@ class TaskRun:
         }
 
     def _ansible_log(self, text):
-        pass  # per-host output is logged once each host ends (grouped, as OpenC3 shows it)
+        pass  # per-host output is logged as each host ends (grouped, as OpenC3 shows it)
+
+    def _host_ended(self, r):
+        """Log a host's output as soon as it ends, so a long step on many hosts shows progress."""
+        try:
+            self._log_host(r.host, r)
+        except Exception:  # never stop a run for its log: the host is logged at the end
+            log.exception("task %s: logging host %s failed", self.task.uuid, r.host)
+            return
+        self.logged_hosts.add(r.host)
 
     def _log_host(self, name, r):
         head = f"--- {name} [{r.status}" + (f" rc={r.rc}" if r.rc is not None else "") + "]"
