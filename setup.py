@@ -16,6 +16,13 @@ setup(
         "ansible-runner==2.4.3",
         "falcon==4.4.0",
         "gunicorn>=23",
+        # gunicorn runs uvicorn's event loop (uvicorn-worker); a2wsgi runs the Falcon WSGI
+        # app on threads; websockets serves the live log and terminal sockets.
+        "uvicorn>=0.35",
+        "uvicorn-worker>=0.3",
+        "httptools>=0.6",
+        "a2wsgi>=1.10",
+        "websockets>=13",
         "peewee==4.5.3",
         "huey==3.5.4",
         "psycopg[binary]>=3.2",

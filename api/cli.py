@@ -172,18 +172,22 @@ def cmd_serve(settings, args):
     _open(settings)
     from gunicorn.app.base import BaseApplication
 
+    # Gunicorn manages the processes; each runs uvicorn's event loop, which reads requests
+    # asynchronously (a slow client holds no thread) and serves the websockets on the same
+    # port. The Falcon app runs on a thread pool behind a2wsgi (api.asgi).
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("worker_class", "api.asgi.Worker")
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("timeout", 120)
+            self.cfg.set("graceful_timeout", 10)
 
         def load(self):
-            from .app import create_app
+            from .asgi import create_asgi_app
 
-            return create_app(settings)
+            return create_asgi_app(settings)
 
     Server().run()
 

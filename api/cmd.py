@@ -1,10 +1,14 @@
 """/cmd: the command console (a page, and the call each typed command makes) and its log."""
 
-from engine import auth, console
+import falcon
+
+from engine import auth, console, tickets
 
 from .access import requires
 from .envelope import ok
 from .params import params
+from .sockets import request_key
+from .terminal_page import TERMINAL_PAGE
 
 # The page holds no project data: it reads the nodes and account from its own query string
 # and the API key from its fragment (``#key=``, never sent to a server), and every command it
@@ -49,8 +53,15 @@ document.getElementById("prompt").addEventListener("submit", async (event) => {
   try {
     const r = await fetch(location.pathname, {method: "POST", headers,
       body: JSON.stringify({node, sudo, cmd})});
-    const body = await r.json();
+    let body = await r.json();
     if (!body.stat) { block.append(text("pre", body.info, "err")); return; }
+    // The command runs on a worker: follow it until every node has answered.
+    while (!body.data.done) {
+      await new Promise((ok) => setTimeout(ok, 300));
+      const polled = await fetch(location.pathname + "/result/" + body.data.uuid, {headers});
+      body = await polled.json();
+      if (!body.stat) { block.append(text("pre", body.info, "err")); return; }
+    }
     for (const n of body.data.nodes) {
       const head = n.node + " [" + n.status + (n.rc === null ? "" : " rc=" + n.rc) + "]";
       const box = document.createElement("div");
@@ -76,17 +87,56 @@ class Console:
     @requires("public")
     def on_get(self, req, resp, projectid):
         """Open the console page for `node` as `sudo` (give the key as `#key=` in the page
-        URL); a caller that sends a key must hold read on the project."""
+        URL); with `bash=1`, an interactive terminal on that one machine. A caller that
+        sends a key must hold read on the project."""
         if req.context.principal is not None:
             auth.require(req.context.principal, projectid, "read")
         resp.content_type = "text/html; charset=utf-8"
-        resp.text = CONSOLE_PAGE
+        resp.text = TERMINAL_PAGE if req.get_param("bash") == "1" else CONSOLE_PAGE
 
     @requires("write")
     def on_post(self, req, resp, projectid):
-        """Run a command on nodes of the project: node (comma list), sudo, cmd, timeout
-        (at most 60 s); answers each node's status, exit code and output."""
+        """Queue a command on nodes of the project: node (comma list), sudo, cmd, timeout
+        (at most 60 s); answers at once with the task `uuid` and every node `pending`
+        (follow it with GET /cmd/:projectid/result/:uuid)."""
         ok(resp, console.run(projectid, params(req), req.context.principal))
+
+
+class Result:
+    """Where a console command is."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, uuid):
+        """Each node's status, exit code and output (`pending` until it answered), and
+        `done` once the command ended."""
+        ok(resp, console.result(projectid, uuid))
+
+
+class Ticket:
+    """Tickets for the terminal's websocket (a browser cannot send headers on one)."""
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Issue a single-use ticket (30 s) that opens one terminal of the project; give it
+        as `ticket=` to the websocket /cmd/:projectid/terminal."""
+        principal = req.context.principal
+        ok(resp, tickets.issue(principal, request_key(req), projectid, "write"))
+
+
+class External:
+    """OpenC3's database and Redis consoles through a node."""
+
+    @requires("login")
+    def on_get(self, req, resp, feature, projectid=None):
+        """Refused: opsjob has no database or Redis console (501)."""
+        if feature not in EXTERNAL:
+            raise falcon.HTTPNotFound(description=f"no console feature {feature!r}")
+        raise falcon.HTTPNotImplemented(
+            description=f"the {EXTERNAL[feature]} console (/cmd/ext/{feature}) is not provided "
+            "by opsjob: run its client in a console command or a terminal on a node"
+        )
+
+    on_post = on_get
 
 
 class Log:
@@ -99,7 +149,13 @@ class Log:
         ok(resp, console.log(projectid, params(req)))
 
 
+EXTERNAL = {"mysql": "MySQL", "redis": "Redis"}
+
 ROUTES = [
     ("/cmd/{projectid:int}", Console()),
     ("/cmd/{projectid:int}/log", Log()),
+    ("/cmd/{projectid:int}/result/{uuid}", Result()),
+    ("/cmd/{projectid:int}/ticket", Ticket()),
+    ("/cmd/ext/{feature}", External()),
+    ("/cmd/ext/{feature}/{projectid:int}", External()),
 ]

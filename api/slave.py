@@ -2,11 +2,15 @@
 any task: ``:slave`` is only the name of the worker recorded on the task."""
 
 import html
+import json
+import re
 
-from engine import control
+from engine import control, livelog
 
 from .access import requires
 from .envelope import ok
+from .params import params
+from .sockets import request_key
 
 LOG_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>opsjob task {uuid}</title>
@@ -15,22 +19,50 @@ header{{padding:8px 12px;background:#222;position:sticky;top:0}}
 pre{{margin:0;padding:12px;white-space:pre-wrap;word-break:break-all}}</style></head>
 <body><header>task <b>{uuid}</b> · status <b id="status">…</b></header><pre id="log"></pre>
 <script>
-let offset = 0;
+// The page holds no task data: it trades the key (from #key=) for a single-use ticket and
+// follows the log over the websocket; the JSON route then tells the final status.
+const uuid = {uuid_js};
 const key = new URLSearchParams(location.hash.slice(1)).get("key");
 const headers = key ? {{"Authorization": "Bearer " + key}} : {{}};
-async function tail() {{
-  const r = await fetch(location.pathname + "?offset=" + offset,
-                        {{headers: Object.assign({{"Accept": "application/json"}}, headers)}});
-  const body = await r.json();
-  if (!body.stat) {{ document.getElementById("status").textContent = body.info; return; }}
-  const d = body.data;
-  document.getElementById("log").append(document.createTextNode(d.log));
-  document.getElementById("status").textContent = d.status;
-  if (d.log) window.scrollTo(0, document.body.scrollHeight);
-  offset = d.offset;
-  if (!d.done) setTimeout(tail, d.log ? 200 : 1000);
+const status = document.getElementById("status"), log = document.getElementById("log");
+let received = 0;
+async function json(url, options) {{
+  const r = await fetch(url, Object.assign({{headers: Object.assign(
+    {{"Accept": "application/json", "Content-Type": "application/json"}}, headers)}}, options));
+  return r.json();
 }}
-tail();
+async function finish() {{
+  const body = await json(location.pathname + "?offset=" + received);
+  if (!body.stat) {{ status.textContent = body.info; return; }}
+  if (body.data.log) log.append(document.createTextNode(body.data.log));
+  received = body.data.offset;
+  status.textContent = body.data.status;
+  if (!body.data.done) setTimeout(follow, 1000);
+}}
+async function follow() {{
+  const body = await json("/slave/ws/ticket", {{method: "POST", body: JSON.stringify({{uuid}})}});
+  if (!body.stat) {{ status.textContent = body.info; return; }}
+  const slave = location.pathname.split("/")[2];
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host +
+    "/slave/" + slave + "/ws?" + new URLSearchParams({{uuid, format: "text",
+    ticket: body.data.ticket}}));
+  ws.onopen = () => {{ status.textContent = "running"; }};
+  ws.onmessage = (event) => {{
+    if (received === 0 && event.data.startsWith("ERROR: ")) {{
+      status.textContent = event.data; return;
+    }}
+    const skip = Math.max(0, received - ws.offset);
+    ws.offset += event.data.length;
+    if (skip < event.data.length) {{
+      log.append(document.createTextNode(event.data.slice(skip)));
+      received += event.data.length - skip;
+      window.scrollTo(0, document.body.scrollHeight);
+    }}
+  }};
+  ws.offset = 0;
+  ws.onclose = (event) => {{ if (event.code < 4000) finish(); }};
+}}
+follow();
 </script></body></html>
 """
 
@@ -46,7 +78,9 @@ class TaskLog:
         if "text/html" in accept and "offset" not in req.params:
             # The page holds no task data; its script fetches the log with the caller's key.
             resp.content_type = "text/html; charset=utf-8"
-            resp.text = LOG_PAGE.format(uuid=html.escape(uuid[:12]))
+            resp.text = LOG_PAGE.format(
+                uuid=html.escape(uuid[:12]), uuid_js=json.dumps(re.sub(r"[^A-Za-z0-9]", "", uuid))
+            )
             return
         ok(resp, control.read_log(uuid, req.context.principal, req.get_param("offset", default=0)))
 
@@ -60,7 +94,19 @@ class KillTask:
         ok(resp, info=control.kill(uuid, req.context.principal))
 
 
+class SocketTicket:
+    """Tickets for the live log websocket (a browser cannot send headers on one)."""
+
+    @requires("login")
+    def on_post(self, req, resp):
+        """Issue a single-use ticket (30 s) that opens one live log of a task: `uuid` (the log
+        uuid) names it, and the key needs read on its project; give it as `ticket=` to the
+        websocket /slave/:slave/ws?uuid=<log uuid>."""
+        ok(resp, livelog.ticket(params(req), req.context.principal, request_key(req)))
+
+
 ROUTES = [
+    ("/slave/ws/ticket", SocketTicket()),
     ("/slave/{slave}/tasklog/{uuid}", TaskLog()),
     ("/slave/{slave}/killtask/{uuid}", KillTask()),
 ]

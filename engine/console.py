@@ -2,22 +2,18 @@
 
 A command runs as a single cmd step (a ``plugin_cmd`` task named ``console``) on the workers,
 exactly like any other step: the same node checks, the same playbook and runner, the same
-kill and log. The call waits for the task, bounded by the command's timeout plus a grace
-period, and then answers with each node's output and exit code. So API nodes need no SSH
-access to the machines, and every command also shows up in the task history.
+kill and log. The call queues the task and answers at once with its uuid; :func:`result`
+then tells each node's output and exit code as they come. No request waits for a command,
+API nodes need no SSH access to the machines, and every command shows up in the task history.
 """
-
-import time
 
 from . import control, nodes, tasks
 from .errors import Forbidden, InvalidInput
 from .listing import DATE, as_dict, paged, time_range
-from .models import CmdLog, Task
+from .models import CmdLog, PluginCmd
 from .validate import NO_CONTROL, NODES, Field, check
 
 MAX_TIMEOUT = 60  # seconds a console command may run on a node
-WAIT_GRACE = 30  # seconds the call waits beyond the timeout (queue, SSH connections)
-POLL = 0.1
 FINAL = ("success", "fail", "refuse")
 LOG_FIELDS = ("id", "user", "node", "usr", "cmd", "time")
 
@@ -37,11 +33,10 @@ LOG = {
 }
 
 
-def run(projectid, params, principal, wait_grace=WAIT_GRACE):
-    """Run ``cmd`` on ``node`` (a comma list) as ``sudo`` (empty: the login account).
+def run(projectid, params, principal):
+    """Queue ``cmd`` on ``node`` (a comma list) as ``sudo`` (empty: the login account).
 
-    Return ``{uuid, status, done, nodes: [{node, status, rc, stdout, stderr}]}``; ``done``
-    is false when the command outlived the wait (follow it by ``uuid``).
+    Return at once what :func:`result` returns (every node ``pending``); follow it by ``uuid``.
     """
     values = check(params, RUN)
     names = nodes.split(values["node"])
@@ -72,15 +67,20 @@ def run(projectid, params, principal, wait_grace=WAIT_GRACE):
         },
         principal,
     )
-    uuid = started["uuid"]
-    deadline = time.monotonic() + values["timeout"] + wait_grace
-    status = "init"
-    while True:
-        status = Task.select(Task.status).where(Task.uuid == uuid).scalar()
-        if status in FINAL or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL)
-    results = {r["host"]: r for r in control.host_results(uuid, latest_only=True)}
+    return _shape(started["uuid"], "init", names, {})
+
+
+def result(projectid, uuid):
+    """Return ``{uuid, status, done, nodes: [{node, status, rc, stdout, stderr}]}`` of a
+    console command; a node still running is ``pending``."""
+    task = tasks.task_of(projectid, uuid, field="uuid")
+    plan = PluginCmd.get_or_none(PluginCmd.uuid == task.jobuuid)
+    names = nodes.split(plan.node_cont) if plan is not None else []
+    results = {r["host"]: r for r in control.host_results(task.uuid, latest_only=True)}
+    return _shape(task.uuid, task.status, names or list(results), results)
+
+
+def _shape(uuid, status, names, results):
     return {
         "uuid": uuid,
         "status": status,

@@ -414,6 +414,18 @@ class NotifyLog(BaseModel):
     create_time = DateTimeField(default=now)
 
 
+class SocketTicket(BaseModel):
+    """A short-lived, single-use ticket that opens one websocket for a key's holder (v10):
+    browsers cannot set headers on a websocket. Only the ticket's hash is stored."""
+
+    ticket_hash = CharField(max_length=64, unique=True)
+    user_id = IntegerField()
+    key_id = IntegerField()  # the API key that asked for it; it must still be valid
+    via_app = BooleanField(default=False)
+    projectid = IntegerField()
+    expires = DateTimeField(index=True)
+
+
 class Environment(BaseModel):
     key = CharField(max_length=200, unique=True)
     value = TextField(default="")
@@ -450,4 +462,5 @@ ALL_MODELS = [
     TaskMutex,
     NotifyLog,
     Credential,
+    SocketTicket,
 ]

@@ -101,6 +101,10 @@ MIGRATIONS = {
         "node groups an admin lets reach hosts outside the project's machines (reach_any)",
         columns=[("nodegroup", "reach_any", models.Nodegroup.reach_any)],
     ),
+    10: _version(
+        "single-use tickets that open a websocket (live logs, the terminal)",
+        tables=[models.SocketTicket],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 

@@ -2,6 +2,7 @@
 the command log with its filters."""
 
 import datetime
+import time
 import urllib.request
 
 import pytest
@@ -96,20 +97,33 @@ def cluster(ssh_nodes):
     c.close()
 
 
+def console(cluster, body, timeout=90):
+    """Send a console command; it answers at once, so follow it until it is done."""
+    started = time.monotonic()
+    out = cluster.ok("POST", "/cmd/1", body)["data"]
+    assert time.monotonic() - started < 5 and out["done"] is False
+    assert {n["status"] for n in out["nodes"]} == {"pending"}
+    while not out["done"]:
+        assert time.monotonic() - started < timeout, out
+        time.sleep(0.2)
+        out = cluster.ok("GET", f"/cmd/1/result/{out['uuid']}")["data"]
+    return out
+
+
 @pytest.mark.slow
 def test_commands_run_on_each_node(cluster, ssh_nodes):
     a, b = ssh_nodes.addresses[:2]
     nodes = f"{b},{a}"
     cmd = 'echo "on $(echo $SSH_CONNECTION | cut -d" " -f3)"; echo oops >&2; exit 3'
-    out = cluster.ok("POST", "/cmd/1", {"node": nodes, "cmd": cmd})["data"]
+    out = console(cluster, {"node": nodes, "cmd": cmd})
     assert out["done"] is True and out["status"] == "fail"
     assert [n["node"] for n in out["nodes"]] == [b, a]  # in the order asked for
     for n in out["nodes"]:
         assert n["status"] == "failed" and n["rc"] == 3, n
         assert n["stdout"] == f"on {n['node']}\n" and "oops" in n["stderr"]
 
-    who = cluster.ok("POST", "/cmd/1", {"node": a, "cmd": "id -un", "sudo": ssh_nodes.become_user})
-    [node] = who["data"]["nodes"]
+    who = console(cluster, {"node": a, "cmd": "id -un", "sudo": ssh_nodes.become_user})
+    [node] = who["nodes"]
     assert node["status"] == "ok" and node["rc"] == 0
     assert node["stdout"] == f"{ssh_nodes.become_user}\n"
 
@@ -122,6 +136,21 @@ def test_commands_run_on_each_node(cluster, ssh_nodes):
     # The command is an ordinary task too: it is in the history with its log.
     task = cluster.ok("GET", f"/task/1/{out['uuid']}")["data"]
     assert task["name"] == "console" and task["jobtype"] == "plugin_cmd"
+    # The result of a command is the project's own: another project's key sees nothing.
+    other = cluster.run("user", "add", "outsider", "--project", "2", "--role", "write")
+    status, _ = cluster.call("GET", f"/cmd/1/result/{out['uuid']}", key=other)
+    assert status == 403
+    status, _ = cluster.call("GET", f"/cmd/2/result/{out['uuid']}", key=other)
+    assert status == 404
+
+
+def test_database_consoles_are_refused_by_name(api):
+    for feature, name in (("mysql", "MySQL"), ("redis", "Redis")):
+        for path in (f"/cmd/ext/{feature}", f"/cmd/ext/{feature}/1"):
+            r = api.get(path)
+            assert r.status_code == 501 and r.json["stat"] is False, (path, r.text)
+            assert f"{name} console" in r.json["info"] and f"/cmd/ext/{feature}" in r.json["info"]
+    assert api.get("/cmd/ext/mongo").status_code == 404
 
 
 @pytest.mark.slow

@@ -1,0 +1,84 @@
+"""Single-use tickets that open one websocket: a browser cannot set headers on a websocket,
+so a page trades its key (sent in a header) for a ticket it puts in the socket's URL.
+
+A ticket lives ``TTL`` seconds, opens one socket, and carries no more than its key: the key
+must still be valid when the ticket is used, and the roles are read again then. Only the
+ticket's hash is stored, so the database never holds a usable ticket.
+"""
+
+import datetime
+import hashlib
+import secrets
+
+from . import auth
+from .clock import now
+from .errors import Unauthenticated
+from .models import ApiKey, Role, SocketTicket, User, database
+
+TTL = datetime.timedelta(seconds=30)
+
+
+def _hash(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def issue(principal, key, projectid, role="read"):
+    """Return a new ticket for the holder of ``key`` (already authenticated as
+    ``principal``), who must hold ``role`` on ``projectid``: ``{ticket, expires}``."""
+    auth.require(principal, projectid, role)
+    row = ApiKey.get_or_none(ApiKey.key_hash == _hash(key))
+    if row is None:
+        raise Unauthenticated("unknown credentials")
+    ticket = "wt_" + secrets.token_urlsafe(24)
+    t = now()
+    # Expired tickets of anyone go with each new one, so the table stays small.
+    SocketTicket.delete().where(SocketTicket.expires < t).execute()
+    SocketTicket.create(
+        ticket_hash=_hash(ticket),
+        user_id=principal.user_id,
+        key_id=row.id,
+        via_app=principal.via_app,
+        projectid=int(projectid),
+        expires=t + TTL,
+    )
+    return {"ticket": ticket, "expires": int(TTL.total_seconds())}
+
+
+def redeem(ticket, projectid):
+    """Use ``ticket`` up (it opens one socket) and return the Principal it stands for.
+
+    The ticket must be unused, unexpired, issued for ``projectid``, and its key still valid.
+    """
+    if not ticket:
+        raise Unauthenticated("missing credentials: send a key or a ticket")
+    h = _hash(ticket)
+    t = now()
+    with database.atomic():
+        row = SocketTicket.get_or_none(SocketTicket.ticket_hash == h)
+        used = SocketTicket.delete().where(SocketTicket.ticket_hash == h).execute()
+    if row is None or not used or row.expires <= t:
+        raise Unauthenticated("unknown or expired ticket (a ticket opens one socket)")
+    if projectid is None or row.projectid != int(projectid):
+        raise Unauthenticated("the ticket was issued for another project")
+    key = ApiKey.get_or_none(ApiKey.id == row.key_id)
+    user = User.get_or_none(User.id == row.user_id)
+    if key is None or user is None or not _valid(key, user, t):
+        raise Unauthenticated("the key that asked for the ticket is no longer valid")
+    roles = {r.projectid: r.role for r in Role.select().where(Role.user_id == user.id)}
+    return auth.Principal(
+        name=f"{user.name}@app" if row.via_app else user.name,
+        user_id=user.id,
+        admin=user.admin,
+        roles=roles,
+        via_app=row.via_app,
+    )
+
+
+def _valid(key, user, t):
+    # Keys gain revocation, expiry and disabled users; honour each where the schema has it.
+    if getattr(key, "revoked", None) is not None:
+        return False
+    expires = getattr(key, "expires", None)
+    if expires is not None and expires <= t:
+        return False
+    return not getattr(user, "disabled", False)
