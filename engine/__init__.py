@@ -9,6 +9,8 @@ Files and consoles: ``fileserver`` (the file store), ``console`` (the command co
 ``third`` (the interface for external orchestrators).
 History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables).
 Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
+Outages: ``faults`` (a full disk or an unreachable database or queue, named as errors),
+``readiness`` (whether the database and the queue answer).
 Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``users`` (keys over their lifetime),
 ``errors``.
 """
@@ -23,6 +25,7 @@ __all__ = [
     "db",
     "environment",
     "errors",
+    "faults",
     "fileserver",
     "jobs",
     "lifecycle",
@@ -33,6 +36,7 @@ __all__ = [
     "notify",
     "projects",
     "queue",
+    "readiness",
     "schema",
     "scripts",
     "settings",
