@@ -207,6 +207,26 @@ def cmd_doctor(settings, args):
         raise SystemExit(1)
 
 
+def cmd_prune(settings, args):
+    """Delete history older than OPSJOB_RETENTION_DAYS (or count it with --dry-run)."""
+    import time
+
+    from engine import retention
+
+    _open(settings)
+    if settings.retention_days <= 0:
+        print("OPSJOB_RETENTION_DAYS is 0: everything is kept")
+    started = time.monotonic()
+    counts = retention.prune(settings, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for what, n in sorted(counts.items()):
+        print(f"{verb} {n} {what}")
+    print(f"{'counted' if args.dry_run else 'pruned'} in {time.monotonic() - started:.1f} s")
+    if args.vacuum and not args.dry_run:
+        retention.vacuum()
+        print("vacuumed the database")
+
+
 def parser():
     p = argparse.ArgumentParser(prog="opsjob", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -273,6 +293,12 @@ def parser():
     padd.set_defaults(run=cmd_project_add)
     doctor = sub.add_parser("doctor", help="check the installation, one line per check")
     doctor.set_defaults(run=cmd_doctor)
+    prune = sub.add_parser("prune", help="delete history older than OPSJOB_RETENTION_DAYS")
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    prune.add_argument(
+        "--vacuum", action="store_true", help="then rewrite the database to give space back"
+    )
+    prune.set_defaults(run=cmd_prune)
 
     return p
 

@@ -9,6 +9,8 @@ from playhouse import db_url
 database = DatabaseProxy()
 
 SQLITE_PRAGMAS = {
+    # takes effect on a new database only (see engine.retention.reclaim)
+    "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,

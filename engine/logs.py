@@ -8,6 +8,7 @@ import time
 from peewee import fn
 
 from .faults import first_line, is_disk_full
+from .logcap import LogCap
 from .models import LogChunk, Task, database
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ FLUSH_SECONDS = 0.5  # a line is stored within this long, by a timer if nothing 
 HELD_CHARS = 4 * 1024 * 1024  # held in memory while the disk is full; later lines are counted
 STALLED_RETRY = 1.0  # seconds between two tries to store held lines on a full disk
 FLUSH_BYTES = 32 * 1024
-MAX_LOG_CHARS = 20 * 1024 * 1024  # per task; beyond it lines are dropped with a notice
+MAX_LOG_CHARS = 10 * 1024 * 1024  # per task, unless given (OPSJOB_MAX_LOG_BYTES; engine.logcap)
 READ_LIMIT = 256 * 1024
 FINAL = ("success", "fail", "refuse")
 
@@ -24,7 +25,7 @@ FINAL = ("success", "fail", "refuse")
 class LogWriter:
     """Buffer log text for one task and write it in batches (never a row per line)."""
 
-    def __init__(self, taskuuid):
+    def __init__(self, taskuuid, max_chars=MAX_LOG_CHARS):
         self.taskuuid = taskuuid
         self.lock = threading.Lock()
         self.flushing = threading.Lock()  # one flush at a time: chunks land in offset order
@@ -42,7 +43,7 @@ class LogWriter:
                 .first()
             )
         self.offset = last.offset + int(last.n) if last else 0
-        self.truncated = False
+        self.cap = LogCap(max_chars)
 
     def write(self, text):
         """Append ``text``; flush when enough is buffered or enough time passed."""
@@ -52,11 +53,9 @@ class LogWriter:
             if self.stalled and self.size + len(text) > HELD_CHARS:
                 self.dropped += text.count("\n") or 1
                 return
-            if self.offset + self.size + len(text) > MAX_LOG_CHARS:
-                if self.truncated:
-                    return
-                self.truncated = True
-                text = "\n[log limit reached; further output is not stored]\n"
+            text = self.cap.admit(self.offset + self.size, text)
+            if not text:
+                return
             self.buffer.append(text)
             self.size += len(text)
             due = self.size >= FLUSH_BYTES or time.monotonic() - self.last_flush >= FLUSH_SECONDS
@@ -67,6 +66,15 @@ class LogWriter:
 
     def line(self, text):
         self.write(text.rstrip("\n") + "\n")
+
+    def finish(self):
+        """End this turn at the task: store the tail the cap held back, then flush."""
+        with self.lock:
+            tail = self.cap.release()
+            if tail:
+                self.buffer.append(tail)
+                self.size += len(tail)
+        self.flush()
 
     def flush(self):
         """Write what is buffered as one chunk. On a full disk keep it (up to HELD_CHARS) and

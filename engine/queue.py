@@ -24,6 +24,7 @@ EXTENSIONS = [
     "notifications",
     "credentials",
     "inventory",
+    "retention",
 ]
 
 _state = {"huey": None, "run": None}

@@ -158,6 +158,24 @@ class Settings:
         },
     )
 
+    retention_days: int = field(
+        default=90,
+        metadata={
+            "env": "OPSJOB_RETENTION_DAYS",
+            "doc": "Days finished tasks (with their steps, host results, logs and notification "
+            "attempts), console commands and unreferenced file store blobs are kept; "
+            "`opsjob prune` and the daily prune delete older ones. 0 keeps everything.",
+        },
+    )
+    max_log_bytes: int = field(
+        default=10 * 1024 * 1024,
+        metadata={
+            "env": "OPSJOB_MAX_LOG_BYTES",
+            "doc": "Most characters of one task's log kept (bytes for ASCII output). Past it "
+            "the log keeps its first and last halves and says how much was cut in between.",
+        },
+    )
+
     @classmethod
     def from_env(cls, environ=None, **overrides):
         """Build settings from ``environ`` (default ``os.environ``); keyword overrides win."""

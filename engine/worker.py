@@ -51,7 +51,7 @@ class TaskRun:
     def __init__(self, task):
         self.task = task
         self.cancel = threading.Event()
-        self.log = logs.LogWriter(task.uuid)
+        self.log = logs.LogWriter(task.uuid, max_chars=settings().max_log_bytes)
         self.workdir = os.path.join(os.path.abspath(settings().home), "runs")
 
     # The outcome of ``_run`` is (status, reason), or None when the task was parked.
@@ -76,7 +76,7 @@ class TaskRun:
             self.log.line(
                 f"[{now()}] task {outcome[0]}" + (f": {outcome[1]}" if outcome[1] else "")
             )
-        self.log.flush()  # before the final status, so a reader that sees it has every line
+        self.log.finish()  # before the final status, so a reader that sees it has every line
         if outcome is not None:
             finish(self.task.uuid, *outcome)
 

@@ -1,0 +1,60 @@
+"""A task's log is capped: it keeps its head and tail and says what was cut, on the pure cap,
+through the database writer, and end to end with a step that prints far more than the cap."""
+
+import pytest
+
+from engine import logs, schema
+from engine.db import database, open_database
+from engine.logcap import LogCap
+from engine.models import LogChunk
+
+
+def test_the_cap_keeps_head_and_tail_and_counts_the_cut():
+    cap = LogCap(100)
+    stored = ""
+    for n in range(1000):
+        stored += cap.admit(len(stored), f"line {n:04d}\n")
+    assert stored.startswith("line 0000\n") and "held back" in stored
+    head_end = stored.index("\n[log over 100 characters")
+    assert head_end <= 50
+    released = cap.release()
+    assert released.endswith("line 0999\n")
+    tail = released.split("characters cut ...]\n", 1)[1]
+    assert len(tail) == 50 and tail.endswith("line 0998\nline 0999\n")
+    written = 1000 * len("line 0000\n")
+    cut = int(released.split("[... ")[1].split(" ")[0])
+    assert head_end + cut + len(tail) == written  # nothing lost without being counted
+    assert cap.release() == ""  # released once
+    assert LogCap(0).admit(10**9, "x" * 10**6) == "x" * 10**6  # 0: no cap
+
+
+def test_a_small_write_under_the_cap_is_unchanged():
+    cap = LogCap(1000)
+    assert cap.admit(0, "hello\n") == "hello\n" and cap.release() == ""
+
+
+@pytest.fixture
+def db(settings):
+    open_database(settings.database)
+    schema.upgrade()
+    return settings
+
+
+def test_the_writer_stores_at_most_the_cap_and_reads_back_contiguously(db):
+    writer = logs.LogWriter("capped", max_chars=10_000)
+    for n in range(20_000):  # 200 K characters
+        writer.write(f"row {n:05d}\n")
+    writer.finish()
+    with database.connection_context():
+        text = "".join(c.text for c in LogChunk.select().order_by(LogChunk.offset))
+        read = logs.read("capped", 0, limit=10**6)["log"]
+    assert read == text
+    assert len(text) < 10_000 + 400  # the cap plus the two notices
+    assert text.startswith("row 00000\n") and text.endswith("row 19999\n")
+    assert "characters cut ...]" in text
+    # a writer of the next turn (after a wait) keeps appending after what is stored
+    again = logs.LogWriter("capped", max_chars=10_000)
+    again.line("resumed")
+    again.finish()
+    with database.connection_context():
+        assert logs.read("capped", len(text))["log"].endswith("resumed\n")
