@@ -55,6 +55,31 @@ _RUN_LINES = {
 }
 
 
+# argv is a raw command-line string that the shell parses, as OpenC3 does. An argv that does
+# not parse (or whose words cannot be expanded) stops the step before the script runs: the
+# script never sees the wrapper's own arguments.
+_ARGV = (
+    "set --\n"
+    'oj_set() { oj_words=("$@"); oj_parsed=1; }\n'
+    "oj_parsed=\n"
+    # A lone backslash at the end would make eval read on into this script.
+    "oj_tail=${oj_argv##*[!\\\\]}\n"
+    "if [ $(( ${#oj_tail} % 2 )) = 1 ]; then\n"
+    '    oj_err="ends in a lone backslash"\n'
+    'elif oj_err=$(/bin/bash -n -c "oj_set $oj_argv" 2>&1); then\n'
+    '    eval "oj_set $oj_argv"\n'
+    "fi\n"
+    'if [ -z "$oj_parsed" ]; then\n'
+    "    oj_err=${oj_err%%$'\\n'*}\n"
+    '    oj_err=${oj_err#*: -c: line *: }\n'
+    '    echo "opsjob: scripts_argv does not parse as shell words${oj_err:+: $oj_err}" >&2\n'
+    "    exit 2\n"
+    "fi\n"
+    'set -- "${oj_words[@]}"\n'
+    "unset -f oj_set; unset oj_words oj_parsed oj_err oj_tail\n"
+)
+
+
 def run_script(run_id, timeout, content, script_type, argv, env):
     """The node-side script of a cmd step (pure; exposed for tests)."""
     payload = base64.encodebytes(content.encode("utf-8")).decode("ascii")
@@ -71,8 +96,7 @@ def run_script(run_id, timeout, content, script_type, argv, env):
         + "__OPSJOB_SCRIPT__\n"
         + 'chmod 700 -- "$oj_tag.d/script"\n'
         + 'cd -- "$HOME" 2>/dev/null || cd /\n'
-        + "# argv is a raw command-line string: the shell parses it, as OpenC3 does.\n"
-        + 'eval "set -- $oj_argv"\n'
+        + _ARGV
         + run_line
         + "\n"
     )

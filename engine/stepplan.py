@@ -7,6 +7,7 @@ database (machines, groups, cited scripts, the file store) but writes nothing.
 
 from dataclasses import dataclass, field
 
+from . import argv as shellargv
 from . import filestore, nodes, playbook, variables
 from .errors import InvalidInput
 from .models import Script
@@ -72,6 +73,12 @@ def plan_step(projectid, step, values, *, settings, staging=None):
 def _plan_cmd(plan, projectid, step, values, sub, hosts):
     found = hosts(step["node_type"], step["node_cont"])
     argv = sub(step["scripts_argv"])
+    if not plan.missing:  # a value may have broken it: such an argv never reaches a node
+        try:
+            shellargv.check("scripts_argv", argv)
+        except InvalidInput as e:
+            changed = argv != step["scripts_argv"]
+            plan.problems.append(e.info + (" after variable substitution" if changed else ""))
     wk = {k: v for k, v in values.items() if k.startswith("wk_")}
     env = {k: str(v) for k, v in wk.items() if v not in (None, "")}
     _adder(plan.missing)([k for k in wk if k not in env])  # an empty wk_* is undefined

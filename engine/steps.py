@@ -1,5 +1,6 @@
 """Job steps: the fields of each step type, their validation, and their stored rows."""
 
+from . import argv
 from .errors import InvalidInput
 from .ids import new_uuid
 from .listing import as_dict
@@ -123,6 +124,7 @@ def validate_step(raw, projectid, direct=False):
         values["node_cont"] = _nodes(
             "node_cont", values["node_type"], values["node_cont"], projectid
         )
+        argv.check("scripts_argv", values["scripts_argv"])
         if values["scripts_type"] == "cite":
             Field(pattern=DIGITS, max_len=18).clean("scripts_cont", values["scripts_cont"])
             if (
