@@ -151,6 +151,23 @@ def cmd_worker(settings, args):
         stop.set()
 
 
+def _say_if_queue_down(settings):
+    """Print one line now if the queue cannot be reached (then /readyz reports it)."""
+    from engine import queue
+    from engine.errors import Unavailable
+
+    queue.configure(settings)
+    try:
+        queue.ping()
+    except Unavailable as e:
+        print(
+            f"opsjob: the queue {faults.redact(settings.queue_url)} is unreachable "
+            f"({e.info.removeprefix('queue: ')}); launches answer 503 until it is back",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def cmd_up(settings, args):
     """Serve the API and run a worker together (the embedded default)."""
     import signal
@@ -170,6 +187,7 @@ def cmd_up(settings, args):
 
 def cmd_serve(settings, args):
     _open(settings)
+    _say_if_queue_down(settings)
     from gunicorn.app.base import BaseApplication
 
     # Gunicorn manages the processes; each runs uvicorn's event loop, which reads requests

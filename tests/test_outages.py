@@ -216,3 +216,19 @@ def test_a_stranded_task_is_sent_again_while_other_messages_wait(redis_server, t
     assert queued().count(lost.uuid) == 2  # once per lease at most: a claim drops the extra
     database.close()
     redis.Redis.from_url(redis_server.url).flushdb()
+
+
+def test_serve_with_the_queue_down_says_so_once_and_serves(tmp_path):
+    queue_url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    c = Cluster(None, queue_url=queue_url, home=str(tmp_path))
+    try:
+        c.serve()
+        assert call("GET", c.url + "/healthz")[0] == 200
+        status, body = call("GET", c.url + "/readyz")
+        assert status == 503 and body["info"] == "not ready: queue unreachable", body
+        log = open(os.path.join(c.home, "api.log")).read()
+        said = [line for line in log.splitlines() if "unreachable" in line]
+        assert len(said) == 1 and said[0].startswith("opsjob: the queue redis://:***@"), log
+        assert "hunter2" not in log and "Traceback" not in log
+    finally:
+        c.close()
