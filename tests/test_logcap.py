@@ -58,3 +58,41 @@ def test_the_writer_stores_at_most_the_cap_and_reads_back_contiguously(db):
     again.finish()
     with database.connection_context():
         assert logs.read("capped", len(text))["log"].endswith("resumed\n")
+
+
+@pytest.mark.slow
+def test_a_step_that_prints_far_more_than_the_cap(ssh_nodes):
+    from tests.cluster import Cluster
+
+    c = Cluster(ssh_nodes)
+    try:
+        c.run("project", "add", "1", "one")
+        c.serve()
+        c.worker(env={"OPSJOB_MAX_LOG_BYTES": "6000"})
+        (node,) = ssh_nodes.ensure(1)[:1]
+        c.add_nodes(1, [node])
+        script = 'for i in $(seq 1 12000); do echo "output line $i"; done'  # ~210 K characters
+        uuid = c.ok(
+            "POST",
+            "/task/1/plugin_cmd",
+            {
+                "node_type": "builtin",
+                "node_cont": node,
+                "scripts_type": "shell",
+                "scripts_cont": script,
+            },
+        )["data"]["uuid"]
+        assert c.wait(1, uuid)["status"] == "success"
+        log = c.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]
+        text = log["log"]
+        assert log["done"] and len(text) < 6000 + 400, len(text)
+        assert text.startswith("[") and f"task {uuid}" in text.splitlines()[0]
+        assert "held back" in text and "characters cut ...]" in text
+        assert "output line 12000\n" in text and text.rstrip().endswith("task success")
+        hosts = c.ok("GET", f"/task/1/{uuid}/hosts")["data"]
+        (row,) = [h for h in hosts if h["host"] == node] or hosts
+        stdout = row["stdout"]
+        assert 60 * 1024 < len(stdout) < 66 * 1024  # the host's own cap: head and tail
+        assert stdout.startswith("output line 1\n") and "characters omitted" in stdout
+    finally:
+        c.close()
