@@ -18,7 +18,7 @@ class Control:
     @requires("control")
     def on_put(self, req, resp, projectid):
         """Release a pause or retry failed hosts: taskuuid, subtaskuuid, subtasktype,
-        control (next|running)."""
+        control (next|running), retry_unknown (0|1: also the hosts of unknown outcome)."""
         ok(
             resp,
             control.control(

@@ -27,6 +27,8 @@ CONTROL = {
     "subtaskuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "subtasktype": Field(required=True, choices=("cmd", "scp")),
     "control": Field(required=True, choices=("next", "fail", "running", "ignore")),
+    # with control=running: also run again the hosts whose outcome is unknown (may have run)
+    "retry_unknown": Field(bool, default=False),
 }
 
 
@@ -102,15 +104,16 @@ def control(projectid, params, principal, allowed=("next", "fail", "running", "i
         Subtask.uuid == values["subtaskuuid"],
         Subtask.subtask_type == values["subtasktype"],
     )
+    if values["control"] == "running":
+        _check_retry(task.uuid, values)
     with database.atomic():
         if values["control"] == "next":
             changed = Subtask.update(pause="").where(*where, Subtask.pause != "").execute()
         else:
-            changed = (
-                Subtask.update(status=values["control"])
-                .where(*where, Subtask.status == "decision")
-                .execute()
-            )
+            fields = {"status": values["control"]}
+            if values["control"] == "running":
+                fields["retry_unknown"] = bool(values["retry_unknown"])
+            changed = Subtask.update(**fields).where(*where, Subtask.status == "decision").execute()
             if changed and values["control"] == "fail":
                 Task.update(reason=f"stop by {principal.name}").where(
                     Task.uuid == task.uuid, Task.reason.is_null()
@@ -119,6 +122,33 @@ def control(projectid, params, principal, allowed=("next", "fail", "running", "i
         raise Conflict("control: nothing to update (the step is not paused or not in decision)")
     lifecycle.wake(task.uuid)
     return 1
+
+
+def _check_retry(taskuuid, values):
+    """Refuse a retry that would run nothing: every host left is of unknown outcome."""
+    step = Subtask.get_or_none(
+        Subtask.parent_uuid == taskuuid,
+        Subtask.uuid == values["subtaskuuid"],
+        Subtask.subtask_type == values["subtasktype"],
+    )
+    if step is None or step.status != "decision" or values["retry_unknown"]:
+        return
+    left = {
+        r.host: r.status
+        for r in HostResult.select(HostResult.host, HostResult.status).where(
+            HostResult.taskuuid == taskuuid,
+            HostResult.stepuuid == step.uuid,
+            HostResult.attempt == step.attempt,
+            HostResult.status != "ok",
+        )
+    }
+    if left and all(status == "unknown" for status in left.values()):
+        raise Conflict(
+            "retry_unknown: no node of this step is known to have failed; the outcome of "
+            + ",".join(sorted(left))
+            + " is unknown (the step may have run there): send retry_unknown=1 to run it "
+            "there again, or ignore"
+        )
 
 
 def _visible_task(uuid, principal, role):

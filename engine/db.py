@@ -1,12 +1,15 @@
 """Database connection: one proxy every model binds to, opened from a URL."""
 
+import logging
 import os
+import time
 from urllib.parse import urlparse
 
-from peewee import DatabaseProxy
+from peewee import DatabaseProxy, InterfaceError, OperationalError
 from playhouse import db_url
 
 database = DatabaseProxy()
+log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = {
     # takes effect on a new database only (see engine.retention.reclaim)
@@ -41,3 +44,92 @@ def open_database(url):
 def is_sqlite():
     """Tell whether the bound database is SQLite."""
     return database.obj is not None and database.obj.__class__.__name__.startswith("Sqlite")
+
+
+# -- riding out a lost connection ------------------------------------------------------------
+
+RETRY_FIRST = 0.1  # seconds before the first retry; doubled up to RETRY_MAX after each failure
+RETRY_MAX = 2.0
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
+
+
+def is_transient(exc):
+    """Tell whether ``exc`` is a lost or busy connection that a retry may get past.
+
+    On PostgreSQL every operational or interface error is about the connection or the server
+    (a bad statement is a ProgrammingError); on SQLite only a lock or an I/O error is.
+    """
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if is_sqlite():
+        text = str(exc).lower()
+        return any(word in text for word in _SQLITE_TRANSIENT)
+    return True
+
+
+def drop_connection():
+    """Forget this thread's connection, which may be dead; the next query opens another.
+
+    (The pool checks an idle connection with a round trip before it hands it out.)
+    """
+    db = database.obj
+    if db is None or db.in_transaction():
+        return
+    contexts = list(db._state.ctx)
+    try:
+        if hasattr(db, "manual_close"):
+            db.manual_close()
+        else:
+            db.close()
+    except Exception:  # closing a dead connection may fail: forget it anyway
+        db._state.reset()
+    # the connection contexts this thread is inside still exit (and pop) later
+    db._state.ctx = contexts
+
+
+def _reopen():
+    """Connect again, keeping the connection contexts this thread is inside (peewee forgets
+    them on connect, and their exits would then fail)."""
+    db = database.obj
+    if db.is_closed():
+        contexts = list(db._state.ctx)
+        db.connect()
+        db._state.ctx = contexts
+
+
+def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
+    """Call ``fn(*args, **kwargs)``; on a lost connection reconnect and call it again.
+
+    Retries back off from RETRY_FIRST to RETRY_MAX seconds and stop after ``seconds``: then
+    the last error is raised. Inside a transaction nothing is retried (the error goes to
+    whoever opened it, who can retry the whole transaction). ``fn`` must be safe to repeat:
+    a write whose reply was lost may have been committed.
+    """
+    deadline = time.monotonic() + seconds
+    delay = RETRY_FIRST
+    failures = 0
+    while True:
+        try:
+            if failures:
+                _reopen()
+            result = fn(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            if not is_transient(exc) or database.obj.in_transaction():
+                raise
+            failures += 1
+            drop_connection()
+            if time.monotonic() + delay > deadline:
+                log.error("%s failed %d time(s), giving up: %s", what, failures, exc)
+                raise
+            if failures == 1:
+                log.warning("%s: database connection lost (%s); retrying", what, _brief(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+            continue
+        if failures:
+            log.warning("%s succeeded after %d retry(ies)", what, failures)
+        return result
+
+
+def _brief(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -16,7 +16,7 @@ from peewee import fn
 
 from . import events, rundir
 from .clock import now
-from .db import database
+from .db import database, drop_connection, is_transient, retrying
 from .errors import Unavailable
 from .models import Subtask, Task
 
@@ -29,6 +29,13 @@ HEARTBEAT_POLL = 0.5
 
 def settings():
     return _settings["value"]
+
+
+def durably(fn, *args, what="database write"):
+    """Run a database call of a task's run, riding out a lost connection for up to a lease:
+    by then the heartbeat has stopped the run, and the task is failed as lost."""
+    lease = settings().task_lease if settings() else 60
+    return retrying(fn, *args, seconds=lease, what=what)
 
 
 def worker_name():
@@ -71,6 +78,11 @@ def claim(uuid):
 
 def finish(uuid, status, reason=None):
     """End a running task with ``status``; the first reason given sticks."""
+    if durably(_finish, uuid, status, reason, what=f"task {uuid}: finish"):
+        events.emit("task_changed", uuid, status)
+
+
+def _finish(uuid, status, reason):
     task = Task.get(Task.uuid == uuid)
     end = time.time()
     fields = {
@@ -83,8 +95,7 @@ def finish(uuid, status, reason=None):
     }
     if reason and not task.reason:
         fields["reason"] = reason[:500]
-    if Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute():
-        events.emit("task_changed", uuid, status)
+    return Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute()
 
 
 def park(uuid, announce=True):
@@ -92,10 +103,11 @@ def park(uuid, announce=True):
 
     Inside a transaction, pass ``announce=False`` and announce after the commit.
     """
-    parked = (
+    parked = durably(
         Task.update(status="waiting", notify=0, wake=0, lease_until=None)
         .where(Task.uuid == uuid, Task.status == "running")
-        .execute()
+        .execute,
+        what=f"task {uuid}: park",
     )
     if parked and announce:
         events.emit("task_changed", uuid, "waiting")
@@ -111,7 +123,15 @@ def wake(uuid):
 
 
 def sweep():
-    """Fail running tasks whose worker stopped renewing the lease; requeue lost messages."""
+    """Fail running tasks whose worker stopped renewing the lease; requeue lost messages.
+
+    What a dead worker of this host left running (its local Ansible processes, the commands
+    on the nodes) is ended first, so a redo of a task failed here cannot overlap its old run.
+    """
+    from .runner import stop_orphan
+
+    runs = os.path.join(os.path.abspath(settings().home), "runs")
+    rundir.sweep_orphans(runs, stop=stop_orphan(settings()))
     with database.connection_context():
         lost = list(
             Task.select(Task.uuid, Task.slave).where(
@@ -129,7 +149,6 @@ def sweep():
             ).execute()
             log.warning("task %s: %s", task.uuid, reason)
     requeue_stranded()
-    rundir.sweep_orphans(os.path.join(os.path.abspath(settings().home), "runs"))
     return len(lost)
 
 
@@ -177,30 +196,75 @@ def requeue_stranded():
 
 
 class Heartbeat(threading.Thread):
-    """Renew a running task's lease, and notice a kill request."""
+    """Renew a running task's lease, notice a kill, and stop a run whose lease was lost.
+
+    A failed poll is tried again at the next one on a fresh connection. When no renewal got
+    through for a whole lease, the task may have been failed as lost (and be run again): the
+    heartbeat then sets ``lost`` and cancels the run, whose outcome it could not record.
+    """
 
     def __init__(self, uuid, lease, cancel):
         super().__init__(daemon=True, name=f"heartbeat-{uuid}")
         self.uuid, self.lease, self.cancel = uuid, lease, cancel
         self.stopped = threading.Event()
         self.killed_by = ""
+        self.lost = ""
+        self.renewed = time.monotonic()  # the claim set the lease just now
 
     def run(self):
-        renew_every = max(1.0, self.lease / 4)
-        last = 0.0
-        with database.connection_context():
+        down_since = None
+        try:
             while not self.stopped.wait(HEARTBEAT_POLL):
-                task = Task.select(Task.kill_by, Task.status).where(Task.uuid == self.uuid).first()
-                if task is None or task.status != "running":
-                    self.cancel.set()
-                elif task.kill_by:
-                    self.killed_by = task.kill_by
-                    self.cancel.set()
-                if time.monotonic() - last >= renew_every:
-                    Task.update(lease_until=time.time() + self.lease).where(
-                        Task.uuid == self.uuid, Task.status == "running"
-                    ).execute()
-                    last = time.monotonic()
+                try:
+                    self._beat()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    drop_connection()
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.warning("task %s: heartbeat lost the database: %s", self.uuid, exc)
+                    self._check_lease()
+                    continue
+                if down_since is not None:
+                    log.warning(
+                        "task %s: heartbeat reached the database again after %.1f s",
+                        self.uuid,
+                        time.monotonic() - down_since,
+                    )
+                    down_since = None
+        except Exception as exc:  # never leave a run going that nothing renews
+            log.exception("task %s: heartbeat failed", self.uuid)
+            self._give_up(f"its heartbeat failed: {exc}")
+        finally:
+            if not database.is_closed():
+                try:
+                    database.close()
+                except Exception:
+                    drop_connection()
+
+    def _beat(self):
+        task = Task.select(Task.kill_by, Task.status).where(Task.uuid == self.uuid).first()
+        if task is None or task.status != "running":
+            self.cancel.set()
+        elif task.kill_by:
+            self.killed_by = task.kill_by
+            self.cancel.set()
+        if time.monotonic() - self.renewed >= max(1.0, self.lease / 4):
+            sent = time.monotonic()
+            Task.update(lease_until=time.time() + self.lease).where(
+                Task.uuid == self.uuid, Task.status == "running"
+            ).execute()
+            self.renewed = sent
+
+    def _check_lease(self):
+        if not self.lost and time.monotonic() - self.renewed >= self.lease:
+            self._give_up(f"the database was unreachable for {self.lease} s (the task's lease)")
+
+    def _give_up(self, why):
+        self.lost = why
+        log.error("task %s: %s; stopping its steps", self.uuid, why)
+        self.cancel.set()
 
     def stop(self):
         self.stopped.set()

@@ -7,6 +7,7 @@ import time
 
 from peewee import fn
 
+from .db import retrying
 from .faults import first_line, is_disk_full
 from .logcap import LogCap
 from .models import LogChunk, Task, database
@@ -25,8 +26,9 @@ FINAL = ("success", "fail", "refuse")
 class LogWriter:
     """Buffer log text for one task and write it in batches (never a row per line)."""
 
-    def __init__(self, taskuuid, max_chars=MAX_LOG_CHARS):
+    def __init__(self, taskuuid, retry_seconds=30.0, max_chars=MAX_LOG_CHARS):
         self.taskuuid = taskuuid
+        self.retry_seconds = retry_seconds  # how long a write rides out a lost connection
         self.lock = threading.Lock()
         self.flushing = threading.Lock()  # one flush at a time: chunks land in offset order
         self.timer = None
@@ -92,7 +94,13 @@ class LogWriter:
                 self.last_flush = time.monotonic()
             try:
                 with database.connection_context():
-                    LogChunk.create(taskuuid=self.taskuuid, offset=offset, text=text)
+                    retrying(
+                        LogChunk.insert(taskuuid=self.taskuuid, offset=offset, text=text)
+                        .on_conflict_ignore()  # a retry of a write whose reply was lost
+                        .execute,
+                        seconds=self.retry_seconds,
+                        what=f"task {self.taskuuid}: log",
+                    )
             except Exception as exc:
                 with self.lock:  # put it back in front of what came meanwhile
                     self.buffer.insert(0, held)

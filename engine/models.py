@@ -312,6 +312,8 @@ class Subtask(BaseModel):
     status = CharField(max_length=20, null=True)
     pause = CharField(max_length=200, default="")
     attempt = IntegerField(default=0)
+    # the decision `running` also runs again the hosts whose outcome is unknown (v11)
+    retry_unknown = BooleanField(default=False)
 
     class Meta:
         indexes = ((("parent_uuid", "subtask_type", "uuid"), True),)
@@ -324,7 +326,8 @@ class HostResult(BaseModel):
     stepuuid = CharField(max_length=20)
     attempt = IntegerField(default=1)
     host = CharField(max_length=200)
-    status = CharField(max_length=20)  # ok, failed, unreachable, timeout, refused, killed
+    # ok, failed, unreachable, timeout, refused, skipped, canceled, unknown (may have run)
+    status = CharField(max_length=20)
     rc = IntegerField(null=True)
     starttime = DoubleField(null=True)
     finishtime = DoubleField(null=True)

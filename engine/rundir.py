@@ -5,6 +5,7 @@ later arguments). It is removed after the run; a worker that died leaves its dir
 :func:`sweep_orphans`.
 """
 
+import fcntl
 import os
 import shutil
 import sys
@@ -14,6 +15,8 @@ from . import playbook, safetree
 from .proctree import MARK
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
+MARKER = "marker"  # the run's process marker (see engine.proctree)
+SWEEP_LOCK = ".sweep.lock"
 
 
 def control_path_dir():
@@ -52,10 +55,11 @@ def ansible_cfg(settings, pdd, connect_timeout):
     )
 
 
-def create(compiled, workdir, settings, *, connect_timeout, runner_settings):
+def create(compiled, workdir, settings, *, connect_timeout, runner_settings, marker=""):
     """Make a fresh private data dir under ``workdir`` holding everything ``compiled`` needs."""
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     pdd = tempfile.mkdtemp(prefix="run-", dir=workdir)
+    _write_private_file(os.path.join(pdd, MARKER), marker)
     _write_private_file(os.path.join(pdd, OWNER), str(os.getpid()))
     os.makedirs(os.path.join(pdd, "project"), mode=0o700)
     os.makedirs(os.path.join(pdd, "tmp"), mode=0o700)
@@ -76,11 +80,29 @@ def create(compiled, workdir, settings, *, connect_timeout, runner_settings):
     return pdd
 
 
-def sweep_orphans(workdir):
+def sweep_orphans(workdir, stop=None):
     """Remove run dirs (key files included) left by a worker process that died mid-run.
 
-    Return how many were removed. Only this host's processes are checked: ``workdir`` is local.
+    ``stop(pdd, marker)`` is called first, to end what is left of the run. Return how many
+    were removed. Only this host's processes are checked: ``workdir`` is local. One sweep of
+    this host works at a time, so none reports a dir done while another still stops its run.
     """
+    if not os.path.isdir(workdir):
+        return 0
+    try:
+        lock = os.open(os.path.join(workdir, SWEEP_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _sweep_orphans(workdir, stop)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _sweep_orphans(workdir, stop):
     removed = 0
     for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
         pdd = os.path.join(workdir, name)
@@ -96,6 +118,13 @@ def sweep_orphans(workdir):
             pass
         except PermissionError:
             continue
+        if stop is not None:
+            try:
+                with safetree.open_path(os.path.join(pdd, MARKER)) as f:
+                    marker = f.read(64).decode("ascii", "replace").strip()
+            except (OSError, ValueError):
+                marker = ""
+            stop(pdd, marker)
         shutil.rmtree(pdd, ignore_errors=True)
         removed += 1
     return removed

@@ -16,10 +16,21 @@ Why it is built this way (each point was reproduced on ansible-core 2.19 / runne
   their own sessions and go on. A cancel therefore kills every local process that carries this
   run's marker in its environment, and then runs the cleanup playbook that kills the remote
   process groups (the remote commands run without a tty and would survive otherwise).
+- Any other error of the run (a full disk, a failing callback, Ansible ending oddly) is
+  handled like a cancel: the nodes' process groups are killed before the step is judged, and
+  hosts without a result are ``unknown`` (they may have run the command). The cleanup runs
+  ``ansible-playbook`` directly with its output discarded, so it needs no disk space.
+- A full disk under the run dir is such an error as soon as it is seen (at each cancel poll):
+  Ansible's callback cannot write its events any more, so the hosts' results would be lost
+  (it only warns), and the error would surface at the end, after the nodes finished.
 """
 
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,9 +45,10 @@ CONNECT_TIMEOUT = 10  # seconds for an SSH connection to a node
 CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 POLL = 0.2  # seconds between two looks at the cancel flag
+DISK_RESERVE = 256 * 1024  # bytes a run needs free on the run dir's disk to record its events
 RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
 
-FINAL = ("ok", "failed", "unreachable", "timeout", "canceled")
+FINAL = ("ok", "failed", "unreachable", "timeout", "canceled", "unknown")
 
 
 @dataclass
@@ -44,7 +56,7 @@ class HostResult:
     """What happened on one host."""
 
     host: str
-    status: str = "pending"  # ok | failed | unreachable | timeout | canceled
+    status: str = "pending"  # ok | failed | unreachable | timeout | canceled | unknown
     rc: int | None = None
     start: float | None = None  # epoch seconds
     end: float | None = None
@@ -80,6 +92,11 @@ class RunOutcome:
     def failed_hosts(self):
         """Target hosts that did not succeed, in step order."""
         return [name for name, r in self.hosts.items() if r.status != "ok"]
+
+    @property
+    def unknown_hosts(self):
+        """Target hosts whose outcome is unknown: they may have run the step."""
+        return [name for name, r in self.hosts.items() if r.status == "unknown"]
 
 
 def excerpt(text, limit=EXCERPT):
@@ -175,9 +192,11 @@ class _Collector:
         """Give every host without a final result the status ``pending``, and say why."""
         now = time.time()
         src = self.source
-        why = {"canceled": "canceled before it finished", "timeout": "the run took too long"}.get(
-            pending, error or "no result from Ansible"
-        )
+        why = {
+            "canceled": "canceled before it finished",
+            "timeout": "the run took too long",
+            "unknown": f"outcome unknown, the step may have run: {error}",
+        }.get(pending, error or "no result from Ansible")
         for result in self.hosts.values():
             if result.done:
                 continue
@@ -234,6 +253,10 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
             except Exception as exc:
                 log.exception("step run %s: cancel check failed", compiled.run_id)
                 state["callback_error"] = f"cancel check failed: {exc}"
+            if not state["callback_error"] and _disk_full(workdir):
+                # Ansible would lose the hosts' results (it cannot write its events): stop now
+                # rather than let the nodes finish work whose outcome cannot be recorded.
+                state["callback_error"] = f"[Errno 28] No space left on device: {workdir}"
             if state["callback_error"]:
                 state["cancel"] = True
             if state["cancel"]:
@@ -247,7 +270,7 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
     per_task = compiled.timeout + playbook.KILL_AFTER + playbook.TASK_GRACE + CONNECT_TIMEOUT
     job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60
     pdd = None
-    error, status, timed_out = "", None, False
+    error, status, timed_out, launched = "", None, False, False
     try:
         import ansible_runner  # here, so that the API process never pays for it
 
@@ -257,7 +280,9 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
             settings,
             connect_timeout=CONNECT_TIMEOUT,
             runner_settings=RUNNER_SETTINGS,
+            marker=marker,
         )
+        launched = True
         runner = ansible_runner.run(
             private_data_dir=pdd,
             playbook="main.yml",
@@ -288,14 +313,21 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
         # Runner only kills ansible-playbook itself; its workers live in their own sessions.
         proctree.kill_local_tree(marker)
         touched = sorted(collector.started_hosts)
-        if (state["cancel"] or timed_out) and pdd is not None and touched:
+        if error and launched:  # events may have been lost: any host may have started
+            touched = sorted(hosts)
+        if (state["cancel"] or timed_out or error) and launched and touched:
             t0 = time.monotonic()
-            _cleanup(pdd, settings, touched)
+            stop_remote(pdd, settings, touched)
             cleanup_seconds = time.monotonic() - t0
     finally:
         if pdd is not None:
             shutil.rmtree(pdd, ignore_errors=True)
-    pending = "canceled" if status == "canceled" else "timeout" if timed_out else "failed"
+    if status == "canceled":
+        pending = "canceled"
+    elif timed_out:
+        pending = "timeout"
+    else:
+        pending = "unknown" if error and launched else "failed"
     collector.settle(pending, error)
     if error:
         status = "error"
@@ -313,6 +345,16 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
     )
 
 
+def _disk_full(path):
+    """Whether the file system of ``path`` has less than DISK_RESERVE bytes left for us."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    free = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+    return free * st.f_frsize < DISK_RESERVE
+
+
 def _tail(runner):
     try:
         text = runner.stdout.read()
@@ -321,32 +363,61 @@ def _tail(runner):
     return excerpt(text.replace("\r\n", "\n").strip(), 2000)
 
 
-def _cleanup(pdd, settings, hosts):
-    """Kill what the canceled run left on ``hosts`` (best effort, bounded in time)."""
-    import ansible_runner
+def stop_orphan(settings):
+    """Return ``stop(pdd, marker)`` for :func:`engine.rundir.sweep_orphans`: it kills the local
+    processes of a dead worker's run, then the process groups the run left on its nodes."""
 
+    def stop(pdd, marker):
+        if marker:
+            proctree.kill_local_tree(marker)
+        if os.path.exists(os.path.join(pdd, "project", "cleanup.yml")):
+            log.warning("run %s: its worker died; stopping what it left running", pdd)
+            stop_remote(pdd, settings)
+
+    return stop
+
+
+def stop_remote(pdd, settings, hosts=None):
+    """Kill what the run of ``pdd`` left on ``hosts`` (all its hosts when None): best effort,
+    bounded in time.
+
+    ``ansible-playbook`` runs directly with its output discarded: on a full disk nothing of it
+    needs writing under the run dir (ansible-runner would write its artifacts there).
+    """
     marker = uuid.uuid4().hex
+    env = {
+        **os.environ,
+        **rundir.ansible_env(pdd, marker),
+        "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT),
+    }
+    inventories = rundir.inventories(pdd)
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")]
+    for inventory in inventories if isinstance(inventories, list) else [inventories]:
+        argv += ["-i", inventory]
+    if hosts:
+        argv += ["--limit", ",".join(hosts)]
+    forks = max(1, min(len(hosts or ()) or 10, int(settings.ansible_forks)))
+    argv += ["--forks", str(forks), os.path.join(pdd, "project", "cleanup.yml")]
     try:
-        runner = ansible_runner.run(
-            private_data_dir=pdd,
-            playbook="cleanup.yml",
-            ident="cleanup",
-            inventory=rundir.inventories(pdd),
-            limit=",".join(hosts),
-            envvars={
-                **rundir.ansible_env(pdd, marker),
-                "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT),
-            },
-            suppress_env_files=True,
-            quiet=True,
-            timeout=CLEANUP_TIMEOUT,
-            forks=max(1, min(len(hosts), int(settings.ansible_forks))),
-            event_handler=lambda event: False,
-            cancel_callback=lambda: False,
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=os.path.join(pdd, "project"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-        if runner.status != "successful":
-            log.warning("cleanup after cancel ended %s (rc %s)", runner.status, runner.rc)
+        try:
+            _, err = proc.communicate(timeout=CLEANUP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            log.warning("stopping run %s on the nodes took over %s s", pdd, CLEANUP_TIMEOUT)
+        if proc.returncode:
+            tail = err.decode("utf-8", "replace").strip()[-500:]
+            log.warning("stopping run %s on the nodes ended rc %s: %s", pdd, proc.returncode, tail)
     except Exception:
-        log.exception("cleanup after cancel failed")
+        log.exception("stopping run %s on the nodes failed", pdd)
     finally:
         proctree.kill_local_tree(marker)

@@ -105,6 +105,10 @@ MIGRATIONS = {
         "single-use tickets that open a websocket (live logs, the terminal)",
         tables=[models.SocketTicket],
     ),
+    11: _version(
+        "a decision can retry the hosts whose outcome is unknown (subtask.retry_unknown)",
+        columns=[("subtask", "retry_unknown", models.Subtask.retry_unknown)],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 

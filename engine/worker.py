@@ -15,7 +15,7 @@ from .clock import now
 from .db import database
 from .errors import InvalidInput
 from .filestore import staging_dir, store_pulled
-from .lifecycle import Heartbeat, claim, finish, park, settings, wake, worker_name
+from .lifecycle import Heartbeat, claim, durably, finish, park, settings, wake, worker_name
 from .models import HostResult, Job, PluginCmd, PluginScp, Subtask, Task
 from .steps import shape
 
@@ -35,7 +35,7 @@ class StepFailed(Exception):
 def run_task(uuid):
     """Queue entry point: claim task ``uuid`` and run it until it ends or parks."""
     with database.connection_context():
-        task = claim(uuid)
+        task = durably(claim, uuid, what=f"task {uuid}: claim")
         if task is None:
             return
         try:
@@ -51,7 +51,9 @@ class TaskRun:
     def __init__(self, task):
         self.task = task
         self.cancel = threading.Event()
-        self.log = logs.LogWriter(task.uuid, max_chars=settings().max_log_bytes)
+        self.log = logs.LogWriter(
+            task.uuid, retry_seconds=settings().task_lease, max_chars=settings().max_log_bytes
+        )
         self.workdir = os.path.join(os.path.abspath(settings().home), "runs")
 
     # The outcome of ``_run`` is (status, reason), or None when the task was parked.
@@ -72,6 +74,8 @@ class TaskRun:
             beat.stop()
         if beat.killed_by and outcome and outcome[0] != "success":
             outcome = ("fail", f"killed by {beat.killed_by}")
+        elif beat.lost and outcome and outcome[0] != "success":
+            outcome = ("fail", f"stopped: {beat.lost}")
         if outcome is not None:
             self.log.line(
                 f"[{now()}] task {outcome[0]}" + (f": {outcome[1]}" if outcome[1] else "")
@@ -91,7 +95,7 @@ class TaskRun:
             gate = mutex.gate(task, note=self.log.line)
             if gate is not mutex.GO:  # ends now, or waits in init for the mutex (None)
                 return gate
-            self._make_plan()
+            durably(self._make_plan, what=f"task {task.uuid}: plan")
             events.emit("task_changed", task.uuid, "running")
         else:
             self.log.line(f"[{now()}] task resumed on {worker_name()}")
@@ -100,7 +104,9 @@ class TaskRun:
         if task.jobtype != "jobs":
             return self._run_direct(plan[0])
         for position, step in enumerate(plan):
-            sub = Subtask.get(Subtask.parent_uuid == task.uuid, Subtask.position == position)
+            sub = durably(
+                Subtask.get, Subtask.parent_uuid == task.uuid, Subtask.position == position
+            )
             outcome = self._job_step(step, sub)
             if outcome != "next":
                 return outcome
@@ -155,9 +161,11 @@ class TaskRun:
                 self._end_sub(sub, "fail")
                 raise
             if result == "killed":
-                Subtask.update(status="fail", finishtime=now()).where(
-                    Subtask.id == sub.id
-                ).execute()
+                durably(
+                    Subtask.update(status="fail", finishtime=now())
+                    .where(Subtask.id == sub.id)
+                    .execute
+                )
                 return ("fail", None)
             if result == "ok":
                 self._end_sub(sub, "success")
@@ -165,37 +173,48 @@ class TaskRun:
                 self._end_sub(sub, "fail")
                 return ("fail", "stop by sys._exit_")
             else:
-                with database.atomic():
-                    self._end_sub(sub, "decision")
-                    parked = park(uuid, announce=False)
-                if parked:
+
+                def decide():
+                    with database.atomic():
+                        self._end_sub(sub, "decision")
+                        return park(uuid, announce=False)
+
+                if durably(decide, what=f"task {uuid}: decision"):
                     events.emit("task_changed", uuid, "waiting")
                 self.log.line(
                     f"[{now()}] step {sub.position + 1} needs a decision: retry the "
                     "failed nodes, ignore, or fail"
                 )
+                if self.unknown:
+                    self.log.line(
+                        "outcome unknown (the step may have run) on: "
+                        + ",".join(self.unknown)
+                        + "; control=running retries them only with retry_unknown=1"
+                    )
                 return None
-            sub = Subtask.get_by_id(sub.id)
+            sub = durably(Subtask.get_by_id, sub.id)
         if sub.status == "decision":  # woken without a decision: wait again
             park(uuid)
             return None
         if sub.pause:
             park(uuid)
             self.log.line(f"[{now()}] paused after step {sub.position + 1}: {sub.pause}")
-            if Subtask.get_by_id(sub.id).pause == "":  # `next` came while we parked
+            if durably(Subtask.get_by_id, sub.id).pause == "":  # `next` came while we parked
                 wake(uuid)
             return None
         if sub.status == "fail":
-            reason = Task.get(Task.uuid == uuid).reason
+            reason = durably(Task.get, Task.uuid == uuid).reason
             return ("fail", reason or f"step {sub.position + 1} failed")
         return "next"
 
     def _end_sub(self, sub, status):
         stamp = now()
         runtime = (stamp - sub.starttime).total_seconds() if sub.starttime else 0.0
-        Subtask.update(status=status, finishtime=stamp, runtime=round(runtime, 3)).where(
-            Subtask.id == sub.id
-        ).execute()
+        durably(
+            Subtask.update(status=status, finishtime=stamp, runtime=round(runtime, 3))
+            .where(Subtask.id == sub.id)
+            .execute
+        )
 
     def _run_direct(self, step):
         result = self._execute(step, None, retry=False)
@@ -211,19 +230,12 @@ class TaskRun:
         attempt = (sub.attempt if sub else 0) + 1
         plan = self._resolve(step)
         targets, refused = plan["targets"], plan["refused"]
+        self.unknown, kept = [], []  # hosts whose outcome is unknown; those not run again
         if retry:
-            failed = {
-                r.host
-                for r in HostResult.select(HostResult.host).where(
-                    HostResult.taskuuid == self.task.uuid,
-                    HostResult.stepuuid == step["uuid"],
-                    HostResult.attempt == sub.attempt,
-                    HostResult.status != "ok",
-                )
-            }
-            if failed:  # nothing recorded as failed (the run itself broke): run all again
-                targets = [h for h in targets if h.name in failed]
-                refused = [n for n in refused if n in failed]
+            rerun, kept = durably(self._retry_hosts, step, sub)
+            if rerun or kept:  # nothing recorded (the run itself broke): run all again
+                targets = [h for h in targets if h.name in rerun]
+                refused = [n for n in refused if n in rerun]
         names = [h.name for h in targets] + refused
         if sub is not None:
             fields = {
@@ -232,10 +244,11 @@ class TaskRun:
                 "nodecount": len(names),
                 "attempt": attempt,
                 "finishtime": None,
+                "retry_unknown": False,  # a later decision asks again
             }
             if attempt == 1:
                 fields["pause"] = step.get("pause") or ""
-            Subtask.update(**fields).where(Subtask.id == sub.id).execute()
+            durably(Subtask.update(**fields).where(Subtask.id == sub.id).execute)
             sub.starttime = fields["starttime"]
         label = f"step {sub.position + 1}" if sub else "step"
         self.log.line(
@@ -258,8 +271,13 @@ class TaskRun:
                 )
                 for h in targets
             ]
-            HostResult.insert_many(results).execute()
+            self._save_results(step, attempt, results + self._kept_rows(step, attempt, kept))
             self.failure = "node not in project: " + ",".join(refused)
+            return "failed"
+        if not targets:  # only hosts of unknown outcome were left, and they are not run again
+            self._save_results(step, attempt, self._kept_rows(step, attempt, kept))
+            self.unknown = kept
+            self.failure = "outcome unknown on: " + ",".join(kept)
             return "failed"
         compiled = self._compile(plan["make"], targets)
         self.logged_hosts = set()
@@ -280,14 +298,15 @@ class TaskRun:
             )
             if name not in self.logged_hosts:  # hosts that ended without a result of their own
                 self._log_host(name, r)
-        if rows:
-            HostResult.insert_many(rows).execute()
+        rows += self._kept_rows(step, attempt, kept)
+        self._save_results(step, attempt, rows)
+        self.unknown = outcome.unknown_hosts + kept
         events.emit("step_finished", self.task, step, outcome)
         if outcome.status == "canceled":
             return "killed"
         if outcome.status == "error":
             self.log.line(f"ERROR: {outcome.error}")
-        failed = outcome.failed_hosts
+        failed = outcome.failed_hosts + kept
         if not failed and outcome.status == "ok" and plan.get("after"):
             try:
                 self.log.line(plan["after"]())
@@ -307,6 +326,45 @@ class TaskRun:
             self.log.line("failed: " + ",".join(failed))
             return "failed"
         return "ok"
+
+    def _retry_hosts(self, step, sub):
+        """Hosts a retry of ``sub`` runs again, and those of unknown outcome it leaves alone.
+
+        Hosts known to have failed run again; hosts whose outcome is unknown (they may have
+        run the step) only when the decision asked for them (``retry_unknown``).
+        """
+        last = HostResult.select(HostResult.host, HostResult.status).where(
+            HostResult.taskuuid == self.task.uuid,
+            HostResult.stepuuid == step["uuid"],
+            HostResult.attempt == sub.attempt,
+            HostResult.status != "ok",
+        )
+        failed = {r.host for r in last if r.status != "unknown"}
+        unknown = {r.host for r in last if r.status == "unknown"}
+        if sub.retry_unknown:
+            return failed | unknown, []
+        return failed, sorted(unknown)
+
+    def _kept_rows(self, step, attempt, kept):
+        why = "not run again: its outcome is unknown (it may have run the step)"
+        return [self._row(step, attempt, host, "unknown", msg=why) for host in kept]
+
+    def _save_results(self, step, attempt, rows):
+        """Store the host results of one attempt (safe to repeat after a lost connection)."""
+        if not rows:
+            return
+
+        def save():
+            with database.atomic():
+                HostResult.delete().where(
+                    HostResult.taskuuid == self.task.uuid,
+                    HostResult.stepuuid == step["uuid"],
+                    HostResult.attempt == attempt,
+                    HostResult.host.in_([r["host"] for r in rows]),
+                ).execute()
+                HostResult.insert_many(rows).execute()
+
+        durably(save, what=f"task {self.task.uuid}: host results")
 
     def _row(
         self,
