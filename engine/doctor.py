@@ -45,11 +45,14 @@ def check_database(settings):
     from .db import database, open_database
 
     url = settings.database
-    open_database(url)
-    with database.connection_context():
-        database.execute_sql("SELECT 1")
-        version = schema.current_version()
     shown = _redact(url)
+    try:
+        open_database(url)
+        with database.connection_context():
+            database.execute_sql("SELECT 1")
+            version = schema.current_version()
+    except Exception as e:  # name the database the failure is about
+        return False, f"{shown}: {_brief(e)}"
     if version != schema.LATEST:
         return False, f"{shown}: schema version {version}, this code needs {schema.LATEST} " + (
             "(run `opsjob init`)" if version < schema.LATEST else "(the code is older)"
@@ -64,7 +67,10 @@ def check_queue(settings):
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
-        client.ping()
+        try:
+            client.ping()
+        except Exception as e:  # name the queue the failure is about
+            return False, f"{_redact(url)}: {_brief(e)}"
         return True, f"{_redact(url)}: answers"
     import sqlite3
 
@@ -157,8 +163,12 @@ def run(settings):
         try:
             ok, detail = check()
         except Exception as e:  # a check that cannot even run has failed
-            ok, detail = False, f"{type(e).__name__}: {e}".strip()
-        yield name, ok, detail.replace("\n", " ")
+            ok, detail = False, _brief(e)
+        yield name, ok, " ".join(detail.split())
+
+
+def _brief(exc):
+    return f"{type(exc).__name__}: {exc}".strip()
 
 
 def _redact(url):
