@@ -218,7 +218,9 @@ class Client:
     def download(self, name, projectid=None):
         """Return the bytes of file ``name`` of the project's file store."""
         pid = self.project_id(projectid)
-        status, raw = self._send("GET", f"/fileserver/{pid}/download", query={"name": name})
+        status, raw = self._send(
+            "GET", f"/fileserver/{pid}/download", query={"name": name, "stream": 1}
+        )
         if status >= 400:
             self._answer("GET", f"/fileserver/{pid}/download", status, raw)
         return raw

@@ -81,17 +81,34 @@ class TokenUpload:
         ok(resp, result["count"], uuids=result["uuids"])
 
 
+def _send(resp, found):
+    resp.content_type = "application/octet-stream"
+    resp.set_header("Content-Disposition", _attachment(found.name))
+    resp.set_header("ETag", f'"{found.md5}"')
+    resp.set_stream(found.stream, found.size)
+
+
 class Download:
-    """One file's bytes."""
+    """One file's bytes, through a download link or streamed at once."""
 
     @requires("read")
     def on_get(self, req, resp, projectid):
-        """Download a file by name (streamed, as an attachment)."""
-        found = fileserver.open_file(projectid, params(req))
-        resp.content_type = "application/octet-stream"
-        resp.set_header("Content-Disposition", _attachment(found.name))
-        resp.set_header("ETag", f'"{found.md5}"')
-        resp.set_stream(found.stream, found.size)
+        """Answer a single-use download link for file `name`, valid 60 s, that
+        `GET /download/{link}` serves without a key (OpenC3's two steps); with `stream=1`,
+        stream the file itself."""
+        if req.get_param_as_bool("stream", default=False):
+            _send(resp, fileserver.open_file(projectid, params(req)))
+        else:
+            ok(resp, fileserver.link_file(projectid, params(req)))
+
+
+class DownloadLink:
+    """A file behind a download link."""
+
+    @requires("public")
+    def on_get(self, req, resp, link):
+        """Stream the file of a download link (the link is the credential; it works once)."""
+        _send(resp, fileserver.open_link(link))
 
 
 class Item:
@@ -106,6 +123,10 @@ class Item:
 ROUTES = [
     ("/fileserver/{projectid:int}", Collection()),
     ("/fileserver/{projectid:int}/upload", TokenUpload()),
+    # OpenC3's web server rewrote uploads under this prefix; its UI and docs still use it.
+    ("/uploadv2/fileserver/{projectid:int}", Collection()),
+    ("/uploadv2/fileserver/{projectid:int}/upload", TokenUpload()),
+    ("/download/{link}", DownloadLink()),
     ("/fileserver/{projectid:int}/download", Download()),
     ("/fileserver/{projectid:int}/{fileid}", Item()),
 ]

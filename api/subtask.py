@@ -10,9 +10,10 @@ from .params import params
 class Control:
     """Operate a waiting step."""
 
-    @requires("write")
+    @requires("control")
     def on_post(self, req, resp, projectid):
-        """Control a step: taskuuid, subtaskuuid, subtasktype, control next|running|ignore|fail."""
+        """Control a step: taskuuid, subtaskuuid, subtasktype, control next|running|ignore|fail
+        (needs write, or control when the job's `_authorization_` variable is true)."""
         ok(resp, control.control(projectid, params(req), req.context.principal))
 
     @requires("control")
@@ -22,7 +23,11 @@ class Control:
         ok(
             resp,
             control.control(
-                projectid, params(req), req.context.principal, allowed=("next", "running")
+                projectid,
+                params(req),
+                req.context.principal,
+                allowed=("next", "running"),
+                role="control",
             ),
         )
 

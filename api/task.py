@@ -26,6 +26,43 @@ class Count:
         ok(resp, tasks.count_tasks(projectid))
 
 
+class TotalCount:
+    """Task counts over a date range."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid):
+        """Count tasks by status that started from time_start to time_end (YYYY-MM-DD)."""
+        ok(resp, tasks.total_count(projectid, params(req)))
+
+
+class Authorization:
+    """Whether a job may be run by a JOBX group with the control role."""
+
+    @requires("read")
+    def on_get(self, req, resp, projectid, group, jobname):
+        """Answer 1 when the job's `_authorization_` variable is `true` or names the group,
+        else 0 (JOBX asks before every grouped run)."""
+        ok(resp, tasks.authorization(projectid, {"group": group, "jobname": jobname}))
+
+
+class RunJobByMonitor:
+    """Run a job for a monitoring alert."""
+
+    def _run(self, req, resp, projectid):
+        ok(resp, 1, uuid=tasks.run_job_bymon(projectid, params(req), req.context.principal))
+
+    @requires("write")
+    def on_get(self, req, resp, projectid):
+        """Start a job whose monitor trigger is on: jobname, endpoint (variable `ip`), tpl_id,
+        exp_id (one must be in the job's mon_ids); refused while the job runs."""
+        self._run(req, resp, projectid)
+
+    @requires("write")
+    def on_post(self, req, resp, projectid):
+        """Same as GET."""
+        self._run(req, resp, projectid)
+
+
 class Item:
     """One task."""
 
@@ -58,10 +95,11 @@ class Notifications:
 class RunJob:
     """Run a job by uuid."""
 
-    @requires("write")
+    @requires("control")
     def on_post(self, req, resp, projectid):
         """Start a job: jobuuid, variable {name: value}, optional mutex and
-        mutex_policy (fail|skip|queue)."""
+        mutex_policy (fail|skip|queue). Needs write, or control when the job's
+        `_authorization_` variable is true."""
         ok(resp, 1, uuid=tasks.run_job(projectid, params(req), req.context.principal))
 
 
@@ -110,6 +148,9 @@ class Redo:
 ROUTES = [
     ("/task/{projectid:int}", Collection()),
     ("/task/{projectid:int}/count", Count()),
+    ("/task/{projectid:int}/total_count", TotalCount()),
+    ("/task/{projectid:int}/authorization/{group}/{jobname}", Authorization()),
+    ("/task/{projectid:int}/job/bymon", RunJobByMonitor()),
     ("/task/{projectid:int}/job", RunJob()),
     ("/task/{projectid:int}/job/byname", RunJobByName()),
     ("/task/{projectid:int}/plugin_cmd", RunCmd()),

@@ -68,7 +68,7 @@ class Query:
     @requires("login")
     def on_post(self, req, resp):
         """Show a run: status complete|fail|running, msg, progress, link, ctrl while it
-        waits: project_id, uuid, retry_count (needs read)."""
+        waits: uuid, retry_count, optional project_id (needs read on the task's project)."""
         ok(resp, None, **third.query(params(req), req.context.principal))
 
 
@@ -77,7 +77,8 @@ class Stop:
 
     @requires("login")
     def on_post(self, req, resp):
-        """Stop a run: project_id, uuid, retry_count (needs write); stat true once it stopped."""
+        """Stop a run: uuid, retry_count, optional project_id (needs write on the task's
+        project); stat true once it stopped."""
         uuid, info = third.stop(params(req), req.context.principal)
         ok(resp, info=info, uuid=uuid)
 

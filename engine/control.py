@@ -2,7 +2,7 @@
 
 import time
 
-from . import auth, events, lifecycle, logs, steps
+from . import auth, events, lifecycle, logs, steps, variables
 from .clock import now
 from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from .listing import as_dict
@@ -92,13 +92,15 @@ def get_subtask(projectid, taskuuid, subtaskuuid):
     }
 
 
-def control(projectid, params, principal, allowed=("next", "fail", "running", "ignore")):
+def control(projectid, params, principal, allowed=("next", "fail", "running", "ignore"), role=None):
     """Release a pause (``next``) or decide a failed step (``running`` retries the failed
-    hosts, ``ignore`` goes on, ``fail`` stops the task)."""
+    hosts, ``ignore`` goes on, ``fail`` stops the task). The caller needs ``role``, by default
+    the one that runs the task's job (control when its ``_authorization_`` is true)."""
     values = check(params, CONTROL)
     if values["control"] not in allowed:
         raise InvalidInput(f"control: must be one of {', '.join(allowed)}")
     task = _task(projectid, values["taskuuid"])
+    auth.require(principal, projectid, role or variables.launch_role(task.jobuuid))
     where = (
         Subtask.parent_uuid == task.uuid,
         Subtask.uuid == values["subtaskuuid"],
@@ -166,7 +168,8 @@ def kill(uuid, principal, wait_seconds=5.0):
 
     Return the message OpenC3 answers with.
     """
-    task = _visible_task(uuid, principal, "write")
+    task = _visible_task(uuid, principal, "control")
+    auth.require(principal, task.projectid, variables.launch_role(task.jobuuid))
     if task.status in FINAL:
         return f"task {task.uuid} has been closed, status is {task.status}"
     reason = f"killed by {principal.name}"

@@ -6,7 +6,11 @@ files. An upload token grants only the token upload into its project, and may st
 token's job for each file it stores.
 """
 
+import json
+import os
+import time
 from dataclasses import dataclass
+from secrets import token_hex, token_urlsafe
 
 from . import auth, filestore, tasks, tokens
 from .errors import Conflict, Forbidden, InvalidInput, NotFound, OpsjobError, TooLarge
@@ -32,6 +36,9 @@ TOKEN_UPLOAD = {
     "checkmd5": Field(pattern=r"[0-9a-fA-F]{32}", max_len=32),
     "user": Field(pattern=r"[A-Za-z0-9.@_-]+", max_len=100),
 }
+
+LINK = Field(required=True, pattern=r"[A-Za-z0-9_-]{32}", max_len=32)
+LINK_SECONDS = 60  # a download link is opened by the browser right after it is made
 
 _settings = {"value": None}
 
@@ -166,6 +173,69 @@ def open_file(projectid, params):
     if path is None:
         raise NotFound(f"name: file {name} does not exist")
     return Download(name=row.name, size=row.size, md5=row.md5, stream=open(path, "rb"))
+
+
+def link_file(projectid, params):
+    """Make a short-lived, single-use download link to a stored file by ``name`` and return
+    its name (OpenC3's two-step download: the browser then opens ``/download/<link>``).
+
+    A link is a small file under the file store, so any API node sharing the store serves it.
+    """
+    name = check(params, {"name": Field(required=True, max_len=1000, pattern=None)})["name"]
+    filestore.check_name("name", name)
+    if filestore.live_row(projectid, name) is None:
+        raise NotFound(f"name: file {name} does not exist")
+    folder = _links_dir()
+    _sweep_links(folder)
+    link = token_urlsafe(24)
+    record = {"projectid": projectid, "name": name, "expires": time.time() + LINK_SECONDS}
+    fd = os.open(os.path.join(folder, link), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    return link
+
+
+def open_link(link):
+    """Open the file behind a download link, using the link up; raise NotFound when it is
+    unknown, used or expired."""
+    try:
+        link = LINK.clean("link", link)
+    except InvalidInput:
+        link = None
+    gone = NotFound("link: unknown, used or expired download link")
+    if link is None:
+        raise gone
+    folder = _links_dir()
+    claimed = os.path.join(folder, f"{link}.used.{token_hex(8)}")
+    try:  # one rename wins, so a link serves one download however many ask at once
+        os.rename(os.path.join(folder, link), claimed)
+    except FileNotFoundError:
+        raise gone from None
+    try:
+        with open(claimed) as f:
+            record = json.load(f)
+    finally:
+        os.unlink(claimed)
+    if record["expires"] < time.time():
+        raise gone
+    return open_file(record["projectid"], {"name": record["name"]})
+
+
+def _links_dir():
+    folder = os.path.join(filestore.root(_config()), "links")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def _sweep_links(folder):
+    """Remove links that expired without being used."""
+    cutoff = time.time() - LINK_SECONDS
+    for entry in os.scandir(folder):
+        try:
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
 
 
 def delete_file(projectid, fileid, user):

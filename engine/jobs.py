@@ -13,10 +13,17 @@ from .validate import Field, check
 
 JOB = {
     "name": Field(required=True, max_len=100, allow_empty=False),
-    "permanent": Field(bool, default=False),
+    # Any true value (the UI sends "permanent", tools send 1); ignored on edit, as in OpenC3.
+    "permanent": Field(bool, default=False, truthy=True),
     "mon_ids": Field(default="", pattern=r"[A-Za-z0-9_,./]*", max_len=200),
-    "mon_status": Field(int, default=0, minimum=0, maximum=1),
+    "mon_status": Field(int, default=0, minimum=0, maximum=1, booleans=True),
     "data": Field(list, required=True),
+}
+# POST /variable/:pid/update_mon, the UI's monitoring-trigger form; absent keeps a value.
+MON = {
+    "jobuuid": Field(required=True, pattern=r"[A-Za-z0-9]+", max_len=20),
+    "status": Field(int, minimum=0, maximum=1, booleans=True),
+    "mon_ids": Field(pattern=JOB["mon_ids"].pattern, max_len=JOB["mon_ids"].max_len),
 }
 LIST_FIELDS = ("id", "uuid", "name", "create_time", "create_user", "edit_user", "edit_time")
 DETAIL_FIELDS = (
@@ -118,6 +125,23 @@ def edit_job(projectid, jobuuid, params, user):
     return True
 
 
+def update_mon(projectid, params, user):
+    """Set a job's monitoring trigger: ``status`` (mon_status) and ``mon_ids``."""
+    values = check(params, MON)
+    with database.atomic():
+        try:
+            job = live_job(projectid, values["jobuuid"])
+        except NotFound as e:  # an id in the body is bad input, not a missing resource
+            raise InvalidInput(e.info) from None
+        if values["status"] is not None:
+            job.mon_status = values["status"]
+        if values["mon_ids"] is not None:
+            job.mon_ids = values["mon_ids"]
+        job.edit_user, job.edit_time = user, now()
+        job.save()
+    return True
+
+
 def list_jobs(projectid, params):
     """List the project's permanent jobs with ``stepcount`` and ``hasvariable``."""
     query = Job.select().where(Job.projectid == projectid, Job.status == "permanent")
@@ -151,10 +175,15 @@ def count_jobs(projectid):
 
 
 def get_job(projectid, jobuuid, name=None):
-    """Return a permanent job with its steps in order; ``jobuuid='byname'`` looks up ``name``."""
+    """Return a permanent job with its steps in order; ``jobuuid='byname'`` looks up ``name``
+    and, as OpenC3 does, answers ``{}`` when there is no such job (the CI flow page relies
+    on it)."""
     if jobuuid == "byname":
-        Field(required=True, max_len=100).clean("name", name)
-        job = _by_name(projectid, name)
+        name = Field(max_len=100).clean("name", name)
+        try:
+            job = _by_name(projectid, name)
+        except NotFound:
+            return {}
     else:
         job = live_job(projectid, jobuuid, permanent_only=True)
     detail = as_dict(job, DETAIL_FIELDS)

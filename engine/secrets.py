@@ -6,6 +6,8 @@ encrypts, every one decrypts, so a key can be rotated), or else from the file
 Without a key, secrets are refused with a clear error; nothing is ever stored in clear.
 """
 
+import hashlib
+import hmac
 import logging
 import os
 
@@ -93,6 +95,20 @@ def available():
     except SecretKeyError:
         return False
     return True
+
+
+def sign(field, *parts):
+    """Return a hex HMAC-SHA256 of ``parts`` under the first secret key, for links that stand
+    in for a login; raise SecretKeyError naming ``field`` when no key is configured."""
+    _fernet(field)
+    settings = _state["settings"]
+    raw = settings.secret_key
+    if not raw:
+        with open(key_file(settings)) as f:
+            raw = f.read()
+    first = raw.replace("\n", ",").split(",")[0].strip()
+    key = hashlib.sha256(b"opsjob-link:" + first.encode()).digest()
+    return hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
 def encrypt(field, text):

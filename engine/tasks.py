@@ -5,10 +5,10 @@ import json
 import yaml
 from peewee import fn
 
-from . import clock, jobs, queue, steps
-from .errors import InvalidInput, NotFound
+from . import auth, clock, jobs, nodeinfo, queue, steps, variables
+from .errors import Conflict, InvalidInput, NotFound
 from .ids import new_uuid
-from .listing import DATE, as_dict, paged, time_range
+from .listing import DATE, as_dict, day, paged, time_range
 from .models import Job, Task, database
 from .validate import ALNUM, Field, check
 
@@ -61,6 +61,22 @@ LIST = {
     "jobtype": Field(choices=("jobs", "plugin_cmd", "plugin_scp")),
     "time_start": Field(pattern=DATE),
     "time_end": Field(pattern=DATE),
+}
+
+
+TOTAL = {
+    "time_start": Field(required=True, pattern=DATE),
+    "time_end": Field(required=True, pattern=DATE),
+}
+AUTHORIZATION = {
+    "group": Field(required=True, max_len=200, allow_empty=False),
+    "jobname": Field(required=True, max_len=100, allow_empty=False),
+}
+BYMON = {
+    "jobname": Field(required=True, max_len=100, allow_empty=False),
+    "endpoint": Field(required=True, pattern=r"[A-Za-z0-9._:-]+", max_len=200),
+    "tpl_id": Field(required=True, pattern=r"[A-Za-z0-9_./]+", max_len=200),
+    "exp_id": Field(required=True, pattern=r"[A-Za-z0-9_./]+", max_len=200),
 }
 
 
@@ -119,6 +135,7 @@ def run_job(projectid, params, principal):
         job = jobs.live_job(projectid, values["jobuuid"])
     except NotFound as e:  # an id in the body is bad input, not a missing resource
         raise InvalidInput(e.info) from None
+    auth.require(principal, projectid, variables.launch_role(job.uuid))
     return _start_job(projectid, principal, job, values)
 
 
@@ -232,19 +249,34 @@ def list_tasks(projectid, params):
     return [_shape(t, LIST_FIELDS) for t in paged(query.order_by(Task.id.desc()), params)]
 
 
-def count_tasks(projectid, today=None):
-    """Count the project's tasks by status, for tasks started in the current month."""
-    today = today or clock.now()
-    first = today.replace(day=1, hour=0, minute=0, second=0)
+def _counts(projectid, *where):
     rows = (
         Task.select(Task.status, fn.COUNT(Task.id).alias("n"))
-        .where(Task.projectid == projectid, Task.starttime >= first)
+        .where(Task.projectid == projectid, *where)
         .group_by(Task.status)
         .tuples()
     )
     counts = {"success": 0, "running": 0, "fail": 0}
     counts.update({status: n for status, n in rows})
     return counts
+
+
+def count_tasks(projectid, today=None):
+    """Count the project's tasks by status, for tasks started in the current month."""
+    today = today or clock.now()
+    first = today.replace(day=1, hour=0, minute=0, second=0)
+    return _counts(projectid, Task.starttime >= first)
+
+
+def total_count(projectid, params):
+    """Count the project's tasks by status, for tasks started from ``time_start`` to
+    ``time_end`` (days, both included)."""
+    values = check(params, TOTAL)
+    return _counts(
+        projectid,
+        Task.starttime >= day("time_start", values["time_start"]),
+        Task.starttime <= day("time_end", values["time_end"], end=True),
+    )
 
 
 def get_task(projectid, uuid):
@@ -261,3 +293,57 @@ def task_of(projectid, uuid, field="taskuuid"):
     if task is None:
         raise NotFound(f"{field}: task {uuid} does not exist")
     return task
+
+
+def authorization(projectid, params):
+    """Answer 1 when job ``jobname`` of the project may be run with the control role by JOBX
+    group ``group`` (its ``_authorization_`` is ``true`` or that group), else 0."""
+    values = check(params, AUTHORIZATION)
+    job = (
+        Job.select()
+        .where(Job.projectid == projectid, Job.name == values["jobname"], Job.status != "deleted")
+        .first()
+    )
+    if job is None:
+        return 0
+    return 1 if variables.launch_role(job.uuid, group=values["group"]) == "control" else 0
+
+
+def run_job_bymon(projectid, params, principal):
+    """Start a job for a monitoring alert: the job's ``mon_status`` must be on and ``tpl_id``
+    or ``exp_id`` one of its ``mon_ids``; variable ``ip`` is the endpoint's inner address.
+    Refused while the job already has a running or waiting task. Return the task uuid."""
+    values = check(params, BYMON)
+    job = (
+        Job.select()
+        .where(
+            Job.projectid == projectid,
+            Job.name == values["jobname"],
+            Job.status != "deleted",
+            Job.mon_status == 1,
+        )
+        .first()
+    )
+    if job is None:
+        raise InvalidInput(f"jobname: no job {values['jobname']} with its monitor trigger on")
+    allowed = [i for i in (job.mon_ids or "").split(",") if i]
+    if values["tpl_id"] not in allowed and values["exp_id"] not in allowed:
+        raise InvalidInput("tpl_id: neither tpl_id nor exp_id is one of the job's mon_ids")
+    busy = Task.select().where(
+        Task.projectid == projectid,
+        Task.jobuuid == job.uuid,
+        Task.jobtype == "jobs",
+        Task.status.in_(["running", "waiting"]),
+    )
+    if busy.exists():
+        raise Conflict(f"jobname: job {job.name} already has a running task")
+    ip = next(
+        (
+            m["inip"] or m["exip"] or m["name"]
+            for m in nodeinfo.machines(projectid)
+            if m["name"] == values["endpoint"]
+        ),
+        values["endpoint"],
+    )
+    launch = {"variable": {"ip": ip}, "mutex": "", "mutex_policy": "fail"}
+    return _start_job(projectid, principal, job, launch)

@@ -4,7 +4,7 @@ Callers name the project in ``project_id`` and the run in ``uuid`` (12 letters o
 ``retry_count``: the task uuid is the first 11 characters of ``uuid`` followed by character
 ``retry_count`` of ``0-9a-zA-Z``, so every retry is a new, predictable task and repeating a
 call with the same pair never starts a second run. Unlike OpenC3, the caller's role is checked
-on the project named in ``project_id``.
+on the project named in ``project_id``; ``query`` and ``stop`` need only ``uuid``.
 """
 
 import string
@@ -28,6 +28,8 @@ RUN = {
     "uuid": Field(required=True, pattern=r"[A-Za-z0-9]{12}", max_len=12),
     "retry_count": Field(int, default=0, minimum=0, maximum=len(RETRY_ALPHABET) - 1),
 }
+# query and stop: the run alone names the project
+LOOKUP = {**RUN, "project_id": Field(int, minimum=0, maximum=2**31 - 1)}
 JOB_PARAMS = {
     "jobname": Field(required=True, max_len=100, allow_empty=False),
     "variable": Field(dict, default={}),
@@ -203,11 +205,25 @@ def _already(task, projectid, uuid):
 
 
 def _task(params, principal, role):
-    values = _project(params, principal, role, RUN)
+    """Find a run by ``uuid`` and ``retry_count``, then check ``role`` on its project.
+
+    ``project_id`` is optional (OpenC3's callers send only the uuid); when given, the task
+    must be in that project. A task the caller cannot read is reported missing.
+    """
+    values = check(params, LOOKUP)
     uuid = derive_uuid(values["uuid"], values["retry_count"])
-    task = Task.get_or_none(Task.uuid == uuid, Task.projectid == values["project_id"])
-    if task is None:
-        raise NotFound(f"uuid: task {uuid} does not exist in project {values['project_id']}")
+    pid = values["project_id"]
+    if pid is not None:
+        auth.require(principal, pid, role)
+    task = Task.get_or_none(Task.uuid == uuid)
+    if (
+        task is None
+        or not principal.allows(task.projectid, "read")
+        or pid not in (None, task.projectid)
+    ):
+        where = "" if pid is None else f" in project {pid}"
+        raise NotFound(f"uuid: task {uuid} does not exist{where}")
+    auth.require(principal, task.projectid, role)
     return task
 
 

@@ -35,6 +35,8 @@ class Field:
         minimum=None,
         maximum=None,
         allow_empty=True,
+        truthy=False,
+        booleans=False,
     ):
         self.kind = kind
         self.required = required
@@ -45,10 +47,16 @@ class Field:
         self.minimum = minimum
         self.maximum = maximum
         self.allow_empty = allow_empty
+        # bool: any other scalar counts as true, as OpenC3 (Perl) reads a flag.
+        self.truthy = truthy
+        # int: JSON true/false and the strings "true"/"false" read as 1/0.
+        self.booleans = booleans
 
     def clean(self, name, value):
         """Return the checked value of ``name`` or raise :class:`InvalidInput`."""
-        if value is None or value is _MISSING or (value == "" and not self.allow_empty):
+        # OpenC3 clients send null, or "" for a number, list or object, to mean "not set".
+        unset = value == "" and (not self.allow_empty or self.kind in (int, list, dict))
+        if value is None or value is _MISSING or unset:
             if self.required:
                 raise InvalidInput(f"{name}: is required")
             return None if self.default is _MISSING else self.default
@@ -83,6 +91,8 @@ class Field:
         return value
 
     def _int(self, name, value):
+        if self.booleans and (isinstance(value, bool) or value in ("true", "false")):
+            value = int(value in (True, "true"))
         if isinstance(value, bool):
             raise InvalidInput(f"{name}: must be an integer")
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
@@ -112,6 +122,8 @@ class Field:
             "",
         ):
             return value.lower() in ("1", "true", "yes", "on")
+        if self.truthy and isinstance(value, (str, int, float)):
+            return True
         raise InvalidInput(f"{name}: must be true or false")
 
 

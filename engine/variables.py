@@ -92,6 +92,22 @@ def sync(jobuuid, references, user):
         Variable.delete().where(Variable.jobuuid == jobuuid, Variable.name.in_(gone)).execute()
 
 
+def launch_role(jobuuid, group=None):
+    """Return the role that runs a job and operates its tasks: ``control`` when its
+    ``_authorization_`` variable is ``true`` (or equals the JOBX ``group``), else ``write``."""
+    accepted = ["true"] if group is None else ["true", group]
+    shortcut = (
+        Variable.select()
+        .where(
+            Variable.jobuuid == jobuuid,
+            Variable.name == "_authorization_",
+            Variable.value.in_(accepted),
+        )
+        .exists()
+    )
+    return "control" if shortcut else "write"
+
+
 def _job_in_project(projectid, jobuuid):
     return (
         Job.select()

@@ -41,6 +41,13 @@ def ids(api):
         "notifyid": 999,
         "fileid": 999,
         "node": "127.0.0.9",
+        "jobid": 999,
+        "token": "0" * 32,
+        "name": "x",
+        "option": "a",
+        "group": "g",
+        "jobname": "j",
+        "link": "x" * 32,
     }
 
 

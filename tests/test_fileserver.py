@@ -98,7 +98,7 @@ def test_upload_list_download_replace_delete(api, settings):
     with open(blob(settings, b"alpha\n"), "rb") as f:
         assert f.read() == b"alpha\n"
 
-    got = api.get("/fileserver/1/download", params={"name": "b.bin"})
+    got = api.get("/fileserver/1/download", params={"name": "b.bin", "stream": 1})
     assert got.status_code == 200 and got.content == b"\x00\xff"
     assert got.headers["content-disposition"].startswith("attachment;")
     assert 'filename="b.bin"' in got.headers["content-disposition"]
@@ -107,12 +107,17 @@ def test_upload_list_download_replace_delete(api, settings):
     assert upload(api, "/fileserver/1", [("file", "a.txt", b"beta\n")]).json["data"] == 1
     again = {f["name"]: f for f in api.ok("GET", "/fileserver/1")}
     assert again["a.txt"]["id"] != a["id"] and again["a.txt"]["size"] == 5
-    assert api.get("/fileserver/1/download", params={"name": "a.txt"}).content == b"beta\n"
+    assert (
+        api.get("/fileserver/1/download", params={"name": "a.txt", "stream": 1}).content
+        == b"beta\n"
+    )
     assert len([r for r in rows() if r.name == "a.txt"]) == 1
 
     assert api.ok("DELETE", f"/fileserver/1/{again['a.txt']['id']}") is True
     assert [f["name"] for f in api.ok("GET", "/fileserver/1")] == ["b.bin"]
-    assert api.get("/fileserver/1/download", params={"name": "a.txt"}).status_code == 404
+    assert (
+        api.get("/fileserver/1/download", params={"name": "a.txt", "stream": 1}).status_code == 404
+    )
     assert api.delete(f"/fileserver/1/{again['a.txt']['id']}").status_code == 404
     deleted = [r for r in rows() if r.status == "deleted"]
     assert len(deleted) == 1 and deleted[0].edit_user == "root"  # soft: the row stays
@@ -120,7 +125,9 @@ def test_upload_list_download_replace_delete(api, settings):
 
     # Files are per project: project 2 sees none of them.
     assert api.ok("GET", "/fileserver/2") == []
-    assert api.get("/fileserver/2/download", params={"name": "b.bin"}).status_code == 404
+    assert (
+        api.get("/fileserver/2/download", params={"name": "b.bin", "stream": 1}).status_code == 404
+    )
     assert leftovers(settings) == []
 
 
@@ -129,8 +136,8 @@ def test_roles(api):
     assert upload(api, "/fileserver/1", [("file", "x", b"x")], key=reader).status_code == 403
     assert upload(api, "/fileserver/1", [("file", "x", b"x")], key=writer).status_code == 200
     assert api.get("/fileserver/1", key=reader).status_code == 200
-    # Download only reads, so read is enough (OpenC3 asks for write because it makes a link).
-    got = api.get("/fileserver/1/download", key=reader, params={"name": "x"})
+    # Download only reads, so read is enough (OpenC3 asks for write).
+    got = api.get("/fileserver/1/download", key=reader, params={"name": "x", "stream": 1})
     assert got.status_code == 200 and got.content == b"x"
     fid = api.ok("GET", "/fileserver/1")[0]["id"]
     assert api.delete(f"/fileserver/1/{fid}", key=writer).status_code == 403
@@ -157,7 +164,7 @@ def test_a_name_never_escapes_the_store(api, settings, name):
     assert r.status_code == 400, (r.status_code, r.text)
     assert r.json["info"].startswith("upfile:"), r.json  # names the file field
     assert rows() == [] and leftovers(settings) == []
-    r = api.get("/fileserver/1/download", params={"name": name})
+    r = api.get("/fileserver/1/download", params={"name": name, "stream": 1})
     assert r.status_code == 400 and r.json["info"].startswith("name:"), r.text
 
 

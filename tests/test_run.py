@@ -428,7 +428,7 @@ def test_file_store_pull_and_push(cluster, ssh_nodes):
     with open(os.path.join(cluster.home, "filestore", "blobs", sha[:2], sha)) as f:
         assert f.read() == "stored-content\n"  # content-addressed: the name is not a path
     req = urllib.request.Request(
-        f"{cluster.url}/fileserver/{PID}/download?name={name}",
+        f"{cluster.url}/fileserver/{PID}/download?name={name}&stream=1",
         headers={"Authorization": f"Bearer {cluster.key}"},
     )
     with urllib.request.urlopen(req) as resp:
