@@ -245,9 +245,12 @@ def reclaim(pause=PAUSE, pages=VACUUM_PAGES):
             return 0
         freed = 0
         while (free := database.execute_sql("PRAGMA freelist_count").fetchone()[0]) > 0:
-            # the pragma frees one page per result row: read them all
-            database.execute_sql(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
-            freed += free - database.execute_sql("PRAGMA freelist_count").fetchone()[0]
+            # executescript steps the pragma to its end; a cursor would free one page only
+            database.connection().executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+            step = free - database.execute_sql("PRAGMA freelist_count").fetchone()[0]
+            if step <= 0:
+                break
+            freed += step
             time.sleep(pause)
         return freed
 

@@ -194,7 +194,7 @@ def test_the_daily_prune_runs_once_with_two_schedulers(settings):
     assert retention.daily(settings, day=day + 1) is not None  # the next day runs again
 
 
-def test_sqlite_gives_freed_pages_back(settings):
+def test_sqlite_gives_freed_pages_back(settings, monkeypatch):
     if not settings.database.startswith("sqlite"):
         return  # PostgreSQL's autovacuum reuses space in place
     open_database(settings.database)
@@ -215,6 +215,17 @@ def test_sqlite_gives_freed_pages_back(settings):
         database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     assert done["task"] == 300 and done["freed_pages"] > 0
     assert os.path.getsize(path) < before / 4, (before, os.path.getsize(path))
+
+    with database.connection_context(), database.atomic():  # free pages again
+        for n in range(300):
+            LogChunk.create(taskuuid="again", offset=n, text="y" * 20000)
+    with database.connection_context():
+        LogChunk.delete().execute()
+        free = database.execute_sql("PRAGMA freelist_count").fetchone()[0]
+    steps = []
+    monkeypatch.setattr(retention.time, "sleep", steps.append)
+    assert retention.reclaim(pause=0.5, pages=512) == free
+    assert len(steps) <= free // 512 + 1  # a step gives back up to 512 pages, not one
 
 
 def test_the_api_answers_while_a_prune_runs(api, settings):
@@ -245,3 +256,29 @@ def test_the_api_answers_while_a_prune_runs(api, settings):
     assert done["task"] == 1500 and done["log_chunk"] == 1500
     assert set(statuses) == {200}, [s for s in statuses if s != 200][:5]
     assert during >= 5, during  # rounds of requests that overlapped the prune
+
+
+def test_the_prune_command_counts_then_deletes(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.settings import Settings
+
+    settings = Settings(home=str(tmp_path))
+    history(settings)
+    opsjob = os.path.join(os.path.dirname(sys.executable), "opsjob")
+    env = {**os.environ, "OPSJOB_HOME": str(tmp_path), "OPSJOB_DATABASE_URL": ""}
+
+    def prune(*args):
+        out = subprocess.run([opsjob, "prune", *args], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert "would delete 4 task\n" in prune("--dry-run")
+    with database.connection_context():
+        assert Task.select().count() == 11
+    out = prune()
+    assert "deleted 4 task\n" in out and "deleted 2 blobs\n" in out
+    with database.connection_context():
+        assert Task.select().count() == 7
+    assert "deleted" not in prune("--vacuum").replace("deleted 0", "")
