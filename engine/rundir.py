@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 
-from . import playbook, safetree
+from . import playbook, safetree, streams
 from .proctree import MARK
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
@@ -52,6 +52,7 @@ def ansible_cfg(settings, pdd, connect_timeout):
         "usetty = false\n"
         f"ssh_args = -o ControlMaster=auto -o ControlPersist={persist}\n"
         f"control_path_dir = {control_path_dir()}\n"
+        f"ssh_executable = {os.path.join(pdd, streams.WRAPPER)}\n"
     )
 
 
@@ -69,11 +70,14 @@ def create(compiled, workdir, settings, *, connect_timeout, runner_settings, mar
     files["ansible.cfg"] = ansible_cfg(settings, pdd, connect_timeout).encode("utf-8")
     # runner drops the ``settings`` argument when env/settings is missing, so write the file
     files["env/settings"] = runner_settings.encode("utf-8")
+    files[streams.WRAPPER] = streams.ssh_wrapper(os.path.join(pdd, streams.FOLDER)).encode()
+    os.makedirs(os.path.join(pdd, streams.FOLDER), mode=0o700)
     for rel, data in files.items():
         path = os.path.join(pdd, rel)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
+    os.chmod(os.path.join(pdd, streams.WRAPPER), 0o700)
     for rel, target in compiled.links.items():
         os.symlink(target, os.path.join(pdd, rel))
     _write_secrets(pdd, compiled.secrets)

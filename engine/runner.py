@@ -36,7 +36,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import playbook, proctree, rundir
+from . import playbook, proctree, rundir, streams
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ CONNECT_TIMEOUT = 10  # seconds for an SSH connection to a node
 CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 POLL = 0.2  # seconds between two looks at the cancel flag
+# Seconds a host prints before its output is followed line by line: a host that ends sooner
+# has its output logged once, whole, with its result.
+LIVE_AFTER = 1.0
 DISK_RESERVE = 256 * 1024  # bytes a run needs free on the run dir's disk to record its events
 RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
 
@@ -221,7 +224,16 @@ def _timed_out(res):
 # The run
 
 
-def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, should_cancel=None):
+def execute(
+    compiled,
+    workdir,
+    settings,
+    *,
+    on_host_result=None,
+    on_log=None,
+    should_cancel=None,
+    on_output=None,
+):
     """Run ``compiled`` (from engine.playbook) and return a :class:`RunOutcome`.
 
     ``workdir`` is where the private data dir is made (and removed afterwards); ``settings``
@@ -229,7 +241,8 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
     target host finishes, ``on_log(text)`` with the Ansible output in order, and
     ``should_cancel()`` is polled about five times a second: once it returns true the run is
     stopped locally and on the nodes, and the outcome is ``canceled``. Errors of Ansible or
-    ansible-runner never escape: they give an ``error`` outcome.
+    ansible-runner never escape: they give an ``error`` outcome. ``on_output(host, lines)``
+    gets what a cmd step's hosts print while they run, once they have run LIVE_AFTER s.
     """
     started = time.time()
     marker = uuid.uuid4().hex
@@ -247,6 +260,7 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
         return False  # keep events off the disk; we hold what we need
 
     def cancel_callback():
+        _follow(state.get("follow"), collector, on_output)
         if not state["cancel"]:
             try:
                 state["cancel"] = bool(should_cancel and should_cancel())
@@ -282,6 +296,10 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
             runner_settings=RUNNER_SETTINGS,
             marker=marker,
         )
+        if on_output is not None and compiled.kind == "cmd":
+            state["follow"] = streams.StreamReader(
+                os.path.join(pdd, streams.FOLDER), compiled.targets, after=LIVE_AFTER
+            )
         launched = True
         runner = ansible_runner.run(
             private_data_dir=pdd,
@@ -343,6 +361,18 @@ def execute(compiled, workdir, settings, *, on_host_result=None, on_log=None, sh
         ended=time.time(),
         cleanup_seconds=cleanup_seconds,
     )
+
+
+def _follow(reader, collector, on_output):
+    """Hand on the lines the running hosts printed since the last call (see LIVE_AFTER)."""
+    if reader is None:
+        return
+    try:
+        ended = {name for name, r in collector.hosts.items() if r.done}
+        for host, text in reader.poll(ended):
+            on_output(host, text)
+    except Exception:  # following is a courtesy: never let it stop the run
+        log.exception("following the output of a step failed")
 
 
 def _disk_full(path):

@@ -287,6 +287,7 @@ class TaskRun:
             settings(),
             on_log=self._ansible_log,
             on_host_result=self._host_ended,
+            on_output=self._live_output,
             should_cancel=self.cancel.is_set,
         )
         rows = []
@@ -394,6 +395,10 @@ class TaskRun:
 
     def _ansible_log(self, text):
         pass  # per-host output is logged as each host ends (grouped, as OpenC3 shows it)
+
+    def _live_output(self, host, text):
+        """Log what a host prints while a long step runs, line by line, each with its name."""
+        self.log.write("".join(f"{host}| {line}\n" for line in text.splitlines()))
 
     def _host_ended(self, r):
         """Log a host's output as soon as it ends, so a long step on many hosts shows progress."""
