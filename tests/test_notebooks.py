@@ -36,6 +36,15 @@ def environment(cluster, ssh_nodes, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
 
+def as_role(cluster, monkeypatch, role):
+    """Give the notebook a key holding only ``role`` on the project, the role its text
+    documents, so a cell that needs more fails the test."""
+    key = cluster.run(
+        "user", "add", f"nb-{role}-{os.urandom(3).hex()}", "--project", str(PID), "--role", role
+    )
+    monkeypatch.setenv("OPSJOB_KEY", key)
+
+
 def execute(name, tmp_path):
     nb = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), as_version=4)
     NotebookClient(
@@ -54,7 +63,8 @@ def outputs(cell):
     return "\n".join(parts)
 
 
-def test_quickstart(environment, cluster, ssh_nodes, tmp_path):
+def test_quickstart(environment, cluster, ssh_nodes, tmp_path, monkeypatch):
+    as_role(cluster, monkeypatch, "write")  # "an API key with the `write` role"
     nb = execute("quickstart", tmp_path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code)
@@ -68,7 +78,7 @@ def test_quickstart(environment, cluster, ssh_nodes, tmp_path):
     assert sorted(hosts["attempt"]) == [1, 1, 2, 2]  # both nodes failed, then were retried
 
 
-def test_analysis(environment, cluster, ssh_nodes, tmp_path):
+def test_analysis(environment, cluster, ssh_nodes, tmp_path, monkeypatch):
     client = Client(cluster.url, cluster.key, projectid=PID)
     a, b = ssh_nodes.addresses[:2]
     step = {
@@ -81,6 +91,7 @@ def test_analysis(environment, cluster, ssh_nodes, tmp_path):
     }
     job = client.jobs.add(name="release", permanent=1, data=[step])["uuid"]
     assert client.run(job, {"version": "1.4.2", "ip": f"{a},{b}"}).status == "success"
+    as_role(cluster, monkeypatch, "read")  # "read role is enough"
     nb = execute("analysis", tmp_path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code)
