@@ -48,6 +48,7 @@ def ids(api):
         "group": "g",
         "jobname": "j",
         "link": "x" * 32,
+        "keyid": 999,
     }
 
 
@@ -115,6 +116,9 @@ CASES = [
     ("POST", "/environment", {"isPageSuccessEmail": 1}, "isPageSuccessEmail"),
     ("POST", "/project/1", {"status": "sleeping"}, "status"),
     ("POST", "/project/1", {"webhook": "ftp://chat.example.com/x"}, "webhook"),
+    ("POST", "/project/1", {"webhook": "http://127.0.0.1:9/x"}, "webhook"),
+    ("POST", "/users/root/keys", {"expires": "soon"}, "expires"),
+    ("POST", "/users/root", {"disabled": "maybe"}, "disabled"),
     ("POST", "/task/1/job", {"jobuuid": "{jobuuid}", "variable": "x"}, "variable"),
     ("POST", "/task/1/job", {"jobuuid": "{jobuuid}", "variable": {"a b": "1"}}, "variable.a b"),
     ("POST", "/task/1/job", {"jobuuid": "{jobuuid}", "mutex": "a-b"}, "mutex"),
