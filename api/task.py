@@ -88,7 +88,7 @@ class Notifications:
     @requires("read")
     def on_get(self, req, resp, projectid, uuid):
         """List every notification delivery attempt of a task: event, status, channel,
-        attempt, outcome (ok|skipped|failed|error), recipients, detail."""
+        attempt, outcome (ok|skipped|failed|refused|error), recipients, detail."""
         ok(resp, notifications.attempts(projectid, uuid))
 
 
