@@ -86,9 +86,22 @@ def get_asgi_app():
     return create_asgi_app(Settings.from_env())
 
 
+class WithoutQuery(logging.Filter):
+    """Cut the query string off any path a server log line prints: it may hold a ticket."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                a.split("?", 1)[0] + "?…" if isinstance(a, str) and "?" in a else a
+                for a in record.args
+            )
+        return True
+
+
 class Worker(UvicornWorker):
     """The gunicorn worker class ``opsjob serve`` uses: uvicorn's event loop, httptools,
-    websockets, and no uvicorn access log (it would print query strings)."""
+    websockets, no uvicorn access log, and no query string in uvicorn's own lines (it logs
+    each websocket's path)."""
 
     CONFIG_KWARGS = {
         "loop": "asyncio",
@@ -99,3 +112,8 @@ class Worker(UvicornWorker):
         "ws_ping_timeout": 20.0,
         "ws_max_size": 64 * 1024,
     }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
+            logging.getLogger(name).addFilter(WithoutQuery())

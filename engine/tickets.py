@@ -13,7 +13,7 @@ import secrets
 from . import auth
 from .clock import now
 from .errors import Unauthenticated
-from .models import ApiKey, Role, SocketTicket, User, database
+from .models import ApiKey, Role, SocketTicket, User
 
 TTL = datetime.timedelta(seconds=30)
 
@@ -53,9 +53,9 @@ def redeem(ticket, projectid):
         raise Unauthenticated("missing credentials: send a key or a ticket")
     h = _hash(ticket)
     t = now()
-    with database.atomic():
-        row = SocketTicket.get_or_none(SocketTicket.ticket_hash == h)
-        used = SocketTicket.delete().where(SocketTicket.ticket_hash == h).execute()
+    row = SocketTicket.get_or_none(SocketTicket.ticket_hash == h)
+    # One delete decides which of two racing uses wins (no read-then-write transaction).
+    used = SocketTicket.delete().where(SocketTicket.ticket_hash == h).execute() if row else 0
     if row is None or not used or row.expires <= t:
         raise Unauthenticated("unknown or expired ticket (a ticket opens one socket)")
     if projectid is None or row.projectid != int(projectid):
