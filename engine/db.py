@@ -5,6 +5,7 @@ import os
 import time
 from urllib.parse import urlparse
 
+import peewee
 from peewee import DatabaseProxy, InterfaceError, OperationalError
 from playhouse import db_url
 
@@ -37,8 +38,28 @@ def open_database(url):
         db = db_url.connect(pooled, max_connections=64, stale_timeout=300, timeout=30)
     else:
         db = db_url.connect(url)
+    if db.thread_safe:
+        db._state = _ContextsKept()
     database.initialize(db)
     return db
+
+
+class _ContextsKept(peewee._ConnectionLocal):
+    """A thread's connection state whose open connection contexts survive a reconnect.
+
+    Peewee forgets them when it connects or closes; a context entered before a lost connection
+    was replaced would then fail on exit, and a run would fail for nothing.
+    """
+
+    def reset(self):
+        contexts = getattr(self, "ctx", [])
+        super().reset()
+        self.ctx = contexts
+
+    def set_connection(self, conn):
+        contexts = self.ctx
+        super().set_connection(conn)
+        self.ctx = contexts
 
 
 def is_sqlite():
@@ -75,7 +96,6 @@ def drop_connection():
     db = database.obj
     if db is None or db.in_transaction():
         return
-    contexts = list(db._state.ctx)
     try:
         if hasattr(db, "manual_close"):
             db.manual_close()
@@ -83,18 +103,6 @@ def drop_connection():
             db.close()
     except Exception:  # closing a dead connection may fail: forget it anyway
         db._state.reset()
-    # the connection contexts this thread is inside still exit (and pop) later
-    db._state.ctx = contexts
-
-
-def _reopen():
-    """Connect again, keeping the connection contexts this thread is inside (peewee forgets
-    them on connect, and their exits would then fail)."""
-    db = database.obj
-    if db.is_closed():
-        contexts = list(db._state.ctx)
-        db.connect()
-        db._state.ctx = contexts
 
 
 def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
@@ -110,8 +118,6 @@ def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
     failures = 0
     while True:
         try:
-            if failures:
-                _reopen()
             result = fn(*args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
             if not is_transient(exc) or database.obj.in_transaction():

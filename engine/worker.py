@@ -233,7 +233,7 @@ class TaskRun:
         self.unknown, kept = [], []  # hosts whose outcome is unknown; those not run again
         if retry:
             rerun, kept = durably(self._retry_hosts, step, sub)
-            if rerun or kept:  # nothing recorded (the run itself broke): run all again
+            if rerun or kept:  # with no result at all (the run broke early), all run again
                 targets = [h for h in targets if h.name in rerun]
                 refused = [n for n in refused if n in rerun]
         names = [h.name for h in targets] + refused
