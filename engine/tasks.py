@@ -312,7 +312,7 @@ def authorization(projectid, params):
 def run_job_bymon(projectid, params, principal):
     """Start a job for a monitoring alert: the job's ``mon_status`` must be on and ``tpl_id``
     or ``exp_id`` one of its ``mon_ids``; variable ``ip`` is the endpoint's inner address.
-    Refused while the job already has a running or waiting task. Return the task uuid."""
+    Refused while the job already has a queued, running or waiting task. Return the uuid."""
     values = check(params, BYMON)
     job = (
         Job.select()
@@ -333,10 +333,10 @@ def run_job_bymon(projectid, params, principal):
         Task.projectid == projectid,
         Task.jobuuid == job.uuid,
         Task.jobtype == "jobs",
-        Task.status.in_(["running", "waiting"]),
+        Task.status.in_(["init", "running", "waiting"]),  # queued counts too: one per alert
     )
     if busy.exists():
-        raise Conflict(f"jobname: job {job.name} already has a running task")
+        raise Conflict(f"jobname: job {job.name} already has a queued or running task")
     ip = next(
         (
             m["inip"] or m["exip"] or m["name"]
