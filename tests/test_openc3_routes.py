@@ -169,6 +169,10 @@ def test_authorization_shortcut(api):
     assert api.post("/subtask/1", key=dev, json=control).status_code == 409  # allowed, no-op
     reader = api.user("reader", 1, "read")
     assert api.post("/subtask/1", key=reader, json=control).status_code == 403
+    other = api.post("/task/1/job", json={"jobuuid": make_job(api, name="plain")}).json["uuid"]
+    assert api.delete(f"/slave/any/killtask/{other}", key=dev).status_code == 403
+    killed = api.delete(f"/slave/any/killtask/{task}", key=dev)
+    assert killed.status_code == 200 and killed.json["stat"] is True, killed.text
 
 
 def test_total_count(api):
