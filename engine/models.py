@@ -429,6 +429,24 @@ class SocketTicket(BaseModel):
     expires = DateTimeField(index=True)
 
 
+class AuditLog(BaseModel):
+    """One change made through the API, the console or the CLI (v12): who, from where, on
+    which route and object, and a summary of the change with every secret masked."""
+
+    time = DateTimeField(default=now, index=True)
+    user = CharField(max_length=100, default="", index=True)
+    key_id = IntegerField(default=0)
+    source = CharField(max_length=64, default="")  # client address, or "cli"
+    via = CharField(max_length=10, default="api")  # api, console, cli
+    projectid = IntegerField(null=True, index=True)
+    method = CharField(max_length=10, default="")
+    route = CharField(max_length=200, default="")  # the route template, never the raw path
+    object = CharField(max_length=40, default="", index=True)
+    object_id = CharField(max_length=200, default="")
+    status = IntegerField(default=200)
+    summary = TextField(default="")
+
+
 class Environment(BaseModel):
     key = CharField(max_length=200, unique=True)
     value = TextField(default="")
@@ -466,4 +484,5 @@ ALL_MODELS = [
     NotifyLog,
     Credential,
     SocketTicket,
+    AuditLog,
 ]

@@ -109,6 +109,10 @@ MIGRATIONS = {
         "a decision can retry the hosts whose outcome is unknown (subtask.retry_unknown)",
         columns=[("subtask", "retry_unknown", models.Subtask.retry_unknown)],
     ),
+    12: _version(
+        "the audit trail: who changed what through the API, the console and the CLI",
+        tables=[models.AuditLog],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
