@@ -165,7 +165,7 @@ def test_groups_and_machines_name_credentials_of_their_project(api, tmp_path):
     def group(name, credential):
         return api.post(
             "/nodegroup/1",
-            json={"name": name, "plugin": "node", "params": "n1", "credential": credential},
+            json={"name": name, "plugin": "node", "params": "web", "credential": credential},
         )
 
     gid = group("a", mine).json["id"]
@@ -190,7 +190,7 @@ def test_groups_and_machines_name_credentials_of_their_project(api, tmp_path):
         assert host.vars["ansible_user"] == "ops" and host.secret.ssh_key == private
         assert key_body(private)[:40] not in repr(host)
         compiled = playbook.compile_cmd(found.hosts, "id", "shell")
-        assert compiled.secrets == (("n1", host.secret),)
+        assert compiled.secrets == (("web", host.secret),)
         assert key_body(private)[:40] not in repr(compiled)
         assert key_body(private)[:40] not in compiled.files["inventory/hosts.yml"].decode()
         # the machine's own credential applies to a builtin node list
@@ -231,6 +231,10 @@ def cluster(ssh_nodes, keyed):
     c.run("project", "add", str(OTHER), "other")
     c.serve()
     c.worker()
+    # the keyed nodes are machines of the project (without a key: the credential logs in)
+    for i, address in enumerate(keyed.addresses):
+        body = {"name": f"keyed{i}::{address}", "hostvars": {"ansible_port": keyed.port}}
+        c.ok("POST", f"/nodelist/{PID}", body)
     with open(keyed.key_path) as f:
         c.private = f.read()
     c.cred = c.ok(
