@@ -151,6 +151,18 @@ def cmd_worker(settings, args):
         stop.set()
 
 
+def _check_listen(host, port):
+    """Fail in one line now if ``host:port`` cannot be listened on (gunicorn would retry)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        why = (e.strerror or str(e)).split(" (while attempting")[0]
+        raise OpsjobError(f"cannot listen on {host}:{port}: {why}") from None
+
+
 def _say_if_queue_down(settings):
     """Print one line now if the queue cannot be reached (then /readyz reports it)."""
     from engine import queue
@@ -186,6 +198,7 @@ def cmd_up(settings, args):
 
 
 def cmd_serve(settings, args):
+    _check_listen(args.host, args.port)
     _open(settings)
     _say_if_queue_down(settings)
     from gunicorn.app.base import BaseApplication

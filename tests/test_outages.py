@@ -115,6 +115,25 @@ def test_an_unreachable_database_is_one_line_and_a_failed_start(command, tmp_pat
     assert "s3cret" not in out.stderr + out.stdout
 
 
+def test_a_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {**os.environ, "OPSJOB_HOME": str(tmp_path)}
+        out = subprocess.run(
+            [OPSJOB, "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode != 0
+    assert (
+        out.stderr.strip() == f"opsjob: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+
+
 def test_a_bad_setting_is_one_line(tmp_path):
     env = {**os.environ, "OPSJOB_HOME": str(tmp_path), "OPSJOB_TASK_LEASE": "soon"}
     out = subprocess.run([OPSJOB, "init"], env=env, capture_output=True, text=True, timeout=60)
