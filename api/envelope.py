@@ -35,10 +35,19 @@ def fail(resp, status, info):
     resp.media = {"stat": False, "info": info}
 
 
+# OpenC3's tools and JOBX (the appname/appkey callers) check the HTTP status first and retry a
+# non-2xx answer (JOBX starting a batch retries it forever), then read `stat`. So a refusal they
+# can act on reaches them as OpenC3 sent it: HTTP 200 with stat false.
+OPENC3_REFUSALS = (errors.InvalidInput, errors.Forbidden, errors.NotFound, errors.Conflict)
+
+
 def handle_opsjob_error(req, resp, ex, params):
     if isinstance(ex, errors.InsufficientStorage):
         # The log file may sit on the full disk: say it on stderr as well.
         print(f"opsjob: {req.method} {req.path}: {ex.info}", file=sys.stderr, flush=True)
+    principal = getattr(req.context, "principal", None)
+    if principal is not None and principal.via_app and isinstance(ex, OPENC3_REFUSALS):
+        return fail(resp, falcon.HTTP_200, ex.info)
     for cls in type(ex).__mro__:
         if cls in STATUS:
             return fail(resp, STATUS[cls], ex.info)

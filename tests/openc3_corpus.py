@@ -318,6 +318,9 @@ RUNS = [
                 "data.runtime": ANY}, why="JOBX polls until the batch ends"),
     Call("jobx", "GET", "/task/{pid}/authorization/_ci_test_7_/run-{u}", reads={"data": 0},
          why="JOBX before a grouped run"),
+    Call("jobx", "POST", "/task/{pid}/job/byname", {"jobname": "gone-{u}", "uuid": "gone{u}",
+         "slave": "jobx-host"}, stat=False, reads={"info": re.compile("jobname: .*")},
+         why="a refused start is HTTP 200 stat false: JOBX fails the batch, it retries a 4xx"),
     Call("ui", "POST", "/task/{pid}/plugin_cmd", {"name": "quick", "user": "",
          "node_type": "builtin", "node_cont": "{a},{b}", "scripts_type": "shell",
          "scripts_cont": "hostname\n", "scripts_argv": " ", "timeout": 60},
@@ -330,6 +333,8 @@ RUNS = [
          reads={"uuid": UUID}, keep={"heal": "uuid"}, why="c3mc-mon-selfhealing-runtask"),
     Call("tool", "GET", "/task/{pid}/{heal}", poll=True, reads={"data.status": "success"},
          why="c3mc-mon-selfhealing-updatetask"),
+    Call("ui", "POST", "/task/{pid}/job", {"jobuuid": "nosuchjob{u}"}, status=400, stat=False,
+         reads={"info": re.compile("jobuuid: .*")}, why="the UI gets real statuses"),
 ]
 
 CONTROL = [
@@ -379,15 +384,15 @@ CONTROL = [
     Call("jobx", "GET", "/task/{pid}/slow{u}", poll=True,
          reads={"data.status": "fail", "data.reason": "killed by jobx@app"}),
     Call("tool", "GET", "/task/{pid}/job/bymon?jobname=slow-{u}&endpoint={a}&tpl_id=tpl1"
-         "&exp_id=0", status=400, stat=False, reads={"info": re.compile("jobname: .*")},
-         why="monitoring trigger off: refused"),
+         "&exp_id=0", stat=False, reads={"info": re.compile("jobname: .*")},
+         why="monitoring trigger off: refused (HTTP 200, stat false, to an app caller)"),
     Call("ui", "POST", "/variable/{pid}/update_mon",
          {"jobuuid": "{pjob}", "status": "true", "mon_ids": "tpl1"}),
     Call("tool", "POST", "/task/{pid}/job/bymon", {"jobname": "pause-{u}", "endpoint": "{a}",
          "tpl_id": "tpl1", "exp_id": "0"}, reads={"uuid": UUID}, keep={"m1": "uuid"},
          why="monitoring alert starts the job"),
     Call("tool", "GET", "/task/{pid}/job/bymon?jobname=pause-{u}&endpoint={a}&tpl_id=tpl1"
-         "&exp_id=0", status=409, stat=False, why="refused while that job runs"),
+         "&exp_id=0", stat=False, why="refused while that job runs"),
     Call("ui", "GET", "/task/{pid}/{m1}", reads={"data.variable": re.compile(r"ip: .*\n")}),
 ]
 

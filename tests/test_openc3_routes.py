@@ -259,3 +259,23 @@ def test_expired_links_are_swept(api, settings, monkeypatch):
     os.utime(os.path.join(folder, first), (old, old))
     api.ok("GET", "/fileserver/1/download", params={"name": "a.txt"})
     assert first not in os.listdir(folder) and len(os.listdir(folder)) == 1
+
+
+def test_app_callers_get_refusals_as_openc3_sent_them(api):
+    """appname/appkey callers (OpenC3's tools, JOBX) read a refusal from `stat` with HTTP 200;
+    JOBX would retry a 4xx start forever. Other callers get real statuses."""
+    key = api.user("jobx", 1, "write")
+    app = {"appname": "jobx", "appkey": key}
+    cases = [
+        ("POST", "/task/1/job/byname", {"jobname": "nosuch"}, 400, "jobname"),
+        ("GET", "/jobs/2", None, 403, "not allowed"),
+        ("GET", "/task/1/nosuchtask00", None, 404, "uuid"),
+        ("GET", "/variable/1/nosuchjob", None, 404, "jobuuid"),
+    ]
+    for method, path, body, status, info in cases:
+        r = api.call(method, path, key=None, headers=app, json=body)
+        assert r.status_code == 200 and r.json["stat"] is False, (path, r.status_code)
+        assert r.json["info"].startswith(info), r.text
+        assert api.call(method, path, key=key, json=body).status_code == status
+    bad = {"appname": "jobx", "appkey": "oj_wrong"}
+    assert api.get("/jobs/1", key=None, headers=bad).status_code == 401
