@@ -206,6 +206,26 @@ def test_a_full_disk_answers_507_and_says_so_on_stderr(tmp_path, capfd):
         database.close()
 
 
+def test_an_upload_to_a_full_file_store_answers_507(pg_url, capfd):
+    from tests.test_fileserver import multipart
+
+    with small_disk("8m") as home:
+        client = testing.TestClient(create_app(Settings(home=home, database_url=pg_url)))
+        with database.connection_context():
+            key = auth.add_user("root", admin=True)
+            projects.ensure_project(1, "one")
+        ballast = fill(home, leave=64 * 1024)
+        body, ctype = multipart([("file", "big.bin", os.urandom(1 << 20))])
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": ctype}
+        r = client.simulate_post("/fileserver/1", body=body, headers=headers)
+        assert r.status_code == 507, r.text
+        assert r.json["info"].startswith("insufficient storage: the disk is full"), r.json
+        assert "insufficient storage" in capfd.readouterr().err
+        os.unlink(ballast)
+        assert client.simulate_post("/fileserver/1", body=body, headers=headers).status_code == 200
+        database.close()
+
+
 def test_a_stranded_task_is_sent_again_while_other_messages_wait(redis_server, tmp_path):
     """The old sweep only resent when the queue was empty: under steady load, never."""
     settings = Settings(home=str(tmp_path), queue_url=redis_server.url, task_lease=2)
