@@ -6,7 +6,9 @@ Runs: ``tasks`` (launch and read), ``control`` (decide, pause, kill, logs), ``qu
 ``lifecycle`` (claim, park, wake, finish, the sweep of lost tasks),
 ``notifications`` (delivery attempts of task notifications).
 Files and consoles: ``fileserver`` (the file store), ``console`` (the command console),
-``third`` (the interface for external orchestrators).
+``terminal`` (its single-machine shell), ``third`` (the interface for external orchestrators).
+Live logs: ``livelog`` (follow a task's or a step's log), ``tickets`` (single-use websocket
+tickets).
 History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables).
 Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
 Outages: ``faults`` (a full disk or an unreachable database or queue, named as errors),
@@ -29,6 +31,7 @@ __all__ = [
     "fileserver",
     "jobs",
     "lifecycle",
+    "livelog",
     "nodegroups",
     "nodeinfo",
     "nodelist",
@@ -41,7 +44,9 @@ __all__ = [
     "scripts",
     "settings",
     "tasks",
+    "terminal",
     "third",
+    "tickets",
     "tokens",
     "userlist",
     "users",
