@@ -21,6 +21,8 @@ ERRORS = {
     "403": "the caller lacks the role",
     "404": "unknown id or route",
     "409": "conflicts with existing state",
+    "503": "the database or the queue is unreachable (a launched task is stored)",
+    "507": "the disk is full",
 }
 
 
