@@ -1,0 +1,66 @@
+"""The ssh wrapper copies a step's node-script output to its follow file, keeps ssh's exit
+status, and leaves every other ssh call alone; the reader hands on whole lines only."""
+
+import os
+import subprocess
+import time
+
+from engine import streams
+
+FAKE_SSH = """#!/bin/bash
+# stands in for ssh: prints its last argument's words, then exits with $OJ_RC
+for last; do :; done
+echo "BECOME-SUCCESS-abcdef"
+printf 'one\\ntwo\\npart'
+exit "${OJ_RC:-0}"
+"""
+
+
+def wrapper(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "ssh"
+    fake.write_text(FAKE_SSH)
+    fake.chmod(0o700)
+    stream = tmp_path / "stream"
+    stream.mkdir()
+    script = tmp_path / "oj-ssh"
+    script.write_text(streams.ssh_wrapper(str(stream)))
+    script.chmod(0o700)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    return script, stream, env
+
+
+def test_the_run_command_is_copied_and_keeps_its_exit_status(tmp_path):
+    script, stream, env = wrapper(tmp_path)
+    run = "/bin/sh -c '/home/u/.ansible/tmp/ansible-tmp-1/run.sh c3 && sleep 0'"
+    out = subprocess.run(
+        [script, "-o", "X=1", "node", run], env={**env, "OJ_RC": "7"}, capture_output=True
+    )
+    assert out.returncode == 7
+    assert out.stdout == b"BECOME-SUCCESS-abcdef\none\ntwo\npart"
+    assert (stream / "c3").read_bytes() == out.stdout
+    assert out.stderr == b""
+
+
+def test_other_ssh_calls_are_plain(tmp_path):
+    script, stream, env = wrapper(tmp_path)
+    for command in ("/bin/sh -c 'chmod u+x /tmp/x/run.sh'", "echo ~ && sleep 0"):
+        out = subprocess.run([script, "node", command], env=env, capture_output=True)
+        assert out.returncode == 0 and out.stdout.endswith(b"part")
+    assert os.listdir(stream) == []
+
+
+def test_the_reader_hands_on_whole_lines_of_hosts_that_print_for_a_while(tmp_path):
+    (tmp_path / "c0").write_bytes(b"BECOME-SUCCESS-xyz\nfirst\nsec")
+    (tmp_path / "c1").write_bytes(b"other\n")
+    reader = streams.StreamReader(str(tmp_path), ["web1", "web2"], after=0.3)
+    assert reader.poll() == []  # just started printing: maybe a short command
+    time.sleep(0.35)
+    assert reader.poll(ended={"web2"}) == [("web1", "first\n")]
+    with open(tmp_path / "c0", "ab") as f:
+        f.write("ond \u00e9\n".encode()[:-2])  # a character cut in two
+    assert reader.poll(ended={"web2"}) == []
+    with open(tmp_path / "c0", "ab") as f:
+        f.write("ond \u00e9\n".encode()[-2:])
+    assert reader.poll(ended={"web2"}) == [("web1", "second \u00e9\n")]
