@@ -20,6 +20,7 @@ log = logging.getLogger("opsjob.queue")
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
 CONNECT_TIMEOUT = 5  # seconds to open a connection to the queue
+READ_TIMEOUT = 10  # seconds a reply may take (a blocking read waits 1 s): a frozen server fails
 
 
 class Outage:
@@ -99,7 +100,9 @@ class GuardedRedisHuey(RedisHuey):
     def __init__(self, name, url):
         from redis import ConnectionPool
 
-        pool = ConnectionPool.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+        pool = ConnectionPool.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT
+        )
         super().__init__(name, connection_pool=pool, results=False)
         self.outage = Outage(url)
 
