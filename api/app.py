@@ -1,14 +1,14 @@
 """Assemble the Falcon app: middleware, error handlers and every route group."""
 
-import logging
-
 import falcon
 
-from engine import queue, schema
+from engine import logformat, queue, schema
 from engine.db import open_database
 from engine.settings import Settings
 
 from . import envelope, openapi
+from .audit import Audit
+from .metrics import RequestContext
 from .middleware import Authentication, DatabaseConnection
 from .params import ParseParameters
 from .routes import GROUPS
@@ -16,13 +16,19 @@ from .routes import GROUPS
 
 def create_app(settings):
     """Return the WSGI app for ``settings``, with the database bound and its schema current."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure(settings)
     open_database(settings.database)
     schema.upgrade()
     queue.configure(settings)
-    app = falcon.App(middleware=[DatabaseConnection(), Authentication(), ParseParameters()])
+    app = falcon.App(
+        middleware=[
+            RequestContext(),  # first in, last out: it times the whole request
+            DatabaseConnection(),
+            Authentication(),
+            ParseParameters(),
+            Audit(),  # its entry is written while the request's connection is open
+        ]
+    )
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = True
     envelope.install(app)

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from engine import auth, credentials, faults, projects, schema, users
+from engine import audit, auth, credentials, faults, projects, schema, users
 from engine.db import database, open_database
 from engine.errors import OpsjobError
 from engine.settings import Settings
@@ -13,6 +13,11 @@ from engine.settings import Settings
 def _open(settings):
     open_database(settings.database)
     return schema.upgrade()
+
+
+def _fields(args):
+    """The arguments of a command, for its audit entry."""
+    return {k: v for k, v in vars(args).items() if k not in ("run", "command") and v is not None}
 
 
 def cmd_init(settings, args):
@@ -36,6 +41,7 @@ def cmd_user_add(settings, args):
             role=args.role,
             expires=users.expiry(args.expires, "--expires"),
         )
+        audit.record_cli("user add", "users", args.name, args.project, _fields(args))
     print(key)
 
 
@@ -58,13 +64,16 @@ def cmd_user_list(settings, args):
 def cmd_user_key_add(settings, args):
     _open(settings)
     with database.connection_context():
-        print(users.add_key(args.name, {"expires": args.expires or ""})["key"])
+        made = users.add_key(args.name, {"expires": args.expires or ""})
+        audit.record_cli("user key add", "users", f"{args.name}/{made['id']}", None, _fields(args))
+        print(made["key"])
 
 
 def cmd_user_key_revoke(settings, args):
     _open(settings)
     with database.connection_context():
         users.revoke_key(args.keyid)
+        audit.record_cli("user key revoke", "users", args.keyid, None, _fields(args))
     print(f"key {args.keyid} revoked")
 
 
@@ -73,6 +82,7 @@ def cmd_user_disable(settings, args):
     disabled = args.action == "disable"
     with database.connection_context():
         users.set_disabled(args.name, {"disabled": disabled})
+        audit.record_cli(f"user {args.action}", "users", args.name, None, _fields(args))
     print(f"user {args.name} {'disabled' if disabled else 'enabled'}")
 
 
@@ -80,6 +90,7 @@ def cmd_project_add(settings, args):
     _open(settings)
     with database.connection_context():
         projects.add_project(args.id, args.name, user="cli")
+        audit.record_cli("project add", "project", args.id, args.id, _fields(args))
     print(f"project {args.id} {args.name}")
 
 
@@ -99,7 +110,9 @@ def cmd_bootstrap(settings, args):
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(key + "\n")
+            audit.record_cli("bootstrap", "users", "admin")
         if projects.ensure_demo(user="bootstrap"):
+            audit.record_cli("bootstrap", "project", 1, 1)
             print("created project 1 'demo' with machine 'localhost' (Ansible local connection)")
     with open(key_file) as f:
         key = f.read().strip()
@@ -249,6 +262,9 @@ def cmd_prune(settings, args):
         print("OPSJOB_RETENTION_DAYS is 0: everything is kept")
     started = time.monotonic()
     counts = retention.prune(settings, dry_run=args.dry_run)
+    if not args.dry_run and counts:
+        with database.connection_context():
+            audit.record_cli("prune", "history", "", None, dict(counts))
     verb = "would delete" if args.dry_run else "deleted"
     for what, n in sorted(counts.items()):
         print(f"{verb} {n} {what}")

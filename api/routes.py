@@ -2,6 +2,7 @@
 
 from . import (
     analysis,
+    audit,
     cmd,
     credential,
     crontab,
@@ -9,6 +10,7 @@ from . import (
     fileserver,
     health,
     jobs,
+    metrics,
     nodegroup,
     nodeinfo,
     nodelist,
@@ -50,4 +52,6 @@ GROUPS = [
     third,
     users,
     health,
+    metrics,
+    audit,
 ]

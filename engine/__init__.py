@@ -11,6 +11,8 @@ Live logs: ``livelog`` (follow a task's or a step's log), ``tickets`` (single-us
 tickets).
 History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables).
 Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
+Operating: ``audit`` (the audit trail), ``metrics`` (Prometheus metrics), ``logformat``
+(text or JSON log lines with request id and task uuid).
 Outages: ``faults`` (a full disk or an unreachable database or queue, named as errors),
 ``readiness`` (whether the database and the queue answer).
 Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``users`` (keys over their lifetime),
@@ -19,6 +21,7 @@ Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``users`` (keys over their
 
 __all__ = [
     "analysis",
+    "audit",
     "auth",
     "console",
     "control",
@@ -32,6 +35,8 @@ __all__ = [
     "jobs",
     "lifecycle",
     "livelog",
+    "logformat",
+    "metrics",
     "nodegroups",
     "nodeinfo",
     "nodelist",

@@ -22,7 +22,7 @@ webhook that ``OPSJOB_WEBHOOK_ALLOW`` does not allow (checked again at each deli
 import logging
 import re
 
-from . import environment, events, notifiers, outbound
+from . import environment, events, metrics, notifiers, outbound
 from .clock import fmt
 from .db import database
 from .errors import NotFound
@@ -237,6 +237,7 @@ def _send(channel, note, to):
 
 
 def _record(task, event, status, channel, attempt, outcome, to, detail):
+    metrics.notification(channel, outcome)
     NotifyLog.create(
         taskuuid=task.uuid,
         event=event,

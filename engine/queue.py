@@ -22,6 +22,7 @@ EXTENSIONS = [
     "mutex",
     "scheduler",
     "notifications",
+    "metrics",
     "credentials",
     "inventory",
     "retention",

@@ -32,6 +32,7 @@ from peewee import IntegrityError, fn
 from .clock import now
 from .db import database, is_sqlite
 from .models import (
+    AuditLog,
     CmdLog,
     CrontabLock,
     FileServer,
@@ -60,7 +61,7 @@ TASK_ROWS = [
     (TaskMutex, TaskMutex.taskuuid),
 ]
 # Tables whose rows age out by a time column of their own.
-DATED = [(CmdLog, CmdLog.time)]
+DATED = [(CmdLog, CmdLog.time), (AuditLog, AuditLog.time)]
 _state = {"settings": None}
 
 

@@ -24,7 +24,7 @@ import zoneinfo
 
 from peewee import IntegrityError
 
-from . import auth, cron, queue, tasks
+from . import auth, cron, metrics, queue, tasks
 from .db import database
 from .errors import InvalidInput
 from .models import Crontab, CrontabLock, Job, Project
@@ -196,6 +196,7 @@ def fire(timeid):
         except IntegrityError:
             continue  # another scheduler fired this crontab for this minute
         log.info("crontab %s (%s) fired task %s", row.id, row.name, task.uuid)
+        metrics.fired()
         queue.enqueue_run(task.uuid)
         started.append(task.uuid)
     return started

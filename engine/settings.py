@@ -30,6 +30,14 @@ class Settings:
             "doc": "Python log level: DEBUG, INFO, WARNING, ERROR.",
         },
     )
+    log_format: str = field(
+        default="text",
+        metadata={
+            "env": "OPSJOB_LOG_FORMAT",
+            "doc": "`text`, or `json`: one JSON object a line with `time`, `level`, `logger`, "
+            "`message`, `request_id` and `task` (the task uuid).",
+        },
+    )
     queue_url: str = field(
         default="",
         metadata={

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 
-from . import events, logs, mutex, runner, stepplan, variables
+from . import events, logformat, logs, mutex, runner, stepplan, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
@@ -34,7 +34,7 @@ class StepFailed(Exception):
 
 def run_task(uuid):
     """Queue entry point: claim task ``uuid`` and run it until it ends or parks."""
-    with database.connection_context():
+    with logformat.for_task(uuid), database.connection_context():
         task = durably(claim, uuid, what=f"task {uuid}: claim")
         if task is None:
             return

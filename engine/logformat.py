@@ -1,0 +1,63 @@
+"""Process logging: plain text lines, or one JSON object a line (``OPSJOB_LOG_FORMAT=json``)
+carrying the request id and the task uuid a line was logged for."""
+
+import contextlib
+import contextvars
+import datetime
+import json
+import logging
+import sys
+
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+request_id = contextvars.ContextVar("opsjob_request_id", default="")
+task_uuid = contextvars.ContextVar("opsjob_task_uuid", default="")
+
+
+@contextlib.contextmanager
+def for_task(uuid):
+    """Name task ``uuid`` in the log lines of this thread until the block ends."""
+    token = task_uuid.set(uuid)
+    try:
+        yield
+    finally:
+        task_uuid.reset(token)
+
+
+class JsonLines(logging.Formatter):
+    """Format a record as one JSON object on one line."""
+
+    def format(self, record):
+        line = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id.get(),
+            "task": task_uuid.get(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure(settings):
+    """Send the root logger's lines to stderr in ``settings.log_format`` at its level."""
+    if settings.log_format not in ("text", "json"):
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"OPSJOB_LOG_FORMAT: must be text or json, not {settings.log_format!r}")
+    root = logging.getLogger()
+    formatter = JsonLines() if settings.log_format == "json" else logging.Formatter(TEXT)
+    ours = [h for h in root.handlers if getattr(h, "opsjob", False)]
+    if ours:
+        ours[0].setFormatter(formatter)
+    elif root.handlers:  # configured by the host program (a test runner, a notebook): keep it
+        return
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.opsjob = True
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
