@@ -14,10 +14,67 @@ import uuid as uuidlib
 
 import pytest
 
+from engine import reach
 from tests.cluster import Cluster, cmd_step, unique
 
 MINE, THEIRS = 1, 2  # project 1 owns nodes 0 and 1; project 2 (the attacker's) owns node 2
 SSH_ARGS = "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR"
+
+
+MACHINES = [
+    {"name": "web1", "inip": "10.0.0.1", "exip": "", "vars": {"ansible_host": "10.0.0.1"}},
+    {
+        "name": "web2",
+        "inip": "10.0.0.2",
+        "exip": "8.8.4.4",
+        "vars": {
+            "ansible_host": "10.0.0.2",
+            "ansible_port": 2222,
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no",
+        },
+    },
+    {"name": "box", "inip": "10.0.0.3", "exip": "", "vars": {"ansible_port": 2200}},
+    {
+        "name": "box",
+        "inip": "10.0.0.3",
+        "exip": "",
+        "vars": {"ansible_port": 2201, "ansible_connection": "local"},
+    },
+]
+
+
+def test_where_a_host_may_connect():
+    own = reach.Machines(7, MACHINES)
+    for name, hostvars in (
+        ("web1", {}),  # by name
+        ("x", {"ansible_host": "10.0.0.1", "ansible_user": "deploy", "ansible_become": True}),
+        ("x", {"ansible_host": "8.8.4.4", "ansible_port": "2222"}),  # exip, port as text
+        ("x", {"ansible_host": "web2", "ansible_port": 2222, "ansible_connection": "ssh"}),
+        # a machine's own (admin-set) variables are its own to use
+        ("x", {**MACHINES[1]["vars"]}),
+        ("box", {"ansible_port": 2201, "ansible_connection": "local"}),
+    ):
+        assert own.problem(name, hostvars) is None, (name, hostvars)
+    for name, hostvars, says in (
+        ("db9", {}, "host db9 connects to db9, which is not a machine of project 7"),
+        ("web1", {"ansible_host": "10.0.0.9"}, "connects to 10.0.0.9, which is not"),
+        ("x", {"ansible_host": "10.0.0.2"}, "port the default of 10.0.0.2, but machine web2"),
+        ("x", {"ansible_host": "10.0.0.3", "ansible_port": 22}, "listens on 2200, 2201"),
+        ("x", {"ansible_host": "10.0.0.1", "ansible_connection": "local"}, "ansible_connection"),
+        ("box", {"ansible_port": 2200, "ansible_connection": "local"}, "ansible_connection"),
+        ("x", {"ansible_host": "10.0.0.1", "ansible_ssh_host": "10.0.9.9"}, "ansible_ssh_host"),
+        ("x", {"ansible_host": "10.0.0.1", "ansible_ssh_port": 22}, "ansible_ssh_port"),
+        ("x", {"ansible_host": "10.0.0.1", "ansible_become_method": "pfexec"}, "become_method"),
+        (
+            "x",
+            {"ansible_host": "10.0.0.2", "ansible_port": 2222, "ansible_ssh_common_args": "-J a"},
+            "sets ansible_ssh_common_args, which may change where or how the worker connects",
+        ),
+        ("x", {"ansible_host": "10.0.0.1", "ansible_control_path": "/tmp/x"}, "control_path"),
+        ("x", {"ansible_host": "10.0.0.1", "ansible_docker_extra_args": "-H x"}, "docker"),
+    ):
+        problem = own.problem(name, hostvars)
+        assert problem and problem.startswith(f"host {name} ") and says in problem, problem
 
 
 @pytest.fixture(scope="module")
