@@ -1,7 +1,8 @@
 """Node information: the machines a project can run on, as OpenC3's nodeinfo routes show them.
 
 A project's machines are its nodelist rows, those of project 0, and the hosts of its node
-groups (resolved through their inventory plugins; a group that does not resolve adds none).
+groups (resolved through their inventory plugins; a group that does not resolve, or that
+reaches beyond the machines, adds none).
 """
 
 import ipaddress
