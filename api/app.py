@@ -10,7 +10,7 @@ from . import envelope, openapi
 from .audit import Audit
 from .metrics import RequestContext
 from .middleware import Authentication, DatabaseConnection
-from .params import ParseParameters
+from .params import BoundedInt, ParseParameters
 from .routes import GROUPS
 
 
@@ -31,6 +31,7 @@ def create_app(settings):
     )
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = True
+    app.router_options.converters["int"] = BoundedInt
     envelope.install(app)
     for group in GROUPS:
         for template, resource in group.ROUTES:

@@ -5,7 +5,7 @@ from .errors import InvalidInput
 from .ids import new_uuid
 from .listing import as_dict
 from .models import Nodegroup, PluginCmd, PluginScp, Script
-from .validate import DIGITS, NO_CONTROL, NODES, VARNODES, WORD, Field, check
+from .validate import DIGITS, INT64, NO_CONTROL, NODES, VARNODES, WORD, Field, check
 from .variables import names_in
 
 PLUGINS = {"cmd": PluginCmd, "scp": PluginScp}
@@ -95,7 +95,8 @@ def _nodes(name, kind, value, projectid):
     if kind != "group":
         return value
     if (
-        not Nodegroup.select()
+        int(value) >= INT64  # no row has it, and no query can bind it
+        or not Nodegroup.select()
         .where(
             Nodegroup.id == int(value),
             Nodegroup.projectid == projectid,

@@ -9,6 +9,7 @@ import re
 from .errors import InvalidInput
 
 _MISSING = object()
+INT64 = 2**63
 
 # Character sets shared by several route groups (OpenC3's accepted sets).
 WORD = r"[A-Za-z0-9_-]+"
@@ -99,6 +100,8 @@ class Field:
             value = int(value)
         if not isinstance(value, int):
             raise InvalidInput(f"{name}: must be an integer")
+        if not -INT64 <= value < INT64:  # no database column holds it
+            raise InvalidInput(f"{name}: must be between {-INT64} and {INT64 - 1}")
         if self.minimum is not None and value < self.minimum:
             raise InvalidInput(f"{name}: must be at least {self.minimum}")
         if self.maximum is not None and value > self.maximum:
