@@ -14,7 +14,7 @@ import time
 
 from peewee import fn
 
-from . import events, rundir
+from . import events, leftovers, rundir
 from .clock import now
 from .db import database, drop_connection, is_transient, retrying
 from .errors import Unavailable
@@ -128,10 +128,8 @@ def sweep():
     What a dead worker of this host left running (its local Ansible processes, the commands
     on the nodes) is ended first, so a redo of a task failed here cannot overlap its old run.
     """
-    from .runner import stop_orphan
-
     runs = os.path.join(os.path.abspath(settings().home), "runs")
-    rundir.sweep_orphans(runs, stop=stop_orphan(settings()))
+    rundir.sweep_orphans(runs, stop=leftovers.stop_orphan(settings()))
     with database.connection_context():
         lost = list(
             Task.select(Task.uuid, Task.slave).where(

@@ -10,13 +10,13 @@ import logging
 import os
 import threading
 
-from . import events, logformat, logs, mutex, runner, stepplan, variables
+from . import events, hostresults, logformat, logs, mutex, runner, stepplan, variables
 from .clock import now
 from .db import database
 from .errors import InvalidInput
 from .filestore import staging_dir, store_pulled
 from .lifecycle import Heartbeat, claim, durably, finish, park, settings, wake, worker_name
-from .models import HostResult, Job, PluginCmd, PluginScp, Subtask, Task
+from .models import Job, PluginCmd, PluginScp, Subtask, Task
 from .steps import shape
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,13 @@ class TaskRun:
         targets, refused = plan["targets"], plan["refused"]
         self.unknown, kept = [], []  # hosts whose outcome is unknown; those not run again
         if retry:
-            rerun, kept = durably(self._retry_hosts, step, sub)
+            rerun, kept = durably(
+                hostresults.retry_hosts,
+                self.task.uuid,
+                step["uuid"],
+                sub.attempt,
+                sub.retry_unknown,
+            )
             if rerun or kept:  # with no result at all (the run broke early), all run again
                 targets = [h for h in targets if h.name in rerun]
                 refused = [n for n in refused if n in rerun]
@@ -328,70 +334,16 @@ class TaskRun:
             return "failed"
         return "ok"
 
-    def _retry_hosts(self, step, sub):
-        """Hosts a retry of ``sub`` runs again, and those of unknown outcome it leaves alone.
-
-        Hosts known to have failed run again; hosts whose outcome is unknown (they may have
-        run the step) only when the decision asked for them (``retry_unknown``).
-        """
-        last = HostResult.select(HostResult.host, HostResult.status).where(
-            HostResult.taskuuid == self.task.uuid,
-            HostResult.stepuuid == step["uuid"],
-            HostResult.attempt == sub.attempt,
-            HostResult.status != "ok",
-        )
-        failed = {r.host for r in last if r.status != "unknown"}
-        unknown = {r.host for r in last if r.status == "unknown"}
-        if sub.retry_unknown:
-            return failed | unknown, []
-        return failed, sorted(unknown)
-
     def _kept_rows(self, step, attempt, kept):
-        why = "not run again: its outcome is unknown (it may have run the step)"
-        return [self._row(step, attempt, host, "unknown", msg=why) for host in kept]
+        return [self._row(step, attempt, h, "unknown", msg=hostresults.NOT_RUN_AGAIN) for h in kept]
 
     def _save_results(self, step, attempt, rows):
-        """Store the host results of one attempt (safe to repeat after a lost connection)."""
-        if not rows:
-            return
+        hostresults.save(self.task.uuid, step["uuid"], attempt, rows)
 
-        def save():
-            with database.atomic():
-                HostResult.delete().where(
-                    HostResult.taskuuid == self.task.uuid,
-                    HostResult.stepuuid == step["uuid"],
-                    HostResult.attempt == attempt,
-                    HostResult.host.in_([r["host"] for r in rows]),
-                ).execute()
-                HostResult.insert_many(rows).execute()
-
-        durably(save, what=f"task {self.task.uuid}: host results")
-
-    def _row(
-        self,
-        step,
-        attempt,
-        host,
-        status,
-        rc=None,
-        start=None,
-        end=None,
-        stdout="",
-        stderr="",
-        msg="",
-    ):
-        return {
-            "taskuuid": self.task.uuid,
-            "stepuuid": step["uuid"],
-            "attempt": attempt,
-            "host": host,
-            "status": status,
-            "rc": rc,
-            "starttime": start,
-            "finishtime": end,
-            "stdout": stdout or "",
-            "stderr": stderr or msg or "",
-        }
+    def _row(self, step, attempt, host, status, *result, **fields):
+        return hostresults.row(
+            self.task.uuid, step["uuid"], attempt, host, status, *result, **fields
+        )
 
     def _ansible_log(self, text):
         pass  # per-host output is logged as each host ends (grouped, as OpenC3 shows it)

@@ -30,6 +30,19 @@ def launch(c, script, nodes, argv=""):
     return c.ok("POST", f"/task/{PID}/job", {"jobuuid": jobuuid, "variable": {}})["uuid"]
 
 
+def settle(c, task, statuses=("success", "fail", "refuse"), timeout=60):
+    """Wait for ``task`` to reach one of ``statuses``; an API that drops a connection while the
+    disk is full or under load is asked again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return c.wait(PID, task, statuses=statuses, timeout=max(1, deadline - time.monotonic()))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def pids(pattern):
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
@@ -221,7 +234,7 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
             task = launch(c, script, [a, b], argv="hello")
             wait_for(lambda: pids(short) and pids(long), 30, "the commands did not start")
             ballast = fill(home)
-            decided = c.wait(PID, task, statuses=("waiting", "success", "fail"), timeout=60)
+            decided = settle(c, task, statuses=("waiting", "success", "fail"))
             assert decided["status"] == "waiting", decided
             # the step was stopped on every node before it was judged
             wait_for(lambda: not pids(long), 2, f"{long} still runs on {b}")
@@ -253,7 +266,7 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
             assert not (outdir / b).exists()
             # asked explicitly, the hosts that may have run run again
             c.ok("POST", f"/subtask/{PID}", {**control, "retry_unknown": 1})
-            done = c.wait(PID, task, timeout=60)
+            done = settle(c, task)
             assert done["status"] == "success", done
             assert (outdir / b).read_text() == "hello\n"
             if hosts[a]["status"] == "ok":
@@ -262,6 +275,59 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
             c.close()
             end(long)
             end(short)
+
+
+def test_a_retry_after_a_broken_run_reruns_failed_hosts_and_keeps_unknown_ones_for_a_decision(
+    ssh_nodes, pg_url, redis_server, tmp_path
+):
+    a, b = ssh_nodes.ensure(2)[:2]
+    long = f"sleep 9.{random.randrange(100, 999)}"
+    outdir, flag = tmp_path / "out", tmp_path / "fixed"
+    outdir.mkdir()
+    # a fails at once until the flag exists; b runs long, then writes its file
+    script = (
+        f'case "$SSH_CONNECTION" in *" {a} "*) [ -e {flag} ] || exit 3;; *) {long};; esac\n'
+        f'echo "$1" >> {outdir}/$(echo "$SSH_CONNECTION" | cut -d" " -f3)\n'
+    )
+    with small_disk("24m") as home:
+        c = Cluster(ssh_nodes, database_url=pg_url, queue_url=redis_server.url, lease=10, home=home)
+        try:
+            c.run("project", "add", str(PID), "mixed")
+            c.serve()
+            c.worker()
+            c.add_nodes(PID, [a, b])
+            task = launch(c, script, [a, b], argv="hello")
+            wait_for(lambda: pids(long), 30, "the long command did not start")
+            time.sleep(1.5)  # a's failure is recorded meanwhile
+            ballast = fill(home)
+            settle(c, task, statuses=("waiting",))
+            os.remove(ballast)
+            step = c.ok("GET", f"/subtask/{PID}/{task}")["data"][0]
+            assert {h["host"]: h["status"] for h in step["hosts"]} == {a: "failed", b: "unknown"}
+            flag.touch()
+            control = {
+                "taskuuid": task,
+                "subtaskuuid": step["uuid"],
+                "subtasktype": "cmd",
+                "control": "running",
+            }
+            # a plain retry runs a again, not b; b's outcome stays open for a decision
+            c.ok("POST", f"/subtask/{PID}", control)
+            settle(c, task, statuses=("waiting",))
+            step = c.ok("GET", f"/subtask/{PID}/{task}")["data"][0]
+            assert step["status"] == "decision", step
+            assert {h["host"]: h["status"] for h in step["hosts"]} == {a: "ok", b: "unknown"}
+            assert "not run again" in [h for h in step["hosts"] if h["host"] == b][0]["stderr"]
+            assert (outdir / a).read_text() == "hello\n"
+            assert not (outdir / b).exists()
+            status, body = c.call("POST", f"/subtask/{PID}", control)
+            assert status == 409, body
+            c.ok("POST", f"/subtask/{PID}", {**control, "control": "ignore"})
+            assert settle(c, task)["status"] == "success"
+            assert not (outdir / b).exists()
+        finally:
+            c.close()
+            end(long)
 
 
 def test_the_sweep_of_a_killed_worker_ends_its_processes_here_and_on_the_nodes(

@@ -1,0 +1,76 @@
+"""End what a step run left running: its process groups on the nodes, and what a dead worker
+left of its runs on this host.
+
+The cleanup runs ``ansible-playbook`` directly with its output discarded: on a full disk
+nothing of it needs writing under the run dir (ansible-runner would write its artifacts there).
+"""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+from . import proctree, rundir
+
+log = logging.getLogger(__name__)
+
+CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
+CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
+
+
+def stop_orphan(settings):
+    """Return ``stop(pdd, marker)`` for :func:`engine.rundir.sweep_orphans`: it kills the local
+    processes of a dead worker's run, then the process groups the run left on its nodes."""
+
+    def stop(pdd, marker):
+        if marker:
+            proctree.kill_local_tree(marker)
+        if os.path.exists(os.path.join(pdd, "project", "cleanup.yml")):
+            log.warning("run %s: its worker died; stopping what it left running", pdd)
+            stop_remote(pdd, settings)
+
+    return stop
+
+
+def stop_remote(pdd, settings, hosts=None):
+    """Kill what the run of ``pdd`` left on ``hosts`` (all its hosts when None): best effort,
+    bounded in time."""
+    marker = uuid.uuid4().hex
+    env = {
+        **os.environ,
+        **rundir.ansible_env(pdd, marker),
+        "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT),
+    }
+    inventories = rundir.inventories(pdd)
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")]
+    for inventory in inventories if isinstance(inventories, list) else [inventories]:
+        argv += ["-i", inventory]
+    if hosts:
+        argv += ["--limit", ",".join(hosts)]
+    forks = max(1, min(len(hosts or ()) or 10, int(settings.ansible_forks)))
+    argv += ["--forks", str(forks), os.path.join(pdd, "project", "cleanup.yml")]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=os.path.join(pdd, "project"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            _, err = proc.communicate(timeout=CLEANUP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            log.warning("stopping run %s on the nodes took over %s s", pdd, CLEANUP_TIMEOUT)
+        if proc.returncode:
+            tail = err.decode("utf-8", "replace").strip()[-500:]
+            log.warning("stopping run %s on the nodes ended rc %s: %s", pdd, proc.returncode, tail)
+    except Exception:
+        log.exception("stopping run %s on the nodes failed", pdd)
+    finally:
+        proctree.kill_local_tree(marker)
