@@ -13,7 +13,9 @@ class Control:
     @requires("control")
     def on_post(self, req, resp, projectid):
         """Control a step: taskuuid, subtaskuuid, subtasktype, control next|running|ignore|fail
-        (needs write, or control when the job's `_authorization_` variable is true)."""
+        (needs write, or control when the job's `_authorization_` variable is true).
+        `running` retries the hosts known to have failed; retry_unknown=1 also retries those
+        whose outcome is unknown (they may have run the step)."""
         ok(resp, control.control(projectid, params(req), req.context.principal))
 
     @requires("control")
