@@ -15,6 +15,7 @@ from . import playbook, safetree, streams
 from .proctree import MARK
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
+CONNECTION_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "connection_plugins")
 MARKER = "marker"  # the run's process marker (see engine.proctree)
 SWEEP_LOCK = ".sweep.lock"
 
@@ -30,6 +31,7 @@ def ansible_env(pdd, marker):
     return {
         "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
         "ANSIBLE_CONFIG": os.path.join(pdd, "ansible.cfg"),
+        "OPSJOB_STREAM_DIR": os.path.join(pdd, streams.FOLDER),  # see connection_plugins
         MARK: marker,
     }
 
@@ -40,6 +42,7 @@ def ansible_cfg(settings, pdd, connect_timeout):
     return (
         "[defaults]\n"
         "gathering = explicit\n"
+        f"connection_plugins = {CONNECTION_PLUGINS}\n"
         f"host_key_checking = {bool(settings.host_key_checking)}\n"
         f"timeout = {int(connect_timeout)}\n"
         "interpreter_python = auto_silent\n"

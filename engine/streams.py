@@ -5,7 +5,7 @@ for a run is a small wrapper (``ssh_wrapper``): for the command that starts a st
 script (``.../run.sh c<slot>``) it copies ssh's standard output, as it arrives, into
 ``<run dir>/stream/c<slot>``; every other ssh call goes straight to ssh. The worker reads those
 files with :class:`StreamReader` while the step runs. Hosts reached over Ansible's local
-connection are not followed: their output appears when they end.
+connection get the same from :mod:`engine.connection_plugins.local`.
 """
 
 import codecs

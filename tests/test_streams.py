@@ -64,3 +64,28 @@ def test_the_reader_hands_on_whole_lines_of_hosts_that_print_for_a_while(tmp_pat
     with open(tmp_path / "c0", "ab") as f:
         f.write("ond \u00e9\n".encode()[-2:])
     assert reader.poll(ended={"web2"}) == [("web1", "second \u00e9\n")]
+
+
+def test_a_local_machine_is_followed_too_and_keeps_its_exit_status(tmp_path):
+    import sys
+
+    from engine.playbook import Host, compile_cmd
+    from engine.runner import execute
+    from engine.settings import Settings
+
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    step = compile_cmd(
+        [Host("localhost", local)], "echo a; sleep 4; echo b; exit 3", "shell", timeout=60
+    )
+    got = []
+    outcome = execute(
+        step,
+        str(tmp_path / "runs"),
+        Settings(home=str(tmp_path)),
+        on_output=lambda host, text: got.append((time.monotonic(), host, text)),
+    )
+    ended = time.monotonic()
+    result = outcome.hosts["localhost"]
+    assert (result.status, result.rc, result.stdout) == ("failed", 3, "a\nb\n")
+    assert got and got[0][1:] == ("localhost", "a\n"), got
+    assert ended - got[0][0] > 1.5  # handed on while the host still slept
