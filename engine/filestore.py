@@ -181,6 +181,8 @@ def staging_dir(settings, key):
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key or ""):
         raise ValueError(f"key: not a task uuid: {key!r}")
     path = os.path.join(os.path.abspath(settings.home), "pulls", key)
+    if os.path.islink(path):
+        os.unlink(path)
     shutil.rmtree(path, ignore_errors=True)  # what a failed attempt left behind
     return path + "/"
 
@@ -193,7 +195,10 @@ def store_pulled(settings, projectid, staging, user):
     answer (the step's log line) names each one.
     """
     try:
-        listing = safetree.scan(staging, recursive=False)
+        try:
+            listing = safetree.scan(staging, recursive=False)
+        except OSError as e:  # nothing arrived, or not as a directory
+            raise InvalidInput(f"sp: the pulled tree cannot be read ({e.strerror})") from None
         notes = listing.notes()
         if len(listing.files) != 1 or listing.dirs:
             if listing.dirs:
@@ -212,5 +217,5 @@ def store_pulled(settings, projectid, staging, user):
         )
     except safetree.Unsafe as e:
         raise InvalidInput(f"sp: {e}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    finally:  # without its trailing slash, so that a link there is not followed
+        shutil.rmtree(os.path.normpath(staging), ignore_errors=True)

@@ -129,9 +129,10 @@ def open_path(path):
 
 def _checked(file_fd, what):
     try:
-        reason = refusal(os.fstat(file_fd))
-        if reason or not stat.S_ISREG(os.fstat(file_fd).st_mode):
-            raise Unsafe(f"{what}: {reason or 'not a regular file'}")
+        st = os.fstat(file_fd)
+        reason = refusal(st) or (None if stat.S_ISREG(st.st_mode) else "not a regular file")
+        if reason:
+            raise Unsafe(f"{what}: {reason}")
         os.set_blocking(file_fd, True)
         return os.fdopen(file_fd, "rb")
     except BaseException:

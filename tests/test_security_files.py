@@ -139,6 +139,20 @@ def test_a_pull_into_a_directory_link_stores_nothing(store):
     assert FileServer.select().count() == 0
 
 
+def test_a_staging_dir_that_is_a_link_is_not_read(store):
+    staging = filestore.staging_dir(store, unique("task"))
+    os.makedirs(os.path.dirname(staging.rstrip("/")), exist_ok=True)
+    os.symlink(store.home, staging.rstrip("/"))
+    with pytest.raises(InvalidInput) as e:
+        filestore.store_pulled(store, 1, staging, "ops")
+    assert e.value.info.startswith("sp: the pulled tree cannot be read")
+    assert FileServer.select().count() == 0
+    assert os.path.exists(os.path.join(store.home, "secret.key"))
+    assert filestore.staging_dir(store, os.path.basename(staging.rstrip("/"))) == staging
+    assert not os.path.lexists(staging.rstrip("/"))
+    assert os.path.exists(os.path.join(store.home, "secret.key"))
+
+
 def test_staging_is_fresh_and_outside_the_run_dirs(store):
     first = filestore.staging_dir(store, "abc123")
     os.makedirs(first)
