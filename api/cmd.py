@@ -136,8 +136,6 @@ class External:
             "by opsjob: run its client in a console command or a terminal on a node"
         )
 
-    on_post = on_get
-
 
 class Log:
     """Commands typed into the console."""
