@@ -388,15 +388,18 @@ def test_cancel_before_the_remote_command_starts_still_stops_it(ssh_nodes, run, 
 
 
 def test_a_failing_callback_stops_the_run_with_an_error(ssh_nodes, run):
-    def broken(text):
+    a, b = ssh_nodes.addresses[:2]
+    needle = f"sleep {500 + uuid.uuid4().int % 400}"  # a command line no other test runs
+    script = f'case "$SSH_CONNECTION" in *" {a} "*) true;; *) {needle};; esac'
+
+    def broken(result):  # fails once a ended, while b still runs
         raise RuntimeError("log store down")
 
-    needle = f"sleep {500 + uuid.uuid4().int % 400}"  # a command line no other test runs
-    o = run(compile_cmd(hosts(ssh_nodes, ssh_nodes.addresses[0]), needle, "shell"), on_log=broken)
+    o = run(compile_cmd(hosts(ssh_nodes, a, b), script, "shell"), on_host_result=broken)
     assert o.status == "error" and "log store down" in o.error
-    # the command may have run: its outcome is unknown, and it was stopped on the node
-    assert o.hosts[ssh_nodes.addresses[0]].status == "unknown"
-    assert processes(needle) == []
+    # b may have run its command: its outcome is unknown, and it was stopped on its node
+    assert o.hosts[b].status == "unknown"
+    assert processes(needle.encode()) == []
 
 
 def test_runner_errors_become_an_error_outcome(ssh_nodes, tmp_path):
