@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.cluster import running
+from tests.cluster import Cluster, running
 
 pytestmark = pytest.mark.slow
 SLOW_CLIENTS = 8
@@ -79,3 +79,29 @@ def test_slow_clients_and_long_commands_do_not_hold_the_api(ssh_nodes):
         result = c.ok("GET", f"/cmd/1/result/{commands[0]}")["data"]
         assert result["nodes"][0]["stdout"] == "slept\n"
         print(f"slowest of {GETS} GETs: {slowest:.3f} s")
+
+
+def test_a_slow_node_group_holds_a_request_no_longer_than_the_inventory_timeout(
+    ssh_nodes, tmp_path
+):
+    script = tmp_path / "slow.sh"
+    script.write_text("#!/bin/sh\nsleep 60\n")
+    script.chmod(0o755)
+    c = Cluster(ssh_nodes)
+    c.env["OPSJOB_INVENTORY_TIMEOUT"] = "2"
+    try:
+        c.run("project", "add", "1", "slowgroup")
+        c.serve()
+        status, body = c.call(
+            "POST", "/nodegroup/1", {"name": "slow", "plugin": "ansible", "params": str(script)}
+        )
+        assert status == 200, body
+        # A console command naming a host that is no machine makes the request resolve the
+        # project's groups: it is answered once the inventory timeout stops the slow source.
+        started = time.monotonic()
+        status, body = c.call("POST", "/cmd/1", {"node": "not-a-machine", "cmd": "true"})
+        took = time.monotonic() - started
+        assert status == 403 and "not-a-machine" in body["info"], body
+        assert took < 2 + 3, took
+    finally:
+        c.close()
