@@ -31,6 +31,7 @@ setup(
         "cryptography>=41",  # Fernet: credentials' secrets encrypted at rest
         "ipywidgets>=8.1",  # api.widgets: the notebook launcher, monitor and dashboard
         "matplotlib>=3.8",  # the dashboard's charts
+        "prometheus_client>=0.20",  # GET /metrics, in its multiprocess mode
     ],
     extras_require={
         "test": [

@@ -57,11 +57,12 @@ class Router:
 
     async def _http(self, scope, receive, send):
         # The access log names the path only: a query string may carry a ticket or a token.
-        started, status = time.monotonic(), [0]
+        started, status, rid = time.monotonic(), [0], [""]
 
         async def sending(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                rid[0] = dict(message.get("headers") or ()).get(b"x-request-id", b"").decode()
             await send(message)
 
         try:
@@ -73,6 +74,7 @@ class Router:
                 scope["path"],
                 status[0],
                 (time.monotonic() - started) * 1000,
+                extra={"request_id": rid[0]},  # the JSON log format prints it
             )
 
 

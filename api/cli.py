@@ -130,11 +130,9 @@ def cmd_worker(settings, args):
     import logging
     import threading
 
-    from engine import lifecycle, queue
+    from engine import lifecycle, logformat, metrics, queue
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure(settings)
     _open(settings)
     huey = queue.configure(settings)
     if hasattr(huey, "check"):  # Redis: say at once (one line) if it cannot be reached
@@ -143,6 +141,7 @@ def cmd_worker(settings, args):
 
     def sweeper():  # lost tasks are found within seconds, not at the next minute tick
         while not stop.wait(max(1.0, min(5.0, settings.task_lease / 3))):
+            metrics.heartbeat(lifecycle.worker_name())
             try:
                 lifecycle.sweep()
             except Exception:

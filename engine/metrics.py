@@ -15,6 +15,8 @@ import re
 import socket
 import time
 
+from peewee import fn
+
 from . import events
 from .models import Task, database
 
@@ -193,7 +195,7 @@ class _Counted:
         )
         database.connect(reuse_if_open=True)  # the request's connection, closed with it
         rows = (
-            Task.select(Task.projectid, Task.status, Task.id.count())
+            Task.select(Task.projectid, Task.status, fn.COUNT(Task.id))
             .group_by(Task.projectid, Task.status)
             .tuples()
         )

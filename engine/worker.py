@@ -38,6 +38,7 @@ def run_task(uuid):
         task = durably(claim, uuid, what=f"task {uuid}: claim")
         if task is None:
             return
+        log.info("task %s: running (project %s)", uuid, task.projectid)
         try:
             TaskRun(task).run()
         except Exception as e:  # the run's own guard failed; never leave it running
