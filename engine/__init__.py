@@ -1,7 +1,8 @@
 """opsjob's engine: everything but HTTP. The API and notebooks use only the modules named here.
 
 Catalog (definitions): ``jobs``, ``variables``, ``scripts``, ``crontabs``, ``nodegroups``,
-``nodelist``, ``userlist``, ``tokens``, ``notify``, ``environment``, ``projects``.
+``nodelist``, ``userlist``, ``tokens``, ``notify``, ``environment``, ``projects``, ``varlinks``
+(variable token links and the variable routes by job id).
 Runs: ``tasks`` (launch and read), ``control`` (decide, pause, kill, logs), ``queue``,
 ``lifecycle`` (claim, park, wake, finish, the sweep of lost tasks),
 ``notifications`` (delivery attempts of task notifications).
@@ -56,5 +57,6 @@ __all__ = [
     "userlist",
     "users",
     "variables",
+    "varlinks",
     "versions",
 ]
