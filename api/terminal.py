@@ -40,7 +40,8 @@ async def serve(scope, receive, send, projectid):
     projectid = int(projectid)
     try:
         principal = await sockets.db(sockets.principal, scope, params, lambda: projectid)
-        shell = await sockets.db(terminal.open_shell, projectid, params, principal)
+        client = (scope.get("client") or ("",))[0]
+        shell = await sockets.db(terminal.open_shell, projectid, params, principal, client)
     except OpsjobError as e:
         await sockets.refuse(send, e)
         return

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from . import auth, nodes
+from . import audit, auth, nodes
 from .errors import Forbidden, InvalidInput
 from .models import CmdLog
 from .validate import Field, check
@@ -38,6 +38,8 @@ class Shell:
     cols: int
     rows: int
     private_dir: str = ""  # holds the credential's key for the session's lifetime
+    key_id: int = 0  # the API key that opened it, and from where: for the audit trail
+    source: str = ""
     typed: list = field(default_factory=list)
 
     def close(self):
@@ -75,8 +77,9 @@ def _ssh_argv(host, sudo, private_dir):
     return argv
 
 
-def open_shell(projectid, params, principal):
-    """Check the caller and the machine, log the opening, and return the :class:`Shell`."""
+def open_shell(projectid, params, principal, source=""):
+    """Check the caller and the machine, log the opening, and return the :class:`Shell`
+    (``source``: the client's address)."""
     auth.require(principal, projectid, "write")
     values = check(params, OPEN)
     node = values["node"]
@@ -101,13 +104,26 @@ def open_shell(projectid, params, principal):
         cols=values["cols"],
         rows=values["rows"],
         private_dir=private_dir,
+        key_id=principal.key_id,
+        source=source,
     )
     record(shell, "[terminal opened]")
     return shell
 
 
 def record(shell, line):
-    """Log one line typed into ``shell``'s terminal in the cmd log."""
+    """Log one line typed into ``shell``'s terminal in the cmd log and the audit trail."""
+    audit.record(
+        user=shell.user,
+        key_id=shell.key_id,
+        source=shell.source,
+        via="console",
+        route="/cmd/{projectid:int}/terminal",
+        obj="cmd",
+        object_id=shell.node,
+        projectid=shell.projectid,
+        fields={"node": shell.node, "sudo": shell.sudo, "cmd": line},
+    )
     CmdLog.create(
         projectid=shell.projectid,
         user=shell.user,

@@ -297,3 +297,47 @@ def test_the_cli_is_audited(settings, tmp_path):
     ], got
     stored = json.dumps([e.__data__ for e in entries()], default=str)
     assert key not in stored and all(e.source == "cli" and e.user for e in entries())
+
+
+def test_console_lines_are_audited_with_secrets_masked(api):
+    from engine import terminal
+
+    shell = terminal.Shell(
+        projectid=1,
+        user="root",
+        node="web",
+        sudo="",
+        argv=[],
+        cols=80,
+        rows=24,
+        key_id=7,
+        source="127.0.0.5",
+    )
+    with database.connection_context():
+        terminal.record(shell, "export DB_PASSWORD=hunter22 && deploy")
+    [e] = entries()
+    assert (e.via, e.route, e.object, e.object_id, e.projectid) == (
+        "console",
+        "/cmd/{projectid:int}/terminal",
+        "cmd",
+        "web",
+        1,
+    )
+    assert (e.user, e.key_id, e.source) == ("root", 7, "127.0.0.5")
+    assert "hunter22" not in e.summary and "deploy" in e.summary
+
+
+def test_retention_prunes_old_entries(api, settings):
+    import dataclasses
+    import datetime
+
+    from engine import retention
+    from engine.clock import now
+
+    api.ok("POST", "/scripts/1", json={"name": "a", "type": "shell", "cont": "id"})
+    with database.connection_context():
+        old = now() - datetime.timedelta(days=91)
+        AuditLog.create(time=old, user="root", route="/scripts/{projectid:int}", object="scripts")
+    counts = retention.prune(dataclasses.replace(settings, retention_days=90), pause=0)
+    assert counts.get("audit_log") == 1, counts
+    assert [e.time > old for e in entries()] == [True]
