@@ -1,6 +1,7 @@
 """The audit trail: every successful write through the API leaves exactly one entry (walking
 the route table), secrets never reach an entry, the CLI is audited, and GET /audit is scoped."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -38,7 +39,7 @@ CANNOT_SUCCEED = {
 @pytest.fixture
 def app(settings):
     credentials.ensure_secret_key(settings)
-    return create_app(settings)
+    return create_app(dataclasses.replace(settings, webhook_allow="*.example.com"))
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +172,8 @@ def test_each_write_route_leaves_exactly_one_entry(app, api, ssh_key):
     succeeded, failed = set(), {}
     for method, path, kw in scenario(api, ssh_key):
         template = template_of(app, method, path)
+        if (method, template) in set(CANNOT_SUCCEED) - WRITE_ROUTES:
+            continue  # a refused route that no longer takes this method
         assert (method, template) in WRITE_ROUTES, (method, path, template)
         before = len(entries())
         r = api.call(method, path, **kw)
@@ -192,7 +195,7 @@ def test_each_write_route_leaves_exactly_one_entry(app, api, ssh_key):
                 failed[(method, template)] = (r.status_code, r.text[:200])
     missing = WRITE_ROUTES - succeeded - audit_api.READS - set(CANNOT_SUCCEED)
     assert not missing, {m: failed.get(m, "not called") for m in sorted(missing)}
-    assert set(CANNOT_SUCCEED) <= set(failed), "a route said to fail succeeded: audit it"
+    assert set(CANNOT_SUCCEED) & WRITE_ROUTES <= set(failed), "one said to fail succeeded"
     assert audit_api.READS <= WRITE_ROUTES, "READS names a route that does not exist"
 
 
@@ -217,15 +220,14 @@ def test_secrets_never_reach_an_entry(api, ssh_key):
     made = api.ok("POST", "/users/root/keys", json={})
     api.ok("POST", "/token/1", json={"token": SECRETS[1], "isjob": False, "jobname": ""})
     hook = f"https://chat.example.com/{SECRETS[2]}/x?k={SECRETS[3]}"
-    r = api.post("/project/1", json={"webhook": hook})
-    assert r.status_code in (200, 400), r.text  # the address may not resolve here
+    api.ok("POST", "/project/1", json={"webhook": hook})
     api.ok("POST", "/scripts/1", json={"name": "s", "type": "shell", "cont": "db_password=x1y2z3"})
     stored = json.dumps([e.__data__ for e in entries()], default=str)
     for secret in (*SECRETS, made["key"], "x1y2z3", "PRIVATE KEY", ssh_key.splitlines()[1]):
         assert secret not in stored, secret
     summaries = [json.loads(e.summary) for e in entries()]
     assert {"name": "c", "username": "ops", "password": "***"}.items() <= summaries[0].items()
-    assert "***" in stored and "chat.example.com" in stored or r.status_code == 400
+    assert {"webhook": "https://chat.example.com/***"} in summaries
 
 
 def test_masking_rules():
@@ -328,7 +330,6 @@ def test_console_lines_are_audited_with_secrets_masked(api):
 
 
 def test_retention_prunes_old_entries(api, settings):
-    import dataclasses
     import datetime
 
     from engine import retention
