@@ -10,14 +10,15 @@ Files and consoles: ``fileserver`` (the file store), ``console`` (the command co
 ``terminal`` (its single-machine shell), ``third`` (the interface for external orchestrators).
 Live logs: ``livelog`` (follow a task's or a step's log), ``tickets`` (single-use websocket
 tickets).
-History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables).
+History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables),
+``retention`` (the prune of old history).
 Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
 Operating: ``audit`` (the audit trail), ``metrics`` (Prometheus metrics), ``logformat``
 (text or JSON log lines with request id and task uuid).
 Outages: ``faults`` (a full disk or an unreachable database or queue, named as errors),
 ``readiness`` (whether the database and the queue answer).
 Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``users`` (keys over their lifetime),
-``errors``.
+``errors``, ``doctor`` (installation checks).
 """
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "credentials",
     "crontabs",
     "db",
+    "doctor",
     "environment",
     "errors",
     "faults",
@@ -45,6 +47,7 @@ __all__ = [
     "notify",
     "projects",
     "queue",
+    "retention",
     "readiness",
     "schema",
     "scripts",

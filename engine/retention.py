@@ -6,8 +6,9 @@ commands (``cmdlog``) and orphaned notification attempts older than the cut-off;
 rows deleted before the cut-off; and blobs no row names whose file is older than the cut-off.
 Tasks that are ``init``, ``running`` or ``waiting`` are never touched, however old.
 
-Rows go in small batches, each its own short transaction with a pause after it, so the API and
-running tasks get the database between batches (SQLite has one writer at a time).
+Rows go in small batches, each its own short transaction followed by a pause at least as long
+as the batch took, so the API and running tasks get the database (SQLite has one writer at a
+time) and the CPU at least half of the time while a prune runs.
 
 Free space: PostgreSQL's autovacuum makes deleted rows' space reusable. SQLite reuses freed
 pages for new rows; a database created by this version has ``auto_vacuum=INCREMENTAL`` and a
@@ -121,6 +122,7 @@ def _old_tasks(limit, after, batch):
 def _prune_tasks(limit, counts, dry_run, batch, pause):
     after = 0
     while rows := _old_tasks(limit, after, batch):
+        started = time.monotonic()
         after = rows[-1][0]
         ids, uuids = [r[0] for r in rows], [r[1] for r in rows]
         with database.atomic():
@@ -136,7 +138,7 @@ def _prune_tasks(limit, counts, dry_run, batch, pause):
                 counts["task"] += (
                     Task.delete().where(Task.id.in_(ids), Task.status.in_(FINAL)).execute()
                 )
-        time.sleep(pause)
+        _rest(started, pause)
 
 
 def _prune_orphan_notices(limit, counts, dry_run, batch, pause):
@@ -156,12 +158,20 @@ def _prune_rows(model, old, counts, dry_run, batch, pause):
         .limit(batch)
         .tuples()
     ]:
+        started = time.monotonic()
         after = ids[-1]
         if dry_run:
             counts[table] += len(ids)
         else:
             counts[table] += model.delete().where(model.id.in_(ids)).execute()
-        time.sleep(pause)
+        _rest(started, pause)
+
+
+def _rest(started, pause):
+    """Pause after a batch at least as long as it took (no pause when ``pause`` is 0): a prune
+    takes at most about half of the database's write time and of a CPU."""
+    if pause:
+        time.sleep(max(pause, time.monotonic() - started))
 
 
 def _prune_blobs(settings, limit, counts, dry_run):

@@ -60,8 +60,8 @@ def test_the_writer_stores_at_most_the_cap_and_reads_back_contiguously(db):
         assert logs.read("capped", len(text))["log"].endswith("resumed\n")
 
 
-@pytest.mark.slow
-def test_a_step_that_prints_far_more_than_the_cap(ssh_nodes):
+@pytest.fixture(scope="module")
+def cluster(ssh_nodes):
     from tests.cluster import Cluster
 
     c = Cluster(ssh_nodes)
@@ -69,30 +69,59 @@ def test_a_step_that_prints_far_more_than_the_cap(ssh_nodes):
         c.run("project", "add", "1", "one")
         c.serve()
         c.worker(env={"OPSJOB_MAX_LOG_BYTES": "6000"})
-        (node,) = ssh_nodes.ensure(1)[:1]
-        c.add_nodes(1, [node])
-        script = 'for i in $(seq 1 12000); do echo "output line $i"; done'  # ~210 K characters
-        uuid = c.ok(
-            "POST",
-            "/task/1/plugin_cmd",
-            {
-                "node_type": "builtin",
-                "node_cont": node,
-                "scripts_type": "shell",
-                "scripts_cont": script,
-            },
-        )["data"]["uuid"]
-        assert c.wait(1, uuid)["status"] == "success"
-        log = c.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]
-        text = log["log"]
-        assert log["done"] and len(text) < 6000 + 400, len(text)
-        assert text.startswith("[") and f"task {uuid}" in text.splitlines()[0]
-        assert "held back" in text and "characters cut ...]" in text
-        assert "output line 12000\n" in text and text.rstrip().endswith("task success")
-        hosts = c.ok("GET", f"/task/1/{uuid}/hosts")["data"]
-        (row,) = [h for h in hosts if h["host"] == node] or hosts
-        stdout = row["stdout"]
-        assert 60 * 1024 < len(stdout) < 66 * 1024  # the host's own cap: head and tail
-        assert stdout.startswith("output line 1\n") and "characters omitted" in stdout
+        c.node = ssh_nodes.ensure(1)[0]
+        c.add_nodes(1, [c.node])
+        yield c
     finally:
         c.close()
+
+
+def run_cmd(c, script):
+    uuid = c.ok(
+        "POST",
+        "/task/1/plugin_cmd",
+        {
+            "node_type": "builtin",
+            "node_cont": c.node,
+            "scripts_type": "shell",
+            "scripts_cont": script,
+        },
+    )["data"]["uuid"]
+    task = c.wait(1, uuid)
+    (row,) = [h for h in c.ok("GET", f"/task/1/{uuid}/hosts")["data"] if h["host"] == c.node]
+    return task, c.ok("GET", f"/slave/any/tasklog/{uuid}")["data"], row
+
+
+@pytest.mark.slow
+def test_a_step_that_prints_far_more_than_the_cap(cluster):
+    script = 'for i in $(seq 1 12000); do echo "output line $i"; done'  # ~210 K characters
+    task, log, row = run_cmd(cluster, script)
+    assert task["status"] == "success"
+    text = log["log"]
+    assert log["done"] and len(text) < 6000 + 400, len(text)
+    assert text.startswith("[") and f"task {task['uuid']}" in text.splitlines()[0]
+    assert "held back" in text and "characters cut ...]" in text
+    assert "output line 12000\n" in text and text.rstrip().endswith("task success")
+    stdout = row["stdout"]
+    assert 60 * 1024 < len(stdout) < 66 * 1024  # the host's own cap: head and tail
+    assert stdout.startswith("output line 1\n") and "output line 12000" in stdout
+
+
+@pytest.mark.slow
+def test_a_step_that_prints_megabytes_keeps_its_exit_status_and_both_ends(cluster):
+    # Uncapped, Ansible would carry all of it and ansible-runner drop the whole result
+    # (rc and output) past 700,000 characters.
+    script = (
+        "echo first-line; yes 'endless output' | head -c 5000000; echo last-line\n"
+        "echo err-first >&2; yes e | head -c 3000000 >&2; echo err-last >&2; exit 3"
+    )
+    task, log, row = run_cmd(cluster, script)
+    assert task["status"] == "fail"
+    assert (row["status"], row["rc"]) == ("failed", 3)
+    for stream, first, last in (
+        ("stdout", "first-line", "last-line"),
+        ("stderr", "err-first", "err-last"),
+    ):
+        text = row[stream]
+        assert text.startswith(first) and text.rstrip().endswith(last), (stream, text[-200:])
+        assert "output cut on the node" in text and len(text) < 66 * 1024
