@@ -8,6 +8,7 @@ when no process that wrote there is alive, the directory starts empty. Figures t
 processes (tasks by status and project, queue depth) are counted at scrape time.
 """
 
+import functools
 import glob
 import logging
 import os
@@ -29,6 +30,7 @@ FINAL = ("success", "fail", "refuse")
 SECONDS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 REQUEST_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _m = {}  # name -> metric, built once per process by prepare()
+_state = {"warned": False}
 
 
 def directory(settings):
@@ -135,45 +137,63 @@ def register(huey, settings):
 # -- observing (in memory: a write into this process's mapped file) -----------------------------
 
 
+def _never_fails(observe):
+    """Let no failure to count (a metrics directory removed under a process) reach a request
+    or a run: it is logged once per process."""
+
+    @functools.wraps(observe)
+    def guarded(*args):
+        if not _m:
+            return
+        try:
+            observe(*args)
+        except Exception as exc:
+            if not _state["warned"]:
+                _state["warned"] = True
+                log.warning("metrics: cannot record %s: %s", observe.__name__, exc)
+
+    return guarded
+
+
+@_never_fails
 def observe_request(method, route, status, seconds):
     """Count one API request."""
-    if _m:
-        _m["request"].labels(method, route, str(status)).observe(seconds)
+    _m["request"].labels(method, route, str(status)).observe(seconds)
 
 
+@_never_fails
 def on_task_changed(uuid, status):
-    if not _m or status not in FINAL:
+    if status not in FINAL:
         return
     row = Task.select(Task.runtime).where(Task.uuid == uuid).first()
     if row is not None:
         _m["task"].labels(status).observe(row.runtime or 0.0)
 
 
+@_never_fails
 def on_step_finished(task, step, outcome):
-    if not _m:
-        return
     seconds = max(0.0, (outcome.ended or 0.0) - (outcome.started or 0.0))
     _m["step"].labels(step.get("kind", ""), outcome.status).observe(seconds)
     for result in outcome.hosts.values():
         _m["hosts"].labels(result.status).inc()
 
 
+@_never_fails
 def notification(channel, outcome):
     """Count one notification attempt."""
-    if _m:
-        _m["notifications"].labels(channel, outcome).inc()
+    _m["notifications"].labels(channel, outcome).inc()
 
 
+@_never_fails
 def fired():
     """Count one task the scheduler started."""
-    if _m:
-        _m["fires"].inc()
+    _m["fires"].inc()
 
 
+@_never_fails
 def heartbeat(worker):
     """Say that this worker process is alive now."""
-    if _m:
-        _m["heartbeat"].labels(worker).set(time.time())
+    _m["heartbeat"].labels(worker).set(time.time())
 
 
 # -- scraping -----------------------------------------------------------------------------------

@@ -205,3 +205,25 @@ def test_json_lines_carry_the_request_id_and_task(capsys):
     with pytest.raises(Exception, match="OPSJOB_LOG_FORMAT"):
         logformat.configure(Settings(log_format="xml"))
     assert os.environ.get("OPSJOB_LOG_FORMAT") != "xml"
+
+
+def fires(families):
+    return value(families, "opsjob_scheduler_fires", "opsjob_scheduler_fires_total")
+
+
+def test_scheduler_fires_are_counted(api):
+    from engine import metrics, scheduler
+    from engine.db import database
+    from tests.test_scheduler import AT, make_crontab, make_job
+
+    make_crontab(api, make_job(api, "nightly"), "* * * * *")
+    scrape_now = lambda: {  # noqa: E731
+        f.name: f for f in text_string_to_metric_families(metrics.scrape()[1])
+    }
+    with database.connection_context():
+        before = fires(scrape_now())
+        assert len(scheduler.fire(scheduler.minute_id(AT))) == 1
+        assert scheduler.fire(scheduler.minute_id(AT)) == []  # fired already: not counted
+        assert fires(scrape_now()) == before + 1
+    r = api.get("/metrics")
+    assert r.status_code == 200 and "opsjob_scheduler_fires_total" in r.text
