@@ -16,7 +16,9 @@ from . import proctree, rundir
 
 log = logging.getLogger(__name__)
 
-CLEANUP_TIMEOUT = 10  # seconds the cleanup playbook may take at most
+# Seconds the cleanup playbook may take at most: enough for a slow, loaded controller (a step
+# is judged only after it, so that nothing of it still runs).
+CLEANUP_TIMEOUT = 30
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 
 

@@ -216,7 +216,7 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
 ):
     a, b = ssh_nodes.ensure(2)[:2]
     n = random.randrange(100, 999)
-    short, long = f"sleep 3.{n}", f"sleep 9.{n}"
+    short, long = f"sleep 3.{n}", f"sleep 20.{n}"
     outdir = tmp_path / "out"
     outdir.mkdir()
     # Each node writes $1 to a file named after itself once its sleep is over.
@@ -234,6 +234,7 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
             task = launch(c, script, [a, b], argv="hello")
             wait_for(lambda: pids(short) and pids(long), 30, "the commands did not start")
             ballast = fill(home)
+            filled = time.monotonic()
             decided = settle(c, task, statuses=("waiting", "success", "fail"))
             assert decided["status"] == "waiting", decided
             # the step was stopped on every node before it was judged
@@ -248,8 +249,8 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
             log = c.ok("GET", f"/slave/any/tasklog/{task}")["data"]["log"]
             assert "outcome unknown (the step may have run) on: " in log, log
             assert b in log.split("outcome unknown (the step may have run) on: ")[1], log
-            time.sleep(8)  # the long sleep would be over by now, had it been left running
-            assert not (outdir / b).exists()
+            time.sleep(max(0, filled + 22 - time.monotonic()))  # b's sleep would be over
+            assert not (outdir / b).exists(), c.logs()
             first = (outdir / a).read_text() if (outdir / a).exists() else ""
             assert first in ("", "hello\n")
             # a plain retry runs only hosts known to have failed: here, none
@@ -281,7 +282,7 @@ def test_a_retry_after_a_broken_run_reruns_failed_hosts_and_keeps_unknown_ones_f
     ssh_nodes, pg_url, redis_server, tmp_path
 ):
     a, b = ssh_nodes.ensure(2)[:2]
-    long = f"sleep 9.{random.randrange(100, 999)}"
+    long = f"sleep 20.{random.randrange(100, 999)}"
     outdir, flag = tmp_path / "out", tmp_path / "fixed"
     outdir.mkdir()
     # a fails at once until the flag exists; b runs long, then writes its file
@@ -300,6 +301,7 @@ def test_a_retry_after_a_broken_run_reruns_failed_hosts_and_keeps_unknown_ones_f
             wait_for(lambda: pids(long), 30, "the long command did not start")
             time.sleep(1.5)  # a's failure is recorded meanwhile
             ballast = fill(home)
+            filled = time.monotonic()
             settle(c, task, statuses=("waiting",))
             os.remove(ballast)
             step = c.ok("GET", f"/subtask/{PID}/{task}")["data"][0]
@@ -322,6 +324,8 @@ def test_a_retry_after_a_broken_run_reruns_failed_hosts_and_keeps_unknown_ones_f
             assert not (outdir / b).exists()
             status, body = c.call("POST", f"/subtask/{PID}", control)
             assert status == 409, body
+            time.sleep(max(0, filled + 22 - time.monotonic()))  # b's sleep would be over
+            assert not (outdir / b).exists(), c.logs()
             c.ok("POST", f"/subtask/{PID}", {**control, "control": "ignore"})
             assert settle(c, task)["status"] == "success"
             assert not (outdir / b).exists()
