@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from engine import audit, auth, credentials, faults, projects, schema, users
+from engine import audit, auth, credentials, faults, logformat, projects, schema, users
 from engine.db import database, open_database
 from engine.errors import OpsjobError
 from engine.settings import Settings
@@ -130,7 +130,7 @@ def cmd_worker(settings, args):
     import logging
     import threading
 
-    from engine import lifecycle, logformat, metrics, queue
+    from engine import lifecycle, metrics, queue
 
     logformat.configure(settings)
     _open(settings)
@@ -226,6 +226,8 @@ def cmd_serve(settings, args):
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
+            if settings.log_format == "json":  # gunicorn's and uvicorn's own lines too
+                self.cfg.set("logconfig_dict", logformat.gunicorn_config(settings))
 
         def load(self):
             from .asgi import create_asgi_app

@@ -61,3 +61,19 @@ def configure(settings):
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+
+
+def gunicorn_config(settings):
+    """Return gunicorn's ``logconfig_dict`` that prints its lines (and uvicorn's, which go to
+    its error log) as JSON, each line once."""
+    level = settings.log_level.upper()
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "root": {"level": level, "handlers": ["console"]},
+        "loggers": {
+            name: {"level": level, "handlers": ["console"], "propagate": False}
+            for name in ("gunicorn.error", "gunicorn.access")
+        },
+        "handlers": {"console": handler, "error_console": handler},
+        "formatters": {"json": {"()": JsonLines}},
+    }
