@@ -4,7 +4,17 @@ import argparse
 import os
 import sys
 
-from engine import audit, auth, credentials, faults, logformat, projects, schema, users
+from engine import (
+    audit,
+    auth,
+    credentials,
+    faults,
+    logformat,
+    metrics,
+    projects,
+    schema,
+    users,
+)
 from engine.db import database, open_database
 from engine.errors import OpsjobError
 from engine.settings import Settings
@@ -130,7 +140,7 @@ def cmd_worker(settings, args):
     import logging
     import threading
 
-    from engine import lifecycle, metrics, queue
+    from engine import lifecycle, queue
 
     logformat.configure(settings)
     _open(settings)
@@ -226,6 +236,7 @@ def cmd_serve(settings, args):
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("child_exit", lambda server, worker: metrics.process_gone(worker.pid))
             if settings.log_format == "json":  # gunicorn's and uvicorn's own lines too
                 self.cfg.set("logconfig_dict", logformat.gunicorn_config(settings))
 

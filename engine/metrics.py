@@ -71,6 +71,14 @@ def mark_dead(path):
     return alive
 
 
+def process_gone(pid):
+    """Mark server process ``pid`` dead (gunicorn's ``child_exit`` hook, as the library asks)."""
+    from prometheus_client import multiprocess
+
+    if os.environ.get(DIR_ENV):
+        multiprocess.mark_process_dead(pid, os.environ[DIR_ENV])
+
+
 def prepare(settings):
     """Put this process's metrics in multiprocess mode under ``settings`` and build them (once)."""
     if _m:
