@@ -6,7 +6,7 @@ from . import auth, events, lifecycle, logs, steps, variables
 from .clock import now
 from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from .listing import as_dict
-from .models import HostResult, PluginCmd, PluginScp, Subtask, Task, database
+from .models import HostResult, Subtask, Task, database
 from .validate import ALNUM, Field, check
 
 SUBTASK_FIELDS = (
@@ -25,11 +25,12 @@ FINAL = ("success", "fail", "refuse")
 CONTROL = {
     "taskuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "subtaskuuid": Field(required=True, pattern=ALNUM, max_len=20),
-    "subtasktype": Field(required=True, choices=("cmd", "scp")),
+    "subtasktype": Field(required=True, choices=("cmd", "scp", "playbook")),
     "control": Field(required=True, choices=("next", "fail", "running", "ignore")),
     # with control=running: also run again the hosts whose outcome is unknown (may have run)
     "retry_unknown": Field(bool, default=False),
 }
+LOG = {"offset": Field(int, default=0, minimum=0)}
 
 
 def _task(projectid, taskuuid, field="taskuuid"):
@@ -59,7 +60,7 @@ def task_hosts(projectid, taskuuid):
 
 
 def _extended(kind, uuid):
-    model = PluginCmd if kind == "cmd" else PluginScp
+    model = steps.PLUGINS[kind]
     row = model.get_or_none(model.uuid == uuid)
     return {"id": row.id, **steps.shape(kind, row)} if row is not None else {}
 

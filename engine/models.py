@@ -137,6 +137,30 @@ class PluginScp(BaseModel):
     create_time = DateTimeField(default=now)
 
 
+class PluginPlaybook(BaseModel):
+    """A playbook step (v13). Rows are never updated: a job edit writes new ones."""
+
+    jobuuid = CharField(max_length=20, null=True, index=True)
+    uuid = CharField(max_length=20, unique=True)
+    name = CharField(max_length=100)
+    user = CharField(max_length=40, default="")
+    node_type = CharField(max_length=20)
+    node_cont = TextField(default="")
+    source = TextField(default="")
+    playbook = CharField(max_length=500)
+    tags = CharField(max_length=500, default="")
+    skip_tags = CharField(max_length=500, default="")
+    check = IntegerField(default=0)
+    diff = IntegerField(default=0)
+    verbosity = IntegerField(default=0)
+    timeout = IntegerField(default=60)
+    pause = CharField(max_length=200, default="")
+    deployenv = CharField(max_length=20, default="always")
+    action = CharField(max_length=20, default="always")
+    batches = CharField(max_length=20, default="always")
+    create_time = DateTimeField(default=now)
+
+
 class Variable(BaseModel):
     jobuuid = CharField(max_length=20)
     name = CharField(max_length=200)
@@ -463,6 +487,7 @@ ALL_MODELS = [
     Job,
     PluginCmd,
     PluginScp,
+    PluginPlaybook,
     Variable,
     Script,
     Crontab,

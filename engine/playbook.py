@@ -32,7 +32,7 @@ TARGET_PLAY = "opsjob targets"
 RESULT_TASK = {"cmd": "opsjob: run", "scp": "opsjob: unpack"}
 SOURCE_RESULT_TASK = "opsjob: fetch"
 # Tasks one host goes through, one after the other (bounds the whole run's duration).
-TASKS_PER_HOST = {"cmd": 1, "scp": 4}
+TASKS_PER_HOST = {"cmd": 1, "scp": 4, "playbook": 1}
 SOURCE_GROUP = "opsjob_source"
 TARGET_GROUP = "opsjob_targets"
 
@@ -86,6 +86,9 @@ class Compiled:
     source: str | None  # scp: the source host name (None for cmd or a local file)
     timeout: int  # per-node timeout in seconds
     secrets: tuple = ()  # (host name, Secret) of the hosts that log in with a credential
+    tree: str | None = None  # playbook: a local directory copied to project/src
+    entry: str = "main.yml"  # the playbook ansible-playbook runs, relative to project/
+    args: tuple = ()  # playbook: further ansible-playbook arguments
 
 
 _ENV = jinja2.Environment(
@@ -384,3 +387,10 @@ def compile_scp(
         timeout=timeout,
         secrets=_secrets(([source] if source else []) + targets),
     )
+
+
+def compile_playbook(hosts, tree, entry, **options):
+    """Compile a playbook step (see :func:`engine.playbook_step.compile_playbook`)."""
+    from . import playbook_step
+
+    return playbook_step.compile_playbook(hosts, tree, entry, **options)

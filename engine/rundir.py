@@ -83,6 +83,8 @@ def create(compiled, workdir, settings, *, connect_timeout, runner_settings, mar
     os.chmod(os.path.join(pdd, streams.WRAPPER), 0o700)
     for rel, target in compiled.links.items():
         os.symlink(target, os.path.join(pdd, rel))
+    if getattr(compiled, "tree", None):  # a playbook step's source, links kept as links
+        shutil.copytree(compiled.tree, os.path.join(pdd, "project", "src"), symlinks=True)
     _write_secrets(pdd, compiled.secrets)
     return pdd
 

@@ -27,6 +27,7 @@ Why it is built this way (each point was reproduced on ansible-core 2.19 / runne
 
 import logging
 import os
+import shlex
 import shutil
 import time
 import uuid
@@ -242,7 +243,7 @@ def execute(
     """
     started = time.time()
     marker = uuid.uuid4().hex
-    collector = _Collector(compiled, on_host_result, on_log)
+    collector = _collector(compiled)(compiled, on_host_result, on_log)
     state = {"cancel": False, "callback_error": ""}
 
     def event_handler(event):
@@ -279,6 +280,8 @@ def execute(
     rounds = -(-len(hosts) // forks)
     per_task = compiled.timeout + playbook.KILL_AFTER + playbook.TASK_GRACE + CONNECT_TIMEOUT
     job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60
+    if compiled.kind == "playbook":  # the step's timeout bounds the whole playbook
+        job_timeout = compiled.timeout + CONNECT_TIMEOUT
     pdd = None
     error, status, timed_out, launched = "", None, False, False
     try:
@@ -299,12 +302,13 @@ def execute(
         launched = True
         runner = ansible_runner.run(
             private_data_dir=pdd,
-            playbook="main.yml",
+            playbook=compiled.entry,
             ident="main",
             inventory=rundir.inventories(pdd),
             envvars=rundir.ansible_env(pdd, marker),
             suppress_env_files=True,
             forks=forks,
+            **_playbook_options(compiled, settings, pdd),
             quiet=True,
             timeout=job_timeout,
             event_handler=event_handler,
@@ -357,6 +361,54 @@ def execute(
         ended=time.time(),
         cleanup_seconds=cleanup_seconds,
     )
+
+
+def _collector(compiled):
+    if compiled.kind == "playbook":
+        from .playbook_events import PlaybookCollector
+
+        return PlaybookCollector
+    return _Collector
+
+
+def _playbook_options(compiled, settings, pdd):
+    """A playbook step's own arguments, and its containment (engine.playbook_sandbox)."""
+    if compiled.kind != "playbook":
+        return {}
+    from . import playbook_sandbox
+
+    return {"cmdline": shlex.join(compiled.args), **playbook_sandbox.runner_options(settings, pdd)}
+
+
+def syntax_check(compiled, workdir, settings):
+    """Run ``ansible-playbook --syntax-check`` for a compiled playbook step (touches no node);
+    return "" when it passes, else Ansible's complaint."""
+    import ansible_runner
+
+    pdd = rundir.create(
+        compiled,
+        workdir,
+        settings,
+        connect_timeout=CONNECT_TIMEOUT,
+        runner_settings=RUNNER_SETTINGS,
+    )
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=pdd,
+            playbook=compiled.entry,
+            ident="main",
+            inventory=rundir.inventories(pdd),
+            envvars=rundir.ansible_env(pdd, uuid.uuid4().hex),
+            suppress_env_files=True,
+            quiet=True,
+            timeout=120,
+            **_playbook_options(compiled, settings, pdd),
+        )
+        if runner.status == "successful":
+            return ""
+        return f"syntax check failed: {_tail(runner) or runner.status}"
+    finally:
+        shutil.rmtree(pdd, ignore_errors=True)
 
 
 def _follow(reader, collector, on_output):

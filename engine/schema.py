@@ -113,6 +113,7 @@ MIGRATIONS = {
         "the audit trail: who changed what through the API, the console and the CLI",
         tables=[models.AuditLog],
     ),
+    13: _version("playbook steps (plugin_playbook)", tables=[models.PluginPlaybook]),
 }
 LATEST = max([1, *MIGRATIONS])
 

@@ -184,6 +184,31 @@ class Settings:
         },
     )
 
+    playbook_paths: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_PLAYBOOK_PATHS",
+            "doc": "Worker directories (`:`-separated) under which a playbook step's "
+            "`path:<dir>` source may lie. Empty: `path:` sources are refused.",
+        },
+    )
+    playbook_git_protocols: str = field(
+        default="https:ssh",
+        metadata={
+            "env": "OPSJOB_PLAYBOOK_GIT_PROTOCOLS",
+            "doc": "Git protocols (`:`-separated) a playbook step's `git:` source may use; "
+            "add `file` to allow repositories on the worker.",
+        },
+    )
+    playbook_trusted_projects: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_PLAYBOOK_TRUSTED_PROJECTS",
+            "doc": "Project ids (comma-separated) whose playbook steps may run without "
+            "bubblewrap containment when the worker cannot provide it.",
+        },
+    )
+
     @classmethod
     def from_env(cls, environ=None, **overrides):
         """Build settings from ``environ`` (default ``os.environ``); keyword overrides win."""

@@ -20,7 +20,7 @@ STORE_HOST = "opsjob-file-store"
 class StepPlan:
     """What one step would do, and what stops it from running."""
 
-    kind: str  # "cmd" or "scp"
+    kind: str  # "cmd", "scp" or "playbook"
     targets: list = field(default_factory=list)  # [playbook.Host] of the project
     refused: list = field(default_factory=list)  # node names outside the project
     missing: list = field(default_factory=list)  # undefined variables, in order of use
@@ -63,7 +63,11 @@ def plan_step(projectid, step, values, *, settings, staging=None):
             missing(e.names)
             return nodes.Resolution([], [])
 
-    if plan.kind == "cmd":
+    if plan.kind == "playbook":
+        from .playbook_plan import plan_playbook
+
+        plan_playbook(plan, projectid, step, values, settings, sub, hosts)
+    elif plan.kind == "cmd":
         _plan_cmd(plan, projectid, step, values, sub, hosts)
     else:
         _plan_scp(plan, projectid, step, settings, staging, sub, hosts)

@@ -1,14 +1,14 @@
 """Job steps: the fields of each step type, their validation, and their stored rows."""
 
-from . import argv
+from . import argv, playbook_source
 from .errors import InvalidInput
 from .ids import new_uuid
 from .listing import as_dict
-from .models import Nodegroup, PluginCmd, PluginScp, Script
+from .models import Nodegroup, PluginCmd, PluginPlaybook, PluginScp, Script
 from .validate import DIGITS, INT64, NO_CONTROL, NODES, VARNODES, WORD, Field, check
 from .variables import names_in
 
-PLUGINS = {"cmd": PluginCmd, "scp": PluginScp}
+PLUGINS = {"cmd": PluginCmd, "scp": PluginScp, "playbook": PluginPlaybook}
 UNSUPPORTED_PLUGINS = {"approval": "approval steps are not supported"}
 
 COMMON = {
@@ -43,6 +43,39 @@ SCP = {
     "chmod": Field(default="", pattern=r"[0-7]{3,4}", max_len=4),
     "scp_delete": Field(bool, default=False),
 }
+# ``$variables`` are allowed where they are substituted (node_cont of type variable, source,
+# playbook, tags, skip_tags); the values are checked again after substitution.
+PLAYBOOK = {
+    "user": Field(default="", pattern=WORD, max_len=40),
+    "node_type": Field(required=True, choices=("builtin", "group", "variable")),
+    "node_cont": Field(required=True, pattern=NO_CONTROL, max_len=2000, allow_empty=False),
+    "source": Field(required=True, max_len=2000, allow_empty=False),
+    "playbook": Field(required=True, pattern=r"[A-Za-z0-9_./${}-]+", max_len=500),
+    "tags": Field(default="", pattern=r"[A-Za-z0-9_.,${}-]*", max_len=500),
+    "skip_tags": Field(default="", pattern=r"[A-Za-z0-9_.,${}-]*", max_len=500),
+    "check": Field(bool, default=False),
+    "diff": Field(bool, default=False),
+    "verbosity": Field(int, default=0, minimum=0, maximum=4),
+}
+PLAYBOOK_FIELDS = (
+    "uuid",
+    "name",
+    "user",
+    "node_type",
+    "node_cont",
+    "source",
+    "playbook",
+    "tags",
+    "skip_tags",
+    "check",
+    "diff",
+    "verbosity",
+    "timeout",
+    "pause",
+    "deployenv",
+    "action",
+    "batches",
+)
 DIRECT_CMD = {**CMD, "node_type": Field(required=True, choices=("builtin", "group"))}
 DIRECT_SCP = {
     **SCP,
@@ -119,8 +152,18 @@ def validate_step(raw, projectid, direct=False):
     if kind in UNSUPPORTED_PLUGINS:
         raise InvalidInput(f"plugin_type: {UNSUPPORTED_PLUGINS[kind]}")
     if kind not in PLUGINS:
-        raise InvalidInput("plugin_type: must be one of cmd, scp")
-    if kind == "cmd":
+        raise InvalidInput("plugin_type: must be one of cmd, scp, playbook")
+    if kind == "playbook":
+        values = check(raw, PLAYBOOK)
+        values["node_cont"] = _nodes(
+            "node_cont", values["node_type"], values["node_cont"], projectid
+        )
+        playbook_source.parse(values["source"])
+        if not names_in(values["playbook"]):
+            playbook_source.check_entry(values["playbook"])
+        for flag in ("check", "diff"):
+            values[flag] = int(values[flag])
+    elif kind == "cmd":
         values = check(raw, DIRECT_CMD if direct else CMD)
         values["node_cont"] = _nodes(
             "node_cont", values["node_type"], values["node_cont"], projectid
@@ -161,7 +204,9 @@ def validate_step(raw, projectid, direct=False):
 
 def references(kind, values):
     """Return the variable names a step's substituted fields use."""
-    if kind == "cmd":
+    if kind == "playbook":
+        texts = [values[k] for k in ("node_cont", "source", "playbook", "tags", "skip_tags")]
+    elif kind == "cmd":
         texts = [values["node_cont"], values["scripts_argv"]]
     else:
         texts = [values["src"], values["sp"], values["dst"], values["dp"]]
@@ -194,4 +239,5 @@ def load(uuids):
 
 def shape(kind, row):
     """Return a step as the API shows it (OpenC3 leaves out plugin_type; so do we)."""
-    return as_dict(row, CMD_FIELDS if kind == "cmd" else SCP_FIELDS)
+    fields = {"cmd": CMD_FIELDS, "scp": SCP_FIELDS, "playbook": PLAYBOOK_FIELDS}[kind]
+    return as_dict(row, fields)

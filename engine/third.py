@@ -7,11 +7,12 @@ call with the same pair never starts a second run. Unlike OpenC3, the caller's r
 on the project named in ``project_id``; ``query`` and ``stop`` need only ``uuid``.
 """
 
+import os
 import string
 
 from peewee import IntegrityError
 
-from . import auth, control, stepplan, steps, tasks, variables
+from . import auth, control, playbook_plan, stepplan, steps, tasks, variables
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Job, Subtask, Task, Variable
 from .validate import Field, check
@@ -121,7 +122,9 @@ def plan(projectid, job, given):
         except InvalidInput as e:  # a node group that does not resolve, a credential gone
             p = stepplan.StepPlan(kind=kind, problems=[e.info])
         problems = list(p.problems)
-        if p.runnable and not p.refused and p.make is not None:
+        if p.runnable and not p.refused and p.make is not None and kind == "playbook":
+            problems += playbook_plan.dry_run(p, settings, os.path.join(settings.home, "runs"))
+        elif p.runnable and not p.refused and p.make is not None:
             try:
                 p.make(p.targets)  # compiling is pure: it only proves the step would run
             except InvalidInput as e:

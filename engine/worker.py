@@ -16,8 +16,8 @@ from .db import database
 from .errors import InvalidInput
 from .filestore import staging_dir, store_pulled
 from .lifecycle import Heartbeat, claim, durably, finish, park, settings, wake, worker_name
-from .models import Job, PluginCmd, PluginScp, Subtask, Task
-from .steps import shape
+from .models import Job, Subtask, Task
+from .steps import PLUGINS, shape
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class TaskRun:
             plan = [{"kind": kind, **shape(kind, row)} for kind, row in load(job.uuids)]
         else:
             kind = task.jobtype.split("_", 1)[1]
-            model = PluginCmd if kind == "cmd" else PluginScp
+            model = PLUGINS[kind]
             plan = [{"kind": kind, **shape(kind, model.get(model.uuid == task.jobuuid))}]
         with database.atomic():
             if task.jobtype == "jobs":

@@ -1,0 +1,70 @@
+"""Plan a playbook step (the playbook part of :func:`engine.stepplan.plan_step`).
+
+Nodes resolve as for cmd; ``$variables`` are substituted in the node list, source, playbook
+and tags, and checked again after substitution. ``make(targets)`` fetches the source (cached
+per worker) and compiles; a dry run also calls ``check(compiled)``, a ``--syntax-check``.
+"""
+
+from . import playbook, playbook_sandbox, playbook_source
+from .errors import InvalidInput
+
+
+def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
+    """Fill ``plan`` (an :class:`engine.stepplan.StepPlan`) for the playbook ``step``."""
+    found = hosts(step["node_type"], step["node_cont"])
+    source, entry = sub(step["source"]), sub(step["playbook"])
+    tags, skip_tags = sub(step["tags"]), sub(step["skip_tags"])
+    if not plan.missing:
+        try:
+            playbook_source.parse(source)
+            playbook_source.check_entry(entry)
+        except InvalidInput as e:
+            plan.problems.append(e.info)
+    refused = playbook_sandbox.refusal(settings, projectid)
+    if refused:
+        plan.problems.append(refused)
+    plan.targets, plan.refused = found.hosts, found.refused
+    plan.args = {
+        "user": step["user"],
+        "source": source,
+        "playbook": entry,
+        "tags": tags,
+        "skip_tags": skip_tags,
+        "check": bool(step["check"]),
+        "diff": bool(step["diff"]),
+        "verbosity": int(step["verbosity"]),
+        "timeout": int(step["timeout"]),
+    }
+    extra = {k: v for k, v in values.items() if v is not None}
+
+    def make(targets, syntax_only=False):
+        tree = playbook_source.fetch(settings, projectid, source)
+        return playbook.compile_playbook(
+            targets,
+            tree,
+            entry,
+            extra_vars=extra,
+            tags=tags,
+            skip_tags=skip_tags,
+            check=bool(step["check"]),
+            diff=bool(step["diff"]),
+            verbosity=int(step["verbosity"]),
+            become_user=step["user"],
+            timeout=int(step["timeout"]),
+            syntax_only=syntax_only,
+        )
+
+    plan.make = make
+
+
+def dry_run(plan, settings, workdir):
+    """Fetch the source and syntax-check the playbook against the inventory; return the
+    problems found (none touches a node)."""
+    from . import runner
+
+    try:
+        compiled = plan.make(plan.targets, syntax_only=True)
+    except InvalidInput as e:
+        return [e.info]
+    complaint = runner.syntax_check(compiled, workdir, settings)
+    return [complaint] if complaint else []
