@@ -38,7 +38,7 @@ def object_id_of(req, resp, template):
     ids = [
         str(v)
         for k, v in (req.context.get("route_ids") or {}).items()
-        if k != "projectid" and not audit.SECRET_NAME.search(k)
+        if k != "projectid" and not audit.is_secret(k)
     ]
     media = resp.media if isinstance(resp.media, dict) else {}
     data = media.get("data")

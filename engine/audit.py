@@ -57,6 +57,11 @@ FIELDS = (
 )
 
 
+def is_secret(name):
+    """Tell whether a field called ``name`` holds a secret (``tokenid`` and the like are ids)."""
+    return bool(SECRET_NAME.search(name)) and not name.lower().endswith("id")
+
+
 def mask_url(value):
     """Keep a URL's scheme and host; mask its user info, path and query."""
     try:
@@ -78,7 +83,7 @@ def mask_text(text):
 
 def mask(value, name=""):
     """Return ``value`` with every secret in it masked (recursively), each string cut short."""
-    if name and SECRET_NAME.search(name):
+    if name and is_secret(name):
         return MASK if value not in (None, "") else value
     if isinstance(value, dict):
         return {str(k): mask(v, str(k)) for k, v in list(value.items())[:50]}

@@ -342,3 +342,18 @@ def test_retention_prunes_old_entries(api, settings):
     counts = retention.prune(dataclasses.replace(settings, retention_days=90), pause=0)
     assert counts.get("audit_log") == 1, counts
     assert [e.time > old for e in entries()] == [True]
+
+
+def test_ids_name_the_object_and_secret_path_parts_do_not(api):
+    api.ok("POST", "/token/1", json={"token": "tokn1234567890", "isjob": False, "jobname": ""})
+    tid = api.ok("GET", "/token/1/info")[0]["id"]
+    api.ok("DELETE", f"/token/1/{tid}")
+    assert (entries()[-1].object, entries()[-1].object_id) == ("token", str(tid))
+    body = {"name": "j", "permanent": 1, "data": [cmd_step(scripts_argv="$color")]}
+    job = api.post("/jobs/1", json=body).json["uuid"]
+    api.ok("POST", "/variable/1", json={"jobuuid": job, "name": "color", "describe": "d"})
+    token = api.ok("GET", f"/variable/1/{job}/token?name=color")
+    api.ok("POST", f"/variable/update/1/{job}/{token}/color/green?updatevalue=1", key=None)
+    last = entries()[-1]
+    assert last.route == "/variable/update/{projectid:int}/{jobuuid}/{token}/{name}/{option}"
+    assert token not in json.dumps(last.__data__, default=str) and job in last.object_id
