@@ -8,6 +8,7 @@ import pandas as pd
 from engine import analysis
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -26,6 +27,7 @@ class Last:
     """The newest tasks."""
 
     @requires("read")
+    @takes({"count": analysis.COUNT})
     def on_get(self, req, resp, projectid):
         """List the project's newest tasks (count, default 10): user, runtime, starttime,
         finishtime, status, name."""
@@ -50,6 +52,7 @@ class ByDate:
     """Tasks per day."""
 
     @requires("read")
+    @takes({"all": analysis.ALL})
     def on_get(self, req, resp, projectid):
         """Count tasks per day for the 30 days ending today: [[date, total, success]];
         all=1 counts every project."""
@@ -61,6 +64,7 @@ class ByHour:
     """Tasks per hour of the day."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Count the project's tasks of the last 30 days per hour of the day: [[HH, count]]."""
         frame = analysis.by_hour(projectid)
@@ -71,6 +75,7 @@ class Runtime:
     """How long tasks run."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Share of the project's tasks of the last 30 days per runtime bucket in minutes
         (0-1, 1-3, 3-5, 5-10, 10-30, 30+), as percentages with 2 decimals."""
@@ -89,6 +94,7 @@ class Statistics:
     """Tasks per project."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Count tasks of the last 30 days per project, every project, most first:
         [{id, count, name}]."""

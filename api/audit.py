@@ -2,9 +2,10 @@
 
 import logging
 
-from engine import audit
+from engine import audit, listing
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -91,6 +92,7 @@ class Trail:
     """The audit trail."""
 
     @requires("login")
+    @takes(audit.FILTERS, listing.PAGING)
     def on_get(self, req, resp):
         """List changes, newest first (filters: project, user, object, time_start, time_end
         as YYYY-MM-DD; paging). Admins see all; with the delete role on a project, pass

@@ -2,9 +2,11 @@
 
 import falcon
 
-from engine import auth, console, tickets
+from engine import auth, console, listing, tickets
+from engine.validate import Field, check
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 from .sockets import request_key
@@ -80,11 +82,14 @@ document.getElementById("prompt").addEventListener("submit", async (event) => {
 </script></body></html>
 """
 
+PAGE = {"bash": Field(bool, default=False)}
+
 
 class Console:
     """The command console of a project."""
 
     @requires("public")
+    @takes(PAGE, produces=("text/html",), answers=(401, 403))
     def on_get(self, req, resp, projectid):
         """Open the console page for `node` as `sudo` (give the key as `#key=` in the page
         URL); with `bash=1`, an interactive terminal on that one machine. A caller that
@@ -92,9 +97,10 @@ class Console:
         if req.context.principal is not None:
             auth.require(req.context.principal, projectid, "read")
         resp.content_type = "text/html; charset=utf-8"
-        resp.text = TERMINAL_PAGE if req.get_param("bash") == "1" else CONSOLE_PAGE
+        resp.text = TERMINAL_PAGE if check(params(req), PAGE)["bash"] else CONSOLE_PAGE
 
     @requires("write")
+    @takes(console.RUN)
     def on_post(self, req, resp, projectid):
         """Queue a command on nodes of the project: node (comma list), sudo, cmd, timeout
         (at most 60 s); answers at once with the task `uuid` and every node `pending`
@@ -106,6 +112,7 @@ class Result:
     """Where a console command is."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid, uuid):
         """Each node's status, exit code and output (`pending` until it answered), and
         `done` once the command ended."""
@@ -116,6 +123,7 @@ class Ticket:
     """Tickets for the terminal's websocket (a browser cannot send headers on one)."""
 
     @requires("write")
+    @takes()
     def on_post(self, req, resp, projectid):
         """Issue a single-use ticket (30 s) that opens one terminal of the project; give it
         as `ticket=` to the websocket /cmd/:projectid/terminal."""
@@ -127,8 +135,11 @@ class External:
     """OpenC3's database and Redis consoles through a node."""
 
     @requires("login")
+    @takes(answers=(501,))
     def on_get(self, req, resp, feature, projectid=None):
         """Refused: opsjob has no database or Redis console (501)."""
+        if projectid is not None:
+            auth.require(req.context.principal, projectid, "read")
         if feature not in EXTERNAL:
             raise falcon.HTTPNotFound(description=f"no console feature {feature!r}")
         raise falcon.HTTPNotImplemented(
@@ -141,6 +152,7 @@ class Log:
     """Commands typed into the console."""
 
     @requires("read")
+    @takes(console.LOG, listing.PAGING)
     def on_get(self, req, resp, projectid):
         """List console commands, newest first (filters: user, node, usr, cmd as substrings;
         time_start, time_end; paging)."""

@@ -3,9 +3,10 @@
 Secrets are write-only: they are accepted here and never returned.
 """
 
-from engine import credentials
+from engine import credentials, listing
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -14,11 +15,13 @@ class Collection:
     """Credentials of a project."""
 
     @requires("read")
+    @takes(listing.COMMON_FILTERS, listing.PAGING, credentials.LIST_FILTERS)
     def on_get(self, req, resp, projectid):
         """List credentials (no secrets: only whether a key or password is set)."""
         ok(resp, credentials.list_credentials(projectid, params(req)))
 
     @requires("write")
+    @takes(credentials.CREDENTIAL, credentials.SECRETS)
     def on_post(self, req, resp, projectid):
         """Create a credential: name, username, ssh_key, become_password, describe."""
         ok(
@@ -32,12 +35,14 @@ class Item:
     """One credential."""
 
     @requires("write")
+    @takes(credentials.CREDENTIAL, credentials.SECRETS)
     def on_post(self, req, resp, projectid, id):
         """Edit a credential; a secret left out is kept, one given empty is removed."""
         credentials.save_credential(projectid, params(req), req.context.principal.name, id)
         ok(resp, True)
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, id):
         """Delete a credential and wipe its secrets."""
         ok(resp, credentials.delete_credential(projectid, id, req.context.principal.name))

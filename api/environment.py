@@ -3,24 +3,35 @@
 from engine import environment
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
+
+# Every key of the body is a setting; its value is text.
+VALUE = {
+    "type": "string",
+    "maxLength": environment.MAX_VALUE,
+    "pattern": f"^(?:{environment.VALUE.pattern})$",
+}
 
 
 class Collection:
     """The whole key/value store."""
 
     @requires("login")
+    @takes()
     def on_get(self, req, resp):
         """Show every key and its value as one object."""
         ok(resp, environment.get_all())
 
     @requires("admin")
+    @takes(free=VALUE)
     def on_post(self, req, resp):
         """Set keys: every parameter is a key ([A-Za-z0-9]+) and its string value; upserts."""
         ok(resp, environment.set_values(params(req), req.context.principal.name))
 
     @requires("admin")
+    @takes(free={})
     def on_delete(self, req, resp):
         """Delete keys: the parameter names are the keys to delete."""
         ok(resp, environment.delete_keys(list(params(req))))

@@ -4,12 +4,16 @@ import urllib.parse
 
 import falcon
 
-from engine import fileserver
+from engine import fileserver, listing
 from engine.errors import InvalidInput
+from engine.validate import Field, check
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
+
+DOWNLOAD = {"stream": Field(bool, default=False)}
 
 
 def _malformed(e):
@@ -51,12 +55,14 @@ class Collection:
     """A project's files."""
 
     @requires("read")
+    @takes(listing.COMMON_FILTERS, listing.PAGING)
     def on_get(self, req, resp, projectid):
         """List files, newest first: id, name, size, md5, creator, editor, times (filters:
         name, create_user, edit_user, dates; paging)."""
         ok(resp, fileserver.list_files(projectid, params(req)))
 
     @requires("write")
+    @takes(upload={})
     def on_post(self, req, resp, projectid):
         """Upload files (multipart/form-data, one or more file parts); a stored name is
         replaced. Answers the number of files."""
@@ -72,6 +78,7 @@ class TokenUpload:
     """Upload with an upload token instead of an API key."""
 
     @requires("public")
+    @takes(header={"token": fileserver.TOKEN}, upload=fileserver.TOKEN_UPLOAD, answers=(403,))
     def on_post(self, req, resp, projectid):
         """Upload files with the `token` header (optional checkmd5, user); a job token then
         starts its job with version=<file name>. The token grants nothing else."""
@@ -92,11 +99,12 @@ class Download:
     """One file's bytes, through a download link or streamed at once."""
 
     @requires("read")
+    @takes(fileserver.FILE, DOWNLOAD, produces=("application/json", "application/octet-stream"))
     def on_get(self, req, resp, projectid):
         """Answer a single-use download link for file `name`, valid 60 s, that
         `GET /download/{link}` serves without a key (OpenC3's two steps); with `stream=1`,
         stream the file itself."""
-        if req.get_param_as_bool("stream", default=False):
+        if check(params(req), DOWNLOAD)["stream"]:
             _send(resp, fileserver.open_file(projectid, params(req)))
         else:
             ok(resp, fileserver.link_file(projectid, params(req)))
@@ -106,6 +114,7 @@ class DownloadLink:
     """A file behind a download link."""
 
     @requires("public")
+    @takes(produces=("application/octet-stream",))
     def on_get(self, req, resp, link):
         """Stream the file of a download link (the link is the credential; it works once)."""
         _send(resp, fileserver.open_link(link))
@@ -115,6 +124,7 @@ class Item:
     """One file."""
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, fileid):
         """Remove a file (soft: the row is marked deleted)."""
         ok(resp, fileserver.delete_file(projectid, fileid, req.context.principal.name))

@@ -5,6 +5,7 @@ import falcon
 from engine import readiness
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 
 PATHS = ("/healthz", "/readyz")  # served without a database connection or authentication
@@ -14,6 +15,7 @@ class Health:
     """Liveness."""
 
     @requires("public")
+    @takes()
     def on_get(self, req, resp):
         """Answer 200 while the process serves requests; touches neither database nor queue."""
         ok(resp, {"status": "alive"})
@@ -23,6 +25,7 @@ class Ready:
     """Readiness."""
 
     @requires("public")
+    @takes()
     def on_get(self, req, resp):
         """Check the database and the queue (a few seconds each at most): 200 when both answer,
         else 503 whose `info` names what failed."""

@@ -1,21 +1,32 @@
 """/jobs: jobs and their ordered steps."""
 
-from engine import jobs
+from engine import jobs, listing, steps
 
 from .access import requires
+from .declare import object_schema, takes
 from .envelope import ok
 from .params import params
+
+# Each item of `data` is a cmd or an scp step (plugin_type says which).
+STEP = {
+    "anyOf": [
+        object_schema({**steps.COMMON, **steps.CMD}),
+        object_schema({**steps.COMMON, **steps.SCP}),
+    ]
+}
 
 
 class Collection:
     """Jobs of a project."""
 
     @requires("read")
+    @takes(listing.COMMON_FILTERS, listing.PAGING)
     def on_get(self, req, resp, projectid):
         """List permanent jobs (filters: name, create_user, edit_user, date ranges; paging)."""
         ok(resp, jobs.list_jobs(projectid, params(req)))
 
     @requires("write")
+    @takes(jobs.JOB, nested={"data": STEP})
     def on_post(self, req, resp, projectid):
         """Create a job: name, permanent, data (ordered cmd/scp steps)."""
         ok(resp, True, uuid=jobs.create_job(projectid, params(req), req.context.principal.name))
@@ -25,6 +36,7 @@ class Count:
     """Number of jobs."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Count permanent jobs."""
         ok(resp, jobs.count_jobs(projectid))
@@ -34,11 +46,13 @@ class Item:
     """One job, by uuid (or ``byname?name=`` for GET)."""
 
     @requires("read")
+    @takes(jobs.BYNAME)
     def on_get(self, req, resp, projectid, jobuuid):
         """Show a job with its steps in order; `/jobs/{projectid}/byname?name=` finds it by name."""
         ok(resp, jobs.get_job(projectid, jobuuid, name=req.get_param("name")))
 
     @requires("write")
+    @takes(jobs.JOB, nested={"data": STEP})
     def on_post(self, req, resp, projectid, jobuuid):
         """Replace a job's name and steps (same body as create)."""
         ok(
@@ -48,6 +62,7 @@ class Item:
         )
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, jobuuid):
         """Delete a job (soft: its name becomes free again)."""
         ok(resp, jobs.delete_job(projectid, jobuuid, req.context.principal.name))
@@ -57,6 +72,7 @@ class ByName:
     """One job, by name."""
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, jobuuid):
         """Delete a job by its name (the path segment holds the name)."""
         ok(resp, jobs.delete_job(projectid, jobuuid, req.context.principal.name, byname=True))
@@ -66,6 +82,7 @@ class Copy:
     """Copy a job by name."""
 
     @requires("write")
+    @takes(jobs.COPY)
     def on_post(self, req, resp, projectid):
         """Copy a job: fromname, toname, optional fromprojectid/toprojectid."""
         ok(resp, True, uuid=jobs.copy_job(projectid, params(req), req.context.principal))

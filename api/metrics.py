@@ -7,6 +7,7 @@ import uuid
 from engine import logformat, metrics
 
 from .access import requires
+from .declare import takes
 
 HEADER = "X-Request-Id"
 SANE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
@@ -43,6 +44,7 @@ class Metrics:
     """Prometheus metrics of this machine's opsjob processes."""
 
     @requires("admin")
+    @takes(produces=("text/plain",))
     def on_get(self, req, resp):
         """Answer every metric in the Prometheus text format (an admin key is required)."""
         resp.content_type, resp.text = metrics.scrape()

@@ -1,8 +1,9 @@
 """/nodegroup: named node groups of a project, resolved by a plugin."""
 
-from engine import nodegroups
+from engine import listing, nodegroups
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,11 +12,13 @@ class Collection:
     """Node groups of a project."""
 
     @requires("read")
+    @takes(listing.COMMON_FILTERS, listing.PAGING, nodegroups.LIST_FILTERS)
     def on_get(self, req, resp, projectid):
         """List node groups and jobs using each (filters: name, plugin, jobname, users, dates)."""
         ok(resp, nodegroups.list_nodegroups(projectid, params(req)))
 
     @requires("write")
+    @takes(nodegroups.NODEGROUP)
     def on_post(self, req, resp, projectid):
         """Create a node group: name, plugin (an inventory plugin), params, credential."""
         principal = req.context.principal
@@ -32,11 +35,13 @@ class Item:
     """One node group."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid, id):
         """Show a node group with its params."""
         ok(resp, nodegroups.get_nodegroup(projectid, id))
 
     @requires("write")
+    @takes(nodegroups.NODEGROUP)
     def on_post(self, req, resp, projectid, id):
         """Edit a node group: name, plugin, params, credential."""
         principal = req.context.principal
@@ -44,6 +49,7 @@ class Item:
         ok(resp, True)
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, id):
         """Delete a node group (soft: its name becomes free again)."""
         ok(resp, nodegroups.delete_nodegroup(projectid, id, req.context.principal.name))
@@ -53,6 +59,7 @@ class Nodes:
     """The hosts a node group resolves to."""
 
     @requires("read")
+    @takes(nodegroups.NODELIST)
     def on_get(self, req, resp, projectid, id):
         """Resolve a node group to its host names (hostvars=1: with connection variables)."""
         ok(resp, nodegroups.nodelist(projectid, id, params(req)))

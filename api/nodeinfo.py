@@ -3,6 +3,7 @@
 from engine import nodeinfo
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,6 +12,7 @@ class Machines:
     """The machines of a project."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """List the project's machines: id (1..n), name, type, inip, exip."""
         ok(resp, nodeinfo.machines(projectid))
@@ -20,6 +22,7 @@ class Check:
     """Whether nodes belong to a project."""
 
     @requires("read")
+    @takes(nodeinfo.CHECK)
     def on_get(self, req, resp, projectid):
         """Check a comma list of nodes: data is null when all belong, else the others."""
         ok(resp, nodeinfo.check_nodes(projectid, params(req)))
@@ -29,6 +32,7 @@ class Count:
     """How many machines a project has."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Count the project's machines: {node: n}."""
         ok(resp, nodeinfo.count(projectid))

@@ -3,6 +3,7 @@
 from engine import projects
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,11 +12,13 @@ class Item:
     """One project."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Show a project: id, name, status (active|inactive)."""
         ok(resp, projects.get_project(projectid))
 
     @requires("write")
+    @takes(projects.PROJECT)
     def on_post(self, req, resp, projectid):
         """Set a project's status (active|inactive), name, or notification webhook
         (an http(s) URL; "" removes it)."""

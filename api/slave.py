@@ -8,6 +8,7 @@ import re
 from engine import control, livelog
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 from .sockets import request_key
@@ -71,6 +72,7 @@ class TaskLog:
     """A task's log."""
 
     @requires("public")
+    @takes(control.LOG, produces=("application/json", "text/html"))
     def on_get(self, req, resp, slave, uuid):
         """Read a task's log from `offset`: {log, offset, done}; with Accept text/html, a page
         that follows the log live (give the key as `#key=` in the page URL)."""
@@ -89,6 +91,7 @@ class KillTask:
     """Stop a task."""
 
     @requires("login")
+    @takes()
     def on_delete(self, req, resp, slave, uuid):
         """Kill a task: a running one stops within seconds, and so do its commands on the nodes."""
         ok(resp, info=control.kill(uuid, req.context.principal))
@@ -98,6 +101,7 @@ class SocketTicket:
     """Tickets for the live log websocket (a browser cannot send headers on one)."""
 
     @requires("login")
+    @takes(livelog.TICKET)
     def on_post(self, req, resp):
         """Issue a single-use ticket (30 s) that opens one live log of a task: `uuid` (the log
         uuid) names it, and the key needs read on its project; give it as `ticket=` to the

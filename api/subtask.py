@@ -3,6 +3,7 @@
 from engine import control
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,6 +12,7 @@ class Control:
     """Operate a waiting step."""
 
     @requires("control")
+    @takes(control.CONTROL)
     def on_post(self, req, resp, projectid):
         """Control a step: taskuuid, subtaskuuid, subtasktype, control next|running|ignore|fail
         (needs write, or control when the job's `_authorization_` variable is true).
@@ -19,6 +21,7 @@ class Control:
         ok(resp, control.control(projectid, params(req), req.context.principal))
 
     @requires("control")
+    @takes(control.CONTROL)
     def on_put(self, req, resp, projectid):
         """Release a pause or retry failed hosts: taskuuid, subtaskuuid, subtasktype,
         control (next|running), retry_unknown (0|1: also the hosts of unknown outcome)."""
@@ -38,6 +41,7 @@ class OfTask:
     """Steps of one task."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid, taskuuid):
         """List a task's steps in order, with their definitions and latest host results."""
         ok(resp, control.list_subtasks(projectid, taskuuid))
@@ -47,6 +51,7 @@ class Item:
     """One step of a task."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid, taskuuid, subtaskuuid):
         """Show one step of a task with the host results of every attempt."""
         ok(resp, control.get_subtask(projectid, taskuuid, subtaskuuid))

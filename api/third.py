@@ -6,6 +6,7 @@ import falcon
 from engine import third
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -14,6 +15,7 @@ class JobNames:
     """Jobs a caller can start."""
 
     @requires("login")
+    @takes(third.PROJECT)
     def on_post(self, req, resp):
         """List the permanent jobs of project_id (needs read on it)."""
         ok(resp, third.job_names(params(req), req.context.principal))
@@ -23,6 +25,7 @@ class JobVariables:
     """Variables a caller has to fill in."""
 
     @requires("login")
+    @takes(third.VARIABLES)
     def on_post(self, req, resp):
         """List the empty-valued variables of a job: project_id, jobname, exclude (needs read)."""
         ok(resp, third.job_variables(params(req), req.context.principal))
@@ -32,6 +35,7 @@ class DryRun:
     """Check a run without starting it."""
 
     @requires("login")
+    @takes(third.INVOKE, nested={"params": third.JOB_PARAMS})
     def on_post(self, req, resp):
         """Check a run: project_id, uuid, retry_count, params {jobname, variable}; answer the
         plan (steps, nodes, arguments) or a 400 listing what would stop it (needs write)."""
@@ -52,6 +56,7 @@ class Invoke:
     """Start a run once."""
 
     @requires("login")
+    @takes(third.INVOKE, nested={"params": third.JOB_PARAMS})
     def on_post(self, req, resp):
         """Start a job once per uuid and retry_count: project_id, uuid, retry_count,
         params {jobname, variable} (needs write)."""
@@ -66,6 +71,7 @@ class Query:
     """A run's state."""
 
     @requires("login")
+    @takes(third.LOOKUP)
     def on_post(self, req, resp):
         """Show a run: status complete|fail|running, msg, progress, link, ctrl while it
         waits: uuid, retry_count, optional project_id (needs read on the task's project)."""
@@ -76,6 +82,7 @@ class Stop:
     """Stop a run."""
 
     @requires("login")
+    @takes(third.LOOKUP)
     def on_post(self, req, resp):
         """Stop a run: uuid, retry_count, optional project_id (needs write on the task's
         project); stat true once it stopped."""

@@ -1,8 +1,9 @@
 """/userlist: remote OS accounts offered in the step forms of a project."""
 
-from engine import userlist
+from engine import listing, userlist
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,11 +12,13 @@ class Collection:
     """Accounts of a project, with the global ones."""
 
     @requires("read")
+    @takes(listing.COMMON_FILTERS, listing.PAGING)
     def on_get(self, req, resp, projectid):
         """List the project's and the global accounts (filters: name, users, dates; paging)."""
         ok(resp, userlist.list_accounts(projectid, params(req)))
 
     @requires("write")
+    @takes(userlist.ACCOUNT)
     def on_post(self, req, resp, projectid):
         """Add an account: username ([A-Za-z0-9_-]+)."""
         ok(resp, True, id=userlist.add_account(projectid, params(req), req.context.principal.name))
@@ -25,6 +28,7 @@ class Item:
     """One account of the project."""
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, id):
         """Delete an account of this project (soft: the username becomes free again)."""
         ok(resp, userlist.delete_account(projectid, id, req.context.principal.name))

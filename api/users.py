@@ -3,6 +3,7 @@
 from engine import users
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,6 +12,7 @@ class Collection:
     """Every user."""
 
     @requires("admin")
+    @takes()
     def on_get(self, req, resp):
         """List users with their roles and keys (masked, with creation time, last use,
         expiry and state: active, expired or revoked)."""
@@ -21,6 +23,7 @@ class Item:
     """One user."""
 
     @requires("admin")
+    @takes(users.USER)
     def on_post(self, req, resp, name):
         """Disable a user (disabled: true), so every key of theirs is refused at once, or
         enable them again (disabled: false)."""
@@ -31,6 +34,7 @@ class Keys:
     """A user's keys."""
 
     @requires("admin")
+    @takes(users.KEY)
     def on_post(self, req, resp, name):
         """Add a key; it is shown once (expires: a duration such as 90d, 12h, 30m, 2w, or a
         date YYYY-MM-DD[ HH:MM[:SS]]; empty: until revoked)."""
@@ -41,6 +45,7 @@ class Key:
     """One key of a user."""
 
     @requires("admin")
+    @takes()
     def on_delete(self, req, resp, name, keyid):
         """Revoke a key: it is refused at once on every API node and stays listed as revoked."""
         ok(resp, users.revoke_key(keyid, name))

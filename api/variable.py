@@ -3,6 +3,7 @@
 from engine import jobs, variables, varlinks
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,11 +12,13 @@ class Collection:
     """Variables of a project's jobs, addressed by ``jobuuid`` in the body."""
 
     @requires("write")
+    @takes(variables.UPSERT)
     def on_post(self, req, resp, projectid):
         """Create or replace one variable: jobuuid, name, value, describe, option."""
         ok(resp, variables.upsert_variable(projectid, params(req), req.context.principal.name))
 
     @requires("delete")
+    @takes(variables.DELETE)
     def on_delete(self, req, resp, projectid):
         """Delete one variable: jobuuid, name."""
         ok(resp, variables.delete_variable(projectid, params(req)))
@@ -25,6 +28,7 @@ class Bulk:
     """Bulk update."""
 
     @requires("write")
+    @takes(variables.BULK, nested={"data": variables.BULK_ITEM})
     def on_post(self, req, resp, projectid):
         """Update many: jobuuid, data [{name, value, describe, option}]; special names are added."""
         ok(resp, variables.update_variables(projectid, params(req), req.context.principal.name))
@@ -34,6 +38,7 @@ class OfJob:
     """Variables of one job."""
 
     @requires("read")
+    @takes(variables.LIST)
     def on_get(self, req, resp, projectid, jobuuid):
         """List a job's variables sorted by describe (filters: empty, exclude, env)."""
         ok(resp, variables.list_variables(projectid, jobuuid, params(req)))
@@ -43,6 +48,7 @@ class MonitorTrigger:
     """A job's monitoring trigger, as the job page saves it."""
 
     @requires("write")
+    @takes(jobs.MON)
     def on_post(self, req, resp, projectid):
         """Set a job's monitoring trigger: jobuuid, status (mon_status, 0/1 or a boolean),
         mon_ids (the ids `POST /task/{projectid}/job/bymon` accepts)."""
@@ -53,6 +59,7 @@ class Token:
     """The link token of one variable."""
 
     @requires("admin")
+    @takes(varlinks.TOKEN)
     def on_get(self, req, resp, projectid, jobuuid):
         """Answer the token that lets another system set variable `name` of the job, without
         a key, through `/variable/update/...` (admin)."""
@@ -67,12 +74,14 @@ class UpdateByToken:
         ok(resp, varlinks.update(projectid, {**fields, "option": option}))
 
     @requires("public")
+    @takes(varlinks.UPDATE, answers=(403,))
     def on_get(self, req, resp, projectid, jobuuid, token, name, option):
         """Replace the variable's dropdown `option` list (its value with `updatevalue=1`);
         the token from `/variable/{projectid}/{jobuuid}/token` is the only credential."""
         self._update(req, resp, projectid, jobuuid, token, name, option)
 
     @requires("public")
+    @takes(varlinks.UPDATE, answers=(403,))
     def on_post(self, req, resp, projectid, jobuuid, token, name, option):
         """Same as GET."""
         self._update(req, resp, projectid, jobuuid, token, name, option)
@@ -82,11 +91,13 @@ class ById:
     """Variables of a job addressed by its numeric id."""
 
     @requires("login")
+    @takes()
     def on_get(self, req, resp, jobid):
         """List the variables of the job with this id (read on its project)."""
         ok(resp, varlinks.list_by_id(jobid, req.context.principal))
 
     @requires("login")
+    @takes(varlinks.BYID)
     def on_delete(self, req, resp, jobid):
         """Delete variable `name` of the job with this id (delete on its project); answers
         how many were deleted."""

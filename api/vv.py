@@ -1,8 +1,9 @@
 """/vv: version variables that nodes report (``NAME:[value]``), and their analysis."""
 
-from engine import versions
+from engine import listing, versions
 
 from .access import requires
+from .declare import takes
 from .envelope import ok
 from .params import params
 
@@ -11,6 +12,7 @@ class Collection:
     """Version variables of a project."""
 
     @requires("read")
+    @takes(versions.FILTERS, listing.PAGING)
     def on_get(self, req, resp, projectid):
         """List version variables, newest first (filters: node, name, time_start, time_end on
         the update time; paging)."""
@@ -21,6 +23,7 @@ class Table:
     """Version variables as a node-by-name table."""
 
     @requires("read")
+    @takes(versions.FILTERS)
     def on_get(self, req, resp, projectid):
         """Show a table: a header ["NODE", name, ...], then one row per node, null where a
         node has no value (same filters as the list)."""
@@ -36,6 +39,7 @@ class Values:
     """Distinct values."""
 
     @requires("read")
+    @takes(versions.LIST)
     def on_get(self, req, resp, projectid):
         """List the distinct values, newest first, without Do_* markers (appname narrows to
         APP_<appname>_VERSION)."""
@@ -46,6 +50,7 @@ class VersionShare:
     """Which versions the nodes run."""
 
     @requires("read")
+    @takes()
     def on_get(self, req, resp, projectid):
         """Share of nodes per value of VERSION and APP_*_VERSION over the last 365 days:
         [{name, data: {value: percent}}]."""
@@ -64,6 +69,7 @@ class Node:
     """Version variables of one node."""
 
     @requires("delete")
+    @takes()
     def on_delete(self, req, resp, projectid, node):
         """Delete every version variable of a node."""
         versions.delete_node(projectid, node)

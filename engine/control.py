@@ -196,6 +196,6 @@ def kill(uuid, principal, wait_seconds=5.0):
 
 def read_log(uuid, principal, offset):
     """Return the log of a task from ``offset``: ``{log, offset, done, status, uuid}``."""
-    offset = Field(int, default=0, minimum=0).clean("offset", offset)
+    offset = LOG["offset"].clean("offset", offset)
     task = _visible_task(uuid, principal, "read")
     return {**logs.read(task.uuid, offset), "uuid": task.uuid}

@@ -37,6 +37,7 @@ TOKEN_UPLOAD = {
     "user": Field(pattern=r"[A-Za-z0-9.@_-]+", max_len=100),
 }
 
+FILE = {"name": Field(required=True, max_len=1000, pattern=None)}
 LINK = Field(required=True, pattern=r"[A-Za-z0-9_-]{32}", max_len=32)
 LINK_SECONDS = 60  # a download link is opened by the browser right after it is made
 
@@ -166,7 +167,7 @@ def token_upload(projectid, token, parts, params, content_length=None):
 
 def open_file(projectid, params):
     """Open a stored file by ``name`` for download."""
-    name = check(params, {"name": Field(required=True, max_len=1000, pattern=None)})["name"]
+    name = check(params, FILE)["name"]
     filestore.check_name("name", name)
     row = filestore.live_row(projectid, name)
     path = filestore.path_of(_config(), projectid, name) if row is not None else None
@@ -181,7 +182,7 @@ def link_file(projectid, params):
 
     A link is a small file under the file store, so any API node sharing the store serves it.
     """
-    name = check(params, {"name": Field(required=True, max_len=1000, pattern=None)})["name"]
+    name = check(params, FILE)["name"]
     filestore.check_name("name", name)
     if filestore.live_row(projectid, name) is None:
         raise NotFound(f"name: file {name} does not exist")

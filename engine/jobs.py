@@ -25,6 +25,7 @@ MON = {
     "status": Field(int, minimum=0, maximum=1, booleans=True),
     "mon_ids": Field(pattern=JOB["mon_ids"].pattern, max_len=JOB["mon_ids"].max_len),
 }
+BYNAME = {"name": Field(max_len=100)}  # GET /jobs/{projectid}/byname?name=
 LIST_FIELDS = ("id", "uuid", "name", "create_time", "create_user", "edit_user", "edit_time")
 DETAIL_FIELDS = (
     "id",
@@ -179,7 +180,7 @@ def get_job(projectid, jobuuid, name=None):
     and, as OpenC3 does, answers ``{}`` when there is no such job (the CI flow page relies
     on it)."""
     if jobuuid == "byname":
-        name = Field(max_len=100).clean("name", name)
+        name = BYNAME["name"].clean("name", name)
         try:
             job = _by_name(projectid, name)
         except NotFound:

@@ -21,6 +21,7 @@ SCRIPT = {
     "type": Field(required=True, choices=TYPES),
     "cont": Field(required=True, pattern=NO_CONTROL, max_len=65536, allow_empty=False),
 }
+LIST_FILTERS = {"type": Field(choices=TYPES, allow_empty=False)}  # "" means any type
 
 
 def _citing_jobs(script_ids):
@@ -50,8 +51,9 @@ def list_scripts(projectid, params):
         Script.projectid.in_([projectid, 0]), Script.status == "available"
     )
     query = common_filters(query, Script, params)
-    if params.get("type"):
-        query = query.where(Script.type == str(params["type"]))
+    kind = check(params, LIST_FILTERS)["type"]
+    if kind:
+        query = query.where(Script.type == kind)
     rows = list(paged(query.order_by(Script.id.desc()), params))
     jobs = _citing_jobs([r.id for r in rows])
     return [{**as_dict(r, LIST_FIELDS), "jobname": jobs.get(r.id, "")} for r in rows]

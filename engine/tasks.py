@@ -68,6 +68,8 @@ TOTAL = {
     "time_start": Field(required=True, pattern=DATE),
     "time_end": Field(required=True, pattern=DATE),
 }
+REDO = {"taskuuid": Field(required=True, pattern=ALNUM, max_len=20)}
+VARIABLE = {"variable": Field(dict, default={})}  # of a single step run on its own
 AUTHORIZATION = {
     "group": Field(required=True, max_len=200, allow_empty=False),
     "jobname": Field(required=True, max_len=100, allow_empty=False),
@@ -180,7 +182,7 @@ def run_step(projectid, kind, params, principal):
     values["plugin_type"] = kind
     values.setdefault("name", f"quick {kind}")
     step = steps.validate_step(values, projectid, direct=True)
-    variable = check_variables(check(params, {"variable": Field(dict, default={})})["variable"])
+    variable = check_variables(check(params, VARIABLE)["variable"])
     with database.atomic():
         ref = steps.store(kind, step, None)
         task = _create(
@@ -201,7 +203,7 @@ def run_step(projectid, kind, params, principal):
 
 def redo(projectid, params, principal):
     """Start a task again with the same job, variables and mutex; return the new uuid."""
-    values = check(params, {"taskuuid": Field(required=True, pattern=ALNUM, max_len=20)})
+    values = check(params, REDO)
     old = Task.get_or_none(Task.uuid == values["taskuuid"], Task.projectid == projectid)
     if old is None:
         raise InvalidInput(f"taskuuid: task {values['taskuuid']} does not exist")

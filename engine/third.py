@@ -31,6 +31,7 @@ RUN = {
 }
 # query and stop: the run alone names the project
 LOOKUP = {**RUN, "project_id": Field(int, minimum=0, maximum=2**31 - 1)}
+INVOKE = {**RUN, "params": Field(dict, required=True)}  # dry-run and invoke
 JOB_PARAMS = {
     "jobname": Field(required=True, max_len=100, allow_empty=False),
     "variable": Field(dict, default={}),
@@ -75,13 +76,8 @@ def _job(projectid, jobname, field="params.jobname"):
 def _run(params, principal, role):
     """Check a dry-run/invoke call; return (project id, derived uuid, job params)."""
     values = _project(params, principal, role, RUN)
-    job_params = check(values_of(params, "params"), JOB_PARAMS, prefix="params.")
+    job_params = check(check(params, INVOKE)["params"], JOB_PARAMS, prefix="params.")
     return values["project_id"], derive_uuid(values["uuid"], values["retry_count"]), job_params
-
-
-def values_of(params, name):
-    """Return the nested object ``name`` of ``params`` (required)."""
-    return check(params, {name: Field(dict, required=True)})[name]
 
 
 def job_names(params, principal):

@@ -36,6 +36,8 @@ BULK_ITEM = {
     "describe": Field(default="", max_len=200),
     "option": Field(default="", pattern=r"[A-Za-z0-9_./,;@-]*", max_len=1000),
 }
+BULK = {"jobuuid": UPSERT["jobuuid"], "data": Field(list, required=True)}
+DELETE = {"jobuuid": UPSERT["jobuuid"], "name": UPSERT["name"]}
 LIST = {
     "empty": Field(bool, default=False),
     "exclude": Field(default="", pattern=r"[A-Za-z0-9,_]*", max_len=2000),
@@ -170,7 +172,7 @@ def upsert_variable(projectid, params, user):
 def update_variables(projectid, params, user):
     """Bulk update: special names (``_exit_``, ``wk_*``, …) are upserted; other names are
     only updated, so a name the job does not reference is ignored."""
-    values = check(params, {"jobuuid": UPSERT["jobuuid"], "data": Field(list, required=True)})
+    values = check(params, BULK)
     _require_job(projectid, values["jobuuid"])
     items = [check(item, BULK_ITEM, prefix=f"data[{i}]: ") for i, item in enumerate(values["data"])]
     with database.atomic():
@@ -194,7 +196,7 @@ def update_variables(projectid, params, user):
 
 def delete_variable(projectid, params):
     """Delete one variable of a job (a hard delete)."""
-    values = check(params, {"jobuuid": UPSERT["jobuuid"], "name": UPSERT["name"]})
+    values = check(params, DELETE)
     _require_job(projectid, values["jobuuid"])
     deleted = (
         Variable.delete()

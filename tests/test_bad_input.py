@@ -49,6 +49,7 @@ def ids(api):
         "jobname": "j",
         "link": "x" * 32,
         "keyid": 999,
+        "feature": "mongo",  # no such console: a 404 (redis and mysql are a designed 501)
     }
 
 
