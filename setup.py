@@ -45,6 +45,7 @@ setup(
             "nbformat>=5.10",
             "ipykernel>=6.29",
             "wheel>=0.43",  # builds the wheel the install test puts into a fresh venv
+            "schemathesis>=4.0",  # fuzzes every operation of /openapi.json (tests/test_fuzz.py)
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},
