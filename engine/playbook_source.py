@@ -188,7 +188,7 @@ def _unzip(archive, tree):
                     if rel:
                         _place(tree, rel, True)
                     continue
-                if mode and not stat.S_ISREG(mode):
+                if stat.S_IFMT(mode) and not stat.S_ISREG(mode):  # no type bits: a file
                     raise InvalidInput(f"source: archive member {info.filename!r} is not a file")
                 if not rel:
                     continue
