@@ -31,11 +31,11 @@ def settings():
     return _settings["value"]
 
 
-def durably(fn, *args, what="database write"):
+def durably(fn, *args, what="database call", **kwargs):
     """Run a database call of a task's run, riding out a lost connection for up to a lease:
     by then the heartbeat has stopped the run, and the task is failed as lost."""
     lease = settings().task_lease if settings() else 60
-    return retrying(fn, *args, seconds=lease, what=what)
+    return retrying(fn, *args, seconds=lease, what=what, **kwargs)
 
 
 def worker_name():

@@ -52,9 +52,8 @@ class TaskRun:
     def __init__(self, task):
         self.task = task
         self.cancel = threading.Event()
-        self.log = logs.LogWriter(
-            task.uuid, retry_seconds=settings().task_lease, max_chars=settings().max_log_bytes
-        )
+        lease, most = settings().task_lease, settings().max_log_bytes
+        self.log = durably(logs.LogWriter, task.uuid, retry_seconds=lease, max_chars=most)
         self.workdir = os.path.join(os.path.abspath(settings().home), "runs")
 
     # The outcome of ``_run`` is (status, reason), or None when the task was parked.
@@ -101,7 +100,7 @@ class TaskRun:
         else:
             self.log.line(f"[{now()}] task resumed on {worker_name()}")
         plan = json.loads(self.task.plan)
-        self.values = self._variables()
+        self.values = durably(self._variables, what=f"task {task.uuid}: variables")
         if task.jobtype != "jobs":
             return self._run_direct(plan[0])
         for position, step in enumerate(plan):
@@ -229,7 +228,7 @@ class TaskRun:
         """Resolve, compile and run one step. Return "ok", "failed" or "killed"."""
         kind = step["kind"]
         attempt = (sub.attempt if sub else 0) + 1
-        plan = self._resolve(step)
+        plan = durably(self._resolve, step, what=f"task {self.task.uuid}: nodes")  # reads only
         targets, refused = plan["targets"], plan["refused"]
         self.unknown, kept = [], []  # hosts whose outcome is unknown; those not run again
         if retry:
