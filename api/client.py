@@ -284,6 +284,42 @@ class Client:
             **fields,
         )
 
+    def run_playbook(
+        self,
+        nodes,
+        source,
+        playbook="site.yml",
+        variables=None,
+        wait=True,
+        projectid=None,
+        timeout=600,
+        **fields,
+    ):
+        """Run a playbook step on ``nodes``: ``source`` is ``fileserver:<name>``,
+        ``git:<url>[#<ref>]`` or ``path:<dir>``, ``playbook`` the entry file inside it.
+
+        ``variables`` reach the playbook as extra vars, never templated; ``fields`` are the
+        step's other fields (tags, skip_tags, check, diff, verbosity, user, timeout). The
+        step is saved as a one-step, non-permanent job, then run; return its :class:`Task`.
+        """
+        pid = self.project_id(projectid)
+        nodes = ",".join(nodes) if isinstance(nodes, list | tuple) else nodes
+        step = {
+            "plugin_type": "playbook",
+            "name": fields.pop("name", "notebook playbook"),
+            "node_type": "builtin",
+            "node_cont": nodes,
+            "source": source,
+            "playbook": playbook,
+            **fields,
+        }
+        name = f"playbook-{secrets.token_hex(6)}"
+        jobuuid = self.envelope("POST", f"/jobs/{pid}", name=name, permanent=0, data=[step])
+        answer = self.envelope(
+            "POST", f"/task/{pid}/job", jobuuid=jobuuid["uuid"], variable=variables or {}
+        )
+        return self._started(pid, answer["uuid"], wait, timeout)
+
     def redo(self, uuid, wait=True, projectid=None, timeout=600):
         """Run a task again; return the new :class:`Task`."""
         pid = self.project_id(projectid)

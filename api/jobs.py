@@ -7,11 +7,12 @@ from .declare import object_schema, takes
 from .envelope import ok
 from .params import params
 
-# Each item of `data` is a cmd or an scp step (plugin_type says which).
+# Each item of `data` is a cmd, scp or playbook step (plugin_type says which).
 STEP = {
     "anyOf": [
         object_schema({**steps.COMMON, **steps.CMD}),
         object_schema({**steps.COMMON, **steps.SCP}),
+        object_schema({**steps.COMMON, **steps.PLAYBOOK}),
     ]
 }
 
@@ -28,7 +29,7 @@ class Collection:
     @requires("write")
     @takes(jobs.JOB, nested={"data": STEP})
     def on_post(self, req, resp, projectid):
-        """Create a job: name, permanent, data (ordered cmd/scp steps)."""
+        """Create a job: name, permanent, data (ordered cmd/scp/playbook steps)."""
         ok(resp, True, uuid=jobs.create_job(projectid, params(req), req.context.principal.name))
 
 

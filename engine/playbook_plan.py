@@ -5,6 +5,9 @@ and tags, and checked again after substitution. ``make(targets)`` fetches the so
 per worker) and compiles; a dry run also calls ``check(compiled)``, a ``--syntax-check``.
 """
 
+import hashlib
+import os
+
 from . import playbook, playbook_sandbox, playbook_source
 from .errors import InvalidInput
 
@@ -40,7 +43,7 @@ def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
     def make(targets, syntax_only=False):
         tree = playbook_source.fetch(settings, projectid, source)
         return playbook.compile_playbook(
-            targets,
+            [_key_inside(host, settings) for host in targets],
             tree,
             entry,
             extra_vars=extra,
@@ -68,3 +71,29 @@ def dry_run(plan, settings, workdir):
         return [e.info]
     complaint = runner.syntax_check(compiled, workdir, settings)
     return [complaint] if complaint else []
+
+
+def _key_inside(host, settings):
+    """A contained run sees no key file of the worker: a host whose connection variables name
+    one (an admin set them on the machine) gets its content as a run secret instead.
+
+    Only a private key outside ``$OPSJOB_HOME`` and the worker's ``~/.ssh`` is taken."""
+    path = host.vars.get("ansible_ssh_private_key_file")
+    if host.secret is not None or not isinstance(path, str) or not os.path.isabs(path):
+        return host
+    real = os.path.realpath(path)
+    for hidden in (settings.home, os.path.expanduser("~/.ssh")):
+        root = os.path.realpath(hidden).rstrip("/") + "/"
+        if real.startswith(root):
+            return host
+    try:
+        with open(real, "rb") as f:
+            data = f.read(16 * 1024 + 1)
+    except OSError:
+        return host
+    if len(data) > 16 * 1024 or b"PRIVATE KEY-----" not in data:
+        return host
+    ident = "hk" + hashlib.sha256(real.encode()).hexdigest()[:16]
+    rest = {k: v for k, v in host.vars.items() if k != "ansible_ssh_private_key_file"}
+    secret = playbook.Secret(ident, ssh_key=data.decode("ascii", "replace"))
+    return playbook.Host(host.name, rest, secret)
