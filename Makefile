@@ -19,14 +19,16 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 install: $(VENV)/.installed
 
 # Debian packages the test suite needs: a real sshd for the loopback nodes, sudo for become,
-# the interpreters a cmd step may name, and a headless browser for the page tests.
+# the interpreters a cmd step may name, a headless browser for the page tests, bubblewrap to
+# contain playbook steps, and git for their git sources.
 system-deps:
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v sudo >/dev/null 2>&1 || \
 	    ! command -v php >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1 || \
-	    [ ! -x /usr/bin/chromium ]; then \
+	    [ ! -x /usr/bin/chromium ] || ! command -v bwrap >/dev/null 2>&1 || \
+	    ! command -v git >/dev/null 2>&1; then \
 	  (apt-get update -qq || true) && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo php-cli perl \
-	    chromium; fi
+	    chromium bubblewrap git; fi
 
 run: install
 	$(BIN)/opsjob init
