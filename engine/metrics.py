@@ -115,7 +115,7 @@ def _build():
         ),
         step=Histogram(
             "opsjob_step_duration_seconds",
-            "Run time of step runs by kind (cmd, scp) and outcome.",
+            "Run time of step runs by kind (cmd, scp, playbook) and outcome.",
             ["kind", "outcome"],
             buckets=SECONDS,
         ),
