@@ -6,7 +6,7 @@ import re
 from . import credentials, inventory, nodes
 from .errors import Forbidden, InvalidInput
 from .listing import as_dict, common_filters, paged
-from .models import Job, Nodegroup, PluginCmd, PluginScp, database
+from .models import Job, Nodegroup, PluginCmd, PluginPlaybook, PluginScp, database
 from .records import in_project, save, soft_delete, unique
 from .validate import Field, check
 
@@ -101,6 +101,11 @@ def _users(projectid, group_ids=None):
 
     for step in current(PluginCmd, *cmd_where):
         add(step, "cmd", step.node_cont)
+    playbook_where = [PluginPlaybook.node_type == "group"]
+    if wanted is not None:
+        playbook_where.append(PluginPlaybook.node_cont.in_(wanted))
+    for step in current(PluginPlaybook, *playbook_where):
+        add(step, "playbook", step.node_cont)
     for step in current(PluginScp, *scp_where):
         if step.src_type == "group":
             add(step, "scp", step.src)
