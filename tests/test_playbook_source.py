@@ -169,3 +169,17 @@ def test_bubblewrap_works_here_and_the_wrapper_drops_opsjob_settings():
     assert "OPSJOB_DATABASE_URL" in script and "OPSJOB_SECRET_KEY" in script
     trusted = Settings(playbook_trusted_projects="3,4")
     assert playbook_sandbox.trusted(trusted, 4) and not playbook_sandbox.trusted(trusted, 1)
+
+
+def test_without_bubblewrap_only_trusted_projects_run_playbooks(monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        playbook_sandbox, "probe", lambda: (False, "bubblewrap (bwrap) is not installed")
+    )
+    settings = Settings(home=str(tmp_path), playbook_trusted_projects="7")
+    why = playbook_sandbox.refusal(settings, 1)
+    assert why == (
+        "playbook steps need containment: bubblewrap (bwrap) is not installed, "
+        "and project 1 is not trusted"
+    )
+    assert playbook_sandbox.refusal(settings, 7) == ""
+    assert playbook_sandbox.runner_options(settings, str(tmp_path)) == {}
