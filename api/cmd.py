@@ -96,8 +96,9 @@ class Console:
         sends a key must hold read on the project."""
         if req.context.principal is not None:
             auth.require(req.context.principal, projectid, "read")
+        terminal = check(params(req), PAGE)["bash"]  # checked first: an error answers JSON
         resp.content_type = "text/html; charset=utf-8"
-        resp.text = TERMINAL_PAGE if check(params(req), PAGE)["bash"] else CONSOLE_PAGE
+        resp.text = TERMINAL_PAGE if terminal else CONSOLE_PAGE
 
     @requires("write")
     @takes(console.RUN)

@@ -32,6 +32,7 @@ def ok(resp, data=None, **extra):
 
 def fail(resp, status, info):
     resp.status = status
+    resp.content_type = falcon.MEDIA_JSON  # even when a page or a file was being answered
     resp.media = {"stat": False, "info": info}
 
 

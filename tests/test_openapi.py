@@ -1,9 +1,13 @@
 """The OpenAPI document is valid and names every route the app serves."""
 
+import inspect
+import re
+
 from openapi_spec_validator import validate
 
 from api.openapi import path_of
 from api.routes import GROUPS
+from engine import tasks
 
 METHODS = ("get", "post", "put", "delete")
 
@@ -48,3 +52,65 @@ def test_served_routes_match_the_document(app, api):
     assert served - {"/openapi.json"} == set(api.get("/openapi.json", key=None).json["paths"]) - {
         "/openapi.json"
     }
+
+
+READS = re.compile(
+    r"\bparams\(req\)|req\.get_param|req\.params|req\.get_header\(\"token|parts\(req\)"
+)
+
+
+def test_every_responder_that_reads_parameters_declares_them():
+    """A responder reading the query, body, an upload or a token header names its spec."""
+    for path, method, responder in registered():
+        assert hasattr(responder, "spec"), f"{method} {path} has no @takes"
+        source = inspect.getsource(inspect.unwrap(responder))
+        helpers = re.findall(r"self\.(_\w+)\(", source)
+        owner = responder.__qualname__.split(".")[0]
+        for group in GROUPS:
+            cls = getattr(group, owner, None)
+            for name in helpers:
+                if cls is not None and hasattr(cls, name):
+                    source += inspect.getsource(getattr(cls, name))
+        if READS.search(source):
+            declared = responder.spec or responder.free is not None or responder.upload is not None
+            assert declared, f"{method} {path} reads parameters but declares none"
+
+
+def test_parameters_come_from_the_engine_specs(api):
+    """The document shows the limits of the very Field objects the engine checks with."""
+    doc = api.get("/openapi.json", key=None).json
+    launch = doc["paths"]["/task/{projectid}/job"]["post"]["requestBody"]
+    body = launch["content"]["application/json"]["schema"]
+    assert body["required"] == ["jobuuid"]
+    assert body["properties"]["mutex_policy"]["enum"] == list(tasks.MUTEX_POLICIES)
+    assert body["properties"]["jobuuid"]["maxLength"] == tasks.LAUNCH["jobuuid"].max_len
+    listing = {p["name"]: p for p in doc["paths"]["/task/{projectid}"]["get"]["parameters"]}
+    assert listing["projectid"]["in"] == "path"
+    assert listing["pagesize"]["schema"]["maximum"] == 1000
+    assert listing["jobtype"]["schema"]["enum"] == ["jobs", "plugin_cmd", "plugin_scp"]
+    steps = doc["paths"]["/jobs/{projectid}"]["post"]["requestBody"]["content"]
+    item = steps["application/json"]["schema"]["properties"]["data"]["items"]
+    assert {"node_cont", "scripts_cont"} <= set(item["anyOf"][0]["required"])
+    upload = doc["paths"]["/fileserver/{projectid}/upload"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert {"411", "413", "403"} <= set(upload["responses"])
+    assert [p["name"] for p in upload["parameters"] if p["in"] == "header"] == ["token"]
+    env = doc["paths"]["/environment"]["post"]["requestBody"]["content"]["application/json"]
+    assert env["schema"]["additionalProperties"]["type"] == "string"
+
+
+def test_pages_declare_html(api):
+    doc = api.get("/openapi.json", key=None).json
+    assert "text/html" in doc["paths"]["/cmd/{projectid}"]["get"]["responses"]["200"]["content"]
+    tasklog = doc["paths"]["/slave/{slave}/tasklog/{uuid}"]["get"]["responses"]["200"]["content"]
+    assert {"text/html", "application/json"} == set(tasklog)
+    assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+def test_statuses_follow_role_and_method(api):
+    doc = api.get("/openapi.json", key=None).json
+    health = doc["paths"]["/healthz"]["get"]["responses"]
+    assert "401" not in health and "403" not in health
+    delete = doc["paths"]["/jobs/{projectid}/{jobuuid}"]["delete"]["responses"]
+    assert {"200", "400", "401", "403", "404", "409", "503", "507"} <= set(delete)
+    assert "501" in doc["paths"]["/cmd/ext/{feature}"]["get"]["responses"]
