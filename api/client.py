@@ -320,6 +320,20 @@ class Client:
         )
         return self._started(pid, answer["uuid"], wait, timeout)
 
+    def dry_run(self, job, variables=None, projectid=None):
+        """Plan the permanent job named ``job`` with ``variables`` without running it: its
+        nodes, arguments and problems per step (a playbook step's source is fetched and
+        syntax-checked, no node is contacted)."""
+        answer = self.envelope(
+            "POST",
+            "/third/interface/dry-run",
+            project_id=self.project_id(projectid),
+            uuid=secrets.token_hex(6),
+            retry_count=0,
+            params={"jobname": job, "variable": variables or {}},
+        )
+        return answer["data"]
+
     def redo(self, uuid, wait=True, projectid=None, timeout=600):
         """Run a task again; return the new :class:`Task`."""
         pid = self.project_id(projectid)

@@ -11,6 +11,7 @@ import zipfile
 
 import pytest
 
+from api.client import Client, ClientError
 from tests.cluster import Cluster, unique
 from tests.httpclient import call
 
@@ -224,6 +225,7 @@ def test_check_mode_changes_nothing(cluster, ssh_nodes):
 def test_dry_run_checks_the_playbook_syntax_without_touching_nodes(cluster, ssh_nodes):
     a = ssh_nodes.addresses[0]
     good, bad = unique("ok") + ".tar.gz", unique("bad") + ".tar.gz"
+    before = cluster.ok("GET", f"/task/{PID}")["data"]
     upload(cluster, good, tar_gz(ROLE_PLAYBOOK))
     upload(cluster, bad, tar_gz({"site.yml": "- hosts: all\n  tasks:\n  - nosuchmodule_x: {}\n"}))
     for name, fine in ((good, True), (bad, False)):
@@ -242,6 +244,13 @@ def test_dry_run_checks_the_playbook_syntax_without_touching_nodes(cluster, ssh_
             assert status == 200 and problems == [], answer
         else:
             assert any("syntax check failed" in p for p in problems), answer
+        client = Client(cluster.url, cluster.key, projectid=PID)
+        try:
+            plan = client.dry_run(jobname, {"tag": "x", "greeting": "y"})
+            assert fine and plan["problems"] == [] and plan["steps"][0]["kind"] == "playbook"
+        except ClientError as e:
+            assert not fine and "syntax check failed" in e.info, e.info
+    assert cluster.ok("GET", f"/task/{PID}")["data"] == before  # nothing ran
 
 
 def test_bad_playbook_steps_are_refused_by_field(cluster, ssh_nodes):
