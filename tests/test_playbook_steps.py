@@ -5,8 +5,10 @@ syntax checks, and containment of the code a playbook runs on the worker."""
 import io
 import os
 import secrets
+import signal
 import subprocess
 import tarfile
+import time
 import zipfile
 
 import pytest
@@ -312,3 +314,31 @@ def test_playbook_code_cannot_read_the_worker(cluster, ssh_nodes):
     assert db_part.strip() == ""  # "SQLite format 3" would be U1FMaXRl...
     assert "someoneelse" not in runs_part and "id_" not in runs_part
     assert "OPSJOB_DATABASE_URL" not in runs_part and "OPSJOB_HOME" not in runs_part
+
+
+def test_killtask_stops_a_running_playbook(cluster, ssh_nodes):
+    a = ssh_nodes.addresses[0]
+    seconds = 400 + secrets.randbelow(400)  # a unique command line to look for
+    name = unique("slow") + ".tar.gz"
+    upload(
+        cluster,
+        name,
+        tar_gz({"site.yml": f"- hosts: all\n  tasks:\n  - command: sleep {seconds}\n"}),
+    )
+    task = start(cluster, job(cluster, [step([a], f"fileserver:{name}", timeout=900)]))
+
+    def sleepers():
+        found = subprocess.run(["pgrep", "-f", f"sleep {seconds}"], capture_output=True)
+        return found.stdout.split()
+
+    deadline = time.monotonic() + 60
+    while not sleepers() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the playbook's command runs on the node
+    assert sleepers()
+    t0 = time.monotonic()
+    cluster.ok("DELETE", f"/slave/any/killtask/{task}")
+    done = cluster.wait(PID, task)
+    assert done["status"] == "fail" and time.monotonic() - t0 < 15
+    # The node's command runs on (see README: playbook steps); end the one this test started.
+    for pid in sleepers():
+        os.kill(int(pid), signal.SIGTERM)
