@@ -127,6 +127,8 @@ def _nodes(name, kind, value, projectid):
     Field(pattern=NODE_CONT[kind], max_len=2000).clean(name, value)
     if kind != "group":
         return value
+    if not value:
+        raise InvalidInput(f"{name}: must name a node group")
     if (
         int(value) >= INT64  # no row has it, and no query can bind it
         or not Nodegroup.select()
