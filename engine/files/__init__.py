@@ -1,0 +1,1 @@
+"""The file store, its HTTP-facing catalog and the safe tree walker."""

@@ -1,0 +1,1 @@
+"""What happened: task statistics, version variables, metrics, the audit trail."""

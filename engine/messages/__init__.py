@@ -1,0 +1,1 @@
+"""Task notifications: delivery attempts, the channels, outbound HTTP and mail."""

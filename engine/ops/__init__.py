@@ -1,0 +1,1 @@
+"""Operating an installation: doctor, retention, readiness and log formats."""
