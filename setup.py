@@ -6,7 +6,7 @@ setup(
     description="Job platform for operations teams: scripts and file copies across fleets, "
     "run step by step through Ansible, with the OpenC3 JOB API.",
     python_requires=">=3.11",
-    # The data folders install as top-level packages too; engine.resources finds them through
+    # The data folders install as top-level packages too; engine.store.resources finds them through
     # importlib.resources. `opsjob doctor` reports other distributions with the same names.
     packages=find_packages(include=["engine", "engine.*", "api", "api.*"])
     + ["inventory_plugins", "playbooks_templates", "notebooks"],

@@ -2,7 +2,7 @@
 
 import functools
 
-from engine import auth
+from engine.access import auth
 from engine.errors import Unauthenticated
 
 

@@ -5,7 +5,7 @@ The engine answers with DataFrames (what a notebook uses); these resources only 
 
 import pandas as pd
 
-from engine import analysis
+from engine.insight import analysis
 
 from .access import requires
 from .declare import takes

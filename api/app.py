@@ -2,9 +2,11 @@
 
 import falcon
 
-from engine import logformat, queue, schema
-from engine.db import open_database
-from engine.settings import Settings
+from engine.ops import logformat
+from engine.run import queue
+from engine.store import schema
+from engine.store.db import open_database
+from engine.store.settings import Settings
 
 from . import envelope, openapi
 from .audit import Audit

@@ -12,7 +12,7 @@ import time
 from a2wsgi import WSGIMiddleware
 from uvicorn_worker import UvicornWorker
 
-from engine.settings import Settings
+from engine.store.settings import Settings
 
 from . import live, terminal
 from .app import create_app

@@ -2,7 +2,8 @@
 
 import logging
 
-from engine import audit, listing
+from engine.insight import audit
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

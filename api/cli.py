@@ -4,20 +4,14 @@ import argparse
 import os
 import sys
 
-from engine import (
-    audit,
-    auth,
-    credentials,
-    faults,
-    logformat,
-    metrics,
-    projects,
-    schema,
-    users,
-)
-from engine.db import database, open_database
+from engine.access import auth, users
+from engine.catalog import credentials, projects
 from engine.errors import OpsjobError
-from engine.settings import Settings
+from engine.insight import audit, metrics
+from engine.ops import logformat
+from engine.store import faults, schema
+from engine.store.db import database, open_database
+from engine.store.settings import Settings
 
 
 def _open(settings):
@@ -140,7 +134,7 @@ def cmd_worker(settings, args):
     import logging
     import threading
 
-    from engine import lifecycle, queue
+    from engine.run import lifecycle, queue
 
     logformat.configure(settings)
     _open(settings)
@@ -187,8 +181,8 @@ def _check_listen(host, port):
 
 def _say_if_queue_down(settings):
     """Print one line now if the queue cannot be reached (then /readyz reports it)."""
-    from engine import queue
     from engine.errors import Unavailable
+    from engine.run import queue
 
     queue.configure(settings)
     try:
@@ -253,7 +247,7 @@ EXPIRES = "when the key expires: 90d, 12h, 30m, 2w or YYYY-MM-DD (default: never
 
 def cmd_doctor(settings, args):
     """Check the installation; print one line per check; exit 1 when one fails."""
-    from engine import doctor
+    from engine.ops import doctor
 
     failed = 0
     for name, ok, detail in doctor.run(settings):
@@ -267,7 +261,7 @@ def cmd_prune(settings, args):
     """Delete history older than OPSJOB_RETENTION_DAYS (or count it with --dry-run)."""
     import time
 
-    from engine import retention
+    from engine.ops import retention
 
     _open(settings)
     if settings.retention_days <= 0:

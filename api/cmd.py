@@ -2,8 +2,10 @@
 
 import falcon
 
-from engine import auth, console, listing, tickets
-from engine.validate import Field, check
+from engine import console
+from engine.access import auth, tickets
+from engine.store import listing
+from engine.store.validate import Field, check
 
 from .access import requires
 from .declare import takes

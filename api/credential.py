@@ -3,7 +3,8 @@
 Secrets are write-only: they are accepted here and never returned.
 """
 
-from engine import credentials, listing
+from engine.catalog import credentials
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,7 @@
 """/crontab: scheduled runs of a project's jobs."""
 
-from engine import crontabs, listing
+from engine.catalog import crontabs
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -5,7 +5,7 @@ OpenAPI document turns them into query parameters (GET, DELETE) or a JSON body (
 The specs are the engine's own dicts, the very objects its ``check()`` calls use.
 """
 
-from engine.validate import INT64, Field
+from engine.store.validate import INT64, Field
 
 
 def takes(*specs, nested=None, free=None, upload=None, header=None, answers=(), produces=()):

@@ -5,7 +5,8 @@ import sys
 
 import falcon
 
-from engine import errors, faults
+from engine import errors
+from engine.store import faults
 
 log = logging.getLogger(__name__)
 

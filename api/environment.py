@@ -1,6 +1,6 @@
 """/environment: platform-wide key/value settings (reading needs a login, writing admin)."""
 
-from engine import environment
+from engine.catalog import environment
 
 from .access import requires
 from .declare import takes

@@ -4,9 +4,10 @@ import urllib.parse
 
 import falcon
 
-from engine import fileserver, listing
 from engine.errors import InvalidInput
-from engine.validate import Field, check
+from engine.files import fileserver
+from engine.store import listing
+from engine.store.validate import Field, check
 
 from .access import requires
 from .declare import takes

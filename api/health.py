@@ -2,7 +2,7 @@
 
 import falcon
 
-from engine import readiness
+from engine.ops import readiness
 
 from .access import requires
 from .declare import takes

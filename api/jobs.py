@@ -1,6 +1,7 @@
 """/jobs: jobs and their ordered steps."""
 
-from engine import jobs, listing, steps
+from engine.catalog import jobs, steps
+from engine.store import listing
 
 from .access import requires
 from .declare import object_schema, takes

@@ -8,8 +8,8 @@ newline); ``format=text`` sends the text as it is.
 import asyncio
 import html
 
-from engine import livelog
 from engine.errors import OpsjobError
+from engine.run import livelog
 
 from . import sockets
 

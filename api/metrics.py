@@ -4,7 +4,8 @@ import re
 import time
 import uuid
 
-from engine import logformat, metrics
+from engine.insight import metrics
+from engine.ops import logformat
 
 from .access import requires
 from .declare import takes

@@ -1,7 +1,7 @@
 """Per-request plumbing: a database connection, and who the caller is."""
 
-from engine import auth
-from engine.db import database
+from engine.access import auth
+from engine.store.db import database
 
 from .health import PATHS as PROBES
 

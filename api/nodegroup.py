@@ -1,6 +1,7 @@
 """/nodegroup: named node groups of a project, resolved by a plugin."""
 
-from engine import listing, nodegroups
+from engine.catalog import nodegroups
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,6 @@
 """/nodeinfo: the machines of a project (its own, project 0's, and its node groups' hosts)."""
 
-from engine import nodeinfo
+from engine.catalog import nodeinfo
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,7 @@
 """/nodelist: machines attached to a project by hand (writes need admin)."""
 
-from engine import listing, nodelist
+from engine.catalog import nodelist
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,7 @@
 """/notify: who is told about a project's tasks (`_` means whoever triggered the task)."""
 
-from engine import listing, notify
+from engine.catalog import notify
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

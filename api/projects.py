@@ -1,6 +1,6 @@
 """/project: a project's name and status (inactive projects fire no crontabs)."""
 
-from engine import projects
+from engine.catalog import projects
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,7 @@
 """/scripts: stored scripts of a project (and the global ones)."""
 
-from engine import listing, scripts
+from engine.catalog import scripts
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

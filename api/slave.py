@@ -5,7 +5,7 @@ import html
 import json
 import re
 
-from engine import control, livelog
+from engine.run import control, livelog
 
 from .access import requires
 from .declare import takes

@@ -4,8 +4,8 @@ off the event loop, and errors as close codes (4000 + the HTTP status the API wo
 import asyncio
 from urllib.parse import parse_qs
 
-from engine import auth, tickets
-from engine.db import database
+from engine.access import auth, tickets
+from engine.store.db import database
 
 from .envelope import STATUS
 

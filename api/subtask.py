@@ -1,6 +1,6 @@
 """/subtask: the steps of a task, and the decision/pause controls."""
 
-from engine import control
+from engine.run import control
 
 from .access import requires
 from .declare import takes

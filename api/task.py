@@ -1,6 +1,9 @@
 """/task: launch runs and read them back."""
 
-from engine import control, listing, notifications, steps, tasks
+from engine.catalog import steps
+from engine.messages import notifications
+from engine.run import control, tasks
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,7 @@
 """/token: upload tokens of a project; a token is shown only masked."""
 
-from engine import listing, tokens
+from engine.access import tokens
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,7 @@
 """/userlist: remote OS accounts offered in the step forms of a project."""
 
-from engine import listing, userlist
+from engine.access import userlist
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,6 @@
 """/users: the admin's view of users and their API keys (listed masked; revoke, disable)."""
 
-from engine import users
+from engine.access import users
 
 from .access import requires
 from .declare import takes

@@ -1,6 +1,6 @@
 """/variable: a job's variables (defaults, descriptions, dropdown options)."""
 
-from engine import jobs, variables, varlinks
+from engine.catalog import jobs, variables, varlinks
 
 from .access import requires
 from .declare import takes

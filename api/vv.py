@@ -1,6 +1,7 @@
 """/vv: version variables that nodes report (``NAME:[value]``), and their analysis."""
 
-from engine import listing, versions
+from engine.insight import versions
+from engine.store import listing
 
 from .access import requires
 from .declare import takes

@@ -24,10 +24,12 @@ import numpy as np
 from falcon import testing
 
 from api.app import create_app
-from engine import analysis, auth, projects
-from engine.db import database, is_sqlite
-from engine.models import Task
-from engine.settings import Settings
+from engine.access import auth
+from engine.catalog import projects
+from engine.insight import analysis
+from engine.store.db import database, is_sqlite
+from engine.store.models import Task
+from engine.store.settings import Settings
 
 PROJECTS = 50
 DAYS = 90

@@ -3,7 +3,7 @@
 Fills a database with tasks finished over the last 120 days (a few still running or waiting),
 each with its steps, host results, a log and a notification attempt, plus console commands.
 Starts `opsjob serve` on it and keeps clients busy with a mix of reads and writes: first
-without a prune (the baseline), then while `engine.retention.prune` deletes what is older than
+without a prune (the baseline), then while `engine.ops.retention.prune` deletes what is older than
 90 days. Prints the database size before and after, the prune's time and what it deleted, and
 the API's p50/p99 latency in both phases with their ratio.
 
@@ -26,10 +26,11 @@ import time
 
 from peewee import chunked
 
-from engine import retention, schema
-from engine.db import database, is_sqlite, open_database
-from engine.models import CmdLog, HostResult, LogChunk, NotifyLog, Subtask, Task
-from engine.settings import Settings
+from engine.ops import retention
+from engine.store import schema
+from engine.store.db import database, is_sqlite, open_database
+from engine.store.models import CmdLog, HostResult, LogChunk, NotifyLog, Subtask, Task
+from engine.store.settings import Settings
 from tests.httpclient import call, free_port, wait_until_up
 
 BIN = os.path.dirname(sys.executable)

@@ -1,25 +1,17 @@
-"""opsjob's engine: everything but HTTP. The API and notebooks use only the modules named here.
+"""opsjob's engine: everything but HTTP, in rooms that read as the architecture.
 
-Catalog (definitions): ``jobs``, ``variables``, ``scripts``, ``crontabs``, ``nodegroups``,
-``nodelist``, ``userlist``, ``tokens``, ``notify``, ``environment``, ``projects``, ``varlinks``
-(variable token links and the variable routes by job id).
-Runs: ``tasks`` (launch and read), ``control`` (decide, pause, kill, logs), ``queue``,
-``lifecycle`` (claim, park, wake, finish, the sweep of lost tasks),
-``notifications`` (delivery attempts of task notifications).
-Files and consoles: ``fileserver`` (the file store), ``console`` (the command console),
-``terminal`` (its single-machine shell), ``third`` (the interface for external orchestrators).
-Live logs: ``livelog`` (follow a task's or a step's log), ``tickets`` (single-use websocket
-tickets).
-History: ``analysis`` (task statistics as DataFrames), ``versions`` (version variables),
-``retention`` (the prune of old history).
-Machines: ``nodeinfo`` (a project's machines), ``credentials`` (how nodes are logged into).
-Operating: ``audit`` (the audit trail), ``metrics`` (Prometheus metrics), ``logformat``
-(text or JSON log lines with request id and task uuid).
-Outages: ``faults`` (a full disk or an unreachable database or queue, named as errors),
-``readiness`` (whether the database and the queue answer).
-Plumbing: ``settings``, ``db``, ``schema``, ``auth``, ``users`` (keys over their lifetime),
-``errors``, ``doctor`` (installation checks).
+``store`` is the bottom layer (database, models, settings, validation); the rooms above
+it are ``access``, ``catalog``, ``run``, ``ansible``, ``schedule``, ``files``,
+``messages``, ``insight`` and ``ops``; ``errors`` (the one error tree), ``console``,
+``terminal`` and ``third`` sit at the top of the package. ``api`` imports the engine,
+never the other way round (tests/test_layers.py).
+
+The public surface is ``__all__``: the modules the API, the CLI, the notebooks and the
+inventory plugins may import, each by its room path (``engine.run.tasks``) or by its
+short name (``from engine import tasks``). tests/test_docs.py guards it.
 """
+
+import importlib
 
 __all__ = [
     "analysis",
@@ -63,3 +55,56 @@ __all__ = [
     "varlinks",
     "versions",
 ]
+
+# Where each public module lives.
+ROOMS = {
+    "analysis": "engine.insight.analysis",
+    "audit": "engine.insight.audit",
+    "auth": "engine.access.auth",
+    "console": "engine.console",
+    "control": "engine.run.control",
+    "credentials": "engine.catalog.credentials",
+    "crontabs": "engine.catalog.crontabs",
+    "db": "engine.store.db",
+    "doctor": "engine.ops.doctor",
+    "environment": "engine.catalog.environment",
+    "errors": "engine.errors",
+    "faults": "engine.store.faults",
+    "fileserver": "engine.files.fileserver",
+    "jobs": "engine.catalog.jobs",
+    "lifecycle": "engine.run.lifecycle",
+    "livelog": "engine.run.livelog",
+    "logformat": "engine.ops.logformat",
+    "metrics": "engine.insight.metrics",
+    "nodegroups": "engine.catalog.nodegroups",
+    "nodeinfo": "engine.catalog.nodeinfo",
+    "nodelist": "engine.catalog.nodelist",
+    "notifications": "engine.messages.notifications",
+    "notify": "engine.catalog.notify",
+    "projects": "engine.catalog.projects",
+    "queue": "engine.run.queue",
+    "readiness": "engine.ops.readiness",
+    "retention": "engine.ops.retention",
+    "schema": "engine.store.schema",
+    "scripts": "engine.catalog.scripts",
+    "settings": "engine.store.settings",
+    "tasks": "engine.run.tasks",
+    "terminal": "engine.terminal",
+    "third": "engine.third",
+    "tickets": "engine.access.tickets",
+    "tokens": "engine.access.tokens",
+    "userlist": "engine.access.userlist",
+    "users": "engine.access.users",
+    "variables": "engine.catalog.variables",
+    "varlinks": "engine.catalog.varlinks",
+    "versions": "engine.insight.versions",
+}
+
+
+def __getattr__(name):
+    """Import the public module ``name`` from its room on first use."""
+    if name not in ROOMS:
+        raise AttributeError(f"module engine has no attribute {name!r}")
+    module = importlib.import_module(ROOMS[name])
+    globals()[name] = module
+    return module

@@ -7,11 +7,11 @@ then tells each node's output and exit code as they come. No request waits for a
 API nodes need no SSH access to the machines, and every command shows up in the task history.
 """
 
-from . import control, nodes, tasks
-from .errors import Forbidden, InvalidInput
-from .listing import DATE, as_dict, paged, time_range
-from .models import CmdLog, PluginCmd
-from .validate import NO_CONTROL, NODES, Field, check
+from engine.errors import Forbidden, InvalidInput
+from engine.run import control, nodes, tasks
+from engine.store.listing import DATE, as_dict, paged, time_range
+from engine.store.models import CmdLog, PluginCmd
+from engine.store.validate import NO_CONTROL, NODES, Field, check
 
 MAX_TIMEOUT = 60  # seconds a console command may run on a node
 FINAL = ("success", "fail", "refuse")

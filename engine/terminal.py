@@ -12,10 +12,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from . import audit, auth, nodes
-from .errors import Forbidden, InvalidInput
-from .models import CmdLog
-from .validate import Field, check
+from engine.access import auth
+from engine.errors import Forbidden, InvalidInput
+from engine.insight import audit
+from engine.run import nodes
+from engine.store.models import CmdLog
+from engine.store.validate import Field, check
 
 OPEN = {
     "node": Field(required=True, pattern=r"[A-Za-z0-9._:-]+", max_len=200, allow_empty=False),

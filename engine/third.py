@@ -12,10 +12,13 @@ import string
 
 from peewee import IntegrityError
 
-from . import auth, control, playbook_plan, stepplan, steps, tasks, variables
-from .errors import Conflict, InvalidInput, NotFound
-from .models import Job, Subtask, Task, Variable
-from .validate import Field, check
+from engine.access import auth
+from engine.ansible import playbook_plan
+from engine.catalog import steps, variables
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.run import control, stepplan, tasks
+from engine.store.models import Job, Subtask, Task, Variable
+from engine.store.validate import Field, check
 
 RETRY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 FINAL = ("success", "fail", "refuse")

@@ -110,8 +110,8 @@ class InventoryModule(BaseInventoryPlugin):
 
     def _from_database(self, project):
         try:
-            from engine import nodes
-            from engine.db import database, open_database
+            from engine.run import nodes
+            from engine.store.db import database, open_database
         except ImportError as e:
             raise AnsibleParserError(
                 f"opsjob: database_url needs opsjob importable by this Python ({e}); "

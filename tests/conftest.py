@@ -9,9 +9,10 @@ import pytest
 from falcon import testing
 
 from api.app import create_app
-from engine import auth, projects
-from engine.db import database
-from engine.settings import Settings
+from engine.access import auth
+from engine.catalog import projects
+from engine.store.db import database
+from engine.store.settings import Settings
 from tests.faultparts import pg_url, redis_server  # noqa: F401  (fixtures: breakable parts)
 from tests.sshnodes import ssh_nodes  # noqa: F401  (session fixture: loopback SSH nodes)
 

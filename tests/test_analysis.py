@@ -4,9 +4,9 @@ import datetime
 
 import pandas as pd
 
-from engine import analysis
-from engine.db import database
-from engine.models import Task
+from engine.insight import analysis
+from engine.store.db import database
+from engine.store.models import Task
 
 PID = 1
 NOW = datetime.datetime.now().replace(microsecond=0)

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from engine import argv, nodescripts
+from engine.ansible import nodescripts
+from engine.catalog import argv
 from tests.cluster import Cluster, cmd_step, unique
 from tests.test_jobs import cmd_step as job_cmd_step
 

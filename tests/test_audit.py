@@ -12,9 +12,9 @@ import pytest
 from api import audit as audit_api
 from api.app import create_app
 from api.routes import GROUPS
-from engine import credentials
-from engine.db import database
-from engine.models import AuditLog, Vv
+from engine.catalog import credentials
+from engine.store.db import database
+from engine.store.models import AuditLog, Vv
 from tests.test_credentials import keypair
 from tests.test_fileserver import multipart
 from tests.test_jobs import cmd_step
@@ -231,7 +231,7 @@ def test_secrets_never_reach_an_entry(api, ssh_key):
 
 
 def test_masking_rules():
-    from engine.audit import mask, mask_url
+    from engine.insight.audit import mask, mask_url
 
     assert mask_url("https://u:p@hooks.example.com:8443/T1/B2?x=1") == (
         "https://hooks.example.com:8443/***"
@@ -287,7 +287,7 @@ def test_the_cli_is_audited(settings, tmp_path):
     run("project", "add", "5", "five")
     run("user", "key", "add", "ann")
     run("user", "disable", "ann")
-    from engine.db import open_database
+    from engine.store.db import open_database
 
     open_database(settings.database)
     got = [(e.via, e.object, e.route, e.projectid) for e in entries()]
@@ -332,8 +332,8 @@ def test_console_lines_are_audited_with_secrets_masked(api):
 def test_retention_prunes_old_entries(api, settings):
     import datetime
 
-    from engine import retention
-    from engine.clock import now
+    from engine.ops import retention
+    from engine.store.clock import now
 
     api.ok("POST", "/scripts/1", json={"name": "a", "type": "shell", "cont": "id"})
     with database.connection_context():

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
-from engine.db import database
-from engine.models import CmdLog, Task
+from engine.store.db import database
+from engine.store.models import CmdLog, Task
 from tests.cluster import Cluster
 
 

@@ -9,11 +9,14 @@ import uuid as uuidlib
 import pytest
 
 from api.app import create_app
-from engine import credentials, nodes, playbook, secrets
-from engine.db import database
+from engine.ansible import playbook
+from engine.catalog import credentials
 from engine.errors import InvalidInput
-from engine.models import Credential, Nodegroup
-from engine.settings import Settings
+from engine.run import nodes
+from engine.store import secrets
+from engine.store.db import database
+from engine.store.models import Credential, Nodegroup
+from engine.store.settings import Settings
 from tests.cluster import Cluster, cmd_step
 from tests.sshnodes import SshNodes
 

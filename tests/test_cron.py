@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from engine import cron
 from engine.errors import InvalidInput
+from engine.schedule import cron
 
 T = datetime.datetime
 

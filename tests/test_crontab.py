@@ -2,9 +2,9 @@ import datetime
 
 import pytest
 
-from engine import cron
-from engine.db import database
-from engine.models import Crontab, Job
+from engine.schedule import cron
+from engine.store.db import database
+from engine.store.models import Crontab, Job
 
 
 def add_job(uuid, projectid=1, status="permanent"):

@@ -1,4 +1,4 @@
-"""A lost database connection is ridden out by the run path's writes (engine.db.retrying)."""
+"""A lost database connection is ridden out by the run path's writes (engine.store.db.retrying)."""
 
 import time
 
@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from peewee import InterfaceError, OperationalError
 
-from engine.db import database, open_database, retrying
+from engine.store.db import database, open_database, retrying
 from tests.faultparts import PG_ADMIN
 from tests.httpclient import free_port
 

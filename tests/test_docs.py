@@ -2,7 +2,7 @@
 
 import os
 
-from engine.settings import documented
+from engine.store.settings import documented
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

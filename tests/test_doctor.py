@@ -3,10 +3,11 @@
 import dataclasses
 import os
 
-from engine import doctor, schema
-from engine.db import database, open_database
-from engine.secrets import ensure_key_file, key_file
-from engine.settings import Settings
+from engine.ops import doctor
+from engine.store import schema
+from engine.store.db import database, open_database
+from engine.store.secrets import ensure_key_file, key_file
+from engine.store.settings import Settings
 
 
 def results(settings):

@@ -1,7 +1,7 @@
 import pytest
 
-from engine.db import database
-from engine.models import Environment
+from engine.store.db import database
+from engine.store.models import Environment
 
 TITLE = "projectid: ${projectid} job ${status}\nsecond line\tand a tab"
 

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from api.app import create_app
-from engine.db import database
-from engine.models import FileServer, Task
+from engine.store.db import database
+from engine.store.models import FileServer, Task
 from tests.cluster import Cluster
 from tests.conftest import Api
 from tests.test_jobs import cmd_step

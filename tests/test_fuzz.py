@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from engine.db import database
-from engine.settings import Settings
+from engine.store.db import database
+from engine.store.settings import Settings
 from tests.conftest import Api
 
 EXAMPLES = int(os.environ.get("OPSJOB_FUZZ_EXAMPLES", "10"))

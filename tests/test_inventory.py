@@ -10,10 +10,10 @@ import uuid as uuidlib
 
 import pytest
 
-from engine import inventory, nodes
-from engine.db import database
 from engine.errors import InvalidInput
-from engine.models import Nodegroup, Nodelist
+from engine.run import inventory, nodes
+from engine.store.db import database
+from engine.store.models import Nodegroup, Nodelist
 from tests.cluster import Cluster, cmd_step
 
 BIN = os.path.dirname(sys.executable)

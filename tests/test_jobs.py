@@ -1,7 +1,7 @@
 import pytest
 
-from engine.db import database
-from engine.models import Nodegroup, PluginCmd, Variable
+from engine.store.db import database
+from engine.store.models import Nodegroup, PluginCmd, Variable
 
 
 def cmd_step(**kw):

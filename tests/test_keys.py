@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from engine.clock import now
-from engine.db import database
-from engine.models import ApiKey
+from engine.store.clock import now
+from engine.store.db import database
+from engine.store.models import ApiKey
 from tests.httpclient import call, free_port, wait_until_up
 
 OPSJOB = os.path.join(os.path.dirname(sys.executable), "opsjob")

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from engine import logs, schema
-from engine.db import database, open_database
-from engine.models import LogChunk, Task
+from engine.run import logs
+from engine.store import schema
+from engine.store.db import database, open_database
+from engine.store.models import LogChunk, Task
 from tests.faultparts import fill, small_disk
 
 

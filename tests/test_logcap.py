@@ -3,10 +3,11 @@ through the database writer, and end to end with a step that prints far more tha
 
 import pytest
 
-from engine import logs, schema
-from engine.db import database, open_database
-from engine.logcap import LogCap
-from engine.models import LogChunk
+from engine.run import logs
+from engine.run.logcap import LogCap
+from engine.store import schema
+from engine.store.db import database, open_database
+from engine.store.models import LogChunk
 
 
 def test_the_cap_keeps_head_and_tail_and_counts_the_cut():

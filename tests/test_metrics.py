@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import logformat
+from engine.ops import logformat
 from tests.cluster import Cluster, unique
 from tests.test_notifications import LOOPBACK, Receiver
 
@@ -182,7 +182,7 @@ def test_request_ids_are_echoed_and_logged_as_json(cluster):
 def test_json_lines_carry_the_request_id_and_task(capsys):
     import logging
 
-    from engine.settings import Settings
+    from engine.store.settings import Settings
 
     handler = logging.StreamHandler()
     handler.setFormatter(logformat.JsonLines())
@@ -211,8 +211,9 @@ def fires(families):
 
 
 def test_scheduler_fires_are_counted(api):
-    from engine import metrics, scheduler
-    from engine.db import database
+    from engine.insight import metrics
+    from engine.schedule import scheduler
+    from engine.store.db import database
     from tests.test_scheduler import AT, make_crontab, make_job
 
     make_crontab(api, make_job(api, "nightly"), "* * * * *")

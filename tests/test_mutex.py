@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from engine import mutex
-from engine.db import database
-from engine.models import Task, TaskMutex
-from engine.queue import huey
+from engine.run import mutex
+from engine.run.queue import huey
+from engine.store.db import database
+from engine.store.models import Task, TaskMutex
 from tests.cluster import Cluster
 from tests.test_run import cmd, unique
 

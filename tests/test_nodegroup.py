@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
-from engine.db import database
-from engine.models import Job, Nodegroup, PluginCmd, PluginScp
+from engine.store.db import database
+from engine.store.models import Job, Nodegroup, PluginCmd, PluginScp
 
 PARAMS = {
     "nodes": ["10.0.0.1", "10.0.0.2"],

@@ -2,8 +2,8 @@
 
 import json
 
-from engine.db import database
-from engine.models import Nodegroup, Nodelist
+from engine.store.db import database
+from engine.store.models import Nodegroup, Nodelist
 
 
 def setup_machines(api, broken=False):

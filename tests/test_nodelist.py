@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
-from engine import nodes
-from engine.db import database
+from engine.run import nodes
+from engine.store.db import database
 
 
 def add(api, name, pid=1, **kw):

@@ -2,10 +2,10 @@
 
 import json
 
-from engine import nodes
-from engine.db import database
 from engine.errors import InvalidInput
-from engine.models import Nodegroup, Nodelist
+from engine.run import nodes
+from engine.store.db import database
+from engine.store.models import Nodegroup, Nodelist
 
 
 def test_resolution_and_membership(api):

@@ -23,10 +23,11 @@ from cryptography.x509.oid import NameOID
 from huey.exceptions import RetryTask
 
 from api.app import create_app
-from engine import auth, notifications
-from engine.db import database
-from engine.models import Notify, NotifyLog, Task
-from engine.queue import huey
+from engine.access import auth
+from engine.messages import notifications
+from engine.run.queue import huey
+from engine.store.db import database
+from engine.store.models import Notify, NotifyLog, Task
 from tests.cluster import Cluster
 from tests.conftest import Api
 from tests.httpclient import free_port

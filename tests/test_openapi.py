@@ -7,7 +7,7 @@ from openapi_spec_validator import validate
 
 from api.openapi import path_of
 from api.routes import GROUPS
-from engine import tasks
+from engine.run import tasks
 
 METHODS = ("get", "post", "put", "delete")
 

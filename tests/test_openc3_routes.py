@@ -8,9 +8,10 @@ import types
 
 import pytest
 
-from engine import fileserver, secrets
-from engine.db import database
-from engine.models import Job, Task
+from engine.files import fileserver
+from engine.store import secrets
+from engine.store.db import database
+from engine.store.models import Job, Task
 from tests.test_fileserver import upload
 from tests.test_jobs import cmd_step
 

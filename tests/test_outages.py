@@ -11,10 +11,12 @@ import redis
 from falcon import testing
 
 from api.app import create_app
-from engine import auth, lifecycle, projects, queue
-from engine.db import database, open_database
-from engine.models import Task
-from engine.settings import Settings
+from engine.access import auth
+from engine.catalog import projects
+from engine.run import lifecycle, queue
+from engine.store.db import database, open_database
+from engine.store.models import Task
+from engine.store.settings import Settings
 from tests.cluster import OPSJOB, Cluster
 from tests.faultparts import fill, small_disk
 from tests.httpclient import call, free_port
@@ -230,7 +232,7 @@ def test_a_stranded_task_is_sent_again_while_other_messages_wait(redis_server, t
     """The old sweep only resent when the queue was empty: under steady load, never."""
     settings = Settings(home=str(tmp_path), queue_url=redis_server.url, task_lease=2)
     open_database(settings.database)
-    from engine import schema
+    from engine.store import schema
 
     schema.upgrade()
     huey = queue.configure(settings)

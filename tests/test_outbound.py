@@ -10,9 +10,9 @@ from falcon import testing
 from huey.exceptions import RetryTask
 
 from api.app import create_app
-from engine import notifications, outbound
-from engine.db import database
-from engine.models import NotifyLog, Task
+from engine.messages import notifications, outbound
+from engine.store.db import database
+from engine.store.models import NotifyLog, Task
 from tests.conftest import Api
 from tests.httpclient import free_port
 from tests.test_notifications import LOOPBACK, Receiver, add_task

@@ -7,8 +7,7 @@ import shlex
 import pytest
 import yaml
 
-from engine.errors import InvalidInput
-from engine.playbook import (
+from engine.ansible.playbook import (
     Host,
     compile_cmd,
     compile_scp,
@@ -16,6 +15,7 @@ from engine.playbook import (
     run_script,
     scp_paths,
 )
+from engine.errors import InvalidInput
 
 RUN = "0123456789abcdef"
 JINJA = "{{ lookup('pipe','id') }}"

@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 
-from engine import playbook, playbook_sandbox, playbook_source, playbook_step
+from engine.ansible import playbook, playbook_sandbox, playbook_source, playbook_step
 from engine.errors import InvalidInput
-from engine.settings import Settings
+from engine.store.settings import Settings
 
 
 def tar_with(path, members):

@@ -7,10 +7,11 @@ import os
 import threading
 import time
 
-from engine import retention, schema
-from engine.clock import now
-from engine.db import database, open_database
-from engine.models import (
+from engine.ops import retention
+from engine.store import schema
+from engine.store.clock import now
+from engine.store.db import database, open_database
+from engine.store.models import (
     CmdLog,
     CrontabLock,
     FileServer,
@@ -262,7 +263,7 @@ def test_the_prune_command_counts_then_deletes(tmp_path):
     import subprocess
     import sys
 
-    from engine.settings import Settings
+    from engine.store.settings import Settings
 
     settings = Settings(home=str(tmp_path))
     history(settings)

@@ -16,10 +16,10 @@ import uuid
 
 import pytest
 
-from engine.playbook import Host, compile_cmd, compile_scp
-from engine.proctree import kill_local_tree
-from engine.runner import execute
-from engine.settings import Settings
+from engine.ansible.playbook import Host, compile_cmd, compile_scp
+from engine.ansible.proctree import kill_local_tree
+from engine.ansible.runner import execute
+from engine.store.settings import Settings
 
 
 @pytest.fixture

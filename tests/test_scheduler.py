@@ -9,11 +9,12 @@ import time
 import pytest
 
 from api.app import create_app
-from engine import queue, scheduler
-from engine.db import database
 from engine.errors import InvalidInput
-from engine.models import CrontabLock, Task
-from engine.settings import Settings
+from engine.run import queue
+from engine.schedule import scheduler
+from engine.store.db import database
+from engine.store.models import CrontabLock, Task
+from engine.store.settings import Settings
 from tests.cluster import Cluster
 from tests.conftest import Api
 from tests.test_run import cmd, unique

@@ -1,8 +1,8 @@
 """The schema is versioned: an older database is migrated forward without losing rows."""
 
-from engine import schema
-from engine.db import database, open_database
-from engine.models import Project, SchemaVersion, User
+from engine.store import schema
+from engine.store.db import database, open_database
+from engine.store.models import Project, SchemaVersion, User
 from tests.conftest import reset_postgres
 
 

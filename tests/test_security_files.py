@@ -8,10 +8,11 @@ import threading
 
 import pytest
 
-from engine import filestore, rundir, safetree
-from engine.db import database
+from engine.ansible import rundir
 from engine.errors import InvalidInput
-from engine.models import FileServer
+from engine.files import filestore, safetree
+from engine.store.db import database
+from engine.store.models import FileServer
 from tests.cluster import Cluster, cmd_step, unique
 
 SECRET = b"the worker's own secret\n"

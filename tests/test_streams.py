@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from engine import streams
+from engine.ansible import streams
 
 FAKE_SSH = """#!/bin/bash
 # stands in for ssh: prints its last argument's words, then exits with $OJ_RC
@@ -69,9 +69,9 @@ def test_the_reader_hands_on_whole_lines_of_hosts_that_print_for_a_while(tmp_pat
 def test_a_local_machine_is_followed_too_and_keeps_its_exit_status(tmp_path):
     import sys
 
-    from engine.playbook import Host, compile_cmd
-    from engine.runner import execute
-    from engine.settings import Settings
+    from engine.ansible.playbook import Host, compile_cmd
+    from engine.ansible.runner import execute
+    from engine.store.settings import Settings
 
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     step = compile_cmd(

@@ -2,9 +2,9 @@ import hashlib
 
 import pytest
 
-from engine import tokens
-from engine.db import database
-from engine.models import Job, Token
+from engine.access import tokens
+from engine.store.db import database
+from engine.store.models import Job, Token
 
 SECRET = "Abcd1234efgh5678ijkl9012mnop3456"
 

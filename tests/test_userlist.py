@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
-from engine.db import database
-from engine.models import Userlist
+from engine.store.db import database
+from engine.store.models import Userlist
 
 
 def add(api, username, pid=1, **kw):

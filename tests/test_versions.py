@@ -5,9 +5,10 @@ import datetime
 
 import pytest
 
-from engine import versions, worker
-from engine.db import database
-from engine.models import Vv
+from engine.insight import versions
+from engine.run import worker
+from engine.store.db import database
+from engine.store.models import Vv
 
 PID = 1
 
@@ -126,7 +127,7 @@ def run_here(uuid):
     """Run (or resume) a queued task in this process, as a worker would."""
     worker.run_task(uuid)
     with database.connection_context():
-        from engine.models import Task
+        from engine.store.models import Task
 
         return Task.get(Task.uuid == uuid).status
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from peewee import IntegrityError
 
-from .clock import now
-from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from .models import ApiKey, Project, Role, User, database
-from .validate import Field, one
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from engine.store.clock import now
+from engine.store.models import ApiKey, Project, Role, User, database
+from engine.store.validate import Field, one
 
 ROLES = ("read", "control", "write", "delete")
 LEVEL = {name: i + 1 for i, name in enumerate(ROLES)}

@@ -10,10 +10,10 @@ import datetime
 import hashlib
 import secrets
 
-from . import auth
-from .clock import now
-from .errors import Unauthenticated
-from .models import ApiKey, Role, SocketTicket, User
+from engine.access import auth
+from engine.errors import Unauthenticated
+from engine.store.clock import now
+from engine.store.models import ApiKey, Role, SocketTicket, User
 
 TTL = datetime.timedelta(seconds=30)
 

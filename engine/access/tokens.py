@@ -5,11 +5,11 @@ A token is stored only as its SHA-256 and its first characters; lists show it ma
 
 import hashlib
 
-from .errors import InvalidInput
-from .listing import as_dict, common_filters, paged
-from .models import Job, Token, database
-from .records import in_project, soft_delete, unique
-from .validate import ONE_LINE, Field, check
+from engine.errors import InvalidInput
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Job, Token, database
+from engine.store.records import in_project, soft_delete, unique
+from engine.store.validate import ONE_LINE, Field, check
 
 PREFIX_LEN = 4
 MIN_LEN, MAX_LEN = 8, 64

@@ -1,9 +1,9 @@
 """Account list: the remote OS accounts offered for steps, per project plus the global ones."""
 
-from .listing import as_dict, common_filters, paged
-from .models import Userlist, database
-from .records import in_project, soft_delete, unique
-from .validate import WORD, Field, check
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Userlist, database
+from engine.store.records import in_project, soft_delete, unique
+from engine.store.validate import WORD, Field, check
 
 FIELDS = ("id", "projectid", "username", "create_user", "create_time")
 ACCOUNT = {"username": Field(required=True, pattern=WORD, max_len=100, allow_empty=False)}

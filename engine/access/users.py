@@ -1,18 +1,18 @@
 """Users and their API keys over their lifetime: list, add a key, revoke it, disable a user.
 
 A key is shown once when it is made; lists show it masked (its first characters). A key may
-expire; a revoked key stays listed as revoked. :func:`engine.auth.authenticate` reads these
+expire; a revoked key stays listed as revoked. :func:`engine.access.auth.authenticate` reads these
 rows on every request, so each change here takes effect at once on every API node.
 """
 
 import datetime
 import re
 
-from . import auth
-from .clock import fmt, now
-from .errors import InvalidInput, NotFound
-from .models import ApiKey, Role, User
-from .validate import Field, check, one
+from engine.access import auth
+from engine.errors import InvalidInput, NotFound
+from engine.store.clock import fmt, now
+from engine.store.models import ApiKey, Role, User
+from engine.store.validate import Field, check, one
 
 NAME = Field(required=True, pattern=r"[A-Za-z0-9_.-]+", max_len=100, allow_empty=False)
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

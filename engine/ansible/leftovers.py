@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 
-from . import proctree, rundir
+from engine.ansible import proctree, rundir
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 
 
 def stop_orphan(settings):
-    """Return ``stop(pdd, marker)`` for :func:`engine.rundir.sweep_orphans`: it kills the local
+    """Return ``stop(pdd, marker)`` for :func:`engine.ansible.rundir.sweep_orphans`: it kills the local
     processes of a dead worker's run, then the process groups the run left on its nodes."""
 
     def stop(pdd, marker):

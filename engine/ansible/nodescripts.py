@@ -16,12 +16,12 @@ KILL_AFTER = 5
 # Bytes of a step's stdout, and of its stderr, a node sends back: the first and the last this
 # many. Ansible holds a result in memory and ansible-runner drops one (rc and output) whose
 # JSON passes 700,000 characters, so a step that prints endlessly must not grow it.
-OUTPUT_KEEP = 30 * 1024  # under half of engine.runner.EXCERPT, so the notice below is kept
+OUTPUT_KEEP = 30 * 1024  # under half of engine.ansible.runner.EXCERPT, so the notice below is kept
 
 # Pass on the first and last $2 bytes of stdin, and say when something was cut between them.
 # dd reads no further than it prints, so tail gets the rest; only $2 + 1 bytes are held. It
 # reads a byte at a time so that each line goes on at once: head -c holds short output back
-# until the end, and the live log of a running step would stay empty (see engine.streams).
+# until the end, and the live log of a running step would stay empty (see engine.ansible.streams).
 _CAP = (
     "    oj_cap() {\n"
     "        umask 077\n"

@@ -1,11 +1,11 @@
 """Compile one cmd or scp step into the files of an ansible-runner private data dir.
 
-This module is pure: it returns text and bytes and touches nothing. ``engine.runner`` writes
+This module is pure: it returns text and bytes and touches nothing. ``engine.ansible.runner`` writes
 the result to disk and runs it.
 
 User text (script content, argv, ``wk_*`` values, paths, owner, mode) never appears in a
 playbook or an inventory value that Ansible would template. It travels inside the bash scripts
-of :mod:`engine.nodescripts`, which Ansible's ``script`` module copies to the node without
+of :mod:`engine.ansible.nodescripts`, which Ansible's ``script`` module copies to the node without
 templating. The playbooks hold only our own text plus checked identifiers: host names,
 numbers, the run id and the become user. After a cancel, the cleanup playbook kills the
 process groups those scripts recorded on the nodes; a mark whose script never started stays
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 import jinja2
 
-from . import nodescripts, resources
-from .errors import InvalidInput
-from .nodescripts import KILL_AFTER, run_script  # noqa: F401  (part of the compile API)
+from engine.ansible import nodescripts
+from engine.ansible.nodescripts import KILL_AFTER, run_script  # noqa: F401  (part of the compile API)
+from engine.errors import InvalidInput
+from engine.store import resources
 
 TEMPLATES = resources.folder("playbooks_templates")
 
@@ -390,7 +391,7 @@ def compile_scp(
 
 
 def compile_playbook(hosts, tree, entry, **options):
-    """Compile a playbook step (see :func:`engine.playbook_step.compile_playbook`)."""
-    from . import playbook_step
+    """Compile a playbook step (see :func:`engine.ansible.playbook_step.compile_playbook`)."""
+    from engine.ansible import playbook_step
 
     return playbook_step.compile_playbook(hosts, tree, entry, **options)

@@ -1,4 +1,4 @@
-"""Plan a playbook step (the playbook part of :func:`engine.stepplan.plan_step`).
+"""Plan a playbook step (the playbook part of :func:`engine.run.stepplan.plan_step`).
 
 Nodes resolve as for cmd; ``$variables`` are substituted in the node list, source, playbook
 and tags, and checked again after substitution. ``make(targets)`` fetches the source (cached
@@ -8,12 +8,12 @@ per worker) and compiles; a dry run also calls ``check(compiled)``, a ``--syntax
 import hashlib
 import os
 
-from . import playbook, playbook_sandbox, playbook_source
-from .errors import InvalidInput
+from engine.ansible import playbook, playbook_sandbox, playbook_source
+from engine.errors import InvalidInput
 
 
 def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
-    """Fill ``plan`` (an :class:`engine.stepplan.StepPlan`) for the playbook ``step``."""
+    """Fill ``plan`` (an :class:`engine.run.stepplan.StepPlan`) for the playbook ``step``."""
     found = hosts(step["node_type"], step["node_cont"])
     source, entry = sub(step["source"]), sub(step["playbook"])
     tags, skip_tags = sub(step["tags"]), sub(step["skip_tags"])
@@ -63,7 +63,7 @@ def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
 def dry_run(plan, settings, workdir):
     """Fetch the source and syntax-check the playbook against the inventory; return the
     problems found (none touches a node)."""
-    from . import runner
+    from engine.ansible import runner
 
     try:
         compiled = plan.make(plan.targets, syntax_only=True)

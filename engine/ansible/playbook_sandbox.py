@@ -16,8 +16,8 @@ import sys
 from dataclasses import fields
 from functools import lru_cache
 
-from . import rundir
-from .settings import Settings
+from engine.ansible import rundir
+from engine.store.settings import Settings
 
 WRAPPER = "bwrap.sh"
 PROBE = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid"]

@@ -17,8 +17,8 @@ import tarfile
 import tempfile
 import zipfile
 
-from . import filestore, safetree
-from .errors import InvalidInput
+from engine.errors import InvalidInput
+from engine.files import filestore, safetree
 
 MAX_BYTES = 256 * 1024 * 1024  # unpacked size of one archive
 MAX_MEMBERS = 20000

@@ -1,7 +1,7 @@
 """Compile a playbook step: the team's own playbook, its inventory and its extra vars.
 
-Part of the compile API of :mod:`engine.playbook` (which calls it); pure, like it. The source
-tree was fetched by :mod:`engine.playbook_source`; the runner copies it to ``project/src``.
+Part of the compile API of :mod:`engine.ansible.playbook` (which calls it); pure, like it. The source
+tree was fetched by :mod:`engine.ansible.playbook_source`; the runner copies it to ``project/src``.
 User text reaches Ansible only as checked tag names, a checked relative file name, and
 extra vars tagged ``!unsafe``.
 """
@@ -9,9 +9,9 @@ extra vars tagged ``!unsafe``.
 import os
 import re
 
-from . import playbook
-from .errors import InvalidInput
-from .playbook_source import check_entry
+from engine.ansible import playbook
+from engine.ansible.playbook_source import check_entry
+from engine.errors import InvalidInput
 
 EXTRA_VARS = "opsjob-extra-vars.yml"  # in project/, next to the source tree
 # Names Ansible gives a meaning of its own: a job variable never overrides them.

@@ -11,12 +11,13 @@ import shutil
 import sys
 import tempfile
 
-from . import playbook, safetree, streams
-from .proctree import MARK
+from engine.ansible import playbook, streams
+from engine.ansible.proctree import MARK
+from engine.files import safetree
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
 CONNECTION_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "connection_plugins")
-MARKER = "marker"  # the run's process marker (see engine.proctree)
+MARKER = "marker"  # the run's process marker (see engine.ansible.proctree)
 SWEEP_LOCK = ".sweep.lock"
 
 

@@ -34,8 +34,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import playbook, proctree, rundir, streams
-from .leftovers import stop_remote
+from engine.ansible import playbook, proctree, rundir, streams
+from engine.ansible.leftovers import stop_remote
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,10 @@ def execute(
     should_cancel=None,
     on_output=None,
 ):
-    """Run ``compiled`` (from engine.playbook) and return a :class:`RunOutcome`.
+    """Run ``compiled`` (from engine.ansible.playbook) and return a :class:`RunOutcome`.
 
     ``workdir`` is where the private data dir is made (and removed afterwards); ``settings``
-    an :class:`engine.settings.Settings`. ``on_host_result(HostResult)`` is called as each
+    an :class:`engine.store.settings.Settings`. ``on_host_result(HostResult)`` is called as each
     target host finishes, ``on_log(text)`` with the Ansible output in order, and
     ``should_cancel()`` is polled about five times a second: once it returns true the run is
     stopped locally and on the nodes, and the outcome is ``canceled``. Errors of Ansible or
@@ -365,17 +365,17 @@ def execute(
 
 def _collector(compiled):
     if compiled.kind == "playbook":
-        from .playbook_events import PlaybookCollector
+        from engine.ansible.playbook_events import PlaybookCollector
 
         return PlaybookCollector
     return _Collector
 
 
 def _playbook_options(compiled, settings, pdd):
-    """A playbook step's own arguments, and its containment (engine.playbook_sandbox)."""
+    """A playbook step's own arguments, and its containment (engine.ansible.playbook_sandbox)."""
     if compiled.kind != "playbook":
         return {}
-    from . import playbook_sandbox
+    from engine.ansible import playbook_sandbox
 
     return {"cmdline": shlex.join(compiled.args), **playbook_sandbox.runner_options(settings, pdd)}
 

@@ -5,7 +5,7 @@ for a run is a small wrapper (``ssh_wrapper``): for the command that starts a st
 script (``.../run.sh c<slot>``) it copies ssh's standard output, as it arrives, into
 ``<run dir>/stream/c<slot>``; every other ssh call goes straight to ssh. The worker reads those
 files with :class:`StreamReader` while the step runs. Hosts reached over Ansible's local
-connection get the same from :mod:`engine.connection_plugins.local`.
+connection get the same from :mod:`engine.ansible.connection_plugins.local`.
 """
 
 import codecs
@@ -45,7 +45,7 @@ class StreamReader:
 
     def __init__(self, stream_dir, targets, after=1.0):
         self.dir = stream_dir
-        self.hosts = list(targets)  # slot -> host name, as engine.playbook numbers them
+        self.hosts = list(targets)  # slot -> host name, as engine.ansible.playbook numbers them
         self.after = after
         self.first = [None] * len(self.hosts)  # when each host's first output was seen
         self.offsets = [0] * len(self.hosts)

@@ -2,20 +2,20 @@
 
 A credential belongs to a project; those of project 0 are shared with every project. Node
 groups and machines name the credential their hosts log in with. Secrets are encrypted at
-rest (engine.secrets), accepted through the API but never returned, and handed to a run
-only as files of its private data dir (engine.runner).
+rest (engine.store.secrets), accepted through the API but never returned, and handed to a run
+only as files of its private data dir (engine.ansible.runner).
 """
 
 import base64
 import hashlib
 import json
 
-from .errors import InvalidInput
-from .listing import as_dict, common_filters, paged
-from .models import Credential, database
-from .playbook import Secret
-from .records import in_project, save, soft_delete, unique
-from .validate import NO_CONTROL, Field, check
+from engine.ansible.playbook import Secret
+from engine.errors import InvalidInput
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Credential, database
+from engine.store.records import in_project, save, soft_delete, unique
+from engine.store.validate import NO_CONTROL, Field, check
 
 FIELDS = (
     "id",
@@ -42,8 +42,8 @@ LIST_FILTERS = {"username": Field(pattern=r"[A-Za-z0-9._-]+", max_len=64)}
 
 
 def register(huey, settings):
-    """Start-up hook (engine.queue.EXTENSIONS): load the secret key."""
-    from . import secrets
+    """Start-up hook (engine.run.queue.EXTENSIONS): load the secret key."""
+    from engine.store import secrets
 
     secrets.configure(settings)
 
@@ -51,7 +51,7 @@ def register(huey, settings):
 def ensure_secret_key(settings):
     """Create the key file that encrypts secrets unless a key is configured; return its path
     when a new one was written, else None."""
-    from . import secrets
+    from engine.store import secrets
 
     return secrets.key_file(settings) if secrets.ensure_key_file(settings) else None
 
@@ -85,7 +85,7 @@ def _fingerprint(key):
 
 def _secret_values(params):
     """Return ``{column: token or ""}`` for the secrets present in ``params`` (None: keep)."""
-    from . import secrets
+    from engine.store import secrets
 
     key = params.get("ssh_key")
     values = check(
@@ -176,7 +176,7 @@ def check_usable(projectid, value):
 
 def login(projectid, credential_id):
     """Return ``(username, Secret)`` of a credential a host of ``projectid`` uses."""
-    from . import secrets
+    from engine.store import secrets
 
     row = _usable(projectid, credential_id)
     if row is None:

@@ -2,14 +2,15 @@
 
 from peewee import fn
 
-from . import cron, jobs, scheduler
-from .clock import fmt, now
-from .errors import InvalidInput, NotFound
-from .listing import as_dict, common_filters, paged
-from .models import Crontab
-from .records import in_project, save, soft_delete
-from .tasks import MUTEX_POLICIES
-from .validate import ALNUM, Field, check
+from engine.catalog import jobs
+from engine.errors import InvalidInput, NotFound
+from engine.run.tasks import MUTEX_POLICIES
+from engine.schedule import cron, scheduler
+from engine.store.clock import fmt, now
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Crontab
+from engine.store.records import in_project, save, soft_delete
+from engine.store.validate import ALNUM, Field, check
 
 STATUSES = ("available", "unavailable")
 FIELDS = (

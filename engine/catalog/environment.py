@@ -2,10 +2,10 @@
 
 import re
 
-from .clock import now
-from .errors import InvalidInput
-from .models import Environment, database
-from .validate import NO_CONTROL
+from engine.errors import InvalidInput
+from engine.store.clock import now
+from engine.store.models import Environment, database
+from engine.store.validate import NO_CONTROL
 
 KEY = re.compile(r"[A-Za-z0-9]+")
 VALUE = re.compile(NO_CONTROL)

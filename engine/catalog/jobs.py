@@ -2,14 +2,15 @@
 
 from peewee import fn
 
-from . import auth, steps, variables
-from .clock import now
-from .errors import InvalidInput, NotFound
-from .ids import new_uuid
-from .listing import as_dict, common_filters, paged
-from .models import Job, Variable, database
-from .records import soft_delete, unique
-from .validate import Field, check
+from engine.access import auth
+from engine.catalog import steps, variables
+from engine.errors import InvalidInput, NotFound
+from engine.store.clock import now
+from engine.store.ids import new_uuid
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Job, Variable, database
+from engine.store.records import soft_delete, unique
+from engine.store.validate import Field, check
 
 JOB = {
     "name": Field(required=True, max_len=100, allow_empty=False),

@@ -3,12 +3,13 @@
 import json
 import re
 
-from . import credentials, inventory, nodes
-from .errors import Forbidden, InvalidInput
-from .listing import as_dict, common_filters, paged
-from .models import Job, Nodegroup, PluginCmd, PluginPlaybook, PluginScp, database
-from .records import in_project, save, soft_delete, unique
-from .validate import Field, check
+from engine.catalog import credentials
+from engine.errors import Forbidden, InvalidInput
+from engine.run import inventory, nodes
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Job, Nodegroup, PluginCmd, PluginPlaybook, PluginScp, database
+from engine.store.records import in_project, save, soft_delete, unique
+from engine.store.validate import Field, check
 
 MAX_PARAMS = 64 * 1024
 MAX_DEPTH = 50  # well inside what the JSON encoder and decoder can recurse through

@@ -7,8 +7,8 @@ reaches beyond the machines, adds none).
 
 import ipaddress
 
-from . import nodes
-from .validate import NODES, Field, check
+from engine.run import nodes
+from engine.store.validate import NODES, Field, check
 
 CHECK = {"node": Field(required=True, pattern=NODES, max_len=65536, allow_empty=False)}
 GROUP_TYPE = "nodegroup"

@@ -4,12 +4,12 @@ import ipaddress
 import json
 import re
 
-from . import credentials
-from .errors import InvalidInput
-from .listing import as_dict, common_filters, paged
-from .models import Nodelist, database
-from .records import in_project, soft_delete, unique
-from .validate import Field, check
+from engine.catalog import credentials
+from engine.errors import InvalidInput
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Nodelist, database
+from engine.store.records import in_project, soft_delete, unique
+from engine.store.validate import Field, check
 
 LIST_FIELDS = ("id", "name", "inip", "exip", "create_user", "create_time")
 HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -3,10 +3,10 @@
 The special user ``_`` stands for whoever triggered the task.
 """
 
-from .listing import as_dict, common_filters, paged
-from .models import Notify, database
-from .records import in_project, soft_delete, unique
-from .validate import Field, check
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Notify, database
+from engine.store.records import in_project, soft_delete, unique
+from engine.store.validate import Field, check
 
 MAX_USER = 200
 LIST_FIELDS = ("id", "user", "create_user", "create_time")

@@ -1,12 +1,12 @@
 """Projects: the unit of isolation. Project 0 holds what every project shares."""
 
-from . import outbound
-from .clock import now
-from .errors import Conflict, InvalidInput, NotFound
-from .listing import as_dict
-from .models import Project
-from .notifiers import NotifyError, check_http_url, safe_url
-from .validate import Field, check
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.messages import outbound
+from engine.messages.notifiers import NotifyError, check_http_url, safe_url
+from engine.store.clock import now
+from engine.store.listing import as_dict
+from engine.store.models import Project
+from engine.store.validate import Field, check
 
 FIELDS = ("id", "name", "status", "edit_user", "edit_time")
 PROJECT = {
@@ -78,7 +78,7 @@ def check_webhook(url):
 def ensure_demo(user):
     """Create the demo project (1) whose only machine is this host over Ansible's local
     connection, unless project 1 exists. Return True if it was created."""
-    from .models import Nodelist
+    from engine.store.models import Nodelist
 
     if Project.get_or_none(Project.id == 1) is not None:
         return False

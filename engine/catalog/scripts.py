@@ -1,9 +1,9 @@
 """Scripts: stored script bodies, per project plus the global ones of project 0."""
 
-from .listing import as_dict, common_filters, paged
-from .models import Job, PluginCmd, Script, database
-from .records import find, in_project, row_id, save, soft_delete, unique
-from .validate import NO_CONTROL, Field, check
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import Job, PluginCmd, Script, database
+from engine.store.records import find, in_project, row_id, save, soft_delete, unique
+from engine.store.validate import NO_CONTROL, Field, check
 
 TYPES = ("shell", "perl", "python", "php", "auto")
 LIST_FIELDS = (

@@ -1,12 +1,13 @@
 """Job steps: the fields of each step type, their validation, and their stored rows."""
 
-from . import argv, playbook_source
-from .errors import InvalidInput
-from .ids import new_uuid
-from .listing import as_dict
-from .models import Nodegroup, PluginCmd, PluginPlaybook, PluginScp, Script
-from .validate import DIGITS, INT64, NO_CONTROL, NODES, VARNODES, WORD, Field, check
-from .variables import names_in
+from engine.ansible import playbook_source
+from engine.catalog import argv
+from engine.catalog.variables import names_in
+from engine.errors import InvalidInput
+from engine.store.ids import new_uuid
+from engine.store.listing import as_dict
+from engine.store.models import Nodegroup, PluginCmd, PluginPlaybook, PluginScp, Script
+from engine.store.validate import DIGITS, INT64, NO_CONTROL, NODES, VARNODES, WORD, Field, check
 
 PLUGINS = {"cmd": PluginCmd, "scp": PluginScp, "playbook": PluginPlaybook}
 UNSUPPORTED_PLUGINS = {"approval": "approval steps are not supported"}

@@ -2,11 +2,11 @@
 
 import re
 
-from .clock import now
-from .errors import InvalidInput, NotFound
-from .listing import as_dict
-from .models import Job, Variable, database
-from .validate import Field, check
+from engine.errors import InvalidInput, NotFound
+from engine.store.clock import now
+from engine.store.listing import as_dict
+from engine.store.models import Job, Variable, database
+from engine.store.validate import Field, check
 
 # A name has at least two characters, so ``$a`` is never a variable.
 REFERENCE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]+)\}|\$([A-Za-z][A-Za-z0-9_]+)\b")

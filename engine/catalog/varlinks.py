@@ -3,12 +3,13 @@ the variable routes that address a job by its numeric id (OpenC3's ``byid``)."""
 
 import hmac
 
-from . import auth, secrets
-from .errors import Forbidden, NotFound
-from .listing import as_dict
-from .models import Job, Variable
-from .validate import Field, check
-from .variables import FIELDS
+from engine.access import auth
+from engine.catalog.variables import FIELDS
+from engine.errors import Forbidden, NotFound
+from engine.store import secrets
+from engine.store.listing import as_dict
+from engine.store.models import Job, Variable
+from engine.store.validate import Field, check
 
 NAME = Field(required=True, pattern=r"[A-Za-z0-9_]+", max_len=200)
 TOKEN = {"name": NAME}

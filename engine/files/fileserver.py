@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass
 from secrets import token_hex, token_urlsafe
 
-from . import auth, filestore, tasks, tokens
-from .errors import Conflict, Forbidden, InvalidInput, NotFound, OpsjobError, TooLarge
-from .listing import as_dict, common_filters, paged
-from .models import FileServer
-from .records import in_project, soft_delete
-from .validate import Field, check
+from engine.access import auth, tokens
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, OpsjobError, TooLarge
+from engine.files import filestore
+from engine.run import tasks
+from engine.store.listing import as_dict, common_filters, paged
+from engine.store.models import FileServer
+from engine.store.records import in_project, soft_delete
+from engine.store.validate import Field, check
 
 LIST_FIELDS = (
     "id",
@@ -51,7 +53,7 @@ def register(huey, settings):
 
 def _config():
     if _settings["value"] is None:
-        raise RuntimeError("the file store is not configured (engine.queue.configure)")
+        raise RuntimeError("the file store is not configured (engine.run.queue.configure)")
     return _settings["value"]
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
-from . import safetree
-from .clock import now
-from .errors import InvalidInput, TooLarge
-from .models import FileServer, database
+from engine.errors import InvalidInput, TooLarge
+from engine.files import safetree
+from engine.store.clock import now
+from engine.store.models import FileServer, database
 
 CHUNK = 1 << 20
 MAX_NAME = 200
@@ -114,7 +114,7 @@ def keep(settings, blob):
     """Move an incoming file into the store (a blob already there is simply reused)."""
     final = blob_path(settings, blob.sha256)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    try:  # a reused blob is fresh again: the prune (engine.retention) leaves it
+    try:  # a reused blob is fresh again: the prune (engine.ops.retention) leaves it
         os.utime(final)
         discard(blob)
     except FileNotFoundError:
@@ -190,7 +190,7 @@ def staging_dir(settings, key):
 def store_pulled(settings, projectid, staging, user):
     """Move the file an scp step pulled into ``staging`` into the project's store.
 
-    The pulled tree came from a node, so it is read with :mod:`engine.safetree`: only a
+    The pulled tree came from a node, so it is read with :mod:`engine.files.safetree`: only a
     regular file inside it is stored; links, devices and the like are skipped, and the
     answer (the step's log line) names each one.
     """

@@ -11,10 +11,10 @@ import datetime
 import pandas as pd
 from peewee import SQL, Case, fn
 
-from . import clock
-from .db import is_sqlite
-from .models import Task
-from .validate import Field, one
+from engine.store import clock
+from engine.store.db import is_sqlite
+from engine.store.models import Task
+from engine.store.validate import Field, one
 
 WINDOW = 30  # days
 # (label, from, to) in minutes; a runtime outside all of them (or none) counts as "30+".

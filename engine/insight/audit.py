@@ -11,11 +11,11 @@ import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from .clock import fmt, now
-from .errors import Forbidden, InvalidInput
-from .listing import DATE, PAGING, day, paged
-from .models import AuditLog, Job, Task
-from .validate import Field, check
+from engine.errors import Forbidden, InvalidInput
+from engine.store.clock import fmt, now
+from engine.store.listing import DATE, PAGING, day, paged
+from engine.store.models import AuditLog, Job, Task
+from engine.store.validate import Field, check
 
 MASK = "***"
 MAX_VALUE = 120  # characters of one field kept in a summary

@@ -18,8 +18,8 @@ import time
 
 from peewee import fn
 
-from . import events
-from .models import Task, database
+from engine.run import events
+from engine.store.models import Task, database
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class _Counted:
 
 
 def _queue_depth():
-    from . import queue
+    from engine.run import queue
 
     try:
         return queue.huey().pending_count()

@@ -14,11 +14,12 @@ import re
 import pandas as pd
 from peewee import fn
 
-from . import clock, events, nodes
-from .errors import NotFound
-from .listing import DATE, as_dict, paged, time_range
-from .models import Task, Vv, database
-from .validate import ONE_LINE, Field, check, one
+from engine.errors import NotFound
+from engine.run import events, nodes
+from engine.store import clock
+from engine.store.listing import DATE, as_dict, paged, time_range
+from engine.store.models import Task, Vv, database
+from engine.store.validate import ONE_LINE, Field, check, one
 
 # NAME has at least two characters; the value is a version-like word.
 PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9_]+):\[([A-Za-z0-9._-]+)\]")
@@ -99,7 +100,9 @@ def book_version(uuid, status):
     """Write a job's ``VERSION`` vv: ``Do_<v>`` when it starts, ``<v>`` when it succeeds."""
     if status not in ("running", "success"):
         return
-    from .worker import task_values  # the worker imports the queue, which loads this module
+    from engine.run.worker import (
+        task_values,  # the worker imports the queue, which loads this module
+    )
 
     task = Task.get_or_none(Task.uuid == uuid)
     if task is None or task.jobtype != "jobs":
@@ -115,7 +118,7 @@ def book_version(uuid, status):
 
 
 def register(huey, settings):
-    """Listen to step and task events (called by ``engine.queue.configure``)."""
+    """Listen to step and task events (called by ``engine.run.queue.configure``)."""
     events.subscribe("step_finished", capture)
     events.subscribe("task_changed", book_version)
 

@@ -2,7 +2,7 @@
 
 Delivery runs on the queue, never inside a run: the ``task_changed`` listener queues one
 delivery per (task, status entry). Each entry into ``waiting`` is a new notification;
-``refuse`` is never notified. A delivery builds one :class:`~engine.notifiers.Note`:
+``refuse`` is never notified. A delivery builds one :class:`~engine.messages.notifiers.Note`:
 
 - recipients: the project's notify list, ``_`` meaning the task's user; a name resolves to
   that user's email address for email, an entry containing ``@`` is an address as it is;
@@ -22,13 +22,16 @@ webhook that ``OPSJOB_WEBHOOK_ALLOW`` does not allow (checked again at each deli
 import logging
 import re
 
-from . import environment, events, metrics, notifiers, outbound
-from .clock import fmt
-from .db import database
-from .errors import NotFound
-from .ids import new_uuid
-from .listing import as_dict
-from .models import Notify, NotifyLog, Project, Task, User
+from engine.catalog import environment
+from engine.errors import NotFound
+from engine.insight import metrics
+from engine.messages import notifiers, outbound
+from engine.run import events
+from engine.store.clock import fmt
+from engine.store.db import database
+from engine.store.ids import new_uuid
+from engine.store.listing import as_dict
+from engine.store.models import Notify, NotifyLog, Project, Task, User
 
 log = logging.getLogger(__name__)
 

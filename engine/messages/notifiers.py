@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import outbound
+from engine.messages import outbound
 
 TIMEOUT = 10
 

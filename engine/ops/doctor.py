@@ -14,7 +14,7 @@ import subprocess
 import sys
 from urllib.parse import urlparse
 
-from . import resources, secrets
+from engine.store import resources, secrets
 
 DISTRIBUTION = "opsjob"
 ANSIBLE_CORE = ((2, 19), (2, 20))  # [low, high): the range setup.py pins
@@ -41,8 +41,8 @@ def check_names():
 
 def check_database(settings):
     """Connect, run a query and compare the schema version with this code's."""
-    from . import schema
-    from .db import database, open_database
+    from engine.store import schema
+    from engine.store.db import database, open_database
 
     url = settings.database
     shown = _redact(url)
@@ -131,7 +131,7 @@ def check_ssh():
 
 def check_free_space(settings, minimum=MIN_FREE_BYTES):
     """Report the free space where the file store lives; fail under ``minimum`` bytes."""
-    from .filestore import root
+    from engine.files.filestore import root
 
     path = root(settings)
     probe = path

@@ -45,7 +45,7 @@ class JsonLines(logging.Formatter):
 def configure(settings):
     """Send the root logger's lines to stderr in ``settings.log_format`` at its level."""
     if settings.log_format not in ("text", "json"):
-        from .errors import InvalidInput
+        from engine.errors import InvalidInput
 
         raise InvalidInput(f"OPSJOB_LOG_FORMAT: must be text or json, not {settings.log_format!r}")
     root = logging.getLogger()

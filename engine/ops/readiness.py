@@ -3,9 +3,9 @@
 import logging
 import threading
 
-from . import queue
-from .db import database
-from .faults import first_line
+from engine.run import queue
+from engine.store.db import database
+from engine.store.faults import first_line
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from collections import Counter
 
 from peewee import IntegrityError, fn
 
-from .clock import now
-from .db import database, is_sqlite
-from .models import (
+from engine.store.clock import now
+from engine.store.db import database, is_sqlite
+from engine.store.models import (
     AuditLog,
     CmdLog,
     CrontabLock,
@@ -67,7 +67,7 @@ _state = {"settings": None}
 
 
 def register(huey, settings):
-    """Start-up hook (engine.queue.EXTENSIONS): ask for the daily prune every hour."""
+    """Start-up hook (engine.run.queue.EXTENSIONS): ask for the daily prune every hour."""
     from huey import crontab
 
     _state["settings"] = settings
@@ -181,7 +181,7 @@ def _prune_blobs(settings, limit, counts, dry_run):
     first (``filestore.keep``) and one that finds it gone writes it anew, so no row ever names a
     removed blob.
     """
-    from .filestore import root
+    from engine.files.filestore import root
 
     oldest = limit.timestamp()
     naming = FileServer.select(FileServer.sha256).where(

@@ -2,12 +2,14 @@
 
 import time
 
-from . import auth, events, lifecycle, logs, steps, variables
-from .clock import now
-from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from .listing import as_dict
-from .models import HostResult, Subtask, Task, database
-from .validate import ALNUM, Field, check
+from engine.access import auth
+from engine.catalog import steps, variables
+from engine.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from engine.run import events, lifecycle, logs
+from engine.store.clock import now
+from engine.store.listing import as_dict
+from engine.store.models import HostResult, Subtask, Task, database
+from engine.store.validate import ALNUM, Field, check
 
 SUBTASK_FIELDS = (
     "id",

@@ -1,8 +1,8 @@
 """The per-host results of a step's attempts: the rows, storing them, and whom a retry runs."""
 
-from .db import database
-from .lifecycle import durably
-from .models import HostResult
+from engine.run.lifecycle import durably
+from engine.store.db import database
+from engine.store.models import HostResult
 
 NOT_RUN_AGAIN = "not run again: its outcome is unknown (it may have run the step)"
 

@@ -5,7 +5,7 @@ project's machines, into the plugin's YAML config. Ansible's own plugin loader l
 plugin, which builds the group's hosts and their variables, the same ones the step's run
 then uses.
 
-Parsing runs in a child process (``python -m engine.inventory``) under a time limit: an
+Parsing runs in a child process (``python -m engine.run.inventory``) under a time limit: an
 inventory source may run code (a script, a plugin config), hang, or grow without bound. The
 child reads no database and writes nothing but its answer. The parent then admits what came
 back: host names must be node names, only ``ansible_*`` variables are kept, none may hold a
@@ -23,13 +23,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import resources
-from .errors import Forbidden, InvalidInput
-from .playbook import HOST_NAME, VAR_NAME
-from .validate import Field
+from engine.ansible.playbook import HOST_NAME, VAR_NAME
+from engine.errors import Forbidden, InvalidInput
+from engine.store import resources
+from engine.store.validate import Field
 
 # The child that parses sources imports this module: it needs the engine's parent on its path.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLUGIN_DIR = resources.folder("inventory_plugins")
 SOURCE_PLUGIN = "opsjob"  # the inventory source for the shell, not a node group plugin
 OPEN_PLUGINS = ("node", "nodelist")  # their hosts' variables come from the machines only
@@ -56,13 +56,13 @@ _cache_lock = threading.Lock()
 
 
 def register(huey, settings):
-    """Start-up hook (engine.queue.EXTENSIONS): remember how long a resolution may take."""
+    """Start-up hook (engine.run.queue.EXTENSIONS): remember how long a resolution may take."""
     _state["timeout"] = settings.inventory_timeout
 
 
 def _timeout():
     if _state["timeout"] is None:
-        from .settings import Settings
+        from engine.store.settings import Settings
 
         _state["timeout"] = Settings.from_env().inventory_timeout
     return _state["timeout"]
@@ -140,7 +140,7 @@ class GroupHosts:
 
     hosts: list = field(default_factory=list)
     error: str = ""
-    # names of hosts that resolved but that the project may not reach (engine.reach); error
+    # names of hosts that resolved but that the project may not reach (engine.run.reach); error
     # says why
     refused: list = field(default_factory=list)
 
@@ -290,7 +290,7 @@ def _run_child(request, timeout, keys):
         with open(env["ANSIBLE_CONFIG"], "w") as f:
             f.write(_ansible_cfg())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.inventory", answer_path],
+            [sys.executable, "-m", "engine.run.inventory", answer_path],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

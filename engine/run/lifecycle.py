@@ -14,11 +14,12 @@ import time
 
 from peewee import fn
 
-from . import events, leftovers, rundir
-from .clock import now
-from .db import database, drop_connection, is_transient, retrying
-from .errors import Unavailable
-from .models import Subtask, Task
+from engine.ansible import leftovers, rundir
+from engine.errors import Unavailable
+from engine.run import events
+from engine.store.clock import now
+from engine.store.db import database, drop_connection, is_transient, retrying
+from engine.store.models import Subtask, Task
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def park(uuid, announce=True):
 
 def wake(uuid):
     """Queue a waiting task to resume."""
-    from .queue import enqueue_run
+    from engine.run.queue import enqueue_run
 
     if Task.update(wake=1).where(Task.uuid == uuid, Task.status == "waiting").execute():
         enqueue_run(uuid)
@@ -163,7 +164,7 @@ def requeue_stranded():
     ``stranded_after()`` seconds, so a backlog is not multiplied: before its claim a task's
     ``lease_until`` holds when it may be sent again, and one sweeper wins each resend.
     """
-    from . import queue
+    from engine.run import queue
 
     outage = getattr(queue.huey(), "outage", None)
     if outage is not None and outage.down:

@@ -9,10 +9,10 @@ boundary).
 
 import re
 
-from . import auth, tickets
-from .errors import NotFound, Unauthenticated
-from .models import LogChunk, Subtask, Task
-from .validate import ALNUM, Field, check
+from engine.access import auth, tickets
+from engine.errors import NotFound, Unauthenticated
+from engine.store.models import LogChunk, Subtask, Task
+from engine.store.validate import ALNUM, Field, check
 
 FINAL = ("success", "fail", "refuse")
 STEP_OVER = ("success", "fail", "ignore")

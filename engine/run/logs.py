@@ -7,10 +7,10 @@ import time
 
 from peewee import fn
 
-from .db import retrying
-from .faults import first_line, is_disk_full
-from .logcap import LogCap
-from .models import LogChunk, Task, database
+from engine.run.logcap import LogCap
+from engine.store.db import retrying
+from engine.store.faults import first_line, is_disk_full
+from engine.store.models import LogChunk, Task, database
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ FLUSH_SECONDS = 0.5  # a line is stored within this long, by a timer if nothing 
 HELD_CHARS = 4 * 1024 * 1024  # held in memory while the disk is full; later lines are counted
 STALLED_RETRY = 1.0  # seconds between two tries to store held lines on a full disk
 FLUSH_BYTES = 32 * 1024
-MAX_LOG_CHARS = 10 * 1024 * 1024  # per task, unless given (OPSJOB_MAX_LOG_BYTES; engine.logcap)
+MAX_LOG_CHARS = 10 * 1024 * 1024  # per task, unless given (OPSJOB_MAX_LOG_BYTES; engine.run.logcap)
 READ_LIMIT = 256 * 1024
 FINAL = ("success", "fail", "refuse")
 

@@ -19,10 +19,10 @@ import logging
 
 from peewee import IntegrityError, fn
 
-from . import events
-from .clock import now
-from .db import database
-from .models import Task, TaskMutex
+from engine.run import events
+from engine.store.clock import now
+from engine.store.db import database
+from engine.store.models import Task, TaskMutex
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _head(projectid, mutex):
 
 
 def _nudge(uuid):
-    from .queue import enqueue_run
+    from engine.run.queue import enqueue_run
 
     enqueue_run(uuid)
 

@@ -2,9 +2,9 @@
 
 A node belongs to a project when it is one of its machines (a nodelist row of the project or
 of project 0, by name, inner or outer IP) or a host of one of the project's node groups.
-Groups resolve through the inventory plugins (engine.inventory), so a step runs on the hosts,
+Groups resolve through the inventory plugins (engine.run.inventory), so a step runs on the hosts,
 with the variables, that the group's inventory gives; every such host must connect to one of
-the project's machines (engine.reach), unless an admin marked its group ``reach_any``. A host
+the project's machines (engine.run.reach), unless an admin marked its group ``reach_any``. A host
 logs in with the credential of its group, else of its machine, else as the worker's own SSH
 configuration says.
 """
@@ -14,12 +14,13 @@ import re
 import sys
 from dataclasses import dataclass
 
-from . import credentials, inventory, reach
-from .errors import InvalidInput
-from .models import Nodegroup, Nodelist
-from .playbook import Host
-from .validate import DIGITS
-from .variables import substitute
+from engine.ansible.playbook import Host
+from engine.catalog import credentials
+from engine.catalog.variables import substitute
+from engine.errors import InvalidInput
+from engine.run import inventory, reach
+from engine.store.models import Nodegroup, Nodelist
+from engine.store.validate import DIGITS
 
 
 @dataclass
@@ -96,7 +97,7 @@ def group_hosts(projectid, groups=None):
     """Resolve node groups of ``projectid`` (default: all of them) through their inventory
     plugins, in one go; return ``{group id: inventory.GroupHosts}``.
 
-    A group with a host the project may not reach (engine.reach) gets no hosts, the names of
+    A group with a host the project may not reach (engine.run.reach) gets no hosts, the names of
     all of them in ``refused``, and the first such host's problem as its error.
     """
     groups = live_groups(projectid) if groups is None else groups

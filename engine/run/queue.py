@@ -9,10 +9,10 @@ import os
 
 from huey import SqliteHuey
 
-from . import events
-from .errors import Unavailable
-from .faults import first_line, is_connection_error
-from .queueguard import GuardedRedisHuey
+from engine.errors import Unavailable
+from engine.run import events
+from engine.run.queueguard import GuardedRedisHuey
+from engine.store.faults import first_line, is_connection_error
 
 # Modules that plug into the queue and the task events, loaded at start-up.
 EXTENSIONS = [
@@ -33,7 +33,7 @@ _state = {"huey": None, "run": None}
 
 def configure(settings):
     """Create the huey instance for ``settings`` and register opsjob's queue tasks on it."""
-    from . import lifecycle, worker  # they import the queue to resume tasks; bind late
+    from engine.run import lifecycle, worker
 
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
         huey = GuardedRedisHuey("opsjob", settings.queue_url)
@@ -52,7 +52,7 @@ def configure(settings):
 def huey():
     """Return the configured huey instance."""
     if _state["huey"] is None:
-        raise RuntimeError("the queue is not configured; call engine.queue.configure(settings)")
+        raise RuntimeError("the queue is not configured; call engine.run.queue.configure(settings)")
     return _state["huey"]
 
 
@@ -63,7 +63,7 @@ def enqueue_run(uuid):
     already; the sweep sends it again once the queue is back (see ``requeue_stranded``).
     """
     if _state["run"] is None:
-        raise RuntimeError("the queue is not configured; call engine.queue.configure(settings)")
+        raise RuntimeError("the queue is not configured; call engine.run.queue.configure(settings)")
     try:
         _state["run"](uuid)
     except Exception as exc:

@@ -13,7 +13,7 @@ import time
 from huey import RedisHuey
 from huey.consumer import Consumer, Scheduler
 
-from .faults import first_line, is_connection_error, redact
+from engine.store.faults import first_line, is_connection_error, redact
 
 log = logging.getLogger("opsjob.queue")
 

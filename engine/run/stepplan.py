@@ -7,10 +7,13 @@ database (machines, groups, cited scripts, the file store) but writes nothing.
 
 from dataclasses import dataclass, field
 
-from . import argv as shellargv
-from . import filestore, nodes, playbook, variables
-from .errors import InvalidInput
-from .models import Script
+from engine.ansible import playbook
+from engine.catalog import argv as shellargv
+from engine.catalog import variables
+from engine.errors import InvalidInput
+from engine.files import filestore
+from engine.run import nodes
+from engine.store.models import Script
 
 # Where a step that pulls into the file store copies to: the controller itself.
 STORE_HOST = "opsjob-file-store"
@@ -43,9 +46,9 @@ def _adder(target):
 
 
 def plan_step(projectid, step, values, *, settings, staging=None):
-    """Plan ``step`` (a stored step as :func:`engine.steps.shape` gives it, plus ``kind``).
+    """Plan ``step`` (a stored step as :func:`engine.catalog.steps.shape` gives it, plus ``kind``).
 
-    ``values`` are the run's variables (:func:`engine.variables.run_values`); ``staging`` the
+    ``values`` are the run's variables (:func:`engine.catalog.variables.run_values`); ``staging`` the
     directory a pull into the file store lands in first.
     """
     plan = StepPlan(kind=step["kind"])
@@ -64,7 +67,7 @@ def plan_step(projectid, step, values, *, settings, staging=None):
             return nodes.Resolution([], [])
 
     if plan.kind == "playbook":
-        from .playbook_plan import plan_playbook
+        from engine.ansible.playbook_plan import plan_playbook
 
         plan_playbook(plan, projectid, step, values, settings, sub, hosts)
     elif plan.kind == "cmd":

@@ -5,12 +5,15 @@ import json
 import yaml
 from peewee import fn
 
-from . import auth, clock, jobs, nodeinfo, queue, steps, variables
-from .errors import Conflict, InvalidInput, NotFound
-from .ids import new_uuid
-from .listing import DATE, as_dict, day, paged, time_range
-from .models import Job, Task, database
-from .validate import ALNUM, Field, check
+from engine.access import auth
+from engine.catalog import jobs, nodeinfo, steps, variables
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.run import queue
+from engine.store import clock
+from engine.store.ids import new_uuid
+from engine.store.listing import DATE, as_dict, day, paged, time_range
+from engine.store.models import Job, Task, database
+from engine.store.validate import ALNUM, Field, check
 
 LIST_FIELDS = (
     "id",

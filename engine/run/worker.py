@@ -1,6 +1,6 @@
 """The worker side of a run: run a claimed task's steps, park it when a human must decide.
 
-The task's state changes (claim, park, wake, finish, lease) live in :mod:`engine.lifecycle`.
+The task's state changes (claim, park, wake, finish, lease) live in :mod:`engine.run.lifecycle`.
 A step whose hosts failed parks the task in ``waiting`` and the worker returns: the control
 call queues the continuation, and any worker resumes it from the database.
 """
@@ -10,20 +10,32 @@ import logging
 import os
 import threading
 
-from . import events, hostresults, logformat, logs, mutex, runner, stepplan, variables
-from .clock import now
-from .db import database
-from .errors import InvalidInput
-from .filestore import staging_dir, store_pulled
-from .lifecycle import Heartbeat, claim, durably, finish, park, settings, wake, worker_name
-from .models import Job, Subtask, Task
-from .steps import PLUGINS, shape
+from engine.ansible import runner
+from engine.catalog import variables
+from engine.catalog.steps import PLUGINS, shape
+from engine.errors import InvalidInput
+from engine.files.filestore import staging_dir, store_pulled
+from engine.ops import logformat
+from engine.run import events, hostresults, logs, mutex, stepplan
+from engine.run.lifecycle import (
+    Heartbeat,
+    claim,
+    durably,
+    finish,
+    park,
+    settings,
+    wake,
+    worker_name,
+)
+from engine.store.clock import now
+from engine.store.db import database
+from engine.store.models import Job, Subtask, Task
 
 log = logging.getLogger(__name__)
 
 
 def task_values(task):
-    """The variables of ``task``'s run (see :func:`engine.variables.run_values`)."""
+    """The variables of ``task``'s run (see :func:`engine.catalog.variables.run_values`)."""
     jobuuid = task.jobuuid if task.jobtype == "jobs" else None
     return variables.run_values(jobuuid, json.loads(task.variable or "{}"))
 
@@ -121,7 +133,7 @@ class TaskRun:
             job = Job.get_or_none(Job.uuid == task.jobuuid, Job.projectid == task.projectid)
             if job is None or job.status == "deleted":
                 raise StepFailed(f"job {task.jobuuid} does not exist any more")
-            from .steps import load
+            from engine.catalog.steps import load
 
             plan = [{"kind": kind, **shape(kind, row)} for kind, row in load(job.uuids)]
         else:

@@ -11,7 +11,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidInput
+from engine.errors import InvalidInput
 
 MAX_LEN = 100
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))

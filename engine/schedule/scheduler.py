@@ -24,10 +24,13 @@ import zoneinfo
 
 from peewee import IntegrityError
 
-from . import auth, cron, metrics, queue, tasks
-from .db import database
-from .errors import InvalidInput
-from .models import Crontab, CrontabLock, Job, Project
+from engine.access import auth
+from engine.errors import InvalidInput
+from engine.insight import metrics
+from engine.run import queue, tasks
+from engine.schedule import cron
+from engine.store.db import database
+from engine.store.models import Crontab, CrontabLock, Job, Project
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def zone():
     """Return the zone schedules are read in (None: the server's local zone)."""
     s = _state["settings"]
     if s is None:
-        from .settings import Settings
+        from engine.store.settings import Settings
 
         s = Settings.from_env()
     return zone_of(s.tz)

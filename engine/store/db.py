@@ -13,7 +13,7 @@ database = DatabaseProxy()
 log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = {
-    # takes effect on a new database only (see engine.retention.reclaim)
+    # takes effect on a new database only (see engine.ops.retention.reclaim)
     "auto_vacuum": "incremental",
     "journal_mode": "wal",
     "synchronous": "normal",

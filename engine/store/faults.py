@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 
-from .errors import InsufficientStorage, OpsjobError, Unavailable
+from engine.errors import InsufficientStorage, OpsjobError, Unavailable
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 SQLITE_FULL = ("database or disk is full",)
@@ -71,7 +71,7 @@ def is_disk_full(exc):
 
 def _sqlite_disk_low():
     """Tell whether the filesystem of the bound SQLite database is (nearly) full."""
-    from .db import database
+    from engine.store.db import database
 
     path = getattr(database.obj, "database", None)
     if not isinstance(path, str) or not path or path == ":memory:":

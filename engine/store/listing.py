@@ -2,9 +2,9 @@
 
 import datetime
 
-from .clock import fmt
-from .errors import InvalidInput
-from .validate import Field, check
+from engine.errors import InvalidInput
+from engine.store.clock import fmt
+from engine.store.validate import Field, check
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100

@@ -11,8 +11,8 @@ from peewee import (
     TextField,
 )
 
-from .clock import now
-from .db import database
+from engine.store.clock import now
+from engine.store.db import database
 
 
 class BaseModel(Model):

@@ -4,9 +4,9 @@ from contextlib import contextmanager
 
 from peewee import IntegrityError
 
-from .clock import deleted_suffix, now
-from .errors import Conflict, NotFound
-from .validate import DIGITS, Field, one
+from engine.errors import Conflict, NotFound
+from engine.store.clock import deleted_suffix, now
+from engine.store.validate import DIGITS, Field, one
 
 
 def row_id(name, value):

@@ -4,8 +4,8 @@ import logging
 
 from playhouse.migrate import SchemaMigrator, migrate
 
-from . import models
-from .db import database
+from engine.store import models
+from engine.store.db import database
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .errors import InvalidInput
+from engine.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

@@ -224,7 +224,7 @@ class Settings:
                     try:
                         raw = int(raw)
                     except ValueError:
-                        from .errors import InvalidInput
+                        from engine.errors import InvalidInput
 
                         raise InvalidInput(
                             f"{f.metadata['env']}: must be an integer, not {raw!r}"

@@ -6,7 +6,7 @@ always learns which field to fix.
 
 import re
 
-from .errors import InvalidInput
+from engine.errors import InvalidInput
 
 _MISSING = object()
 INT64 = 2**63

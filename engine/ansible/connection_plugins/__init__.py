@@ -1,1 +1,1 @@
-"""Ansible connection plugins of opsjob's runs, loaded by Ansible itself (see engine.rundir)."""
+"""Ansible connection plugins of opsjob's runs, loaded by Ansible itself (see engine.ansible.rundir)."""
