@@ -2,8 +2,8 @@
 
 import falcon
 
+from engine import boot
 from engine.ops import logformat
-from engine.run import queue
 from engine.store import schema
 from engine.store.db import open_database
 from engine.store.settings import Settings
@@ -21,7 +21,7 @@ def create_app(settings):
     logformat.configure(settings)
     open_database(settings.database)
     schema.upgrade()
-    queue.configure(settings)
+    boot.start(settings)
     app = falcon.App(
         middleware=[
             RequestContext(),  # first in, last out: it times the whole request

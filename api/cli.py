@@ -134,11 +134,12 @@ def cmd_worker(settings, args):
     import logging
     import threading
 
-    from engine.run import lifecycle, queue
+    from engine import boot
+    from engine.run import lifecycle
 
     logformat.configure(settings)
     _open(settings)
-    huey = queue.configure(settings)
+    huey = boot.start(settings)
     if hasattr(huey, "check"):  # Redis: say at once (one line) if it cannot be reached
         huey.check()
     stop = threading.Event()
@@ -181,10 +182,11 @@ def _check_listen(host, port):
 
 def _say_if_queue_down(settings):
     """Print one line now if the queue cannot be reached (then /readyz reports it)."""
+    from engine import boot
     from engine.errors import Unavailable
     from engine.run import queue
 
-    queue.configure(settings)
+    boot.start(settings)
     try:
         queue.ping()
     except Unavailable as e:

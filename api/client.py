@@ -13,30 +13,16 @@ group, return pandas DataFrames for lists, analysis and version variables, and w
 
 import json
 import secrets
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pandas as pd
 
-FINAL = ("success", "fail", "refuse")
-DECISIONS = ("running", "ignore", "fail")  # retry the failed hosts, go on, or stop
-ANALYSIS = ("last", "date", "hour", "runtime", "statistics")
+from .clientframes import ANALYSIS, Reports, _quote
+from .clienttask import DECISIONS, FINAL, ClientError, Task
 
-
-class ClientError(Exception):
-    """A call failed. ``status`` is the HTTP status (0: the server was not reached or the
-    client refused the call itself) and ``info`` the explanation, the server's when it sent one."""
-
-    def __init__(self, status, info):
-        super().__init__(f"HTTP {status}: {info}" if status else info)
-        self.status = status
-        self.info = info
-
-
-def _quote(part):
-    return urllib.parse.quote(str(part), safe="")
+__all__ = ["ANALYSIS", "DECISIONS", "FINAL", "Client", "ClientError", "Group", "Task"]
 
 
 def _query(params):
@@ -84,7 +70,7 @@ class Group:
         return self.client.envelope("DELETE", self.path(projectid, item), **params)
 
 
-class Client:
+class Client(Reports):
     """One server, one key, and optionally a default project for every call."""
 
     def __init__(self, url, key, projectid=None, timeout=30):
@@ -365,175 +351,3 @@ class Client:
     def kill(self, uuid):
         """Stop a task; return the server's message."""
         return self.envelope("DELETE", f"/slave/any/killtask/{_quote(uuid)}").get("info")
-
-    # -- history ---------------------------------------------------------------------------
-
-    def analysis(self, kind, projectid=None, **params):
-        """Return task analysis ``kind`` (last, date, hour, runtime, statistics) as a DataFrame.
-
-        ``date`` takes ``all=1`` for every project, ``last`` takes ``count``.
-        """
-        if kind not in ANALYSIS:
-            raise ClientError(0, f"kind: must be one of {', '.join(ANALYSIS)}")
-        data = self.call("GET", f"/task/{self.project_id(projectid)}/analysis/{kind}", **params)
-        if kind == "date":
-            return pd.DataFrame(data, columns=["date", "total", "success"])
-        if kind == "hour":
-            return pd.DataFrame(data, columns=["hour", "count"])
-        if kind == "runtime":
-            return pd.DataFrame(
-                {"bucket": list(data), "percent": [float(v) for v in data.values()]}
-            )
-        columns = ["id", "count", "name"] if kind == "statistics" else None
-        frame = pd.DataFrame(data, columns=columns)
-        if kind == "last" and len(frame):
-            for column in ("starttime", "finishtime"):
-                frame[column] = pd.to_datetime(frame[column])
-            frame["runtime"] = pd.to_numeric(frame["runtime"])
-        return frame
-
-    def vv(self, projectid=None, **filters):
-        """Return version variables (filters: node, name, time_start, time_end, paging)."""
-        rows = self.call("GET", f"/vv/{self.project_id(projectid)}", **filters)
-        return pd.DataFrame(rows, columns=["id", "node", "name", "value", "update_time"])
-
-    def vv_table(self, projectid=None, **filters):
-        """Return the node-by-name version table (index NODE, None where a node has no value)."""
-        rows = self.call("GET", f"/vv/{self.project_id(projectid)}/table", **filters)
-        frame = pd.DataFrame(rows[1:], columns=rows[0], dtype=object).set_index("NODE")
-        return frame.sort_index()
-
-    def vv_versions(self, projectid=None):
-        """Return the share of nodes per value of VERSION and APP_*_VERSION: name, value,
-        percent."""
-        data = self.call("GET", f"/vv/{self.project_id(projectid)}/analysis/version")
-        rows = [(d["name"], v, float(p)) for d in data for v, p in d["data"].items()]
-        return pd.DataFrame(rows, columns=["name", "value", "percent"])
-
-    def vv_values(self, projectid=None, appname=None):
-        """Return the distinct values reported, newest first (without Do_* markers)."""
-        data = self.call("GET", f"/vv/{self.project_id(projectid)}/list", appname=appname)
-        return pd.DataFrame({"value": data})
-
-    def vv_delete(self, node, projectid=None):
-        """Delete every version variable of ``node``."""
-        return self.call("DELETE", f"/vv/{self.project_id(projectid)}/{_quote(node)}")
-
-
-class Task:
-    """One run on the server. ``refresh()`` reloads it; the properties read live data."""
-
-    def __init__(self, client, projectid, uuid):
-        self.client = client
-        self.projectid = projectid
-        self.uuid = uuid
-        self.data = {}
-        self._log = ""
-        self._offset = 0
-
-    def __repr__(self):
-        return f"<Task {self.uuid} {self.status or '?'}>"
-
-    @property
-    def status(self):
-        """The status at the last refresh."""
-        return self.data.get("status")
-
-    @property
-    def done(self):
-        """Whether the task ended (success, fail or refuse) at the last refresh."""
-        return self.status in FINAL
-
-    def refresh(self):
-        """Reload the task from the server; return it."""
-        self.data = self.client.call("GET", f"/task/{self.projectid}/{self.uuid}")
-        return self
-
-    def stopped(self):
-        """Whether the task (as last loaded) ended, or waits for a human: a step decision or
-        a pause. A task woken by a control call is still ``waiting`` until a worker takes it
-        up, and does not count."""
-        if self.status in FINAL:
-            return True
-        return self.status == "waiting" and self.awaiting() is not None
-
-    def awaiting(self):
-        """Return the step that waits for a human (a decision or a pause), or None."""
-        for step in self.steps:
-            if step["status"] == "decision":
-                return step
-            if step["pause"] and step["status"] in ("success", "ignore"):
-                return step
-        return None
-
-    def wait(self, timeout=600, interval=0.3, until=None):
-        """Refresh until the task ended or waits for a human; with ``until``, until its
-        status is one of those."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.refresh()
-            if self.stopped() if until is None else self.status in until:
-                return self
-            if time.monotonic() > deadline:
-                raise ClientError(0, f"task {self.uuid}: still {self.status} after {timeout} s")
-            time.sleep(interval)
-
-    @property
-    def text(self):
-        """The log text fetched so far (see :meth:`tail` and :meth:`log`)."""
-        return self._log
-
-    def tail(self):
-        """Return the log text written since the last tail (or log) call."""
-        page = self.client.log(self.uuid, offset=self._offset)
-        self._log += page["log"]
-        self._offset = page["offset"]
-        return page["log"]
-
-    def log(self):
-        """Return the whole log so far, fetching only what is new."""
-        while self.tail():
-            pass
-        return self._log
-
-    @property
-    def hosts(self):
-        """Per-host results of every step and attempt, in the order they ran (a DataFrame)."""
-        rows = self.client.call("GET", f"/task/{self.projectid}/{self.uuid}/hosts")
-        columns = ["step", "attempt", "host", "status", "rc", "starttime", "finishtime"]
-        frame = pd.DataFrame(rows, columns=[*columns, "stdout", "stderr"])
-        return frame
-
-    @property
-    def steps(self):
-        """The steps of a job task with their status (empty for a single-step task)."""
-        rows = self.client.call("GET", f"/subtask/{self.projectid}/{self.uuid}")
-        return [{**r, "name": (r.get("extended") or {}).get("name", "")} for r in rows]
-
-    def pending(self, action):
-        """Return the step that ``action`` would apply to, or None."""
-        for step in self.steps:
-            if action == "next" and step["pause"] and step["status"] is not None:
-                return step
-            if action in DECISIONS and step["status"] == "decision":
-                return step
-        return None
-
-    def control(self, action):
-        """Apply ``action`` to the waiting step: next, running (retry the failed hosts),
-        ignore or fail."""
-        if action not in ("next", *DECISIONS):
-            raise ClientError(0, "control: must be one of next, running, ignore, fail")
-        step = self.pending(action)
-        if step is None:
-            raise ClientError(409, f"control: no step of task {self.uuid} waits for {action}")
-        self.client.control(
-            self.uuid, step["uuid"], step["subtask_type"], action, projectid=self.projectid
-        )
-        return self.refresh()
-
-    def kill(self):
-        """Stop the task; return the server's message."""
-        message = self.client.kill(self.uuid)
-        self.refresh()
-        return message

@@ -35,20 +35,44 @@ def test_engine_never_imports_api():
 
 
 def test_api_uses_only_the_public_engine():
+    """api/ and the inventory plugins import only the modules ``engine.__all__`` names.
+
+    Each public name maps to one module in a room (``engine.ROOMS``); an import by the room
+    path (``from engine.run import tasks``) or by the short name (``from engine import tasks``)
+    must land on one of them, and ``engine.<name>`` must be that very module.
+    """
+    import ast
     import importlib
-    import re
+    import importlib.util
 
     import engine
 
-    for name in engine.__all__:
-        importlib.import_module(f"engine.{name}")
+    assert sorted(engine.ROOMS) == sorted(engine.__all__)
+    for name, path in engine.ROOMS.items():
+        assert getattr(engine, name) is importlib.import_module(path), name
+    public = set(engine.ROOMS.values())
     used = set()
-    for folder, _, files in os.walk(os.path.join(ROOT, "api")):
-        for name in files:
-            if name.endswith(".py"):
+    for tree in ("api", "inventory_plugins"):
+        for folder, _, files in os.walk(os.path.join(ROOT, tree)):
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
                 with open(os.path.join(folder, name)) as f:
-                    text = f.read()
-                used |= set(re.findall(r"^from engine\.(\w+) import", text, re.M))
-                for line in re.findall(r"^from engine import ([\w, ]+)", text, re.M):
-                    used |= {n.strip() for n in line.split(",")}
-    assert used <= set(engine.__all__), used - set(engine.__all__)
+                    nodes = list(ast.walk(ast.parse(f.read())))
+                for node in nodes:
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                        "engine"
+                    ):
+                        for alias in node.names:
+                            full = f"{node.module}.{alias.name}"
+                            if node.module == "engine":
+                                full = engine.ROOMS.get(alias.name, full)
+                            try:
+                                is_module = importlib.util.find_spec(full) is not None
+                            except ModuleNotFoundError:  # a name inside a module
+                                is_module = False
+                            used.add(full if is_module else node.module)
+                    elif isinstance(node, ast.Import):
+                        used |= {a.name for a in node.names if a.name.startswith("engine.")}
+    assert "engine.run.tasks" in used
+    assert used <= public, sorted(used - public)

@@ -11,6 +11,7 @@ import redis
 from falcon import testing
 
 from api.app import create_app
+from engine import boot
 from engine.access import auth
 from engine.catalog import projects
 from engine.run import lifecycle, queue
@@ -235,7 +236,7 @@ def test_a_stranded_task_is_sent_again_while_other_messages_wait(redis_server, t
     from engine.store import schema
 
     schema.upgrade()
-    huey = queue.configure(settings)
+    huey = boot.start(settings)
     with database.connection_context():
         busy = [Task.create(projectid=1, uuid=f"busy{i:08d}", name="b") for i in range(3)]
         for task in busy:

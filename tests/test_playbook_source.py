@@ -135,7 +135,7 @@ def test_extra_vars_are_unsafe_and_never_override_ansible(tmp_path):
     assert "greeting: !unsafe \"{{ lookup('pipe','id') }}\"" in text
     assert "n: 3" in text and sorted(skipped) == ["ansible_host", "hostvars"]
     (tmp_path / "site.yml").write_text("- hosts: all\n")
-    compiled = playbook.compile_playbook(
+    compiled = playbook_step.compile_playbook(
         [playbook.Host("web1", {"ansible_port": 22})],
         str(tmp_path),
         "site.yml",
@@ -159,7 +159,7 @@ def test_extra_vars_are_unsafe_and_never_override_ansible(tmp_path):
         "-vv",
     )
     with pytest.raises(InvalidInput, match="playbook: nothere.yml is not a file"):
-        playbook.compile_playbook([playbook.Host("web1")], str(tmp_path), "nothere.yml")
+        playbook_step.compile_playbook([playbook.Host("web1")], str(tmp_path), "nothere.yml")
 
 
 def test_bubblewrap_works_here_and_the_wrapper_drops_opsjob_settings():

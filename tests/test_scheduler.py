@@ -9,6 +9,7 @@ import time
 import pytest
 
 from api.app import create_app
+from engine import boot
 from engine.errors import InvalidInput
 from engine.run import queue
 from engine.schedule import scheduler
@@ -197,7 +198,7 @@ def test_the_registered_fire_task_runs_a_crontab_through_the_real_queue(cluster,
         {"name": "nightly", "permanent": 1, "data": [cmd("say", [node], "echo fired by cron")]},
     )["uuid"]
     # Point this process's queue at the cluster's, as its scheduler would use it.
-    queue.configure(Settings(home=c.home, database_url=c.env["OPSJOB_DATABASE_URL"]))
+    boot.start(Settings(home=c.home, database_url=c.env["OPSJOB_DATABASE_URL"]))
     minute = scheduler.minute_id()
     at = scheduler.local_minute(minute)
     cid = c.ok("POST", "/crontab/1", {"name": "n", "jobuuid": job, "cron": f"{at:%M %H} * * *"})[

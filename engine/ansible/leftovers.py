@@ -23,8 +23,10 @@ CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 
 
 def stop_orphan(settings):
-    """Return ``stop(pdd, marker)`` for :func:`engine.ansible.rundir.sweep_orphans`: it kills the local
-    processes of a dead worker's run, then the process groups the run left on its nodes."""
+    """Return ``stop(pdd, marker)`` for :func:`engine.ansible.rundir.sweep_orphans`.
+
+    It kills the local processes of a dead worker's run, then the process groups the run left
+    on its nodes."""
 
     def stop(pdd, marker):
         if marker:

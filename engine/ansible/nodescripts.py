@@ -16,7 +16,7 @@ KILL_AFTER = 5
 # Bytes of a step's stdout, and of its stderr, a node sends back: the first and the last this
 # many. Ansible holds a result in memory and ansible-runner drops one (rc and output) whose
 # JSON passes 700,000 characters, so a step that prints endlessly must not grow it.
-OUTPUT_KEEP = 30 * 1024  # under half of engine.ansible.runner.EXCERPT, so the notice below is kept
+OUTPUT_KEEP = 30 * 1024  # under half of engine.ansible.results.EXCERPT: the notice below is kept
 
 # Pass on the first and last $2 bytes of stdin, and say when something was cut between them.
 # dd reads no further than it prints, so tail gets the rest; only $2 + 1 bytes are held. It

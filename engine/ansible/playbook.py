@@ -388,10 +388,3 @@ def compile_scp(
         timeout=timeout,
         secrets=_secrets(([source] if source else []) + targets),
     )
-
-
-def compile_playbook(hosts, tree, entry, **options):
-    """Compile a playbook step (see :func:`engine.ansible.playbook_step.compile_playbook`)."""
-    from engine.ansible import playbook_step
-
-    return playbook_step.compile_playbook(hosts, tree, entry, **options)

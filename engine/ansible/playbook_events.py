@@ -8,7 +8,7 @@ kept), else ``ok``. Its stdout is one line per task (``ok``, ``changed``, ``skip
 
 import time
 
-from engine.ansible.runner import HostResult, _epoch, excerpt
+from engine.ansible.results import HostResult, _epoch, excerpt
 
 MAX_LINES = 2000  # task lines kept per host
 COUNTS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")

@@ -8,7 +8,7 @@ per worker) and compiles; a dry run also calls ``check(compiled)``, a ``--syntax
 import hashlib
 import os
 
-from engine.ansible import playbook, playbook_sandbox, playbook_source
+from engine.ansible import playbook, playbook_sandbox, playbook_source, playbook_step
 from engine.errors import InvalidInput
 
 
@@ -42,7 +42,7 @@ def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
 
     def make(targets, syntax_only=False):
         tree = playbook_source.fetch(settings, projectid, source)
-        return playbook.compile_playbook(
+        return playbook_step.compile_playbook(
             [_key_inside(host, settings) for host in targets],
             tree,
             entry,

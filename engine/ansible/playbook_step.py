@@ -1,7 +1,8 @@
 """Compile a playbook step: the team's own playbook, its inventory and its extra vars.
 
-Part of the compile API of :mod:`engine.ansible.playbook` (which calls it); pure, like it. The source
-tree was fetched by :mod:`engine.ansible.playbook_source`; the runner copies it to ``project/src``.
+Beside the compile API of :mod:`engine.ansible.playbook` (whose helpers it uses); pure, like
+it. The source tree was fetched by :mod:`engine.ansible.playbook_source`; the runner copies it
+to ``project/src``.
 User text reaches Ansible only as checked tag names, a checked relative file name, and
 extra vars tagged ``!unsafe``.
 """

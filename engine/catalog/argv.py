@@ -2,8 +2,8 @@
 
 OpenC3 hands argv to the shell (``set -- <argv>``), so the node's bash is the authority on
 what parses. The check asks bash to read the same text with ``-n``, which parses and runs
-nothing. The node script checks again (see :func:`engine.ansible.nodescripts.run_script`), so an argv
-that only went wrong after variable substitution fails there too.
+nothing. The node script checks again (see :func:`engine.ansible.nodescripts.run_script`), so
+an argv that only went wrong after variable substitution fails there too.
 """
 
 import functools

@@ -42,7 +42,7 @@ LIST_FILTERS = {"username": Field(pattern=r"[A-Za-z0-9._-]+", max_len=64)}
 
 
 def register(huey, settings):
-    """Start-up hook (engine.run.queue.EXTENSIONS): load the secret key."""
+    """Start-up hook (engine.boot.EXTENSIONS): load the secret key."""
     from engine.store import secrets
 
     secrets.configure(settings)

@@ -53,7 +53,7 @@ def register(huey, settings):
 
 def _config():
     if _settings["value"] is None:
-        raise RuntimeError("the file store is not configured (engine.run.queue.configure)")
+        raise RuntimeError("the file store is not configured (engine.boot.start)")
     return _settings["value"]
 
 

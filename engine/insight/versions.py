@@ -16,6 +16,7 @@ from peewee import fn
 
 from engine.errors import NotFound
 from engine.run import events, nodes
+from engine.run.worker import task_values
 from engine.store import clock
 from engine.store.listing import DATE, as_dict, paged, time_range
 from engine.store.models import Task, Vv, database
@@ -100,10 +101,6 @@ def book_version(uuid, status):
     """Write a job's ``VERSION`` vv: ``Do_<v>`` when it starts, ``<v>`` when it succeeds."""
     if status not in ("running", "success"):
         return
-    from engine.run.worker import (
-        task_values,  # the worker imports the queue, which loads this module
-    )
-
     task = Task.get_or_none(Task.uuid == uuid)
     if task is None or task.jobtype != "jobs":
         return
@@ -118,7 +115,7 @@ def book_version(uuid, status):
 
 
 def register(huey, settings):
-    """Listen to step and task events (called by ``engine.run.queue.configure``)."""
+    """Listen to step and task events (called by ``engine.boot.start``)."""
     events.subscribe("step_finished", capture)
     events.subscribe("task_changed", book_version)
 

@@ -67,7 +67,7 @@ _state = {"settings": None}
 
 
 def register(huey, settings):
-    """Start-up hook (engine.run.queue.EXTENSIONS): ask for the daily prune every hour."""
+    """Start-up hook (engine.boot.EXTENSIONS): ask for the daily prune every hour."""
     from huey import crontab
 
     _state["settings"] = settings

@@ -1,6 +1,6 @@
 """What happens to tasks, announced to listeners (notifications, version capture, ...).
 
-Listeners subscribe at start-up (``engine.run.queue.configure``), never at import. An event is
+Listeners subscribe at start-up (``engine.boot.start``), never at import. An event is
 announced after its change is stored. A failing listener is logged and never breaks a run.
 """
 
@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 # task_changed(task_uuid, status): a task was claimed the first time ("running"), parked
 #   ("waiting"), or ended ("success", "fail", "refuse").
-# step_finished(task, step, outcome): a step run ended; ``outcome`` is engine.ansible.runner.RunOutcome.
+# step_finished(task, step, outcome): a step run ended; ``outcome`` is a results.RunOutcome.
 EVENTS = ("task_changed", "step_finished")
 _listeners = {name: [] for name in EVENTS}
 

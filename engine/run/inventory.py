@@ -5,7 +5,7 @@ project's machines, into the plugin's YAML config. Ansible's own plugin loader l
 plugin, which builds the group's hosts and their variables, the same ones the step's run
 then uses.
 
-Parsing runs in a child process (``python -m engine.run.inventory``) under a time limit: an
+Parsing runs in a child process (``python -m engine.run.inventory_child``) under a time limit: an
 inventory source may run code (a script, a plugin config), hang, or grow without bound. The
 child reads no database and writes nothing but its answer. The parent then admits what came
 back: host names must be node names, only ``ansible_*`` variables are kept, none may hold a
@@ -56,7 +56,7 @@ _cache_lock = threading.Lock()
 
 
 def register(huey, settings):
-    """Start-up hook (engine.run.queue.EXTENSIONS): remember how long a resolution may take."""
+    """Start-up hook (engine.boot.EXTENSIONS): remember how long a resolution may take."""
     _state["timeout"] = settings.inventory_timeout
 
 
@@ -290,7 +290,7 @@ def _run_child(request, timeout, keys):
         with open(env["ANSIBLE_CONFIG"], "w") as f:
             f.write(_ansible_cfg())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.run.inventory", answer_path],
+            [sys.executable, "-m", "engine.run.inventory_child", answer_path],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -330,81 +330,3 @@ def _kill_session(proc):
 
 
 # -- the child ------------------------------------------------------------------------------------
-
-
-def _plain(value):
-    """A JSON-friendly copy of a value Ansible parsed (tagged strings become plain ones)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    return str(value)
-
-
-def _parse_group(loader, group, machines, config):
-    """Parse one group with its plugin; return ``[(name, {ansible_* vars})]``."""
-    from ansible.inventory.data import InventoryData
-    from ansible.inventory.helpers import get_group_vars
-    from ansible.plugins.loader import inventory_loader
-
-    plugin = inventory_loader.get(group["plugin"])
-    if plugin is None or os.path.dirname(os.path.realpath(plugin._original_path)) != (
-        os.path.realpath(PLUGIN_DIR)
-    ):
-        raise ValueError(f"no node group plugin {group['plugin']!r} in {PLUGIN_DIR}")
-    with open(config, "w", encoding="utf-8") as f:
-        json.dump(
-            {"plugin": group["plugin"], "params": group["params"], "machines": machines},
-            f,
-            ensure_ascii=False,
-        )
-    data = InventoryData()
-    plugin.parse(data, loader, config, cache=False)
-    data.reconcile_inventory()
-    hosts = [h for h in data.hosts.values() if not h.implicit]
-    if len(hosts) > MAX_HOSTS:
-        raise ValueError(f"more than {MAX_HOSTS} hosts")
-    out = []
-    for host in hosts:
-        merged = {**get_group_vars(host.get_groups()), **host.vars}
-        out.append(
-            [str(host.name), {k: _plain(v) for k, v in merged.items() if k.startswith("ansible_")}]
-        )
-    return out
-
-
-def main(argv=None):
-    """Child entry: read the request on stdin, write the answer to the path given."""
-    import resource
-
-    argv = sys.argv[1:] if argv is None else argv
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard == resource.RLIM_INFINITY or hard > MEMORY_LIMIT:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, hard))
-    request = json.load(sys.stdin)
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import init_plugin_loader
-
-    init_plugin_loader()  # as Ansible's own commands do: collections and FQCNs resolve
-    loader = DataLoader()
-    answer = {}
-    for number, group in enumerate(request["groups"]):
-        config = os.path.join(os.getcwd(), f"group{number}.yml")
-        try:
-            answer[group["key"]] = {
-                "hosts": _parse_group(loader, group, request["machines"], config)
-            }
-        except MemoryError:
-            answer[group["key"]] = {"error": "the inventory source needs too much memory"}
-        except Exception as e:
-            answer[group["key"]] = {"error": str(e) or type(e).__name__}
-    with open(argv[0], "w") as f:
-        json.dump(answer, f)
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,6 @@ The queue only carries task uuids. Everything a run needs lives in the database,
 worker can pick up any task, and a lost message never loses a task (see ``requeue_stale``).
 """
 
-import importlib
 import os
 
 from huey import SqliteHuey
@@ -14,45 +13,29 @@ from engine.run import events
 from engine.run.queueguard import GuardedRedisHuey
 from engine.store.faults import first_line, is_connection_error
 
-# Modules that plug into the queue and the task events, loaded at start-up.
-EXTENSIONS = [
-    "versions",
-    "fileserver",
-    "third",
-    "mutex",
-    "scheduler",
-    "notifications",
-    "metrics",
-    "credentials",
-    "inventory",
-    "retention",
-]
-
 _state = {"huey": None, "run": None}
 
 
-def configure(settings):
-    """Create the huey instance for ``settings`` and register opsjob's queue tasks on it."""
-    from engine.run import lifecycle, worker
+def configure(settings, run_task):
+    """Create the huey instance for ``settings`` and bind ``run_task`` as the run entry point.
 
+    Called by :func:`engine.boot.start`, which also registers the other rooms' queue tasks.
+    """
     if settings.queue_url.startswith(("redis://", "rediss://", "unix://")):
         huey = GuardedRedisHuey("opsjob", settings.queue_url)
     else:
         os.makedirs(settings.home, exist_ok=True)
         huey = SqliteHuey("opsjob", filename=os.path.join(settings.home, "queue.db"), results=False)
     _state["huey"] = huey
-    _state["run"] = huey.task(name="opsjob.run_task")(worker.run_task)
-    lifecycle.register_periodic(huey, settings)
+    _state["run"] = huey.task(name="opsjob.run_task")(run_task)
     events.clear()
-    for name in EXTENSIONS:  # each registers its queue tasks and event listeners
-        importlib.import_module(f"engine.{name}").register(huey, settings)
     return huey
 
 
 def huey():
     """Return the configured huey instance."""
     if _state["huey"] is None:
-        raise RuntimeError("the queue is not configured; call engine.run.queue.configure(settings)")
+        raise RuntimeError("the queue is not configured; call engine.boot.start(settings)")
     return _state["huey"]
 
 
@@ -63,7 +46,7 @@ def enqueue_run(uuid):
     already; the sweep sends it again once the queue is back (see ``requeue_stranded``).
     """
     if _state["run"] is None:
-        raise RuntimeError("the queue is not configured; call engine.run.queue.configure(settings)")
+        raise RuntimeError("the queue is not configured; call engine.boot.start(settings)")
     try:
         _state["run"](uuid)
     except Exception as exc:

@@ -48,8 +48,8 @@ def _adder(target):
 def plan_step(projectid, step, values, *, settings, staging=None):
     """Plan ``step`` (a stored step as :func:`engine.catalog.steps.shape` gives it, plus ``kind``).
 
-    ``values`` are the run's variables (:func:`engine.catalog.variables.run_values`); ``staging`` the
-    directory a pull into the file store lands in first.
+    ``values`` are the run's variables (:func:`engine.catalog.variables.run_values`);
+    ``staging`` the directory a pull into the file store lands in first.
     """
     plan = StepPlan(kind=step["kind"])
     missing = _adder(plan.missing)
@@ -176,3 +176,26 @@ def _plan_scp(plan, projectid, step, settings, staging, sub, hosts):
         )
 
     plan.make = make
+
+
+def resolve(task, step, values, settings):
+    """Turn a stored step of ``task`` into its targets, a compile function and a pull to run after.
+
+    Raise :class:`InvalidInput` when the step cannot run (a node group whose inventory does not
+    resolve, a credential that is gone, an undefined variable): the task's step fails with it.
+    """
+    staging = None
+    if step["kind"] == "scp" and step["dst_type"] == "fileserver":
+        staging = filestore.staging_dir(settings, task.uuid)
+    plan = plan_step(task.projectid, step, values, settings=settings, staging=staging)
+    if plan.missing:
+        raise InvalidInput("variable undef:" + ",".join(plan.missing))
+    if plan.problems:
+        raise InvalidInput(plan.problems[0])
+    after = None
+    if plan.pull_to_store:
+
+        def after():
+            return filestore.store_pulled(settings, task.projectid, staging, task.user)
+
+    return {"targets": plan.targets, "refused": plan.refused, "make": plan.make, "after": after}

@@ -14,7 +14,6 @@ from engine.ansible import runner
 from engine.catalog import variables
 from engine.catalog.steps import PLUGINS, shape
 from engine.errors import InvalidInput
-from engine.files.filestore import staging_dir, store_pulled
 from engine.ops import logformat
 from engine.run import events, hostresults, logs, mutex, stepplan
 from engine.run.lifecycle import (
@@ -381,32 +380,10 @@ class TaskRun:
         self.log.write(head + "\n" + (body if body.endswith("\n") or not body else body + "\n"))
 
     def _resolve(self, step):
-        """Turn a stored step into hosts and a compiled playbook, with variables substituted."""
-        pid = self.task.projectid
-        staging = None
-        if step["kind"] == "scp" and step["dst_type"] == "fileserver":
-            staging = staging_dir(settings(), self.task.uuid)
-        try:  # a node group whose inventory does not resolve, a credential that is gone
-            plan = stepplan.plan_step(
-                pid,
-                step,
-                self.values,
-                settings=settings(),
-                staging=staging,
-            )
+        try:
+            return stepplan.resolve(self.task, step, self.values, settings())
         except InvalidInput as e:
             raise StepFailed(e.info) from None
-        if plan.missing:
-            raise StepFailed("variable undef:" + ",".join(plan.missing))
-        if plan.problems:
-            raise StepFailed(plan.problems[0])
-        after = None
-        if plan.pull_to_store:
-
-            def after():
-                return store_pulled(settings(), pid, staging, self.task.user)
-
-        return {"targets": plan.targets, "refused": plan.refused, "make": plan.make, "after": after}
 
     @staticmethod
     def _compile(make, targets):

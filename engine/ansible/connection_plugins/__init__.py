@@ -1,1 +1,4 @@
-"""Ansible connection plugins of opsjob's runs, loaded by Ansible itself (see engine.ansible.rundir)."""
+"""Ansible connection plugins of opsjob's runs, loaded by Ansible itself.
+
+See engine.ansible.rundir.
+"""

@@ -3,8 +3,8 @@
 Ansible loads this file in place of its own ``local`` plugin for opsjob's runs only (the
 run's ansible.cfg names this folder). For the command that starts a step's node script
 (``.../run.sh c<slot>``) the output is also copied into ``$OPSJOB_STREAM_DIR/c<slot>``, which
-the worker reads while the step runs (see engine.ansible.streams); every other command runs as Ansible
-runs it.
+the worker reads while the step runs (see engine.ansible.streams); every other command runs
+as Ansible runs it.
 """
 
 import importlib.util

@@ -1,0 +1,178 @@
+"""Per-host results of a run: what each host did, and the collector that turns
+ansible-runner's events into them and into log chunks (used by :mod:`engine.ansible.runner`)."""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.ansible import playbook
+
+EXCERPT = 64 * 1024  # characters of stdout/stderr kept in a result excerpt
+
+FINAL = ("ok", "failed", "unreachable", "timeout", "canceled", "unknown")
+
+
+@dataclass
+class HostResult:
+    """What happened on one host."""
+
+    host: str
+    status: str = "pending"  # ok | failed | unreachable | timeout | canceled | unknown
+    rc: int | None = None
+    start: float | None = None  # epoch seconds
+    end: float | None = None
+    stdout: str = ""  # bounded excerpt
+    stderr: str = ""  # bounded excerpt
+    msg: str = ""  # Ansible's or opsjob's explanation when not ok
+    output: str = ""  # the full stdout (for version capture)
+
+    @property
+    def done(self):
+        """Whether the host has its final status."""
+        return self.status in FINAL
+
+
+@dataclass
+class RunOutcome:
+    """The result of one step run."""
+
+    status: str  # ok | failed | canceled | error
+    hosts: dict  # target name -> HostResult, in step order
+    source: HostResult | None = None
+    error: str = ""  # why, for status error
+    started: float = 0.0
+    ended: float = 0.0
+    cleanup_seconds: float = 0.0
+
+    @property
+    def ok(self):
+        """Whether every target host succeeded."""
+        return self.status == "ok"
+
+    @property
+    def failed_hosts(self):
+        """Target hosts that did not succeed, in step order."""
+        return [name for name, r in self.hosts.items() if r.status != "ok"]
+
+    @property
+    def unknown_hosts(self):
+        """Target hosts whose outcome is unknown: they may have run the step."""
+        return [name for name, r in self.hosts.items() if r.status == "unknown"]
+
+
+def excerpt(text, limit=EXCERPT):
+    """Keep the head and the tail of ``text`` within ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters omitted ...]\n{text[-half:]}"
+
+
+def _epoch(stamp):
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
+
+
+# ---------------------------------------------------------------------------------------------
+# Events -> results
+
+
+class _Collector:
+    """Turns runner events into per-host results and log chunks."""
+
+    def __init__(self, compiled, on_host_result, on_log):
+        self.compiled = compiled
+        self.result_task = playbook.RESULT_TASK[compiled.kind]
+        self.hosts = {name: HostResult(name) for name in compiled.targets}
+        self.source = HostResult(compiled.source) if compiled.source else None
+        self.started_hosts = set()
+        self.on_host_result = on_host_result
+        self.on_log = on_log
+
+    def handle(self, event):
+        self._track(event)
+        text = event.get("stdout")
+        if text and self.on_log:
+            self.on_log(text.replace("\r\n", "\n") + "\n")
+
+    def _track(self, event):
+        data = event.get("event_data") or {}
+        kind = event.get("event", "")
+        host = data.get("host")
+        if not host or not kind.startswith("runner_on_"):
+            return
+        play = data.get("play")
+        if play == playbook.SOURCE_PLAY:
+            result = self.source
+        elif play == playbook.TARGET_PLAY:
+            result = self.hosts.get(host)
+        else:
+            result = None
+        if result is None or result.done:
+            return
+        if kind == "runner_on_start":
+            self.started_hosts.add(host)
+            if result.start is None:
+                result.start = _epoch(event.get("created"))
+            return
+        res = data.get("res") or {}
+        if kind == "runner_on_ok":
+            if data.get("task") != (
+                self.result_task if result is not self.source else playbook.SOURCE_RESULT_TASK
+            ):
+                return
+            self._finish(result, "ok", res, event)
+        elif kind == "runner_on_unreachable":
+            self._finish(result, "unreachable", res, event)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self._finish(result, "timeout" if _timed_out(res) else "failed", res, event)
+
+    def _finish(self, result, status, res, event):
+        out = res.get("stdout") if isinstance(res.get("stdout"), str) else ""
+        err = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
+        result.status = status
+        result.rc = res.get("rc") if isinstance(res.get("rc"), int) else None
+        result.end = _epoch(event.get("created"))
+        if result.start is None:
+            result.start = result.end
+        result.output = out
+        result.stdout = excerpt(out)
+        result.stderr = excerpt(err)
+        if status != "ok":
+            result.msg = excerpt(str(res.get("msg") or ""), 4096)
+        if result is not self.source and self.on_host_result:
+            self.on_host_result(result)
+
+    def any_result(self):
+        """Whether Ansible reported on any host at all (else the playbook itself failed)."""
+        return any(r.done for r in self.hosts.values()) or bool(self.source and self.source.done)
+
+    def settle(self, pending, error=""):
+        """Give every host without a final result the status ``pending``, and say why."""
+        now = time.time()
+        src = self.source
+        why = {
+            "canceled": "canceled before it finished",
+            "timeout": "the run took too long",
+            "unknown": f"outcome unknown, the step may have run: {error}",
+        }.get(pending, error or "no result from Ansible")
+        for result in self.hosts.values():
+            if result.done:
+                continue
+            if pending == "failed" and src is not None and src.done and src.status != "ok":
+                reason = excerpt((src.stderr.strip() or src.msg).strip(), 2000)
+                result.status, result.msg = "failed", f"source {src.host} {src.status}: {reason}"
+            else:
+                result.status, result.msg = pending, why
+            result.end = result.end or now
+        if src is not None and not src.done:
+            src.status, src.msg = pending, why
+
+
+def _timed_out(res):
+    if res.get("timedout"):
+        return True
+    stderr = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
+    return res.get("rc") in (124, 137) and "timeout: sending signal" in stderr

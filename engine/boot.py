@@ -1,0 +1,38 @@
+"""Start the engine in a process: the queue, the run entry point and each room's listeners.
+
+The queue never imports what runs on it. Where a process starts (the API app, ``opsjob
+worker``, a test), this module configures the queue, binds the worker's run entry point, the
+lifecycle's periodic sweep, and the queue tasks and event listeners of the rooms below.
+"""
+
+from engine import third
+from engine.catalog import credentials
+from engine.files import fileserver
+from engine.insight import metrics, versions
+from engine.messages import notifications
+from engine.ops import retention
+from engine.run import inventory, lifecycle, mutex, queue, worker
+from engine.schedule import scheduler
+
+# Modules that plug into the queue and the task events, in registration order.
+EXTENSIONS = (
+    versions,
+    fileserver,
+    third,
+    mutex,
+    scheduler,
+    notifications,
+    metrics,
+    credentials,
+    inventory,
+    retention,
+)
+
+
+def start(settings):
+    """Configure the queue for ``settings``, register opsjob's queue tasks on it; return huey."""
+    huey = queue.configure(settings, worker.run_task)
+    lifecycle.register_periodic(huey, settings)
+    for module in EXTENSIONS:  # each registers its queue tasks and event listeners
+        module.register(huey, settings)
+    return huey
