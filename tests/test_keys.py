@@ -195,3 +195,18 @@ def test_the_user_commands_revoke_and_disable_on_every_api_node(env):
         [OPSJOB, "user", "key", "revoke", "4242"], env=env, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "4242" in missing.stderr
+
+
+def test_a_ticket_dies_with_the_key_that_asked_for_it(api):
+    from engine.access import auth, tickets
+    from engine.errors import Unauthenticated
+
+    api.user("dee", projectid=1, role="read")
+    issued = api.ok("POST", "/users/dee/keys", json={})
+    principal = auth.authenticate(issued["key"])
+    good = tickets.issue(principal, issued["key"], 1)["ticket"]
+    assert tickets.redeem(good, 1).name == "dee"
+    doomed = tickets.issue(principal, issued["key"], 1)["ticket"]
+    api.ok("DELETE", f"/users/dee/keys/{issued['id']}")
+    with pytest.raises(Unauthenticated, match="no longer valid"):
+        tickets.redeem(doomed, 1)
