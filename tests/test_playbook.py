@@ -44,13 +44,17 @@ def test_cmd_playbook_is_exact_and_fixed():
         f"# Compiled by opsjob from one cmd step (run {RUN}).\n"
         "# Only opsjob's own text and checked identifiers appear here: the step's script, "
         "argv and\n"
-        "# environment travel inside files/run.sh, which Ansible copies without templating.\n"
+        "# environment travel inside files/run.sh, which opsjob_node sends to the node "
+        "untemplated.\n"
         "- name: opsjob targets\n"
         "  hosts: opsjob_targets\n"
         "  gather_facts: false\n"
         "  tasks:\n"
         '    - name: "opsjob: run"\n'
-        '      ansible.builtin.script: "run.sh c{{ oj_slot }}"\n'
+        "      opsjob_node:\n"
+        "        script: run.sh\n"
+        f"        run_id: {RUN}\n"
+        '        tag: "c{{ oj_slot }}"\n'
         "      become: true\n"
         "      become_user: deploy\n"
         "      timeout: 50\n"
@@ -76,14 +80,17 @@ def test_scp_playbook_has_source_and_target_plays():
     )
     plays = yaml.safe_load(c.playbook)
     assert [p["name"] for p in plays] == ["opsjob source", "opsjob targets"]
-    block = plays[0]["tasks"][0]
-    assert [t["name"] for t in block["block"]] == ["opsjob: pack", "opsjob: fetch"]
-    assert block["block"][1]["ansible.builtin.fetch"] == {
-        "src": f"/tmp/.opsjob-{RUN}-p{{{{ oj_slot }}}}.tar",
-        "dest": "{{ playbook_dir }}/payload.tar",
-        "flat": True,
+    # one task per host and play: the source packs and is fetched, each target receives and
+    # unpacks
+    assert [t["name"] for t in plays[0]["tasks"]] == ["opsjob: fetch"]
+    assert plays[0]["tasks"][0]["opsjob_node"] == {
+        "script": "pack.sh",
+        "run_id": RUN,
+        "tag": "p{{ oj_slot }}",
+        "fetch": "{{ playbook_dir }}/payload.tar",
     }
-    assert [t["name"] for t in plays[1]["tasks"]] == ["opsjob: put", "opsjob: unpack"]
+    assert [t["name"] for t in plays[1]["tasks"]] == ["opsjob: unpack"]
+    assert plays[1]["tasks"][0]["opsjob_node"]["put"] == "{{ playbook_dir }}/payload.tar"
     assert c.targets == ("web1", "src1") and c.source == "src1"
     assert set(c.files) == {
         "project/files/pack.sh",
@@ -106,7 +113,7 @@ def test_scp_from_the_file_store_links_the_local_file():
     )
     plays = yaml.safe_load(c.playbook)
     assert [p["name"] for p in plays] == ["opsjob targets"]
-    assert plays[0]["tasks"][0]["ansible.builtin.copy"]["src"] == "{{ playbook_dir }}/payload.bin"
+    assert plays[0]["tasks"][0]["opsjob_node"]["put"] == "{{ playbook_dir }}/payload.bin"
     assert c.links == {"project/payload.bin": "/store/1/ab"} and c.source is None
     assert "oj_dp=/opt/pkg.tgz\n" in c.files["project/files/unpack.sh"].decode()
     assert "oj_raw=1\n" in c.files["project/files/unpack.sh"].decode()

@@ -2,10 +2,12 @@
 status, and leaves every other ssh call alone; the reader hands on whole lines only."""
 
 import os
+import shlex
 import subprocess
 import time
 
 from engine.ansible import streams
+from engine.ansible.action_plugins.opsjob_node import remote_command
 
 FAKE_SSH = """#!/bin/bash
 # stands in for ssh: prints its last argument's words, then exits with $OJ_RC
@@ -33,7 +35,7 @@ def wrapper(tmp_path):
 
 def test_the_run_command_is_copied_and_keeps_its_exit_status(tmp_path):
     script, stream, env = wrapper(tmp_path)
-    run = "/bin/sh -c '/home/u/.ansible/tmp/ansible-tmp-1/run.sh c3 && sleep 0'"
+    run = "/bin/sh -c " + shlex.quote(remote_command("0123456789abcdef", "c3") + " ; sleep 0")
     out = subprocess.run(
         [script, "-o", "X=1", "node", run], env={**env, "OJ_RC": "7"}, capture_output=True
     )
@@ -45,7 +47,12 @@ def test_the_run_command_is_copied_and_keeps_its_exit_status(tmp_path):
 
 def test_other_ssh_calls_are_plain(tmp_path):
     script, stream, env = wrapper(tmp_path)
-    for command in ("/bin/sh -c 'chmod u+x /tmp/x/run.sh'", "echo ~ && sleep 0"):
+    others = (
+        "/bin/sh -c 'chmod u+x /tmp/x/run.sh'",
+        "echo ~ && sleep 0",
+        "/bin/sh -c " + shlex.quote(remote_command("0123456789abcdef", "u3")),
+    )
+    for command in others:
         out = subprocess.run([script, "node", command], env=env, capture_output=True)
         assert out.returncode == 0 and out.stdout.endswith(b"part")
     assert os.listdir(stream) == []

@@ -1,10 +1,11 @@
 """The bash scripts a step runs on its nodes (pure text; no I/O).
 
 User text (script content, argv, ``wk_*`` values, paths, owner, mode) only ever appears
-shell-quoted or base64-encoded inside these scripts, which Ansible's ``script`` module copies
-to the node without templating. Each script runs its body in a new session under coreutils
-``timeout``, records the session's process group in ``/tmp/.opsjob-<run>-<tag>.pgid`` and gives
-up if ``/tmp/.opsjob-<run>-<tag>.cancel`` exists, so a cancel can kill it on the node.
+shell-quoted or base64-encoded inside these scripts, which the ``opsjob_node`` action
+(engine/ansible/action_plugins) sends to the node without templating. Each script runs its body
+in a new session under coreutils ``timeout``, records the session's process group in
+``/tmp/.opsjob-<run>-<tag>.pgid`` and gives up if ``/tmp/.opsjob-<run>-<tag>.cancel`` exists, so
+a cancel can kill it on the node.
 """
 
 import base64
@@ -59,7 +60,7 @@ def _session_script(run_id, timeout, body):
         f'        oj_cap "$oj_tag.err" {OUTPUT_KEEP} >&2; }} 3>&1 |\n'
         f'        oj_cap "$oj_tag.out" {OUTPUT_KEEP}\n'
         "    oj_rc=$?\n"
-        '    rm -rf -- "$oj_tag.pgid" "$oj_tag.d" "$oj_tag.in"\n'
+        '    rm -rf -- "$oj_tag.pgid" "$oj_tag.d" "$oj_tag.in" "$oj_tag.sh"\n'
         '    exit "$oj_rc"\n'
         "fi\n"
         "# timeout leads the new session, so its pid is the process group to kill.\n"

@@ -1,15 +1,15 @@
 """Compile one cmd or scp step into the files of an ansible-runner private data dir.
 
-This module is pure: it returns text and bytes and touches nothing. ``engine.ansible.runner`` writes
-the result to disk and runs it.
+This module is pure: it returns text and bytes and touches nothing. ``engine.ansible.runner``
+writes the result to disk and runs it.
 
 User text (script content, argv, ``wk_*`` values, paths, owner, mode) never appears in a
 playbook or an inventory value that Ansible would template. It travels inside the bash scripts
-of :mod:`engine.ansible.nodescripts`, which Ansible's ``script`` module copies to the node without
-templating. The playbooks hold only our own text plus checked identifiers: host names,
-numbers, the run id and the become user. After a cancel, the cleanup playbook kills the
-process groups those scripts recorded on the nodes; a mark whose script never started stays
-behind as an empty file.
+of :mod:`engine.ansible.nodescripts`, which the ``opsjob_node`` action sends to the node on the
+standard input of the one command that runs them, without templating. The playbooks hold only
+our own text plus checked identifiers: host names, numbers, the run id and the become user.
+After a cancel, the cleanup playbook kills the process groups those scripts recorded on the
+nodes; a mark whose script never started stays behind as an empty file.
 """
 
 import os
@@ -33,7 +33,7 @@ TARGET_PLAY = "opsjob targets"
 RESULT_TASK = {"cmd": "opsjob: run", "scp": "opsjob: unpack"}
 SOURCE_RESULT_TASK = "opsjob: fetch"
 # Tasks one host goes through, one after the other (bounds the whole run's duration).
-TASKS_PER_HOST = {"cmd": 1, "scp": 4, "playbook": 1}
+TASKS_PER_HOST = {"cmd": 1, "scp": 2, "playbook": 1}
 SOURCE_GROUP = "opsjob_source"
 TARGET_GROUP = "opsjob_targets"
 

@@ -16,7 +16,9 @@ from engine.ansible.proctree import MARK
 from engine.files import safetree
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
-CONNECTION_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "connection_plugins")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONNECTION_PLUGINS = os.path.join(HERE, "connection_plugins")
+ACTION_PLUGINS = os.path.join(HERE, "action_plugins")
 MARKER = "marker"  # the run's process marker (see engine.ansible.proctree)
 SWEEP_LOCK = ".sweep.lock"
 
@@ -44,6 +46,7 @@ def ansible_cfg(settings, pdd, connect_timeout):
         "[defaults]\n"
         "gathering = explicit\n"
         f"connection_plugins = {CONNECTION_PLUGINS}\n"
+        f"action_plugins = {ACTION_PLUGINS}\n"
         f"host_key_checking = {bool(settings.host_key_checking)}\n"
         f"timeout = {int(connect_timeout)}\n"
         "interpreter_python = auto_silent\n"

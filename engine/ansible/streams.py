@@ -1,11 +1,12 @@
 """Follow what a cmd step prints on each node while it runs.
 
-Ansible returns a command's output only when the command ends. So the ssh that Ansible runs
-for a run is a small wrapper (``ssh_wrapper``): for the command that starts a step's node
-script (``.../run.sh c<slot>``) it copies ssh's standard output, as it arrives, into
-``<run dir>/stream/c<slot>``; every other ssh call goes straight to ssh. The worker reads those
-files with :class:`StreamReader` while the step runs. Hosts reached over Ansible's local
-connection get the same from :mod:`engine.ansible.connection_plugins.local`.
+Ansible returns a command's output only when the command ends. So the ssh that Ansible runs for
+a run is a small wrapper (``ssh_wrapper``): for the command that starts a step's node script
+(``... /tmp/.opsjob-<run>-c<slot>.sh c<slot>``, see engine/ansible/action_plugins) it copies
+ssh's standard output, as it arrives, into ``<run dir>/stream/c<slot>``; every other ssh call
+goes straight to ssh. The worker reads those files with :class:`StreamReader` while the step
+runs. Hosts reached over Ansible's local connection get the same from
+:mod:`engine.ansible.connection_plugins.local`.
 """
 
 import codecs
@@ -29,8 +30,8 @@ def ssh_wrapper(stream_dir):
         "# the worker follows. Every other call is plain ssh.\n"
         "for oj_last; do :; done\n"
         'case "$oj_last" in\n'
-        '*"/run.sh c"[0-9]*)\n'
-        "    oj_slot=${oj_last##*/run.sh c}\n"
+        '*".sh c"[0-9]*)\n'
+        "    oj_slot=${oj_last##*.sh c}\n"
         "    oj_slot=${oj_slot%%[!0-9]*}\n"
         f'    ssh "$@" | tee -a --output-error=warn -- {folder}/c"$oj_slot" 2>/dev/null\n'
         '    exit "${PIPESTATUS[0]}"\n'

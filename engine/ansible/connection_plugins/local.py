@@ -1,10 +1,10 @@
 """Ansible's ``local`` connection, with a cmd step's node-script output followed as it runs.
 
-Ansible loads this file in place of its own ``local`` plugin for opsjob's runs only (the
-run's ansible.cfg names this folder). For the command that starts a step's node script
-(``.../run.sh c<slot>``) the output is also copied into ``$OPSJOB_STREAM_DIR/c<slot>``, which
-the worker reads while the step runs (see engine.ansible.streams); every other command runs
-as Ansible runs it.
+Ansible loads this file in place of its own ``local`` plugin for opsjob's runs only (the run's
+ansible.cfg names this folder). For the command that starts a step's node script (``...
+/tmp/.opsjob-<run>-c<slot>.sh c<slot>``) the output is also copied into
+``$OPSJOB_STREAM_DIR/c<slot>``, which the worker reads while the step runs (see
+engine.ansible.streams); every other command runs as Ansible runs it.
 """
 
 import importlib.util
@@ -51,7 +51,7 @@ DOCUMENTATION = """
         - connection_pipelining
 """
 
-RUN = re.compile(r"/run\.sh c([0-9]+)")
+RUN = re.compile(r"-c[0-9]+\.sh c([0-9]+)")
 
 
 class Connection(AnsibleLocal):
