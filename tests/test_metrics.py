@@ -5,6 +5,8 @@ import json
 import os
 import pathlib
 import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -227,3 +229,51 @@ def test_scheduler_fires_are_counted(api):
         assert fires(scrape_now()) == before + 1
     r = api.get("/metrics")
     assert r.status_code == 200 and "opsjob_scheduler_fires_total" in r.text
+
+
+CHILD = """
+import os, sys, types
+from prometheus_client import mmap_dict
+from engine.insight import metrics
+from engine.store.settings import Settings
+from tests.faultparts import fill
+
+home, backed = sys.argv[1], sys.argv[2] == "1"
+if not backed:  # what prometheus_client does on its own
+    metrics._backed_mmaped_dict = lambda: mmap_dict.MmapedDict
+metrics.prepare(Settings(home=home))
+metrics.observe_request("GET", "/before", 200, 0.01)
+fill(home)
+# first samples of new kinds after the disk filled: new files and new entries
+outcome = types.SimpleNamespace(started=0.0, ended=1.0, status="error", hosts={})
+metrics.on_step_finished(None, {"kind": "cmd"}, outcome)
+for i in range(200):
+    metrics.observe_request("GET", f"/route-{i}-" + "x" * 60, 200, 0.01)
+print("alive")
+"""
+
+
+@pytest.mark.parametrize("backed", [False, True], ids=["library", "opsjob"])
+def test_metrics_on_a_full_disk_cost_samples_not_the_process(backed, tmp_path):
+    """prometheus_client writes samples through a file mapping; a page a full file system
+    cannot supply kills the process with SIGBUS. opsjob reserves the space first, so a full
+    disk costs samples (logged once), never the worker or an API process."""
+    from tests.faultparts import small_disk
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with small_disk("2m") as home:
+        out = subprocess.run(
+            [sys.executable, str(script), home, "1" if backed else "0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    if backed:
+        assert out.returncode == 0 and out.stdout.strip() == "alive", out.stderr
+        assert out.stderr.count("metrics: cannot record") == 1, out.stderr
+    else:  # the failure this guards against, reproduced with the library's own file
+        assert out.returncode == -signal.SIGBUS, (out.returncode, out.stderr)

@@ -79,6 +79,33 @@ def process_gone(pid):
         multiprocess.mark_process_dead(pid, os.environ[DIR_ENV])
 
 
+@functools.cache
+def _backed_mmaped_dict():
+    """prometheus_client's mapped sample file, with each page given disk space before it is
+    written. A write through a mapping into a page the file system cannot supply (a full disk,
+    a tmpfs at its size) kills the whole process with SIGBUS; reserving the space first turns
+    that into an OSError, which the guards below log."""
+    from prometheus_client import mmap_dict
+
+    class BackedMmapedDict(mmap_dict.MmapedDict):
+        def __init__(self, filename, read_mode=False):
+            if not read_mode:
+                with open(filename, "a+b") as f:
+                    size = max(os.fstat(f.fileno()).st_size, mmap_dict._INITIAL_MMAP_SIZE)
+                    os.posix_fallocate(f.fileno(), 0, size)
+            super().__init__(filename, read_mode)
+
+        def _init_value(self, key):
+            needed = self._used + len(key.encode("utf-8")) + 32  # entry: length, key, 2 doubles
+            capacity = self._capacity
+            while needed > capacity:
+                capacity *= 2
+            os.posix_fallocate(self._f.fileno(), 0, capacity)
+            super()._init_value(key)
+
+    return BackedMmapedDict
+
+
 def prepare(settings):
     """Put this process's metrics in multiprocess mode under ``settings`` and build them (once)."""
     if _m:
@@ -89,6 +116,7 @@ def prepare(settings):
         os.environ[DIR_ENV] = os.environ[CHOSEN_ENV] = path
     from prometheus_client import values
 
+    values.MmapedDict = _backed_mmaped_dict()  # looked up there each time a file is opened
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.get_value_class()  # imported before the directory was set
     if not mark_dead(path) - {os.getpid()}:  # nothing here is alive: a fresh start
