@@ -1,105 +1,201 @@
-"""Fan-out benchmark: one cmd step (`hostname`) on 1, 10 and 50 loopback nodes.
+"""Fan-out benchmark: one cmd step (``hostname``) and one scp step (a 10 MB file from one node
+to the others) on 48 loopback nodes, against plain ``ansible-playbook`` on the same hosts, in
+the same run.
 
-Compares opsjob (HTTP submit -> task success, through a real API and worker) with plain
-`ansible-playbook` at its default settings on the same hosts, in the same run, and prints the
-ratio opsjob / plain. Run from the repository root:  .venv/bin/python -m bench.fanout
+Two kinds of nodes are measured, one after the other:
+- **rc files**: nodes as they come. The login shell runs root's start-up files for every
+  remote command (on this machine about 0.12 s each: pyenv init), and sftp goes through it.
+- **no rc files**: the same nodes with ``SetEnv SHLVL=1``, which the test suite uses.
+
+For each kind it prints plain Ansible at its defaults (facts on, 5 forks), plain with
+``gather_facts: false``, tuned plain (no facts, pipelining, as many forks as opsjob), and
+opsjob cold (the first run after the worker starts: no SSH connection is open yet) and warm
+(best of the next runs), each with its ratio to the two plain baselines. Each plain variant
+runs twice and keeps its best (its second run rides the SSH connections the first opened).
+"controller CPU/host" is the CPU time of ansible-playbook and its processes (for opsjob: of
+the worker, which runs them) divided by the hosts: sshd on the nodes is not counted.
+
+    .venv/bin/python -m bench.fanout [--nodes 48] [--repeat 2] [--scp-mb 10] [--kinds rc,norc]
 """
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 
+from engine.store.settings import Settings
 from tests.cluster import Cluster
 from tests.sshnodes import start_nodes
 
-PLAYBOOK = """- hosts: all
+BIN = os.path.dirname(sys.executable)
+SRC_FILE = "/tmp/opsjob-bench-payload.bin"
+DST_DIR = "/tmp/opsjob-bench-dst/"
+DEFAULT_FORKS = Settings.__dataclass_fields__["ansible_forks"].default
+
+CMD_PLAY = """- hosts: all
+  gather_facts: {facts}
   tasks:
     - command: hostname
 """
+# node -> controller -> nodes, as opsjob's scp step does it
+SCP_PLAY = """- hosts: source
+  gather_facts: {facts}
+  tasks:
+    - fetch:
+        src: {src}
+        dest: "{{{{ playbook_dir }}}}/payload.bin"
+        flat: true
+- hosts: targets
+  gather_facts: {facts}
+  tasks:
+    - copy:
+        src: "{{{{ playbook_dir }}}}/payload.bin"
+        dest: {dst}
+"""
 
 
-def plain_ansible(nodes, addresses, workdir):
-    """Time plain ansible-playbook, default settings, on ``addresses``."""
-    inventory = os.path.join(workdir, f"hosts-{len(addresses)}.ini")
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _proc_cpu(pid):
+    """CPU seconds of ``pid`` and of the children it has waited for (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11:15]) / ticks  # utime stime cutime cstime
+
+
+def plain(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
+    """Run plain ansible-playbook twice; return (best seconds, controller CPU s of that run)."""
+    tag = f"{kind}-{facts}-{tuned}"
+    inventory = os.path.join(workdir, f"hosts-{tag}.ini")
     with open(inventory, "w") as f:
-        for a in addresses:
-            v = nodes.conn_vars(a)
-            f.write(
-                f"{a} ansible_port={v['ansible_port']} ansible_user={v['ansible_user']} "
-                f"ansible_ssh_private_key_file={v['ansible_ssh_private_key_file']}\n"
-            )
-    playbook = os.path.join(workdir, "plain.yml")
-    with open(playbook, "w") as f:
-        f.write(PLAYBOOK)
+        for group, members in (("source", addresses[:1]), ("targets", addresses[1:])):
+            f.write(f"[{group}]\n")
+            for a in members:
+                v = nodes.conn_vars(a)
+                f.write(
+                    f"{a} ansible_port={v['ansible_port']} ansible_user={v['ansible_user']} "
+                    f"ansible_ssh_private_key_file={v['ansible_ssh_private_key_file']}\n"
+                )
+    book = os.path.join(workdir, f"play-{tag}.yml")
+    text = CMD_PLAY if kind == "cmd" else SCP_PLAY
+    with open(book, "w") as f:
+        f.write(text.format(facts=str(facts).lower(), src=SRC_FILE, dst=DST_DIR))
     env = {
         **os.environ,
         "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": tempfile.mkdtemp(prefix="cp-", dir=workdir),
+        "PATH": BIN + os.pathsep + os.environ["PATH"],
     }
-    t0 = time.monotonic()
-    out = subprocess.run(
-        ["ansible-playbook", "-i", inventory, playbook], env=env, capture_output=True, text=True
-    )
-    elapsed = time.monotonic() - t0
-    if out.returncode != 0:
-        raise RuntimeError(f"plain ansible-playbook failed:\n{out.stdout[-2000:]}")
-    return elapsed
+    argv = ["ansible-playbook", "-i", inventory, book]
+    if tuned:
+        env["ANSIBLE_PIPELINING"] = "True"
+        argv += ["--forks", str(forks)]
+    best = None
+    for _ in range(2):
+        cpu0, t0 = _children_cpu(), time.monotonic()
+        out = subprocess.run(argv, env=env, capture_output=True, text=True)
+        elapsed, cpu = time.monotonic() - t0, _children_cpu() - cpu0
+        if out.returncode != 0:
+            raise RuntimeError(f"plain ansible-playbook failed:\n{out.stdout[-3000:]}")
+        if best is None or elapsed < best[0]:
+            best = (elapsed, cpu)
+    return best
 
 
-def opsjob_run(cluster, addresses):
-    """Time opsjob: submit over HTTP, poll the task until it ends."""
-    t0 = time.monotonic()
-    r = cluster.ok(
-        "POST",
-        "/task/1/plugin_cmd",
-        {
-            "name": "fanout",
-            "node_type": "builtin",
-            "node_cont": ",".join(addresses),
-            "scripts_type": "shell",
-            "scripts_cont": "hostname",
-            "scripts_argv": "",
-        },
-    )
-    task = cluster.wait(1, r["data"]["uuid"], timeout=600)
+def opsjob(cluster, addresses, kind):
+    """Submit one step over HTTP and wait for it; return (seconds, worker CPU s)."""
+    if kind == "cmd":
+        route, body = (
+            "plugin_cmd",
+            {
+                "node_type": "builtin",
+                "node_cont": ",".join(addresses),
+                "scripts_type": "shell",
+                "scripts_cont": "hostname",
+                "scripts_argv": "",
+            },
+        )
+    else:
+        route, body = (
+            "plugin_scp",
+            {
+                "src_type": "builtin",
+                "src": addresses[0],
+                "sp": SRC_FILE,
+                "dst_type": "builtin",
+                "dst": ",".join(addresses[1:]),
+                "dp": DST_DIR,
+            },
+        )
+    worker = cluster.procs["worker"].pid
+    cpu0, t0 = _proc_cpu(worker), time.monotonic()
+    r = cluster.ok("POST", f"/task/1/{route}", {"name": f"fanout {kind}", **body})
+    task = cluster.wait(1, r["data"]["uuid"], timeout=900)
     elapsed = time.monotonic() - t0
     if task["status"] != "success":
         raise RuntimeError(f"opsjob task ended {task['status']}: {task['reason']}")
-    return elapsed
+    time.sleep(0.3)  # the worker's bookkeeping after the answer
+    return elapsed, _proc_cpu(worker) - cpu0
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sizes", default="1,10,50")
-    p.add_argument("--repeat", type=int, default=2, help="opsjob runs per size (best is kept)")
-    args = p.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    nodes = start_nodes(max(sizes))
-    cluster = Cluster(nodes)
+def measure(rc_files, n, repeat, scp_mb):
+    label = "rc files" if rc_files else "no rc files"
+    nodes = start_nodes(n, rc_files=rc_files)
     workdir = tempfile.mkdtemp(prefix="opsjob-bench-")
+    cluster = Cluster(nodes)
     try:
+        addresses = nodes.addresses[:n]
+        with open(SRC_FILE, "wb") as f:  # all nodes are this machine: one file serves all
+            f.write(os.urandom(scp_mb << 20))
         cluster.run("project", "add", "1", "bench")
         cluster.serve()
         cluster.worker()
-        cluster.add_nodes(1, nodes.addresses)
-        print(
-            f"{'nodes':>5} {'plain (s)':>10} {'opsjob cold':>12} {'opsjob best':>12} {'ratio':>6}"
-        )
-        for n in sizes:
-            addresses = nodes.addresses[:n]
-            plain = plain_ansible(nodes, addresses, workdir)
-            runs = [opsjob_run(cluster, addresses) for _ in range(args.repeat)]
-            best = min(runs)
+        cluster.add_nodes(1, addresses)
+        forks = int(os.environ.get("OPSJOB_ANSIBLE_FORKS", DEFAULT_FORKS))
+        for kind in ("cmd", "scp"):
+            hosts = n if kind == "cmd" else n - 1
+            rows = [
+                ("plain defaults", plain(nodes, addresses, workdir, kind, True)),
+                ("plain no facts", plain(nodes, addresses, workdir, kind, False)),
+                ("plain tuned", plain(nodes, addresses, workdir, kind, False, True, forks)),
+            ]
+            runs = [opsjob(cluster, addresses, kind) for _ in range(repeat + 1)]
+            rows += [("opsjob cold", runs[0]), ("opsjob warm", min(runs[1:]))]
+            base, nofacts = rows[0][1][0], rows[1][1][0]
+            print(f"\n{kind} step, {hosts} target nodes, {label}:")
             print(
-                f"{n:>5} {plain:>10.2f} {runs[0]:>12.2f} {best:>12.2f} {best / plain:>6.2f}",
-                flush=True,
+                f"  {'':16} {'seconds':>8} {'/defaults':>10} {'/no facts':>10} "
+                f"{'controller CPU/host':>20}"
             )
+            for name, (secs, cpu) in rows:
+                print(
+                    f"  {name:16} {secs:8.2f} {secs / base:10.2f} {secs / nofacts:10.2f} "
+                    f"{cpu / hosts:19.3f}s",
+                    flush=True,
+                )
     finally:
         cluster.close()
         nodes.stop()
+        subprocess.run(["rm", "-rf", SRC_FILE, DST_DIR, workdir], check=False)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--nodes", type=int, default=48)
+    p.add_argument("--repeat", type=int, default=2, help="warm opsjob runs (best is kept)")
+    p.add_argument("--scp-mb", type=int, default=10)
+    p.add_argument("--kinds", default="rc,norc", help="rc (nodes as they come), norc, or both")
+    args = p.parse_args(argv)
+    print(f"{args.nodes} loopback nodes on {os.cpu_count()} cores; plain defaults use 5 forks")
+    for kind in args.kinds.split(","):
+        measure(kind == "rc", args.nodes, args.repeat, args.scp_mb)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import time
 import pytest
 
 SSHD = "/usr/sbin/sshd"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 LOGIN_USER = "root"
 BECOME_USER = "opsdeploy"
 DEAD_ADDRESS = "127.0.0.254"
@@ -121,8 +122,9 @@ class SshNodes:
     become_user = BECOME_USER
     dead = DEAD_ADDRESS
 
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, rc_files=False):
         self.dir = workdir or tempfile.mkdtemp(prefix="opsjob-sshd-")
+        self.rc_files = rc_files
         os.chmod(self.dir, 0o711)  # other accounts must reach the authorized keys file
         self.addresses = []
         self.port = None
@@ -167,12 +169,17 @@ class SshNodes:
             "MaxStartups 200:30:400",
             "MaxSessions 100",
             "LogLevel ERROR",
-            "Subsystem sftp internal-sftp",
+        ]
+        if self.rc_files and os.path.exists(SFTP_SERVER):
+            lines.append(f"Subsystem sftp {SFTP_SERVER}")  # Debian's own: through the shell
+        else:
+            lines.append("Subsystem sftp internal-sftp")
+        if not self.rc_files:
             # bash sources ~/.bashrc for a command run over ssh only when it is a first-level
             # shell; this machine's root .bashrc is slow (pyenv init) and would dominate
-            # every timing, so sessions start at level 1 and bash counts itself as level 2.
-            "SetEnv SHLVL=1",
-        ]
+            # every test's timing, so sessions start at level 1 and bash counts itself as
+            # level 2. Benchmarks also run nodes as they come (rc_files=True).
+            lines.append("SetEnv SHLVL=1")
         with open(config, "w") as f:
             f.write("\n".join(lines) + "\n")
         log = os.path.join(self.dir, f"sshd_{n}.log")
@@ -265,10 +272,12 @@ class SshNodes:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_nodes(count=6):
-    """Prepare the accounts and start ``count`` loopback nodes; call ``stop()`` when done."""
+def start_nodes(count=6, rc_files=False):
+    """Prepare the accounts and start ``count`` loopback nodes; call ``stop()`` when done.
+    ``rc_files``: the login shell runs its start-up files for every command, as on most real
+    nodes (slow on this machine: see SshNodes._start_sshd)."""
     ensure_become_user()
-    nodes = SshNodes()
+    nodes = SshNodes(rc_files=rc_files)
     try:
         nodes.ensure(count)
     except BaseException:
