@@ -122,9 +122,10 @@ class SshNodes:
     become_user = BECOME_USER
     dead = DEAD_ADDRESS
 
-    def __init__(self, workdir=None, rc_files=False):
+    def __init__(self, workdir=None, rc_files=False, log_level="ERROR"):
         self.dir = workdir or tempfile.mkdtemp(prefix="opsjob-sshd-")
         self.rc_files = rc_files
+        self.log_level = log_level  # VERBOSE logs each session a command or sftp starts
         os.chmod(self.dir, 0o711)  # other accounts must reach the authorized keys file
         self.addresses = []
         self.port = None
@@ -168,7 +169,7 @@ class SshNodes:
             "PrintMotd no",
             "MaxStartups 200:30:400",
             "MaxSessions 100",
-            "LogLevel ERROR",
+            f"LogLevel {self.log_level}",
         ]
         if self.rc_files and os.path.exists(SFTP_SERVER):
             lines.append(f"Subsystem sftp {SFTP_SERVER}")  # Debian's own: through the shell
@@ -201,6 +202,14 @@ class SshNodes:
             except OSError:
                 time.sleep(0.02)
         self.addresses.extend(addresses)
+
+    def log(self):
+        """What the nodes' sshd processes logged."""
+        out = []
+        for n in range(len(self._daemons)):
+            with open(os.path.join(self.dir, f"sshd_{n}.log"), errors="replace") as f:
+                out.append(f.read())
+        return "".join(out)
 
     def conn_vars(self, address):
         """Ansible connection variables that reach the node at ``address``."""

@@ -7,6 +7,7 @@ import glob
 import grp
 import os
 import pwd
+import re
 import shlex
 import signal
 import stat
@@ -20,6 +21,7 @@ from engine.ansible.playbook import Host, compile_cmd, compile_scp
 from engine.ansible.proctree import kill_local_tree
 from engine.ansible.runner import execute
 from engine.store.settings import Settings
+from tests.sshnodes import SshNodes
 
 
 @pytest.fixture
@@ -445,3 +447,44 @@ def test_kill_local_tree_spares_only_runners_child_and_ssh_masters():
         child.wait()
         for pid in processes(b"[mux]\x0061.2"):
             os.kill(pid, signal.SIGKILL)
+
+
+def _sessions(log, since=0):
+    """``{node address: [session kinds]}`` from a VERBOSE sshd log (one per command or sftp),
+    counting the sessions logged after character ``since``."""
+    node_of, found, at = {}, {}, 0
+    for line in log.splitlines(keepends=True):
+        at += len(line)
+        m = re.match(r"Connection from \S+ port (\d+) on (\S+) port", line)
+        if m:
+            node_of[m.group(1)] = m.group(2)
+        m = re.match(r"Starting session: (command|subsystem 'sftp') for .* port (\d+) id", line)
+        if m and at > since:
+            found.setdefault(node_of[m.group(2)], []).append(m.group(1).split()[0])
+    return found
+
+
+def test_a_step_starts_one_remote_command_per_host_and_an_scp_target_one_transfer(tmp_path):
+    """The floor: each remote command pays the node's shell start-up files, so a cmd step
+    runs one per host, and an scp target receives one file and runs one command."""
+    nodes = SshNodes(log_level="VERBOSE")
+    try:
+        a, b, c = nodes.ensure(3)
+        settings = Settings(home=str(tmp_path))
+        runs = str(tmp_path / "runs")
+        step = compile_cmd(hosts(nodes, a, b, c), "echo '{{ x }}' $1", "shell", argv="y")
+        outcome = execute(step, runs, settings)
+        assert outcome.status == "ok", outcome.hosts
+        assert {r.stdout for r in outcome.hosts.values()} == {"{{ x }} y\n"}
+        assert _sessions(nodes.log()) == {n: ["command"] for n in (a, b, c)}
+        seen = len(nodes.log())
+        src = tmp_path / "src.txt"
+        src.write_text("payload\n")
+        step = compile_scp(hosts(nodes, a)[0], str(src), hosts(nodes, b, c), f"{tmp_path}/d/")
+        assert execute(step, runs, settings).status == "ok"
+        assert (tmp_path / "d" / "src.txt").read_text() == "payload\n"
+        sessions = _sessions(nodes.log(), since=seen)
+        assert sessions[b] == sessions[c] == ["subsystem", "command"], sessions
+        assert sessions[a] == ["command", "subsystem", "command"], sessions  # pack, fetch, tidy
+    finally:
+        nodes.stop()
