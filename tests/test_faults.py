@@ -223,11 +223,6 @@ def test_a_worker_cut_off_from_the_database_for_a_lease_stops_its_steps(
         end(needle)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: on some runs the task does not leave 'running' within 90 s after the "
-    "disk fills (seen once in each of two full runs); the cause is not yet found",
-)
 def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
     ssh_nodes, pg_url, redis_server, tmp_path
 ):
@@ -295,11 +290,6 @@ def test_a_full_disk_stops_the_step_everywhere_and_a_retry_never_runs_it_twice(
             end(short)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: on some runs the task does not leave 'running' within 90 s after the "
-    "disk fills (seen once in each of two full runs); the cause is not yet found",
-)
 def test_a_retry_after_a_broken_run_reruns_failed_hosts_and_keeps_unknown_ones_for_a_decision(
     ssh_nodes, pg_url, redis_server, tmp_path
 ):
