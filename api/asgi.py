@@ -80,7 +80,13 @@ class Router:
 
 def create_asgi_app(settings):
     """Return the ASGI app for ``settings``: the Falcon app plus the websocket routes."""
-    return Router(WSGIMiddleware(create_app(settings), workers=WSGI_THREADS), SOCKETS)
+    return wrap_wsgi(create_app(settings))
+
+
+def wrap_wsgi(wsgi_app):
+    """Serve ``wsgi_app`` the way ``opsjob serve`` serves the API: on WSGI_THREADS threads
+    behind a2wsgi, with the websocket routes beside it."""
+    return Router(WSGIMiddleware(wsgi_app, workers=WSGI_THREADS), SOCKETS)
 
 
 def get_asgi_app():
