@@ -159,7 +159,11 @@ def _check_retry(taskuuid, values):
 def _visible_task(uuid, principal, role):
     if principal is None:
         raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
-    task = Task.get_or_none(Task.uuid == uuid[:12])
+    task = (
+        Task.select(Task.id, Task.uuid, Task.projectid, Task.jobuuid, Task.status)
+        .where(Task.uuid == uuid[:12])
+        .first()
+    )
     if task is None or not principal.allows(task.projectid, "read"):
         raise NotFound(f"uuid: task {uuid} does not exist")
     auth.require(principal, task.projectid, role)
