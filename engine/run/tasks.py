@@ -1,5 +1,6 @@
 """Tasks: launching runs (job, byname, redo, single steps) and reading them back."""
 
+import functools
 import json
 
 import yaml
@@ -228,24 +229,28 @@ def redo(projectid, params, principal):
 LIST_COLUMNS = Columns(Task, LIST_FIELDS + ("variable",))
 DETAIL_COLUMNS = Columns(Task, DETAIL_FIELDS + ("variable",))
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when built with it
+YAML_KEPT_CHARS = 4096  # variable texts up to this long keep their YAML (a task's never changes)
 
 
 def _shape(task):
     """Finish a task row of LIST_COLUMNS or DETAIL_COLUMNS: runtime text, variables as YAML."""
     if task["runtime"] is not None:
         task["runtime"] = f"{task['runtime']:.3f}"
-    raw = task["variable"]
-    task["variable"] = (
-        yaml.dump(
-            json.loads(raw or "{}"),
-            Dumper=YAML_DUMPER,
-            allow_unicode=True,
-            default_flow_style=False,
-        )
-        if raw != "{}"
-        else ""
-    )
+    raw = task["variable"] or "{}"
+    task["variable"] = _kept_yaml(raw) if len(raw) <= YAML_KEPT_CHARS else _yaml(raw)
     return task
+
+
+def _yaml(raw):
+    if raw == "{}":
+        return ""
+    return yaml.dump(
+        json.loads(raw), Dumper=YAML_DUMPER, allow_unicode=True, default_flow_style=False
+    )
+
+
+# A list polled again and again shows the same tasks: their YAML is made once per process.
+_kept_yaml = functools.lru_cache(maxsize=4096)(_yaml)
 
 
 def list_tasks(projectid, params):

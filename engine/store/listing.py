@@ -2,7 +2,16 @@
 
 import datetime
 
-from peewee import SQL
+from peewee import (
+    SQL,
+    AutoField,
+    BigIntegerField,
+    CharField,
+    DoubleField,
+    FloatField,
+    IntegerField,
+    TextField,
+)
 
 from engine.errors import InvalidInput
 from engine.store.clock import fmt
@@ -81,15 +90,22 @@ def as_dict(row, names):
     return out
 
 
+# Columns whose values both drivers already return as the Python type peewee would make.
+AS_READ = (AutoField, BigIntegerField, CharField, DoubleField, FloatField, IntegerField, TextField)
+
+
 class Columns:
     """Some columns of a model, selected by a column list built once and read back as dicts
     shaped like :func:`as_dict` (peewee builds the SQL of every selected field at every query,
-    which costs more than a small query itself)."""
+    and converts every value of every row, which costs more than a small query itself)."""
 
     def __init__(self, model, names):
         self.model = model
-        self.fields = [model._meta.fields[name] for name in names]
-        self.sql = SQL(", ".join(f'"{f.column_name}"' for f in self.fields))
+        self.names = tuple(names)
+        fields = [model._meta.fields[name] for name in names]
+        self.sql = SQL(", ".join(f'"{f.column_name}"' for f in fields))
+        self.convert = [i for i, f in enumerate(fields) if not isinstance(f, AS_READ) or f.choices]
+        self.converters = {i: fields[i].python_value for i in self.convert}
 
     def select(self):
         """Start a select of these columns (add where, order and paging as usual)."""
@@ -97,16 +113,18 @@ class Columns:
 
     def rows(self, query):
         """Return the rows of ``query`` (begun with :meth:`select`) as shaped dicts."""
-        return [self._shape(row) for row in query.tuples()]
+        cursor = self.model._meta.database.execute(query)
+        return [self._shape(row) for row in cursor.fetchall()]
 
     def first(self, query):
         """Return the first row of ``query`` as a shaped dict, or None."""
-        row = query.tuples().first()
-        return None if row is None else self._shape(row)
+        rows = self.rows(query.limit(1))
+        return rows[0] if rows else None
 
     def _shape(self, row):
-        out = {}
-        for f, value in zip(self.fields, row, strict=True):
-            value = f.python_value(value)
-            out[f.name] = fmt(value) if isinstance(value, datetime.datetime) else value
+        out = dict(zip(self.names, row, strict=True))
+        for i in self.convert:
+            name = self.names[i]
+            value = self.converters[i](out[name])
+            out[name] = fmt(value) if isinstance(value, datetime.datetime) else value
         return out
