@@ -146,31 +146,33 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
 
     ``done`` is true once the task has ended and everything was read.
     """
-    start = (
-        LogChunk.select(fn.MAX(LogChunk.offset))
-        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset)
-        .scalar()
-    ) or 0
+    start = LogChunk.select(fn.COALESCE(fn.MAX(LogChunk.offset), 0)).where(
+        LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset
+    )
     chunks = (
         LogChunk.select(LogChunk.offset, LogChunk.text)
         .where(LogChunk.taskuuid == taskuuid, LogChunk.offset >= start)
         .order_by(LogChunk.offset)
+        .tuples()
     )
-    parts, size = [], 0
-    for chunk in chunks:
-        piece = chunk.text[max(0, offset - chunk.offset) :]
+    parts, size, cut = [], 0, False
+    for chunk_offset, chunk_text in chunks:
+        piece = chunk_text[max(0, offset - chunk_offset) :]
         if piece:
             parts.append(piece)
             size += len(piece)
         if size >= limit:
+            cut = True
             break
     text = "".join(parts)[:limit]
     end = offset + len(text)
+    # ``status`` is the one ``done`` is judged by, read after the text: text stored before
+    # the task ended starts at ``end`` or later.
     status = Task.select(Task.status).where(Task.uuid == taskuuid).scalar()
-    more = (
-        LogChunk.select()
-        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset + fn.LENGTH(LogChunk.text) > end)
-        .exists()
-    )
-    # ``status`` is the one ``done`` was judged by, read after the text.
-    return {"log": text, "offset": end, "done": status in FINAL and not more, "status": status}
+    done = status in FINAL and not cut
+    if done:
+        later = LogChunk.select(LogChunk.offset).where(
+            LogChunk.taskuuid == taskuuid, LogChunk.offset >= end
+        )
+        done = later.limit(1).scalar() is None
+    return {"log": text, "offset": end, "done": done, "status": status}
