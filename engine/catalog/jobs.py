@@ -1,6 +1,6 @@
 """Jobs: ordered lists of steps, saved whole in one transaction, with their variables synced."""
 
-from peewee import fn
+from peewee import SQL, fn
 
 from engine.access import auth
 from engine.catalog import steps, variables
@@ -42,7 +42,16 @@ DETAIL_FIELDS = (
     "edit_time",
 )
 MAX_STEPS = 200
-LIST_COLUMNS = Columns(Job, LIST_FIELDS + ("uuids",))
+LIST_COLUMNS = Columns(
+    Job,
+    LIST_FIELDS + ("uuids",),
+    # whether a variable of the job has no value yet, in the same query
+    extra={
+        "hasvariable": fn.EXISTS(
+            Variable.select(SQL("1")).where(Variable.jobuuid == Job.uuid, Variable.value == "")
+        )
+    },
+)
 
 
 def _checked(projectid, params):
@@ -150,17 +159,9 @@ def list_jobs(projectid, params):
     query = LIST_COLUMNS.select().where(Job.projectid == projectid, Job.status == "permanent")
     query = common_filters(query, Job, params).order_by(Job.id.desc())
     rows = LIST_COLUMNS.rows(paged(query, params))
-    empty = set()
-    if rows:
-        empty = {
-            jobuuid
-            for (jobuuid,) in Variable.select(Variable.jobuuid)
-            .where(Variable.jobuuid.in_([r["uuid"] for r in rows]), Variable.value == "")
-            .tuples()
-        }
     for row in rows:
         row["stepcount"] = len([u for u in row.pop("uuids").split(",") if u])
-        row["hasvariable"] = 1 if row["uuid"] in empty else 0
+        row["hasvariable"] = 1 if row.pop("hasvariable") else 0
     return rows
 
 

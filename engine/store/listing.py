@@ -7,6 +7,7 @@ from peewee import (
     AutoField,
     BigIntegerField,
     CharField,
+    DateTimeField,
     DoubleField,
     FloatField,
     IntegerField,
@@ -99,17 +100,20 @@ class Columns:
     shaped like :func:`as_dict` (peewee builds the SQL of every selected field at every query,
     and converts every value of every row, which costs more than a small query itself)."""
 
-    def __init__(self, model, names):
+    def __init__(self, model, names, extra=None):
+        """Select the fields ``names`` of ``model``, then each expression of ``extra`` (a dict:
+        name -> expression, e.g. a subquery), whose values come as the driver gives them."""
         self.model = model
-        self.names = tuple(names)
+        self.extra = list((extra or {}).values())
+        self.names = tuple(names) + tuple(extra or ())
         fields = [model._meta.fields[name] for name in names]
         self.sql = SQL(", ".join(f'"{f.column_name}"' for f in fields))
-        self.convert = [i for i, f in enumerate(fields) if not isinstance(f, AS_READ) or f.choices]
-        self.converters = {i: fields[i].python_value for i in self.convert}
+        readers = [(f.name, _reader(f)) for f in fields]
+        self.readers = [(name, r) for name, r in readers if r is not None]
 
     def select(self):
         """Start a select of these columns (add where, order and paging as usual)."""
-        return self.model.select(self.sql)
+        return self.model.select(self.sql, *self.extra)
 
     def rows(self, query):
         """Return the rows of ``query`` (begun with :meth:`select`) as shaped dicts."""
@@ -123,8 +127,21 @@ class Columns:
 
     def _shape(self, row):
         out = dict(zip(self.names, row, strict=True))
-        for i in self.convert:
-            name = self.names[i]
-            value = self.converters[i](out[name])
-            out[name] = fmt(value) if isinstance(value, datetime.datetime) else value
+        for name, reader in self.readers:
+            out[name] = reader(out[name])
         return out
+
+
+def _reader(field):
+    """Return what turns a value of ``field`` as the driver gives it into what a reply shows,
+    or None when it shows as given."""
+    if isinstance(field, DateTimeField):
+        return fmt  # a datetime, or the text SQLite keeps, becomes YYYY-MM-DD HH:MM:SS
+    if isinstance(field, AS_READ):
+        return None
+
+    def read(value):
+        value = field.python_value(value)
+        return fmt(value) if isinstance(value, datetime.datetime) else value
+
+    return read
