@@ -2,7 +2,7 @@
 and on the same server model as ``opsjob serve``: gunicorn, 2 processes of ``api.asgi.Worker``,
 the WSGI app on a2wsgi's threads. Only the app differs.
 
-    python -m bench.api [--seconds 10] [--connections 16] [--backends sqlite,postgres]
+    python -m bench.api [--seconds 5] [--rounds 3] [--connections 16] [--backends sqlite,postgres]
 
 Needs Debian's ``wrk``. For PostgreSQL, ``--pg-admin`` names a database the bench may use to
 create (and at the end drop) a throwaway one.
@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import tempfile
 import uuid
 
@@ -127,23 +128,26 @@ def run(backend, database_url, args):
         f"GET /jobs/1 ({ROWS} rows)": "/jobs/1",
         f"GET /task/1 ({ROWS} rows)": "/task/1",
     }
-    # Both servers run side by side, and each route is measured right after the bare route:
-    # on a shared machine the load moves, so a ratio compares two runs seconds apart.
+    # Both servers run side by side, and each route is measured in short turns with the bare
+    # route: on a shared machine the load moves, so each ratio compares runs seconds apart,
+    # and the median of the turns is reported.
     results = []
     with (
         served([*WORKER, BARE], env, probe="/bare") as bare_url,
         served([*WORKER, OPSJOB], env) as url,
     ):
         for name, path in routes.items():
-            bare = wrk(f"{bare_url}/bare", key, args.seconds, args.connections)
-            rps = wrk(url + path, key, args.seconds, args.connections)
+            turns = []
+            for _ in range(args.rounds):
+                bare = wrk(f"{bare_url}/bare", key, args.seconds, args.connections)
+                turns.append((wrk(url + path, key, args.seconds, args.connections), bare))
             results.append(
                 {
                     "backend": backend,
                     "route": name,
-                    "requests/s": rps,
-                    "bare requests/s": bare,
-                    "ratio": round(rps / bare, 3),
+                    "requests/s": round(statistics.median(r for r, _ in turns), 1),
+                    "bare requests/s": round(statistics.median(b for _, b in turns), 1),
+                    "ratio": round(statistics.median(r / b for r, b in turns), 3),
                 }
             )
     return results
@@ -151,7 +155,8 @@ def run(backend, database_url, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
+    p.add_argument("--rounds", type=int, default=3, help="turns of bare route and route")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/test")
