@@ -5,10 +5,11 @@ import json
 
 import yaml
 
+from engine.run import logs
 from engine.run.tasks import DETAIL_FIELDS
 from engine.store.db import database
 from engine.store.listing import Columns, as_dict
-from engine.store.models import Task
+from engine.store.models import LogChunk, Task
 
 
 def test_columns_shape_rows_as_model_instances_are_shaped(api):
@@ -52,3 +53,42 @@ def test_the_job_list_says_which_jobs_have_a_variable_without_a_value(api):
     assert listed[plain.json["uuid"]]["hasvariable"] == 0
     assert listed[asks.json["uuid"]]["hasvariable"] == 1
     assert listed[asks.json["uuid"]]["stepcount"] == 2
+
+
+def test_a_log_read_says_done_once_the_task_ended_and_all_its_text_was_read(api):
+    with database.connection_context():
+        Task.create(projectid=1, uuid="eeeeeeeeeeee", status="running")
+        assert logs.read("eeeeeeeeeeee") == {
+            "log": "",
+            "offset": 0,
+            "done": False,
+            "status": "running",
+        }
+        LogChunk.create(taskuuid="eeeeeeeeeeee", offset=0, text="one\n")
+        LogChunk.create(taskuuid="eeeeeeeeeeee", offset=4, text="two\n")
+        assert logs.read("eeeeeeeeeeee", 2)["log"] == "e\ntwo\n"
+        assert logs.read("eeeeeeeeeeee")["done"] is False
+        Task.update(status="success").execute()
+        assert logs.read("eeeeeeeeeeee", limit=5) == {
+            "log": "one\nt",
+            "offset": 5,
+            "done": False,
+            "status": "success",
+        }
+        assert logs.read("eeeeeeeeeeee", 5) == {
+            "log": "wo\n",
+            "offset": 8,
+            "done": True,
+            "status": "success",
+        }
+        assert logs.read("eeeeeeeeeeee", 8)["done"] is True
+        Task.create(projectid=1, uuid="ffffffffffff", status="fail")
+        assert logs.read("ffffffffffff") == {"log": "", "offset": 0, "done": True, "status": "fail"}
+    r = api.ok("GET", "/slave/any/tasklog/eeeeeeeeeeee", params={"offset": 4})
+    assert r == {
+        "log": "two\n",
+        "offset": 8,
+        "done": True,
+        "status": "success",
+        "uuid": "eeeeeeeeeeee",
+    }
