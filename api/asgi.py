@@ -5,6 +5,7 @@ Requests are read by the event loop, so a slow or idle client holds a coroutine,
 the threads that run the WSGI app.
 """
 
+import gc
 import logging
 import re
 import time
@@ -80,7 +81,17 @@ class Router:
 
 def create_asgi_app(settings):
     """Return the ASGI app for ``settings``: the Falcon app plus the websocket routes."""
-    return Router(WSGIMiddleware(create_app(settings), workers=WSGI_THREADS), SOCKETS)
+    app = wrap_wsgi(create_app(settings))
+    # What start-up made (modules, the app, the models) lives as long as the process: keep it
+    # out of the collector's full passes, which list replies otherwise trigger often.
+    gc.freeze()
+    return app
+
+
+def wrap_wsgi(wsgi_app):
+    """Serve ``wsgi_app`` the way ``opsjob serve`` serves the API: on WSGI_THREADS threads
+    behind a2wsgi, with the websocket routes beside it."""
+    return Router(WSGIMiddleware(wsgi_app, workers=WSGI_THREADS), SOCKETS)
 
 
 def get_asgi_app():

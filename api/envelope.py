@@ -6,7 +6,7 @@ import sys
 import falcon
 
 from engine import errors
-from engine.store import faults
+from engine.store import db, faults
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ def handle_http_error(req, resp, ex, params):
 
 
 def handle_unexpected(req, resp, ex, params):
+    if db.is_transient(ex):  # the thread's held connection may be dead: the next request opens one
+        db.drop_connection()
     known = faults.translate(ex, detail=False)
     if known is not None:
         log.warning("%s %s: %s (%s)", req.method, req.path, known.info, faults.first_line(ex))

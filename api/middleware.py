@@ -1,22 +1,18 @@
 """Per-request plumbing: a database connection, and who the caller is."""
 
 from engine.access import auth
-from engine.store.db import database
+from engine.store import db
 
 from .health import PATHS as PROBES
 
 
 class DatabaseConnection:
-    """Open a connection for each request and give it back afterwards."""
+    """Give each request its thread's database connection, held from one request to the next."""
 
     def process_request(self, req, resp):
         if req.path in PROBES:  # liveness must not depend on the database
             return
-        database.connect(reuse_if_open=True)
-
-    def process_response(self, req, resp, resource, req_succeeded):
-        if not database.is_closed():
-            database.close()
+        db.hold_connection()
 
 
 class Authentication:

@@ -8,6 +8,7 @@ Needs Debian's ``wrk``. Each model runs 2 worker processes, as ``opsjob serve`` 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -57,33 +58,53 @@ def _timed_get(url, key):
     return time.monotonic() - started
 
 
-def measure(name, argv, env, key, uuid, args):
+@contextlib.contextmanager
+def served(argv, env, workers=2, probe="/openapi.json"):
+    """Run ``gunicorn -w workers <argv>`` on a free port; yield its base URL once ``probe``
+    answers, then stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [os.path.join(BIN, "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", *argv],
+        [os.path.join(BIN, "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}", *argv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        wait_until_up(url, proc)
-        out = subprocess.run(
-            [
-                "wrk",
-                f"-t{min(2, args.connections)}",
-                f"-c{args.connections}",
-                f"-d{args.seconds}s",
-                "-H",
-                f"Authorization: Bearer {key}",
-                f"{url}/task/1/{uuid}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+        wait_until_up(url, proc, path=probe)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+
+
+def wrk(url, key, seconds, connections):
+    """Return the requests per second wrk reaches on GET ``url`` (checking every answer)."""
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(2, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-H",
+            f"Authorization: Bearer {key}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    bad = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", out)
+    if bad:
+        raise RuntimeError(f"{url}: {bad.group(1)} answers were not 2xx")
+    return float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+
+
+def measure(name, argv, env, key, uuid, args):
+    with served(argv, env) as url:
+        rps = wrk(f"{url}/task/1/{uuid}", key, args.seconds, args.connections)
+        port = int(url.rsplit(":", 1)[1])
         stop = threading.Event()
         slow = [
             threading.Thread(target=_slow_client, args=(port, stop), daemon=True)
@@ -95,9 +116,6 @@ def measure(name, argv, env, key, uuid, args):
         waits = [_timed_get(f"{url}/task/1/{uuid}", key) for _ in range(5)]
         stop.set()
         return {"model": name, "requests/s": rps, "GET with slow clients (max s)": max(waits)}
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait()
 
 
 def main():

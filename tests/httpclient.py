@@ -30,13 +30,13 @@ def call(method, url, key=None, body=None, headers=None):
         return e.code, json.loads(e.read() or b"null")
 
 
-def wait_until_up(url, proc, timeout=30):
+def wait_until_up(url, proc, timeout=30, path="/openapi.json"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            urllib.request.urlopen(url + "/openapi.json", timeout=2).read()
+            urllib.request.urlopen(url + path, timeout=2).read()
             return
         except OSError:
             time.sleep(0.1)

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
+from engine.access import auth
 from engine.store.clock import now
 from engine.store.db import database
-from engine.store.models import ApiKey
+from engine.store.models import ApiKey, Role, User
 from tests.httpclient import call, free_port, wait_until_up
 
 OPSJOB = os.path.join(os.path.dirname(sys.executable), "opsjob")
@@ -22,7 +23,9 @@ def listed(api, name):
     return [u for u in api.ok("GET", "/users") if u["name"] == name][0]
 
 
-def test_keys_are_listed_masked_with_their_creation_and_last_use(api):
+def test_keys_are_listed_masked_with_their_creation_and_last_use(api, monkeypatch):
+    # every request reads its key here: what is tested is the once-a-minute write of its use
+    monkeypatch.setattr(auth, "KEPT_SECONDS", 0)
     key = api.user("ann", projectid=1, role="write")
     shown = listed(api, "ann")
     assert shown["roles"] == {"1": "write"} and shown["disabled"] is False
@@ -84,6 +87,54 @@ def test_revoked_keys_and_disabled_users_are_refused_at_once(api):
     api.ok("POST", "/users/cy", json={"disabled": "false"})
     api.ok("GET", "/jobs/1", key=kept)
     assert api.get("/jobs/1", key=leaked["key"]).status_code == 401  # revoked stays revoked
+
+
+def test_a_key_is_read_once_and_kept_until_keys_users_or_roles_change(api, monkeypatch):
+    key = api.user("fay", projectid=1, role="read")
+    reads = []
+    read = auth._read
+    monkeypatch.setattr(auth, "_read", lambda *a: reads.append(1) or read(*a))
+    for _ in range(3):
+        api.ok("GET", "/jobs/1", key=key)
+    assert len(reads) == 1  # kept: one read of the key and user for three requests
+    # Changes made straight in the database, as another node or a notebook would make them,
+    # are seen at the next request (the triggers move the auth version on).
+    with database.connection_context():
+        Role.update(role="write").where(Role.projectid == 1).execute()
+    api.ok("GET", "/jobs/1", key=key)
+    assert len(reads) == 2
+    with database.connection_context():
+        Role.delete().where(Role.projectid == 1).execute()
+    assert api.get("/jobs/1", key=key).status_code == 403
+    with database.connection_context():
+        Role.insert(user_id=User.get(User.name == "fay").id, projectid=1, role="read").execute()
+    api.ok("GET", "/jobs/1", key=key)
+    with database.connection_context():
+        User.update(disabled=True).where(User.name == "fay").execute()
+    assert api.get("/jobs/1", key=key).status_code == 401
+    with database.connection_context():
+        User.update(disabled=False).where(User.name == "fay").execute()
+    api.ok("GET", "/jobs/1", key=key)
+    with database.connection_context():
+        ApiKey.update(revoked=now()).where(ApiKey.hint == key[:7]).execute()
+    assert api.get("/jobs/1", key=key).status_code == 401
+    # what the process keeps about a key is also bounded in time
+    other = api.user("gus", projectid=1, role="read")
+    api.ok("GET", "/jobs/1", key=other)
+    monkeypatch.setattr(auth, "KEPT_SECONDS", 0)
+    before = len(reads)
+    api.ok("GET", "/jobs/1", key=other)
+    assert len(reads) == before + 1
+
+
+def test_a_kept_key_still_expires_on_the_clock(api, monkeypatch):
+    api.user("hal", projectid=1, role="read")
+    made = api.ok("POST", "/users/hal/keys", json={"expires": "90d"})
+    api.ok("GET", "/jobs/1", key=made["key"])
+    later = now() + datetime.timedelta(days=91)
+    monkeypatch.setattr(auth, "now", lambda: later)
+    r = api.get("/jobs/1", key=made["key"])
+    assert r.status_code == 401 and r.json["info"] == "credentials expired"
 
 
 def test_key_routes_are_admin_only_and_check_their_input(api):

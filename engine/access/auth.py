@@ -4,11 +4,13 @@ import datetime
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass, field
 
 from peewee import IntegrityError
 
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from engine.store import authversion
 from engine.store.clock import now
 from engine.store.models import ApiKey, Project, Role, User, database
 from engine.store.validate import Field, one
@@ -18,6 +20,8 @@ LEVEL = {name: i + 1 for i, name in enumerate(ROLES)}
 ADMIN = "admin"
 HINT_LEN = 7  # "oj_" and four characters: enough to tell keys apart in a list
 LAST_USE_EVERY = datetime.timedelta(seconds=60)
+KEPT_SECONDS = 5.0  # how long a node keeps what it read about a key while nothing changed
+KEPT_MAX = 10000  # keys kept at once per process
 
 
 @dataclass
@@ -95,14 +99,50 @@ def issue_key(name, expires=None):
     return row, key
 
 
+@dataclass
+class _Kept:
+    """What a process read about a key, valid while the auth version stays ``version``."""
+
+    version: int
+    read_at: float
+    principal: Principal
+    expires: datetime.datetime | None
+
+
+# (key hash, appname) -> _Kept; and the projects known to exist at one auth version.
+_kept = {}
+_projects = {"version": None, "ids": set()}
+
+
 def authenticate(key, appname=None):
     """Return the :class:`Principal` holding ``key``; ``appname`` must then name its user.
 
-    Every call reads the key and its user from the database (there is no cache), so a
-    revocation, an expiry or a disabled user takes effect at once on every API node.
+    What was read about a key is kept for up to KEPT_SECONDS, but only while the auth
+    version (engine.store.authversion, moved on by triggers at every revocation, disabled
+    user, role or project change) is the one it was read at. Each request reads that one
+    counter, so a revocation takes effect at once on every API node; an expiry is checked
+    against the clock on every use.
     """
     if not key:
         raise Unauthenticated("missing credentials: appkey is empty")
+    version = authversion.current()
+    if _projects["version"] != version:
+        _projects["version"], _projects["ids"] = version, set()
+    t = now()
+    kept = _kept.get((_hash(key), appname))
+    if kept and kept.version == version and time.monotonic() - kept.read_at < KEPT_SECONDS:
+        if kept.expires is not None and kept.expires <= t:
+            raise Unauthenticated("credentials expired")
+        return kept.principal
+    principal, expires = _read(key, appname, t)
+    if len(_kept) >= KEPT_MAX:
+        _kept.clear()
+    _kept[(_hash(key), appname)] = _Kept(version, time.monotonic(), principal, expires)
+    return principal
+
+
+def _read(key, appname, t):
+    """Read key ``key`` and its user from the database; return ``(principal, expires)``."""
     row = (
         ApiKey.select(ApiKey, User)
         .join(User, on=(ApiKey.user_id == User.id), attr="user")
@@ -112,12 +152,11 @@ def authenticate(key, appname=None):
     user = row.user if row else None
     if user is None or (appname is not None and not hmac.compare_digest(appname, user.name)):
         raise Unauthenticated("unknown credentials")
-    t = now()
     _refuse_dead(row, user, t)
     _note_use(row, t)
     roles = {r.projectid: r.role for r in Role.select().where(Role.user_id == user.id)}
     name = f"{user.name}@app" if appname is not None else user.name
-    return Principal(
+    principal = Principal(
         name=name,
         user_id=user.id,
         admin=user.admin,
@@ -125,6 +164,7 @@ def authenticate(key, appname=None):
         via_app=appname is not None,
         key_id=row.id,
     )
+    return principal, row.expires
 
 
 def check_key(key_id):
@@ -166,8 +206,18 @@ def require(principal, projectid, role):
             if role != ADMIN
             else "not allowed: admin is required"
         )
-    if projectid is not None and Project.get_or_none(Project.id == int(projectid)) is None:
+    if projectid is not None and not _project_exists(int(projectid)):
         raise NotFound(f"projectid: project {projectid} does not exist")
+
+
+def _project_exists(projectid):
+    # Known ids are forgotten when the auth version moves (a project was deleted or renumbered).
+    if projectid in _projects["ids"]:
+        return True
+    if Project.get_or_none(Project.id == projectid) is None:
+        return False
+    _projects["ids"].add(projectid)
+    return True
 
 
 def user_exists(name):

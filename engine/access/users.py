@@ -1,8 +1,9 @@
 """Users and their API keys over their lifetime: list, add a key, revoke it, disable a user.
 
 A key is shown once when it is made; lists show it masked (its first characters). A key may
-expire; a revoked key stays listed as revoked. :func:`engine.access.auth.authenticate` reads these
-rows on every request, so each change here takes effect at once on every API node.
+expire; a revoked key stays listed as revoked. Each change here moves the auth version on (a
+trigger, engine.store.authversion), which :func:`engine.access.auth.authenticate` checks on
+every request, so it takes effect at once on every API node.
 """
 
 import datetime

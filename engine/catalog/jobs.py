@@ -1,13 +1,13 @@
 """Jobs: ordered lists of steps, saved whole in one transaction, with their variables synced."""
 
-from peewee import fn
+from peewee import SQL, fn
 
 from engine.access import auth
 from engine.catalog import steps, variables
 from engine.errors import InvalidInput, NotFound
 from engine.store.clock import now
 from engine.store.ids import new_uuid
-from engine.store.listing import as_dict, common_filters, paged
+from engine.store.listing import Columns, as_dict, common_filters, paged
 from engine.store.models import Job, Variable, database
 from engine.store.records import soft_delete, unique
 from engine.store.validate import Field, check
@@ -42,6 +42,16 @@ DETAIL_FIELDS = (
     "edit_time",
 )
 MAX_STEPS = 200
+LIST_COLUMNS = Columns(
+    Job,
+    LIST_FIELDS + ("uuids",),
+    # whether a variable of the job has no value yet, in the same query
+    extra={
+        "hasvariable": fn.EXISTS(
+            Variable.select(SQL("1")).where(Variable.jobuuid == Job.uuid, Variable.value == "")
+        )
+    },
+)
 
 
 def _checked(projectid, params):
@@ -146,24 +156,13 @@ def update_mon(projectid, params, user):
 
 def list_jobs(projectid, params):
     """List the project's permanent jobs with ``stepcount`` and ``hasvariable``."""
-    query = Job.select().where(Job.projectid == projectid, Job.status == "permanent")
-    rows = list(paged(common_filters(query, Job, params).order_by(Job.id.desc()), params))
-    empty = set()
-    if rows:
-        empty = {
-            v.jobuuid
-            for v in Variable.select(Variable.jobuuid).where(
-                Variable.jobuuid.in_([r.uuid for r in rows]), Variable.value == ""
-            )
-        }
-    return [
-        {
-            **as_dict(r, LIST_FIELDS),
-            "stepcount": len([u for u in r.uuids.split(",") if u]),
-            "hasvariable": 1 if r.uuid in empty else 0,
-        }
-        for r in rows
-    ]
+    query = LIST_COLUMNS.select().where(Job.projectid == projectid, Job.status == "permanent")
+    query = common_filters(query, Job, params).order_by(Job.id.desc())
+    rows = LIST_COLUMNS.rows(paged(query, params))
+    for row in rows:
+        row["stepcount"] = len([u for u in row.pop("uuids").split(",") if u])
+        row["hasvariable"] = 1 if row.pop("hasvariable") else 0
+    return rows
 
 
 def count_jobs(projectid):

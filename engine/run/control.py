@@ -7,7 +7,7 @@ from engine.catalog import steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from engine.run import events, lifecycle, logs
 from engine.store.clock import now
-from engine.store.listing import as_dict
+from engine.store.listing import Columns, as_dict
 from engine.store.models import HostResult, Subtask, Task, database
 from engine.store.validate import ALNUM, Field, check
 
@@ -33,6 +33,7 @@ CONTROL = {
     "retry_unknown": Field(bool, default=False),
 }
 LOG = {"offset": Field(int, default=0, minimum=0)}
+VISIBLE = Columns(Task, ("uuid", "projectid", "jobuuid", "status"))
 
 
 def _task(projectid, taskuuid, field="taskuuid"):
@@ -159,10 +160,10 @@ def _check_retry(taskuuid, values):
 def _visible_task(uuid, principal, role):
     if principal is None:
         raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
-    task = Task.get_or_none(Task.uuid == uuid[:12])
-    if task is None or not principal.allows(task.projectid, "read"):
+    task = VISIBLE.first(VISIBLE.select().where(Task.uuid == uuid[:12]))
+    if task is None or not principal.allows(task["projectid"], "read"):
         raise NotFound(f"uuid: task {uuid} does not exist")
-    auth.require(principal, task.projectid, role)
+    auth.require(principal, task["projectid"], role)
     return task
 
 
@@ -172,25 +173,25 @@ def kill(uuid, principal, wait_seconds=5.0):
     Return the message OpenC3 answers with.
     """
     task = _visible_task(uuid, principal, "control")
-    auth.require(principal, task.projectid, variables.launch_role(task.jobuuid))
-    if task.status in FINAL:
-        return f"task {task.uuid} has been closed, status is {task.status}"
+    auth.require(principal, task["projectid"], variables.launch_role(task["jobuuid"]))
+    if task["status"] in FINAL:
+        return f"task {task['uuid']} has been closed, status is {task['status']}"
     reason = f"killed by {principal.name}"
     stamp = now()
     stopped = (
         Task.update(
             status="fail", reason=reason, finishtime=stamp, finishtimems=time.time(), notify=0
         )
-        .where(Task.uuid == task.uuid, Task.status.in_(["init", "waiting"]))
+        .where(Task.uuid == task["uuid"], Task.status.in_(["init", "waiting"]))
         .execute()
     )
     if stopped:
-        events.emit("task_changed", task.uuid, "fail")
+        events.emit("task_changed", task["uuid"], "fail")
         return "kill task succcess"
-    Task.update(kill_by=principal.name).where(Task.uuid == task.uuid).execute()
+    Task.update(kill_by=principal.name).where(Task.uuid == task["uuid"]).execute()
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
-        if Task.select(Task.status).where(Task.uuid == task.uuid).scalar() in FINAL:
+        if Task.select(Task.status).where(Task.uuid == task["uuid"]).scalar() in FINAL:
             return "kill task succcess"
         time.sleep(0.1)
     return "kill requested; the worker stops the task at its next check"
@@ -200,4 +201,4 @@ def read_log(uuid, principal, offset):
     """Return the log of a task from ``offset``: ``{log, offset, done, status, uuid}``."""
     offset = LOG["offset"].clean("offset", offset)
     task = _visible_task(uuid, principal, "read")
-    return {**logs.read(task.uuid, offset), "uuid": task.uuid}
+    return {**logs.read(task["uuid"], offset), "uuid": task["uuid"]}

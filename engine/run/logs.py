@@ -146,31 +146,32 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
 
     ``done`` is true once the task has ended and everything was read.
     """
-    start = (
-        LogChunk.select(fn.MAX(LogChunk.offset))
-        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset)
-        .scalar()
-    ) or 0
+    start = LogChunk.select(fn.COALESCE(fn.MAX(LogChunk.offset), 0)).where(
+        LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset
+    )
+    # The task's status comes in the same statement as the text, so from the same snapshot:
+    # once it is final there, all of the text is there too.
+    status = Task.select(Task.status).where(Task.uuid == taskuuid)
     chunks = (
-        LogChunk.select(LogChunk.offset, LogChunk.text)
+        LogChunk.select(LogChunk.offset, LogChunk.text, status)
         .where(LogChunk.taskuuid == taskuuid, LogChunk.offset >= start)
         .order_by(LogChunk.offset)
+        .tuples()
     )
-    parts, size = [], 0
-    for chunk in chunks:
-        piece = chunk.text[max(0, offset - chunk.offset) :]
+    parts, size, cut, state = [], 0, False, None
+    for chunk_offset, chunk_text, state in chunks:  # noqa: B007 (the last row's state is kept)
+        piece = chunk_text[max(0, offset - chunk_offset) :]
         if piece:
             parts.append(piece)
             size += len(piece)
         if size >= limit:
+            cut = True
             break
     text = "".join(parts)[:limit]
     end = offset + len(text)
-    status = Task.select(Task.status).where(Task.uuid == taskuuid).scalar()
-    more = (
-        LogChunk.select()
-        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset + fn.LENGTH(LogChunk.text) > end)
-        .exists()
-    )
-    # ``status`` is the one ``done`` was judged by, read after the text.
-    return {"log": text, "offset": end, "done": status in FINAL and not more, "status": status}
+    done = state in FINAL and not cut
+    if state is None:  # no text at all: the status is read after that was found
+        state = status.scalar()
+        stored = LogChunk.select(LogChunk.offset).where(LogChunk.taskuuid == taskuuid)
+        done = state in FINAL and stored.limit(1).scalar() is None
+    return {"log": text, "offset": end, "done": done, "status": state}

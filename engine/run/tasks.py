@@ -1,5 +1,6 @@
 """Tasks: launching runs (job, byname, redo, single steps) and reading them back."""
 
+import functools
 import json
 
 import yaml
@@ -11,7 +12,7 @@ from engine.errors import Conflict, InvalidInput, NotFound
 from engine.run import queue
 from engine.store import clock
 from engine.store.ids import new_uuid
-from engine.store.listing import DATE, as_dict, day, paged, time_range
+from engine.store.listing import DATE, Columns, day, paged, time_range
 from engine.store.models import Job, Task, database
 from engine.store.validate import ALNUM, Field, check
 
@@ -225,24 +226,37 @@ def redo(projectid, params, principal):
     return _launch(task)
 
 
-def _shape(task, names):
-    out = as_dict(task, names)
-    if "runtime" in out and out["runtime"] is not None:
-        out["runtime"] = f"{out['runtime']:.3f}"
-    out["variable"] = (
-        yaml.safe_dump(
-            json.loads(task.variable or "{}"), allow_unicode=True, default_flow_style=False
-        )
-        if task.variable != "{}"
-        else ""
+LIST_COLUMNS = Columns(Task, LIST_FIELDS + ("variable",))
+DETAIL_COLUMNS = Columns(Task, DETAIL_FIELDS + ("variable",))
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when built with it
+YAML_KEPT_CHARS = 4096  # variable texts up to this long keep their YAML (a task's never changes)
+
+
+def _shape(task):
+    """Finish a task row of LIST_COLUMNS or DETAIL_COLUMNS: runtime text, variables as YAML."""
+    if task["runtime"] is not None:
+        task["runtime"] = f"{task['runtime']:.3f}"
+    raw = task["variable"] or "{}"
+    task["variable"] = _kept_yaml(raw) if len(raw) <= YAML_KEPT_CHARS else _yaml(raw)
+    return task
+
+
+def _yaml(raw):
+    if raw == "{}":
+        return ""
+    return yaml.dump(
+        json.loads(raw), Dumper=YAML_DUMPER, allow_unicode=True, default_flow_style=False
     )
-    return out
+
+
+# A list polled again and again shows the same tasks: their YAML is made once per process.
+_kept_yaml = functools.lru_cache(maxsize=4096)(_yaml)
 
 
 def list_tasks(projectid, params):
     """List the project's tasks, newest first (filters: name, user, status, taskuuid, dates)."""
     values = check(params, LIST)
-    query = Task.select().where(Task.projectid == projectid)
+    query = LIST_COLUMNS.select().where(Task.projectid == projectid)
     if values["name"]:
         query = query.where(Task.name.contains(values["name"]))
     for column in ("user", "status", "jobtype"):
@@ -251,7 +265,7 @@ def list_tasks(projectid, params):
     if values["taskuuid"]:
         query = query.where(Task.uuid == values["taskuuid"])
     query = time_range(query, Task.create_time, "time_start", "time_end", values)
-    return [_shape(t, LIST_FIELDS) for t in paged(query.order_by(Task.id.desc()), params)]
+    return [_shape(t) for t in LIST_COLUMNS.rows(paged(query.order_by(Task.id.desc()), params))]
 
 
 def _counts(projectid, *where):
@@ -286,10 +300,11 @@ def total_count(projectid, params):
 
 def get_task(projectid, uuid):
     """Return one task of the project."""
-    task = Task.get_or_none(Task.uuid == uuid, Task.projectid == projectid)
+    query = DETAIL_COLUMNS.select().where(Task.uuid == uuid, Task.projectid == projectid)
+    task = DETAIL_COLUMNS.first(query)
     if task is None:
         raise NotFound(f"uuid: task {uuid} does not exist")
-    return _shape(task, DETAIL_FIELDS)
+    return _shape(task)
 
 
 def task_of(projectid, uuid, field="taskuuid"):

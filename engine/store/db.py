@@ -105,6 +105,34 @@ def drop_connection():
         db._state.reset()
 
 
+PING_AFTER = 1.0  # seconds a held connection may sit idle before it is checked with a round trip
+HOLD_RETRY_SECONDS = 5.0  # how long a request waits for a lost database to come back
+
+
+def hold_connection():
+    """Give this thread a working connection, keeping the one it used last.
+
+    Each request of a server thread reuses that thread's connection: no connect, no PRAGMAs,
+    no pool check-out. One the driver already knows is broken is replaced. On a server
+    database, one that sat idle for PING_AFTER seconds is checked with a round trip first,
+    riding out a restart or a terminated backend (see :func:`retrying`); a request that races
+    the loss fails once and drops the connection (:func:`drop_connection`).
+    """
+    db = database.obj
+    state = db._state
+    if not db.is_closed() and getattr(state.conn, "closed", False):
+        drop_connection()
+    opened = db.connect(reuse_if_open=True)
+    started = time.monotonic()
+    if not opened and not is_sqlite() and started - getattr(state, "held_at", 0.0) > PING_AFTER:
+        retrying(_ping, seconds=HOLD_RETRY_SECONDS, what="database check")
+    state.held_at = started
+
+
+def _ping():
+    database.execute_sql("SELECT 1").fetchone()
+
+
 def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
     """Call ``fn(*args, **kwargs)``; on a lost connection reconnect and call it again.
 

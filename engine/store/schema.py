@@ -4,7 +4,7 @@ import logging
 
 from playhouse.migrate import SchemaMigrator, migrate
 
-from engine.store import models
+from engine.store import authversion, models
 from engine.store.db import database
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,12 @@ MIGRATIONS = {
         tables=[models.AuditLog],
     ),
     13: _version("playbook steps (plugin_playbook)", tables=[models.PluginPlaybook]),
+    14: (
+        "a counter that triggers move on when keys, users, roles or projects change "
+        "(auth_version), so API nodes may keep what they read about a key",
+        lambda migrator: authversion.install(),
+        lambda migrator: authversion.uninstall(),
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
@@ -133,6 +139,7 @@ def upgrade():
         if version == 0:
             with database.atomic():
                 database.create_tables(models.ALL_MODELS, safe=True)
+                authversion.install()
                 models.SchemaVersion.create(version=LATEST)
             log.info("created schema version %s", LATEST)
         migrator = SchemaMigrator.from_database(database.obj)

@@ -1,0 +1,94 @@
+"""The read routes' fast shaping answers exactly what shaping model instances answered."""
+
+import datetime
+import json
+
+import yaml
+
+from engine.run import logs
+from engine.run.tasks import DETAIL_FIELDS
+from engine.store.db import database
+from engine.store.listing import Columns, as_dict
+from engine.store.models import LogChunk, Task
+
+
+def test_columns_shape_rows_as_model_instances_are_shaped(api):
+    moment = datetime.datetime(2026, 3, 4, 5, 6, 7, 891011)
+    with database.connection_context():
+        Task.create(projectid=1, uuid="aaaaaaaaaaaa", starttime=moment, runtime=1.25, pid=7)
+        Task.create(projectid=1, uuid="bbbbbbbbbbbb", reason="no run")
+        columns = Columns(Task, DETAIL_FIELDS)
+        fast = columns.rows(columns.select().order_by(Task.id))
+        slow = [as_dict(t, DETAIL_FIELDS) for t in Task.select().order_by(Task.id)]
+    assert fast == slow and fast[0]["starttime"] == "2026-03-04 05:06:07"
+
+
+def test_task_variables_read_back_as_yaml_in_lists_and_items(api):
+    variables = {"version": "7", "flag": "yes", "note": 'ünï: "x"\n#2', "empty": ""}
+    with database.connection_context():
+        Task.create(projectid=1, uuid="cccccccccccc", variable=json.dumps(variables))
+        Task.create(projectid=1, uuid="dddddddddddd")
+    want = yaml.safe_dump(variables, allow_unicode=True, default_flow_style=False)
+    for _ in range(2):  # the second read comes from what the process kept
+        listed = {t["uuid"]: t["variable"] for t in api.ok("GET", "/task/1")}
+        assert listed == {"cccccccccccc": want, "dddddddddddd": ""}
+        assert api.ok("GET", "/task/1/cccccccccccc")["variable"] == want
+
+
+def test_the_job_list_says_which_jobs_have_a_variable_without_a_value(api):
+    step = {
+        "plugin_type": "cmd",
+        "name": "s",
+        "user": "root",
+        "node_type": "builtin",
+        "node_cont": "10.0.0.1",
+        "scripts_type": "shell",
+        "scripts_cont": "true",
+    }
+    api.ok("POST", "/nodelist/1", json={"name": "10.0.0.1"})
+    plain = api.post("/jobs/1", json={"name": "plain", "permanent": 1, "data": [step]})
+    argv = {**step, "scripts_argv": "$version"}
+    asks = api.post("/jobs/1", json={"name": "asks", "permanent": 1, "data": [argv, step]})
+    listed = {j["uuid"]: j for j in api.ok("GET", "/jobs/1")}
+    assert listed[plain.json["uuid"]]["hasvariable"] == 0
+    assert listed[asks.json["uuid"]]["hasvariable"] == 1
+    assert listed[asks.json["uuid"]]["stepcount"] == 2
+
+
+def test_a_log_read_says_done_once_the_task_ended_and_all_its_text_was_read(api):
+    with database.connection_context():
+        Task.create(projectid=1, uuid="eeeeeeeeeeee", status="running")
+        assert logs.read("eeeeeeeeeeee") == {
+            "log": "",
+            "offset": 0,
+            "done": False,
+            "status": "running",
+        }
+        LogChunk.create(taskuuid="eeeeeeeeeeee", offset=0, text="one\n")
+        LogChunk.create(taskuuid="eeeeeeeeeeee", offset=4, text="two\n")
+        assert logs.read("eeeeeeeeeeee", 2)["log"] == "e\ntwo\n"
+        assert logs.read("eeeeeeeeeeee")["done"] is False
+        Task.update(status="success").execute()
+        assert logs.read("eeeeeeeeeeee", limit=5) == {
+            "log": "one\nt",
+            "offset": 5,
+            "done": False,
+            "status": "success",
+        }
+        assert logs.read("eeeeeeeeeeee", 5) == {
+            "log": "wo\n",
+            "offset": 8,
+            "done": True,
+            "status": "success",
+        }
+        assert logs.read("eeeeeeeeeeee", 8)["done"] is True
+        Task.create(projectid=1, uuid="ffffffffffff", status="fail")
+        assert logs.read("ffffffffffff") == {"log": "", "offset": 0, "done": True, "status": "fail"}
+    r = api.ok("GET", "/slave/any/tasklog/eeeeeeeeeeee", params={"offset": 4})
+    assert r == {
+        "log": "two\n",
+        "offset": 8,
+        "done": True,
+        "status": "success",
+        "uuid": "eeeeeeeeeeee",
+    }
