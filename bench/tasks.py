@@ -45,8 +45,9 @@ def cpu(pid, reaped=True):
 
 
 def tree_cpu(pid):
-    """CPU-seconds of ``pid``, its reaped children and its live descendants."""
-    return cpu(pid) + sum(cpu(p, reaped=False) for p in _descendants(pid))
+    """CPU-seconds of ``pid`` and its live descendants, each with the children it reaped (a
+    process's reaped children count in its counters only)."""
+    return cpu(pid) + sum(cpu(p) for p in _descendants(pid))
 
 
 def fd_count(pid):
