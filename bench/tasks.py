@@ -25,7 +25,7 @@ import time
 
 from tests.cluster import Cluster
 from tests.httpclient import free_port, wait_until_up
-from tests.sshnodes import _children, _descendants, start_nodes
+from tests.sshnodes import _children, start_nodes
 
 TICK = os.sysconf("SC_CLK_TCK")
 TERMINAL = ("success", "fail", "refuse")
@@ -44,10 +44,30 @@ def cpu(pid, reaped=True):
     return ticks / TICK
 
 
+def descendants(pid):
+    """Live descendants of ``pid``, whichever of their parent's threads started them."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(p) for p in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
 def tree_cpu(pid):
     """CPU-seconds of ``pid`` and its live descendants, each with the children it reaped (a
     process's reaped children count in its counters only)."""
-    return cpu(pid) + sum(cpu(p) for p in _descendants(pid))
+    return cpu(pid) + sum(cpu(p) for p in descendants(pid))
 
 
 def fd_count(pid):
@@ -230,7 +250,10 @@ def main(argv=None):
         print(f"drain: {args.tasks} tasks at {rate:.2f} tasks/s", flush=True)
         print(f"CPU per task: worker tree {worker_cpu:.3f} s, API {api_cpu:.3f} s", flush=True)
         failed = dep.failed()
-        print(f"worker fds after: {fd_count(dep.worker_pid())}; tasks not success: {failed}")
+        worker = dep.worker_pid()
+        fds = ", ".join(f"{p}: {fd_count(p)}" for p in [worker, *descendants(worker)])
+        print(f"fds after (worker first, then its live descendants): {fds}")
+        print(f"tasks not success: {failed}")
         if args.hosts:
             ops, plain = host_steps(dep, nodes, addresses, args.repeat, workdir)
             print(
