@@ -168,14 +168,18 @@ def pickups(dep, host, count):
 def drain(dep, host, count):
     """Send ``count`` tasks back to back; return (launches/s, tasks/s, CPU per task)."""
     before = dep.ended()
-    worker, api = tree_cpu(dep.worker_pid()), dep.api_cpu()
+    pid = dep.worker_pid()
+    worker, own, api = tree_cpu(pid), cpu(pid, reaped=False), dep.api_cpu()
     t0 = time.monotonic()
     for _ in range(count):
         dep.launch([host], name="drain")
     sent = time.monotonic()
     done = dep.wait_all(before + count, timeout=60 + count * 5)
     time.sleep(0.5)  # let the last ansible processes be reaped into the worker's counters
-    worker_cpu = (tree_cpu(dep.worker_pid()) - worker) / count
+    worker_cpu = (tree_cpu(pid) - worker) / count
+    print(
+        f"CPU per task in the worker process itself: {(cpu(pid, reaped=False) - own) / count:.3f} s"
+    )
     api_cpu = (dep.api_cpu() - api) / count
     return count / (sent - t0), count / (done - t0), worker_cpu, api_cpu
 

@@ -275,6 +275,7 @@ class Controller:
 
 
 # Plugins every cmd or scp run loads; loading them here parses their documentation once.
+# Vars plugins are left out: their loader caches what ``get`` returns (here a class).
 PRIMED = {
     "connection": ("ssh", "local"),
     "shell": ("sh",),
