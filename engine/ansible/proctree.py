@@ -62,11 +62,14 @@ def kill_local_tree(marker):
 
 
 def stop_child(marker):
-    """Freeze runner's child so it starts no new worker while its workers are killed."""
-    me = os.getpid()
+    """Freeze the run's processes so that none starts a new worker while they are killed.
+
+    Runner's child is ``ansible-playbook``, or on the warm path the launcher, whose run is
+    a child of the warm controller (engine.ansible.warm_server): all of them are frozen,
+    the SSH master connections aside."""
     for pid in _marked_pids(marker):
         info = _stat(pid)
-        if info and info[0] == me:
+        if info and b"[mux]" not in info[1]:
             try:
                 os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:

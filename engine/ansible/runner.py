@@ -32,7 +32,7 @@ import shutil
 import time
 import uuid
 
-from engine.ansible import playbook, proctree, rundir, streams
+from engine.ansible import playbook, proctree, rundir, streams, warm
 from engine.ansible.leftovers import stop_remote
 from engine.ansible.results import RunOutcome, _Collector, excerpt
 
@@ -128,16 +128,21 @@ def execute(
             state["follow"] = streams.StreamReader(
                 os.path.join(pdd, streams.FOLDER), compiled.targets, after=LIVE_AFTER
             )
+        envvars = rundir.ansible_env(pdd, marker)
+        options = _playbook_options(compiled, settings, pdd) or warm.runner_options(
+            compiled, pdd, envvars
+        )
+        envvars = options.pop("envvars", envvars)
         launched = True
         runner = ansible_runner.run(
             private_data_dir=pdd,
             playbook=compiled.entry,
             ident="main",
             inventory=rundir.inventories(pdd),
-            envvars=rundir.ansible_env(pdd, marker),
+            envvars=envvars,
             suppress_env_files=True,
             forks=forks,
-            **_playbook_options(compiled, settings, pdd),
+            **options,
             quiet=True,
             timeout=job_timeout,
             event_handler=event_handler,

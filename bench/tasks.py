@@ -1,0 +1,274 @@
+"""Small-task benchmark: many one-host `true` tasks through `opsjob up` at its defaults.
+
+Prints, for one deployment (SQLite state and queue, `opsjob up` with its default API and worker
+counts) on one loopback SSH node:
+- pickup latency: POST answered -> the task leaves `init` (median and 90th percentile of
+  ``--pickups`` tasks sent one at a time to an idle worker);
+- launches/s: POSTs answered per second while ``--tasks`` tasks are sent back to back;
+- drain: tasks/s from the first of those POSTs until the last task ended;
+- CPU-seconds per task of the worker's process tree (worker, ansible-runner, ansible-playbook
+  and its forks, the ssh clients; not sshd) and of the API processes;
+- with ``--hosts N`` (N > 0): controller CPU-seconds per host-step of one `true` step on N
+  nodes, opsjob's worker tree against plain `ansible-playbook` at its default settings.
+
+Run from the repository root:  .venv/bin/python -m bench.tasks
+"""
+
+import argparse
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.cluster import Cluster
+from tests.httpclient import free_port, wait_until_up
+from tests.sshnodes import _children, start_nodes
+
+TICK = os.sysconf("SC_CLK_TCK")
+TERMINAL = ("success", "fail", "refuse")
+
+
+def cpu(pid, reaped=True):
+    """CPU-seconds of ``pid`` (with its reaped children when ``reaped``), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / TICK
+
+
+def descendants(pid):
+    """Live descendants of ``pid``, whichever of their parent's threads started them."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as f:
+                    kids = [int(p) for p in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def tree_cpu(pid):
+    """CPU-seconds of ``pid`` and its live descendants, each with the children it reaped (a
+    process's reaped children count in its counters only)."""
+    return cpu(pid) + sum(cpu(p) for p in descendants(pid))
+
+
+def fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+class Deployment:
+    """`opsjob up` at its defaults on a fresh home, with one project and the given nodes."""
+
+    def __init__(self, nodes, addresses):
+        self.cluster = Cluster(nodes)
+        self.cluster.run("project", "add", "1", "bench")
+        port = free_port()
+        self.cluster.url = f"http://127.0.0.1:{port}"
+        self.up = self.cluster.spawn("up", "up", "--port", str(port))
+        wait_until_up(self.cluster.url, self.up)
+        self.cluster.add_nodes(1, addresses)
+        self.db = sqlite3.connect(os.path.join(self.cluster.home, "opsjob.db"), timeout=30)
+        deadline = time.monotonic() + 30
+        while self.worker_pid() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker of `opsjob up` did not start")
+            time.sleep(0.1)
+
+    def worker_pid(self):
+        for pid in _children(self.up.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"\0worker\0" in f.read():
+                        return pid
+            except OSError:
+                continue
+        return None
+
+    def api_cpu(self):
+        worker = self.worker_pid()
+        return cpu(self.up.pid, reaped=False) + sum(
+            tree_cpu(p) for p in _children(self.up.pid) if p != worker
+        )
+
+    def launch(self, hosts, name="bench"):
+        r = self.cluster.ok(
+            "POST",
+            "/task/1/plugin_cmd",
+            {
+                "name": name,
+                "node_type": "builtin",
+                "node_cont": ",".join(hosts),
+                "scripts_type": "shell",
+                "scripts_cont": "true",
+                "scripts_argv": "",
+            },
+        )
+        return r["data"]["uuid"]
+
+    def status(self, uuid):
+        row = self.db.execute("SELECT status FROM task WHERE uuid = ?", (uuid,)).fetchone()
+        return row[0] if row else None
+
+    def ended(self):
+        marks = ",".join("?" * len(TERMINAL))
+        q = f"SELECT COUNT(*) FROM task WHERE status IN ({marks})"
+        return self.db.execute(q, TERMINAL).fetchone()[0]
+
+    def failed(self):
+        return self.db.execute("SELECT COUNT(*) FROM task WHERE status != 'success'").fetchone()[0]
+
+    def wait_all(self, total, timeout):
+        deadline = time.monotonic() + timeout
+        while self.ended() < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.ended()} of {total} tasks ended\n{self.cluster.logs()}")
+            time.sleep(0.05)
+        return time.monotonic()
+
+    def close(self):
+        self.db.close()
+        self.cluster.close()
+
+
+def pickups(dep, host, count):
+    """Latencies (s) from a POST's answer to its task leaving init, one task at a time."""
+    out = []
+    for _ in range(count):
+        uuid = dep.launch([host], name="pickup")
+        answered = time.monotonic()
+        while dep.status(uuid) == "init":
+            time.sleep(0.001)
+        out.append(time.monotonic() - answered)
+        while dep.status(uuid) not in TERMINAL:
+            time.sleep(0.02)
+    return out
+
+
+def drain(dep, host, count):
+    """Send ``count`` tasks back to back; return (launches/s, tasks/s, CPU per task)."""
+    before = dep.ended()
+    pid = dep.worker_pid()
+    worker, own, api = tree_cpu(pid), cpu(pid, reaped=False), dep.api_cpu()
+    t0 = time.monotonic()
+    for _ in range(count):
+        dep.launch([host], name="drain")
+    sent = time.monotonic()
+    done = dep.wait_all(before + count, timeout=60 + count * 5)
+    time.sleep(0.5)  # let the last ansible processes be reaped into the worker's counters
+    worker_cpu = (tree_cpu(pid) - worker) / count
+    print(
+        f"CPU per task in the worker process itself: {(cpu(pid, reaped=False) - own) / count:.3f} s"
+    )
+    api_cpu = (dep.api_cpu() - api) / count
+    return count / (sent - t0), count / (done - t0), worker_cpu, api_cpu
+
+
+def plain_cpu(nodes, addresses, workdir):
+    """CPU-seconds of plain ansible-playbook (default settings) running `true` on the nodes."""
+    inventory = os.path.join(workdir, "hosts.ini")
+    with open(inventory, "w") as f:
+        for a in addresses:
+            v = nodes.conn_vars(a)
+            f.write(
+                f"{a} ansible_port={v['ansible_port']} ansible_user={v['ansible_user']} "
+                f"ansible_ssh_private_key_file={v['ansible_ssh_private_key_file']}\n"
+            )
+    book = os.path.join(workdir, "plain.yml")
+    with open(book, "w") as f:
+        f.write("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n")
+    env = {
+        **os.environ,
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    }
+    before = os.times()
+    out = subprocess.run(["ansible-playbook", "-i", inventory, book], env=env, capture_output=True)
+    after = os.times()
+    if out.returncode:
+        raise RuntimeError(f"plain ansible-playbook failed:\n{out.stdout[-2000:]}")
+    return (after.children_user + after.children_system) - (
+        before.children_user + before.children_system
+    )
+
+
+def host_steps(dep, nodes, addresses, repeat, workdir):
+    """(opsjob, plain) controller CPU-seconds per host-step of a `true` step on ``addresses``."""
+    for _ in range(2):  # warm both: SSH master connections, caches
+        dep.cluster.wait(1, dep.launch(addresses, name="hosts"), timeout=600)
+        plain_cpu(nodes, addresses, workdir)
+    ops, plain = [], []
+    for _ in range(repeat):
+        worker = tree_cpu(dep.worker_pid())
+        task = dep.cluster.wait(1, dep.launch(addresses, name="hosts"), timeout=600)
+        if task["status"] != "success":
+            raise RuntimeError(f"task ended {task['status']}: {task['reason']}")
+        time.sleep(0.5)
+        ops.append((tree_cpu(dep.worker_pid()) - worker) / len(addresses))
+        plain.append(plain_cpu(nodes, addresses, workdir) / len(addresses))
+    return statistics.median(ops), statistics.median(plain)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tasks", type=int, default=200)
+    p.add_argument("--pickups", type=int, default=20)
+    p.add_argument("--hosts", type=int, default=0, help="also measure a step on this many nodes")
+    p.add_argument("--repeat", type=int, default=3, help="runs of the --hosts step")
+    args = p.parse_args(argv)
+    nodes = start_nodes(max(1, args.hosts))
+    addresses = nodes.addresses[: max(1, args.hosts)]
+    dep = Deployment(nodes, addresses)
+    workdir = tempfile.mkdtemp(prefix="opsjob-bench-")
+    try:
+        host = addresses[0]
+        dep.cluster.wait(1, dep.launch([host], name="warm-up"))
+        lat = sorted(pickups(dep, host, args.pickups))
+        p90 = lat[min(len(lat) - 1, int(len(lat) * 0.9))]
+        print(
+            f"pickup: median {statistics.median(lat) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms",
+            flush=True,
+        )
+        launches, rate, worker_cpu, api_cpu = drain(dep, host, args.tasks)
+        print(f"launches: {launches:.0f}/s", flush=True)
+        print(f"drain: {args.tasks} tasks at {rate:.2f} tasks/s", flush=True)
+        print(f"CPU per task: worker tree {worker_cpu:.3f} s, API {api_cpu:.3f} s", flush=True)
+        failed = dep.failed()
+        worker = dep.worker_pid()
+        fds = ", ".join(f"{p}: {fd_count(p)}" for p in [worker, *descendants(worker)])
+        print(f"fds after (worker first, then its live descendants): {fds}")
+        print(f"tasks not success: {failed}")
+        if args.hosts:
+            ops, plain = host_steps(dep, nodes, addresses, args.repeat, workdir)
+            print(
+                f"controller CPU per host-step at {args.hosts} nodes: opsjob {ops:.3f} s, "
+                f"plain ansible-playbook {plain:.3f} s, ratio {ops / plain:.2f}",
+                flush=True,
+            )
+    finally:
+        dep.close()
+        nodes.stop()
+
+
+if __name__ == "__main__":
+    main()
