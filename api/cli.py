@@ -204,7 +204,7 @@ def cmd_up(settings, args):
     import subprocess
 
     _open(settings)
-    child = subprocess.Popen([sys.argv[0], "worker", "--workers", str(args.workers)])
+    child = subprocess.Popen([sys.argv[0], "worker", "--workers", str(args.task_workers)])
     try:
         cmd_serve(settings, args)
     finally:
@@ -306,7 +306,10 @@ def parser():
     up = sub.add_parser("up", help="serve the API and run a worker together")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8080)
-    up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--workers", type=int, default=2, help="API processes")
+    up.add_argument(
+        "--task-workers", type=int, default=4, help="tasks run at once (as opsjob worker --workers)"
+    )
     up.set_defaults(run=cmd_up)
 
     boot = sub.add_parser("bootstrap", help="create the first admin key and the demo project")

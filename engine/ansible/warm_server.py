@@ -280,7 +280,7 @@ PRIMED = {
     "connection": ("ssh", "local"),
     "shell": ("sh",),
     "become": ("sudo",),
-    "action": ("script", "copy", "command", "file", "raw"),
+    "action": ("opsjob_node", "raw"),  # what cmd and scp steps and their cleanup run
     "strategy": ("linear",),
     "inventory": ("host_list", "script", "auto", "yaml", "ini", "toml"),
     "cache": ("memory", "jsonfile"),
