@@ -190,3 +190,16 @@ def test_warm_runs_leak_no_descriptors_or_zombies(ssh_nodes, settings, tmp_path)
         assert runner.execute(step, workdir, settings).status == "ok"
     assert (len(os.listdir("/proc/self/fd")), len(os.listdir(f"/proc/{pid}/fd"))) == before
     assert children(pid) == [] and controller_pids() == {pid}
+
+
+def test_the_warm_path_can_be_turned_off(ssh_nodes, tmp_path):
+    """OPSJOB_ANSIBLE_WARM=false: the step starts ansible-playbook itself, no controller."""
+    warm._stop_all()  # a warm run would start one now
+    settings = Settings(home=str(tmp_path), ansible_warm=False)
+    node = ssh_nodes.addresses[0]
+    step = compile_cmd([Host(node, ssh_nodes.conn_vars(node))], "echo cold", "shell")
+    outcome = runner.execute(step, str(tmp_path / "runs"), settings)
+    assert outcome.status == "ok" and outcome.hosts[node].stdout == "cold\n"
+    assert controller_pids() == set()
+    outcome = runner.execute(step, str(tmp_path / "runs"), Settings(home=str(tmp_path)))
+    assert outcome.status == "ok" and len(controller_pids()) == 1  # and on again by default

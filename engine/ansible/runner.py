@@ -129,8 +129,8 @@ def execute(
                 os.path.join(pdd, streams.FOLDER), compiled.targets, after=LIVE_AFTER
             )
         envvars = rundir.ansible_env(pdd, marker)
-        options = _playbook_options(compiled, settings, pdd) or warm.runner_options(
-            compiled, pdd, envvars
+        options = _playbook_options(compiled, settings, pdd) or (
+            warm.runner_options(compiled, pdd, envvars) if settings.ansible_warm else {}
         )
         envvars = options.pop("envvars", envvars)
         launched = True

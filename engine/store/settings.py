@@ -76,6 +76,14 @@ class Settings:
             "doc": "Check the nodes' SSH host keys against known_hosts (true/false).",
         },
     )
+    ansible_warm: bool = field(
+        default=True,
+        metadata={
+            "env": "OPSJOB_ANSIBLE_WARM",
+            "doc": "Fork cmd and scp step runs from a controller process that has Ansible "
+            "imported already (true/false); false starts ansible-playbook afresh each time.",
+        },
+    )
     ssh_control_persist: str = field(
         default="60s",
         metadata={
