@@ -48,6 +48,22 @@ def children(pid):
         return []
 
 
+def run_warm(compiled, pdd, marker, **kw):
+    """Run ``compiled``'s playbook in ``pdd`` through ansible-runner, the warm way."""
+    options = warm.runner_options(compiled, pdd, rundir.ansible_env(pdd, marker))
+    assert options["binary"]
+    return ansible_runner.run(
+        private_data_dir=pdd,
+        playbook="main.yml",
+        ident="main",
+        inventory=rundir.inventories(pdd),
+        suppress_env_files=True,
+        quiet=True,
+        **options,
+        **kw,
+    )
+
+
 def probe(settings, workdir):
     """Run PROBE through the warm path; return (the debug message, the run dir)."""
     local = Host("localhost", {"ansible_connection": "local"})
@@ -57,8 +73,6 @@ def probe(settings, workdir):
     pdd = rundir.create(
         compiled, workdir, settings, connect_timeout=10, runner_settings=runner.RUNNER_SETTINGS
     )
-    options = warm.runner_options(compiled, pdd, rundir.ansible_env(pdd, marker))
-    assert options["binary"]
     messages = []
 
     def handler(event):
@@ -66,16 +80,12 @@ def probe(settings, workdir):
         if "msg" in res:
             messages.append(res["msg"])
 
-    r = ansible_runner.run(
-        private_data_dir=pdd,
-        playbook="main.yml",
-        ident="main",
-        inventory=rundir.inventories(pdd),
-        suppress_env_files=True,
-        quiet=True,
+    r = run_warm(
+        compiled,
+        pdd,
+        marker,
         extravars={"run_tmp": os.path.join(pdd, "tmp")},
         event_handler=handler,
-        **options,
     )
     assert r.status == "successful", r.stdout.read()
     return messages[0], pdd
@@ -108,19 +118,10 @@ def test_a_warm_run_is_found_by_its_marker_and_killed_with_its_launcher(
         runner_settings=runner.RUNNER_SETTINGS,
         marker=marker,
     )
-    options = warm.runner_options(compiled, pdd, rundir.ansible_env(pdd, marker))
     done = {}
 
     def go():
-        done["r"] = ansible_runner.run(
-            private_data_dir=pdd,
-            playbook="main.yml",
-            ident="main",
-            inventory=rundir.inventories(pdd),
-            suppress_env_files=True,
-            quiet=True,
-            **options,
-        )
+        done["r"] = run_warm(compiled, pdd, marker)
 
     thread = threading.Thread(target=go)
     thread.start()

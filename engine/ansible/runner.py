@@ -114,8 +114,6 @@ def execute(
     pdd = None
     error, status, timed_out, launched = "", None, False, False
     try:
-        import ansible_runner  # here, so that the API process never pays for it
-
         pdd = rundir.create(
             compiled,
             workdir,
@@ -134,16 +132,12 @@ def execute(
         )
         envvars = options.pop("envvars", envvars)
         launched = True
-        runner = ansible_runner.run(
-            private_data_dir=pdd,
-            playbook=compiled.entry,
-            ident="main",
-            inventory=rundir.inventories(pdd),
-            envvars=envvars,
-            suppress_env_files=True,
+        runner = _run_playbook(
+            compiled,
+            pdd,
+            envvars,
             forks=forks,
             **options,
-            quiet=True,
             timeout=job_timeout,
             event_handler=event_handler,
             cancel_callback=cancel_callback,
@@ -214,11 +208,26 @@ def _playbook_options(compiled, settings, pdd):
     return {"cmdline": shlex.join(compiled.args), **playbook_sandbox.runner_options(settings, pdd)}
 
 
+def _run_playbook(compiled, pdd, envvars, **options):
+    """Run ``compiled``'s playbook in its private data dir ``pdd`` through ansible-runner, as
+    every run here does (fresh env files, quiet); ``options`` add to runner's arguments."""
+    import ansible_runner  # here, so that the API process never pays for it
+
+    return ansible_runner.run(
+        private_data_dir=pdd,
+        playbook=compiled.entry,
+        ident="main",
+        inventory=rundir.inventories(pdd),
+        envvars=envvars,
+        suppress_env_files=True,
+        quiet=True,
+        **options,
+    )
+
+
 def syntax_check(compiled, workdir, settings):
     """Run ``ansible-playbook --syntax-check`` for a compiled playbook step (touches no node);
     return "" when it passes, else Ansible's complaint."""
-    import ansible_runner
-
     pdd = rundir.create(
         compiled,
         workdir,
@@ -227,14 +236,10 @@ def syntax_check(compiled, workdir, settings):
         runner_settings=RUNNER_SETTINGS,
     )
     try:
-        runner = ansible_runner.run(
-            private_data_dir=pdd,
-            playbook=compiled.entry,
-            ident="main",
-            inventory=rundir.inventories(pdd),
-            envvars=rundir.ansible_env(pdd, uuid.uuid4().hex),
-            suppress_env_files=True,
-            quiet=True,
+        runner = _run_playbook(
+            compiled,
+            pdd,
+            rundir.ansible_env(pdd, uuid.uuid4().hex),
             timeout=120,
             **_playbook_options(compiled, settings, pdd),
         )

@@ -28,7 +28,6 @@ from engine.ansible.warm_server import PER_RUN, ROOM
 
 log = logging.getLogger(__name__)
 
-ENABLED = True
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warm_launcher.py")
 ROOM_SIZE = 64 * 1024  # bytes of environment a run may have on the warm path
 START_WAIT = 5.0  # seconds a new controller has to listen
@@ -41,8 +40,8 @@ _state = {"failures": 0, "said": set(), "swept": False}
 
 def runner_options(compiled, pdd, envvars):
     """ansible-runner arguments that run ``compiled`` the warm way (``binary``, ``cmdline``
-    and ``envvars``), or {} for the cold way."""
-    if not ENABLED or compiled.kind == "playbook":
+    and ``envvars``), or {} for the cold way (settings.ansible_warm decides whether to ask)."""
+    if compiled.kind == "playbook":
         return {}
     try:
         key = _key(pdd, envvars)
