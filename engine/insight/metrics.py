@@ -100,7 +100,8 @@ def _backed_mmaped_dict():
             capacity = self._capacity
             while needed > capacity:
                 capacity *= 2
-            os.posix_fallocate(self._f.fileno(), 0, capacity)
+            if capacity != self._capacity:  # the current capacity was reserved already
+                os.posix_fallocate(self._f.fileno(), 0, capacity)
             super()._init_value(key)
 
     return BackedMmapedDict
