@@ -10,6 +10,7 @@ from engine.run.tasks import DETAIL_FIELDS
 from engine.store.db import database
 from engine.store.listing import Columns, as_dict
 from engine.store.models import LogChunk, Task
+from engine.store.prepared import Prepared
 
 
 def test_columns_shape_rows_as_model_instances_are_shaped(api):
@@ -21,6 +22,49 @@ def test_columns_shape_rows_as_model_instances_are_shaped(api):
         fast = columns.rows(columns.select().order_by(Task.id))
         slow = [as_dict(t, DETAIL_FIELDS) for t in Task.select().order_by(Task.id)]
     assert fast == slow and fast[0]["starttime"] == "2026-03-04 05:06:07"
+
+
+def test_a_prepared_query_answers_what_peewee_builds_for_each_value(api):
+    def build(projectid, name, limit):
+        return (
+            Task.select(Task.uuid)
+            .where(Task.projectid == projectid, Task.name != name)
+            .order_by(Task.id)
+            .limit(limit)
+        )
+
+    prepared = Prepared(lambda arg: build(arg("projectid"), arg("name"), arg("limit")))
+    with database.connection_context():
+        for n in range(6):
+            Task.create(projectid=1 + n % 2, uuid=f"p{n:011d}", name=f"t{n}")
+        # "2": the compared column's conversion applies, as peewee's own would (int()).
+        for projectid, name, limit in [(1, "t0", 5), ("2", "x", 2), (1, "none", 1), (3, "", 9)]:
+            fast = [row[0] for row in prepared.execute(projectid=projectid, name=name, limit=limit)]
+            slow = [t.uuid for t in build(projectid, name, limit)]
+            assert fast == slow
+    assert fast == [] and len(prepared._rendered) == 1  # rendered once for this database
+
+
+def test_the_default_page_of_a_list_is_the_page_a_filter_would_give(api):
+    with database.connection_context():
+        for n in range(7):
+            Task.create(projectid=1 + n % 2, uuid=f"q{n:011d}", name=f"task {n}")
+    every = [t["uuid"] for t in api.ok("GET", "/task/1", params={"name": "task"})]
+    assert every == [f"q{n:011d}" for n in (6, 4, 2, 0)]
+    pages = [
+        [t["uuid"] for t in api.ok("GET", "/task/1", params={"page": p, "pagesize": 3})]
+        for p in (1, 2, 3)
+    ]
+    assert pages == [every[:3], every[3:], []]
+    step = {"plugin_type": "cmd", "name": "s", "user": "root", "node_type": "builtin"}
+    step |= {"node_cont": "10.0.0.1", "scripts_type": "shell", "scripts_cont": "true"}
+    api.ok("POST", "/nodelist/1", json={"name": "10.0.0.1"})
+    for n in range(5):
+        api.ok("POST", "/jobs/1", json={"name": f"job {n}", "permanent": 1, "data": [step]})
+    named = [j["name"] for j in api.ok("GET", "/jobs/1", params={"name": "job"})]
+    assert named == [f"job {n}" for n in (4, 3, 2, 1, 0)]
+    paged = [j["name"] for j in api.ok("GET", "/jobs/1", params={"page": 2, "pagesize": 2})]
+    assert paged == named[2:4]
 
 
 def test_task_variables_read_back_as_yaml_in_lists_and_items(api):

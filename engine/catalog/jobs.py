@@ -7,8 +7,9 @@ from engine.catalog import steps, variables
 from engine.errors import InvalidInput, NotFound
 from engine.store.clock import now
 from engine.store.ids import new_uuid
-from engine.store.listing import Columns, as_dict, common_filters, paged
+from engine.store.listing import Columns, as_dict, common_filters, page_bounds, paged
 from engine.store.models import Job, Variable, database
+from engine.store.prepared import Prepared
 from engine.store.records import soft_delete, unique
 from engine.store.validate import Field, check
 
@@ -156,13 +157,27 @@ def update_mon(projectid, params, user):
 
 def list_jobs(projectid, params):
     """List the project's permanent jobs with ``stepcount`` and ``hasvariable``."""
-    query = LIST_COLUMNS.select().where(Job.projectid == projectid, Job.status == "permanent")
-    query = common_filters(query, Job, params).order_by(Job.id.desc())
-    rows = LIST_COLUMNS.rows(paged(query, params))
+    listed = _listed(projectid)
+    query = common_filters(listed, Job, params)
+    if query is listed:  # no filter applied: the page a poll asks for
+        rows = LIST_COLUMNS.rows(JOB_PAGE, projectid=projectid, **page_bounds(params))
+    else:
+        rows = LIST_COLUMNS.rows(paged(query, params))
     for row in rows:
         row["stepcount"] = len([u for u in row.pop("uuids").split(",") if u])
         row["hasvariable"] = 1 if row.pop("hasvariable") else 0
     return rows
+
+
+def _listed(projectid):
+    return (
+        LIST_COLUMNS.select()
+        .where(Job.projectid == projectid, Job.status == "permanent")
+        .order_by(Job.id.desc())
+    )
+
+
+JOB_PAGE = Prepared(lambda arg: _listed(arg("projectid")).limit(arg("limit")).offset(arg("offset")))
 
 
 def count_jobs(projectid):

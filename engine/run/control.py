@@ -9,6 +9,7 @@ from engine.run import events, lifecycle, logs
 from engine.store.clock import now
 from engine.store.listing import Columns, as_dict
 from engine.store.models import HostResult, Subtask, Task, database
+from engine.store.prepared import Prepared
 from engine.store.validate import ALNUM, Field, check
 
 SUBTASK_FIELDS = (
@@ -34,6 +35,7 @@ CONTROL = {
 }
 LOG = {"offset": Field(int, default=0, minimum=0)}
 VISIBLE = Columns(Task, ("uuid", "projectid", "jobuuid", "status"))
+VISIBLE_TASK = Prepared(lambda arg: VISIBLE.select().where(Task.uuid == arg("uuid")).limit(1))
 
 
 def _task(projectid, taskuuid, field="taskuuid"):
@@ -160,7 +162,7 @@ def _check_retry(taskuuid, values):
 def _visible_task(uuid, principal, role):
     if principal is None:
         raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
-    task = VISIBLE.first(VISIBLE.select().where(Task.uuid == uuid[:12]))
+    task = VISIBLE.first(VISIBLE_TASK, uuid=uuid[:12])
     if task is None or not principal.allows(task["projectid"], "read"):
         raise NotFound(f"uuid: task {uuid} does not exist")
     auth.require(principal, task["projectid"], role)

@@ -11,6 +11,7 @@ from engine.run.logcap import LogCap
 from engine.store.db import retrying
 from engine.store.faults import first_line, is_disk_full
 from engine.store.models import LogChunk, Task, database
+from engine.store.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -141,24 +142,31 @@ class LogWriter:
             log.exception("task %s: storing log lines failed", self.taskuuid)
 
 
+def _chunks_from(arg):
+    """The chunks holding the text from ``offset`` on, each with the task's status: it comes
+    in the same statement as the text, so from the same snapshot; once it is final there, all
+    of the text is there too."""
+    start = LogChunk.select(fn.COALESCE(fn.MAX(LogChunk.offset), 0)).where(
+        LogChunk.taskuuid == arg("taskuuid"), LogChunk.offset <= arg("offset")
+    )
+    status = Task.select(Task.status).where(Task.uuid == arg("taskuuid"))
+    return (
+        LogChunk.select(LogChunk.offset, LogChunk.text, status)
+        .where(LogChunk.taskuuid == arg("taskuuid"), LogChunk.offset >= start)
+        .order_by(LogChunk.offset)
+    )
+
+
+CHUNKS_FROM = Prepared(_chunks_from)
+
+
 def read(taskuuid, offset=0, limit=READ_LIMIT):
     """Return ``{log, offset, done}``: the text from ``offset`` on and the offset to ask next.
 
     ``done`` is true once the task has ended and everything was read.
     """
-    start = LogChunk.select(fn.COALESCE(fn.MAX(LogChunk.offset), 0)).where(
-        LogChunk.taskuuid == taskuuid, LogChunk.offset <= offset
-    )
-    # The task's status comes in the same statement as the text, so from the same snapshot:
-    # once it is final there, all of the text is there too.
-    status = Task.select(Task.status).where(Task.uuid == taskuuid)
-    chunks = (
-        LogChunk.select(LogChunk.offset, LogChunk.text, status)
-        .where(LogChunk.taskuuid == taskuuid, LogChunk.offset >= start)
-        .order_by(LogChunk.offset)
-        .tuples()
-    )
     parts, size, cut, state = [], 0, False, None
+    chunks = CHUNKS_FROM.execute(taskuuid=taskuuid, offset=offset)
     for chunk_offset, chunk_text, state in chunks:  # noqa: B007 (the last row's state is kept)
         piece = chunk_text[max(0, offset - chunk_offset) :]
         if piece:
@@ -171,7 +179,7 @@ def read(taskuuid, offset=0, limit=READ_LIMIT):
     end = offset + len(text)
     done = state in FINAL and not cut
     if state is None:  # no text at all: the status is read after that was found
-        state = status.scalar()
+        state = Task.select(Task.status).where(Task.uuid == taskuuid).scalar()
         stored = LogChunk.select(LogChunk.offset).where(LogChunk.taskuuid == taskuuid)
         done = state in FINAL and stored.limit(1).scalar() is None
     return {"log": text, "offset": end, "done": done, "status": state}

@@ -12,8 +12,9 @@ from engine.errors import Conflict, InvalidInput, NotFound
 from engine.run import queue
 from engine.store import clock
 from engine.store.ids import new_uuid
-from engine.store.listing import DATE, Columns, day, paged, time_range
+from engine.store.listing import DATE, Columns, day, page_bounds, paged, time_range
 from engine.store.models import Job, Task, database
+from engine.store.prepared import Prepared
 from engine.store.validate import ALNUM, Field, check
 
 LIST_FIELDS = (
@@ -256,7 +257,10 @@ _kept_yaml = functools.lru_cache(maxsize=4096)(_yaml)
 def list_tasks(projectid, params):
     """List the project's tasks, newest first (filters: name, user, status, taskuuid, dates)."""
     values = check(params, LIST)
-    query = LIST_COLUMNS.select().where(Task.projectid == projectid)
+    if not any(values.values()):  # no filter: the page a poll asks for
+        rows = LIST_COLUMNS.rows(TASK_PAGE, projectid=projectid, **page_bounds(params))
+        return [_shape(t) for t in rows]
+    query = _listed(projectid)
     if values["name"]:
         query = query.where(Task.name.contains(values["name"]))
     for column in ("user", "status", "jobtype"):
@@ -265,7 +269,23 @@ def list_tasks(projectid, params):
     if values["taskuuid"]:
         query = query.where(Task.uuid == values["taskuuid"])
     query = time_range(query, Task.create_time, "time_start", "time_end", values)
-    return [_shape(t) for t in LIST_COLUMNS.rows(paged(query.order_by(Task.id.desc()), params))]
+    return [_shape(t) for t in LIST_COLUMNS.rows(paged(query, params))]
+
+
+def _listed(projectid):
+    return LIST_COLUMNS.select().where(Task.projectid == projectid).order_by(Task.id.desc())
+
+
+TASK_PAGE = Prepared(
+    lambda arg: _listed(arg("projectid")).limit(arg("limit")).offset(arg("offset"))
+)
+TASK_DETAIL = Prepared(
+    lambda arg: (
+        DETAIL_COLUMNS.select()
+        .where(Task.uuid == arg("uuid"), Task.projectid == arg("projectid"))
+        .limit(1)
+    )
+)
 
 
 def _counts(projectid, *where):
@@ -300,8 +320,7 @@ def total_count(projectid, params):
 
 def get_task(projectid, uuid):
     """Return one task of the project."""
-    query = DETAIL_COLUMNS.select().where(Task.uuid == uuid, Task.projectid == projectid)
-    task = DETAIL_COLUMNS.first(query)
+    task = DETAIL_COLUMNS.first(TASK_DETAIL, uuid=uuid, projectid=projectid)
     if task is None:
         raise NotFound(f"uuid: task {uuid} does not exist")
     return _shape(task)

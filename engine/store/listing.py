@@ -16,6 +16,7 @@ from peewee import (
 
 from engine.errors import InvalidInput
 from engine.store.clock import fmt
+from engine.store.prepared import Prepared
 from engine.store.validate import Field, check
 
 MAX_PAGE_SIZE = 1000
@@ -58,7 +59,8 @@ def time_range(query, column, start_name, end_name, values):
 
 
 def common_filters(query, model, params, name_column=None):
-    """Apply OpenC3's name LIKE, creator/editor and date-range filters to ``query``."""
+    """Apply OpenC3's name LIKE, creator/editor and date-range filters to ``query`` (the
+    same query comes back when ``params`` ask for none)."""
     spec = {
         k: v for k, v in COMMON_FILTERS.items() if k != "edit_user" or hasattr(model, "edit_user")
     }
@@ -80,6 +82,13 @@ def paged(query, params):
     """Apply ``page``/``pagesize`` (bounded) to ``query``."""
     values = check(params, PAGING)
     return query.paginate(values["page"], values["pagesize"])
+
+
+def page_bounds(params):
+    """Return ``{"limit", "offset"}`` of the page ``page``/``pagesize`` ask for (the values a
+    Prepared query of a page takes)."""
+    values = check(params, PAGING)
+    return {"limit": values["pagesize"], "offset": (values["page"] - 1) * values["pagesize"]}
 
 
 def as_dict(row, names):
@@ -115,14 +124,19 @@ class Columns:
         """Start a select of these columns (add where, order and paging as usual)."""
         return self.model.select(self.sql, *self.extra)
 
-    def rows(self, query):
-        """Return the rows of ``query`` (begun with :meth:`select`) as shaped dicts."""
-        cursor = self.model._meta.database.execute(query)
+    def rows(self, query, **values):
+        """Return the rows of ``query`` (begun with :meth:`select`) as shaped dicts; a
+        :class:`Prepared` one runs with ``values``."""
+        if isinstance(query, Prepared):
+            cursor = query.execute(**values)
+        else:
+            cursor = self.model._meta.database.execute(query)
         return [self._shape(row) for row in cursor.fetchall()]
 
-    def first(self, query):
-        """Return the first row of ``query`` as a shaped dict, or None."""
-        rows = self.rows(query.limit(1))
+    def first(self, query, **values):
+        """Return the first row of ``query`` as a shaped dict, or None (a :class:`Prepared`
+        query limits itself)."""
+        rows = self.rows(query if isinstance(query, Prepared) else query.limit(1), **values)
         return rows[0] if rows else None
 
     def _shape(self, row):
