@@ -107,6 +107,7 @@ def test_a_log_read_says_done_once_the_task_ended_and_all_its_text_was_read(api)
             "offset": 0,
             "done": False,
             "status": "running",
+            "projectid": 1,
         }
         LogChunk.create(taskuuid="eeeeeeeeeeee", offset=0, text="one\n")
         LogChunk.create(taskuuid="eeeeeeeeeeee", offset=4, text="two\n")
@@ -118,16 +119,19 @@ def test_a_log_read_says_done_once_the_task_ended_and_all_its_text_was_read(api)
             "offset": 5,
             "done": False,
             "status": "success",
+            "projectid": 1,
         }
         assert logs.read("eeeeeeeeeeee", 5) == {
             "log": "wo\n",
             "offset": 8,
             "done": True,
             "status": "success",
+            "projectid": 1,
         }
         assert logs.read("eeeeeeeeeeee", 8)["done"] is True
         Task.create(projectid=1, uuid="ffffffffffff", status="fail")
-        assert logs.read("ffffffffffff") == {"log": "", "offset": 0, "done": True, "status": "fail"}
+        assert logs.read("ffffffffffff")["done"] is True
+        assert logs.read("gggggggggggg") is None  # no such task
     r = api.ok("GET", "/slave/any/tasklog/eeeeeeeeeeee", params={"offset": 4})
     assert r == {
         "log": "two\n",
@@ -136,3 +140,17 @@ def test_a_log_read_says_done_once_the_task_ended_and_all_its_text_was_read(api)
         "status": "success",
         "uuid": "eeeeeeeeeeee",
     }
+
+
+def test_a_log_is_read_only_by_keys_of_its_project(api):
+    with database.connection_context():
+        Task.create(projectid=1, uuid="hhhhhhhhhhhh", status="success")
+        LogChunk.create(taskuuid="hhhhhhhhhhhh", offset=0, text="secret line\n")
+    path = "/slave/any/tasklog/hhhhhhhhhhhh"
+    assert api.ok("GET", path, key=api.user("one", 1, "read"))["log"] == "secret line\n"
+    for key in (api.user("two", 2, "write"), None):
+        r = api.get(path, key=key)
+        assert r.status_code in (401, 404) and "secret" not in r.text
+    assert api.get(path, key=None).status_code == 401
+    r = api.get("/slave/any/tasklog/nosuchtask00")
+    assert r.status_code == 404 and r.json["info"] == "uuid: task nosuchtask00 does not exist"

@@ -160,9 +160,18 @@ def _check_retry(taskuuid, values):
 
 
 def _visible_task(uuid, principal, role):
+    _authenticated(principal)
+    return _visible(VISIBLE.first(VISIBLE_TASK, uuid=uuid[:12]), uuid, principal, role)
+
+
+def _authenticated(principal):
     if principal is None:
         raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
-    task = VISIBLE.first(VISIBLE_TASK, uuid=uuid[:12])
+
+
+def _visible(task, uuid, principal, role):
+    """Return ``task`` (a dict with its projectid, or None) if ``principal`` may act on it
+    with ``role``; one it may not read does not exist for it."""
     if task is None or not principal.allows(task["projectid"], "read"):
         raise NotFound(f"uuid: task {uuid} does not exist")
     auth.require(principal, task["projectid"], role)
@@ -202,5 +211,8 @@ def kill(uuid, principal, wait_seconds=5.0):
 def read_log(uuid, principal, offset):
     """Return the log of a task from ``offset``: ``{log, offset, done, status, uuid}``."""
     offset = LOG["offset"].clean("offset", offset)
-    task = _visible_task(uuid, principal, "read")
-    return {**logs.read(task["uuid"], offset), "uuid": task["uuid"]}
+    _authenticated(principal)
+    # One statement reads the task and its text; nothing of it leaves before the check.
+    read = _visible(logs.read(uuid[:12], offset), uuid, principal, "read")
+    del read["projectid"]
+    return {**read, "uuid": uuid[:12]}

@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 
-from peewee import fn
+from peewee import JOIN, fn
 
 from engine.run.logcap import LogCap
 from engine.store.db import retrying
@@ -142,44 +142,53 @@ class LogWriter:
             log.exception("task %s: storing log lines failed", self.taskuuid)
 
 
-def _chunks_from(arg):
-    """The chunks holding the text from ``offset`` on, each with the task's status: it comes
-    in the same statement as the text, so from the same snapshot; once it is final there, all
-    of the text is there too."""
+def _text_from(arg):
+    """The task's project and status, joined with the chunks that hold its text from
+    ``offset`` on (none: one row without a chunk). One statement reads both, so from the same
+    snapshot: once the status is final there, all of the text is there too."""
     start = LogChunk.select(fn.COALESCE(fn.MAX(LogChunk.offset), 0)).where(
         LogChunk.taskuuid == arg("taskuuid"), LogChunk.offset <= arg("offset")
     )
-    status = Task.select(Task.status).where(Task.uuid == arg("taskuuid"))
     return (
-        LogChunk.select(LogChunk.offset, LogChunk.text, status)
-        .where(LogChunk.taskuuid == arg("taskuuid"), LogChunk.offset >= start)
+        Task.select(Task.projectid, Task.status, LogChunk.offset, LogChunk.text)
+        .join(
+            LogChunk,
+            JOIN.LEFT_OUTER,
+            on=(LogChunk.taskuuid == Task.uuid) & (LogChunk.offset >= start),
+        )
+        .where(Task.uuid == arg("taskuuid"))
         .order_by(LogChunk.offset)
     )
 
 
-CHUNKS_FROM = Prepared(_chunks_from)
+TEXT_FROM = Prepared(_text_from)
 
 
 def read(taskuuid, offset=0, limit=READ_LIMIT):
-    """Return ``{log, offset, done}``: the text from ``offset`` on and the offset to ask next.
+    """Return ``{log, offset, done, status, projectid}``: the text from ``offset`` on, the
+    offset to ask next, and the task's status and project; None when there is no such task.
 
     ``done`` is true once the task has ended and everything was read.
     """
-    parts, size, cut, state = [], 0, False, None
-    chunks = CHUNKS_FROM.execute(taskuuid=taskuuid, offset=offset)
-    for chunk_offset, chunk_text, state in chunks:  # noqa: B007 (the last row's state is kept)
-        piece = chunk_text[max(0, offset - chunk_offset) :]
+    parts, size, cut, row = [], 0, False, None
+    for row in TEXT_FROM.execute(taskuuid=taskuuid, offset=offset):  # noqa: B007 (row is kept)
+        chunk_offset, chunk_text = row[2], row[3]
+        piece = chunk_text[max(0, offset - chunk_offset) :] if chunk_text else ""
         if piece:
             parts.append(piece)
             size += len(piece)
         if size >= limit:
             cut = True
             break
+    if row is None:
+        return None
+    projectid, state = row[0], row[1]
     text = "".join(parts)[:limit]
-    end = offset + len(text)
     done = state in FINAL and not cut
-    if state is None:  # no text at all: the status is read after that was found
-        state = Task.select(Task.status).where(Task.uuid == taskuuid).scalar()
-        stored = LogChunk.select(LogChunk.offset).where(LogChunk.taskuuid == taskuuid)
-        done = state in FINAL and stored.limit(1).scalar() is None
-    return {"log": text, "offset": end, "done": done, "status": state}
+    return {
+        "log": text,
+        "offset": offset + len(text),
+        "done": done,
+        "status": state,
+        "projectid": projectid,
+    }
