@@ -2,7 +2,11 @@
 and on the same server model as ``opsjob serve``: gunicorn, 2 processes of ``api.asgi.Worker``,
 the WSGI app on a2wsgi's threads. Only the app differs.
 
-    python -m bench.api [--seconds 5] [--rounds 3] [--connections 16] [--backends sqlite,postgres]
+    python -m bench.api [--seconds 5] [--rounds 5] [--connections 16] [--backends sqlite,postgres]
+
+Each route prints its requests/s and their median ratio to the bare route's, and the server's
+CPU-milliseconds per request (gunicorn's processes, and PostgreSQL's for that backend) with
+the bare route's CPU per request divided by the route's ("CPU ratio").
 
 Needs Debian's ``wrk``. For PostgreSQL, ``--pg-admin`` names a database the bench may use to
 create (and at the end drop) a throwaway one.
@@ -28,6 +32,7 @@ from engine.store.db import database
 from engine.store.models import Task
 from engine.store.settings import Settings
 
+from .proc import cpu, tree_cpu
 from .servers import served, wrk
 
 ROWS = 100  # jobs and tasks, so that each list answers a full default page
@@ -117,6 +122,33 @@ def postgres(admin_url):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _backends(database_url):
+    """The pids of the PostgreSQL server processes serving ``database_url`` (none for SQLite):
+    their CPU is the app's too."""
+    if not database_url.startswith("postgres"):
+        return []
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def _turn(url, key, args, server_pid, database_url):
+    """One wrk run on ``url``: ``(requests/s, server CPU ms per request)``; the server is the
+    gunicorn tree and the database's server processes."""
+
+    def used():
+        return tree_cpu(server_pid) + sum(cpu(p, reaped=False) for p in _backends(database_url))
+
+    before = used()
+    rate, count = wrk(url, key, args.seconds, args.connections, counted=True)
+    return rate, (used() - before) * 1000 / count
+
+
 def run(backend, database_url, args):
     home = tempfile.mkdtemp(prefix="opsjob-bench-")
     key, taskuuid = prepare(home, database_url)
@@ -130,24 +162,28 @@ def run(backend, database_url, args):
     }
     # Both servers run side by side, and each route is measured in short turns with the bare
     # route: on a shared machine the load moves, so each ratio compares runs seconds apart,
-    # and the median of the turns is reported.
+    # and the median of the turns is reported. The server CPU per request is steadier than the
+    # rate under a moving load, and the CPU ratio tells what the rate would be on a quiet one.
     results = []
     with (
-        served([*WORKER, BARE], env, probe="/bare") as bare_url,
-        served([*WORKER, OPSJOB], env) as url,
+        served([*WORKER, BARE], env, probe="/bare") as (bare_url, bare_pid),
+        served([*WORKER, OPSJOB], env) as (url, pid),
     ):
         for name, path in routes.items():
             turns = []
             for _ in range(args.rounds):
-                bare = wrk(f"{bare_url}/bare", key, args.seconds, args.connections)
-                turns.append((wrk(url + path, key, args.seconds, args.connections), bare))
+                bare = _turn(f"{bare_url}/bare", key, args, bare_pid, "")
+                turns.append((_turn(url + path, key, args, pid, database_url), bare))
             results.append(
                 {
                     "backend": backend,
                     "route": name,
-                    "requests/s": round(statistics.median(r for r, _ in turns), 1),
-                    "bare requests/s": round(statistics.median(b for _, b in turns), 1),
-                    "ratio": round(statistics.median(r / b for r, b in turns), 3),
+                    "requests/s": round(statistics.median(r for (r, _), _ in turns), 1),
+                    "bare requests/s": round(statistics.median(b for _, (b, _) in turns), 1),
+                    "ratio": round(statistics.median(r / b for (r, _), (b, _) in turns), 3),
+                    "server CPU ms/request": round(statistics.median(c for (_, c), _ in turns), 3),
+                    "bare CPU ms/request": round(statistics.median(c for _, (_, c) in turns), 3),
+                    "CPU ratio": round(statistics.median(b / c for (_, c), (_, b) in turns), 3),
                 }
             )
     return results
@@ -156,7 +192,7 @@ def run(backend, database_url, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
-    p.add_argument("--rounds", type=int, default=3, help="turns of bare route and route")
+    p.add_argument("--rounds", type=int, default=5, help="turns of bare route and route")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/test")

@@ -34,6 +34,8 @@ from engine.store.settings import Settings
 from tests.cluster import Cluster
 from tests.sshnodes import start_nodes
 
+from .proc import cpu
+
 BIN = os.path.dirname(sys.executable)
 SRC_FILE = "/tmp/opsjob-bench-payload.bin"
 DST_DIR = "/tmp/opsjob-bench-dst/"
@@ -64,14 +66,6 @@ SCP_PLAY = """- hosts: source
 def _children_cpu():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _proc_cpu(pid):
-    """CPU seconds of ``pid`` and of the children it has waited for (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(x) for x in fields[11:15]) / ticks  # utime stime cutime cstime
 
 
 def plain(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
@@ -142,14 +136,14 @@ def opsjob(cluster, addresses, kind):
             },
         )
     worker = cluster.procs["worker"].pid
-    cpu0, t0 = _proc_cpu(worker), time.monotonic()
+    cpu0, t0 = cpu(worker), time.monotonic()
     r = cluster.ok("POST", f"/task/1/{route}", {"name": f"fanout {kind}", **body})
     task = cluster.wait(1, r["data"]["uuid"], timeout=900)
     elapsed = time.monotonic() - t0
     if task["status"] != "success":
         raise RuntimeError(f"opsjob task ended {task['status']}: {task['reason']}")
     time.sleep(0.3)  # the worker's bookkeeping after the answer
-    return elapsed, _proc_cpu(worker) - cpu0
+    return elapsed, cpu(worker) - cpu0
 
 
 def measure(rc_files, n, repeat, scp_mb, steps):

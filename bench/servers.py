@@ -60,8 +60,8 @@ def _timed_get(url, key):
 
 @contextlib.contextmanager
 def served(argv, env, workers=2, probe="/openapi.json"):
-    """Run ``gunicorn -w workers <argv>`` on a free port; yield its base URL once ``probe``
-    answers, then stop it."""
+    """Run ``gunicorn -w workers <argv>`` on a free port; yield its base URL and the pid of
+    its gunicorn once ``probe`` answers, then stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -73,14 +73,15 @@ def served(argv, env, workers=2, probe="/openapi.json"):
     )
     try:
         wait_until_up(url, proc, path=probe)
-        yield url
+        yield url, proc.pid
     finally:
         os.killpg(proc.pid, 15)
         proc.wait()
 
 
-def wrk(url, key, seconds, connections):
-    """Return the requests per second wrk reaches on GET ``url`` (checking every answer)."""
+def wrk(url, key, seconds, connections, counted=False):
+    """Return the requests per second wrk reaches on GET ``url`` (checking every answer); with
+    ``counted``, also the number of requests it made."""
     out = subprocess.run(
         [
             "wrk",
@@ -98,11 +99,12 @@ def wrk(url, key, seconds, connections):
     bad = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", out)
     if bad:
         raise RuntimeError(f"{url}: {bad.group(1)} answers were not 2xx")
-    return float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    return (rate, int(re.search(r"([0-9]+) requests in", out).group(1))) if counted else rate
 
 
 def measure(name, argv, env, key, uuid, args):
-    with served(argv, env) as url:
+    with served(argv, env) as (url, _):
         rps = wrk(f"{url}/task/1/{uuid}", key, args.seconds, args.connections)
         port = int(url.rsplit(":", 1)[1])
         stop = threading.Event()
