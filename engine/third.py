@@ -18,6 +18,7 @@ from engine.catalog import steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.run import control, stepplan, tasks
 from engine.store.models import Job, Subtask, Task, Variable
+from engine.store.records import live
 from engine.store.validate import Field, check
 
 RETRY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
@@ -66,11 +67,7 @@ def _project(params, principal, role, spec=PROJECT):
 
 
 def _job(projectid, jobname, field="params.jobname"):
-    job = (
-        Job.select()
-        .where(Job.projectid == projectid, Job.name == jobname, Job.status != "deleted")
-        .first()
-    )
+    job = live(Job, Job.projectid == projectid, Job.name == jobname)
     if job is None:
         raise InvalidInput(f"{field}: job {jobname} does not exist in project {projectid}")
     return job

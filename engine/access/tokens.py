@@ -8,7 +8,7 @@ import hashlib
 from engine.errors import InvalidInput
 from engine.store.listing import as_dict, common_filters, paged
 from engine.store.models import Job, Token, database
-from engine.store.records import in_project, soft_delete, unique
+from engine.store.records import in_project, live, soft_delete, unique
 from engine.store.validate import ONE_LINE, Field, check
 
 PREFIX_LEN = 4
@@ -70,11 +70,7 @@ def add_token(projectid, params, user):
     if isjob:
         if not jobname:
             raise InvalidInput("jobname: is required when isjob is true")
-        job = (
-            Job.select(Job.id)
-            .where(Job.projectid == projectid, Job.name == jobname, Job.status != "deleted")
-            .first()
-        )
+        job = live(Job, Job.projectid == projectid, Job.name == jobname, fields=[Job.id])
         if job is None:
             raise InvalidInput(f"jobname: job {jobname!r} does not exist in project {projectid}")
     prefix = token[:PREFIX_LEN]

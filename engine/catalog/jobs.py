@@ -10,7 +10,7 @@ from engine.store.ids import new_uuid
 from engine.store.listing import Columns, as_dict, common_filters, page_bounds, paged
 from engine.store.models import Job, Variable, database
 from engine.store.prepared import Prepared
-from engine.store.records import soft_delete, unique
+from engine.store.records import find, soft_delete, unique
 from engine.store.validate import Field, check
 
 JOB = {
@@ -84,12 +84,9 @@ def _store_steps(jobuuid, checked):
 
 
 def _find(projectid, match, what, permanent_only):
-    query = Job.select().where(Job.projectid == projectid, match)
-    alive = (Job.status == "permanent") if permanent_only else (Job.status != "deleted")
-    job = query.where(alive).first()
-    if job is None:
-        raise NotFound(f"{what} does not exist")
-    return job
+    if not permanent_only:
+        return find(Job, what, Job.projectid == projectid, match)
+    return find(Job, what, Job.projectid == projectid, match, Job.status == "permanent")
 
 
 def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):

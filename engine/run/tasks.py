@@ -15,6 +15,7 @@ from engine.store.ids import new_uuid
 from engine.store.listing import DATE, Columns, day, page_bounds, paged, time_range
 from engine.store.models import Job, Task, database
 from engine.store.prepared import Prepared
+from engine.store.records import live
 from engine.store.validate import ALNUM, Field, check
 
 LIST_FIELDS = (
@@ -150,11 +151,7 @@ def run_job_byname(projectid, params, principal):
     """Start a job by name. A given ``uuid`` makes the call idempotent: if that task exists,
     nothing is created and ``None`` is returned."""
     values = check(params, BYNAME)
-    job = (
-        Job.select()
-        .where(Job.projectid == projectid, Job.name == values["jobname"], Job.status != "deleted")
-        .first()
-    )
+    job = live(Job, Job.projectid == projectid, Job.name == values["jobname"])
     if job is None:
         raise InvalidInput(f"jobname: job {values['jobname']} does not exist")
     if values["uuid"] and Task.select().where(Task.uuid == values["uuid"]).exists():
@@ -338,11 +335,7 @@ def authorization(projectid, params):
     """Answer 1 when job ``jobname`` of the project may be run with the control role by JOBX
     group ``group`` (its ``_authorization_`` is ``true`` or that group), else 0."""
     values = check(params, AUTHORIZATION)
-    job = (
-        Job.select()
-        .where(Job.projectid == projectid, Job.name == values["jobname"], Job.status != "deleted")
-        .first()
-    )
+    job = live(Job, Job.projectid == projectid, Job.name == values["jobname"])
     if job is None:
         return 0
     return 1 if variables.launch_role(job.uuid, group=values["group"]) == "control" else 0
@@ -353,16 +346,7 @@ def run_job_bymon(projectid, params, principal):
     or ``exp_id`` one of its ``mon_ids``; variable ``ip`` is the endpoint's inner address.
     Refused while the job already has a queued, running or waiting task. Return the uuid."""
     values = check(params, BYMON)
-    job = (
-        Job.select()
-        .where(
-            Job.projectid == projectid,
-            Job.name == values["jobname"],
-            Job.status != "deleted",
-            Job.mon_status == 1,
-        )
-        .first()
-    )
+    job = live(Job, Job.projectid == projectid, Job.name == values["jobname"], Job.mon_status == 1)
     if job is None:
         raise InvalidInput(f"jobname: no job {values['jobname']} with its monitor trigger on")
     allowed = [i for i in (job.mon_ids or "").split(",") if i]

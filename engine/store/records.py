@@ -17,12 +17,18 @@ def row_id(name, value):
         raise NotFound(f"{name}: {value} does not exist") from None
 
 
-def find(model, what, *where):
-    """Return the one live row matching ``where``, or raise NotFound naming ``what``."""
-    query = model.select().where(*where)
+def live(model, *where, fields=()):
+    """Return the first row matching ``where`` that is not soft-deleted (only ``fields``, if
+    given), or None."""
+    query = model.select(*fields).where(*where)
     if hasattr(model, "status"):
         query = query.where(model.status != "deleted")
-    row = query.first()
+    return query.first()
+
+
+def find(model, what, *where):
+    """Return the one live row matching ``where``, or raise NotFound naming ``what``."""
+    row = live(model, *where)
     if row is None:
         raise NotFound(f"{what} does not exist")
     return row
