@@ -40,8 +40,7 @@ class PlaybookCollector:
         result = self.hosts[host]
         if kind == "runner_on_start":
             self.started_hosts.add(host)
-            if result.start is None:
-                result.start = _epoch(event.get("created"))
+            result.started(event)
             return
         res = data.get("res") or {}
         task = str(data.get("task") or "")

@@ -31,6 +31,12 @@ class HostResult:
         """Whether the host has its final status."""
         return self.status in FINAL
 
+    def started(self, event):
+        """Note a task's start on the host (a ``runner_on_start`` event): the first one is the
+        host's start time."""
+        if self.start is None:
+            self.start = _epoch(event.get("created"))
+
 
 @dataclass
 class RunOutcome:
@@ -114,8 +120,7 @@ class _Collector:
             return
         if kind == "runner_on_start":
             self.started_hosts.add(host)
-            if result.start is None:
-                result.start = _epoch(event.get("created"))
+            result.started(event)
             return
         res = data.get("res") or {}
         if kind == "runner_on_ok":
