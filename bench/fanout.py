@@ -13,7 +13,9 @@ opsjob cold (the first run after the worker starts: no SSH connection is open ye
 (best of the next runs), each with its ratio to the two plain baselines. Each plain variant
 runs twice and keeps its best (its second run rides the SSH connections the first opened).
 "controller CPU/host" is the CPU time of ansible-playbook and its processes (for opsjob: of
-the worker, which runs them) divided by the hosts: sshd on the nodes is not counted.
+the worker's process tree, which runs them, warm controller included) divided by the hosts:
+sshd on the nodes is not counted, nor, on either side, the SSH connection masters that
+ControlPersist leaves running in the background.
 
     .venv/bin/python -m bench.fanout [--nodes 48] [--repeat 2] [--scp-mb 10] [--kinds rc,norc]
                                      [--steps cmd,scp]
