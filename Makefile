@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install test-deps system-deps lint clean
+.PHONY: run test install test-deps system-deps bench-deps lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ system-deps:
 	  (apt-get update -qq || true) && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo php-cli perl \
 	    chromium bubblewrap git; fi
+
+# What the benchmarks in bench/ need beyond the test suite: wrk for the read benchmarks.
+bench-deps: install system-deps
+	@command -v wrk >/dev/null 2>&1 || { (apt-get update -qq || true) && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 run: install
 	$(BIN)/opsjob init
