@@ -16,7 +16,7 @@ from engine.store.prepared import Prepared
 def test_columns_shape_rows_as_model_instances_are_shaped(api):
     moment = datetime.datetime(2026, 3, 4, 5, 6, 7, 891011)
     with database.connection_context():
-        Task.create(projectid=1, uuid="aaaaaaaaaaaa", starttime=moment, runtime=1.25, pid=7)
+        Task.create(projectid=1, uuid="aaaaaaaaaaaa", starttime=moment, runtime=0.1 + 0.2, pid=7)
         Task.create(projectid=1, uuid="bbbbbbbbbbbb", reason="no run")
         columns = Columns(Task, DETAIL_FIELDS)
         fast = columns.rows(columns.select().order_by(Task.id))

@@ -38,14 +38,18 @@ class Prepared:
         self.build = build
         self._rendered = {}  # kind of database -> (sql, params with slots)
 
-    def execute(self, **values):
-        """Run the query with ``values`` and return the driver's cursor."""
+    def render(self, **values):
+        """Return the query's SQL and its parameters for ``values``."""
         kind = type(database.obj)
         rendered = self._rendered.get(kind)
         if rendered is None:
             rendered = self._rendered[kind] = self.build(_Arg).sql()
         sql, params = rendered
-        return database.execute_sql(sql, [_value(p, values) for p in params])
+        return sql, [_value(p, values) for p in params]
+
+    def execute(self, **values):
+        """Run the query with ``values`` and return the driver's cursor."""
+        return database.execute_sql(*self.render(**values))
 
 
 def _value(param, values):
