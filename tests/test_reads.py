@@ -7,6 +7,7 @@ import yaml
 
 from engine.run import logs
 from engine.run.tasks import DETAIL_FIELDS
+from engine.store.clock import fmt
 from engine.store.db import database
 from engine.store.listing import Columns, as_dict
 from engine.store.models import LogChunk, Task
@@ -154,3 +155,16 @@ def test_a_log_is_read_only_by_keys_of_its_project(api):
     assert api.get(path, key=None).status_code == 401
     r = api.get("/slave/any/tasklog/nosuchtask00")
     assert r.status_code == 404 and r.json["info"] == "uuid: task nosuchtask00 does not exist"
+
+
+def test_times_show_as_openc3_shows_them_whatever_their_python_type():
+    utc = datetime.UTC
+    for value in (
+        datetime.datetime(2026, 3, 4, 5, 6, 7, 891011),
+        datetime.datetime(2026, 12, 31, 23, 59, 59),
+        datetime.datetime(2026, 1, 1, tzinfo=utc),
+    ):
+        assert fmt(value) == value.strftime("%Y-%m-%d %H:%M:%S")
+    assert fmt("2026-03-04 05:06:07.891011") == "2026-03-04 05:06:07"
+    assert fmt(datetime.date(2026, 3, 4)) == "2026-03-04 00:00:00"
+    assert fmt(None) is None

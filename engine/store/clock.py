@@ -16,6 +16,8 @@ def fmt(value):
         return None
     if isinstance(value, str):
         return value[:19]
+    if type(value) is datetime.datetime:  # isoformat is a fifth of strftime's cost (lists)
+        return value.isoformat(" ", "seconds")[:19]
     return value.strftime(TIME_FORMAT)
 
 
