@@ -89,18 +89,14 @@ class Job(Audited):
         indexes = ((("projectid", "name"), True),)
 
 
-class PluginCmd(BaseModel):
-    """A cmd step. Rows are never updated: a job edit writes new ones."""
+class StepRow(BaseModel):
+    """The columns every kind of step has; each kind keeps its rows in its own table. Rows are
+    never updated: a job edit writes new ones."""
 
     jobuuid = CharField(max_length=20, null=True, index=True)
     uuid = CharField(max_length=20, unique=True)
     name = CharField(max_length=100)
     user = CharField(max_length=40, default="")
-    node_type = CharField(max_length=20)
-    node_cont = TextField(default="")
-    scripts_type = CharField(max_length=32)
-    scripts_cont = TextField(default="")
-    scripts_argv = TextField(default="")
     timeout = IntegerField(default=60)
     pause = CharField(max_length=200, default="")
     deployenv = CharField(max_length=20, default="always")
@@ -109,13 +105,19 @@ class PluginCmd(BaseModel):
     create_time = DateTimeField(default=now)
 
 
-class PluginScp(BaseModel):
-    """An scp step. Rows are never updated: a job edit writes new ones."""
+class PluginCmd(StepRow):
+    """A cmd step."""
 
-    jobuuid = CharField(max_length=20, null=True, index=True)
-    uuid = CharField(max_length=20, unique=True)
-    name = CharField(max_length=100)
-    user = CharField(max_length=40, default="")
+    node_type = CharField(max_length=20)
+    node_cont = TextField(default="")
+    scripts_type = CharField(max_length=32)
+    scripts_cont = TextField(default="")
+    scripts_argv = TextField(default="")
+
+
+class PluginScp(StepRow):
+    """An scp step."""
+
     src_type = CharField(max_length=20)
     src = TextField(default="")
     sp = CharField(max_length=500)
@@ -124,22 +126,12 @@ class PluginScp(BaseModel):
     dp = CharField(max_length=500)
     chown = CharField(max_length=40, default="")
     chmod = CharField(max_length=10, default="")
-    timeout = IntegerField(default=60)
     scp_delete = IntegerField(default=0)
-    pause = CharField(max_length=200, default="")
-    deployenv = CharField(max_length=20, default="always")
-    action = CharField(max_length=20, default="always")
-    batches = CharField(max_length=20, default="always")
-    create_time = DateTimeField(default=now)
 
 
-class PluginPlaybook(BaseModel):
-    """A playbook step (v13). Rows are never updated: a job edit writes new ones."""
+class PluginPlaybook(StepRow):
+    """A playbook step (v13)."""
 
-    jobuuid = CharField(max_length=20, null=True, index=True)
-    uuid = CharField(max_length=20, unique=True)
-    name = CharField(max_length=100)
-    user = CharField(max_length=40, default="")
     node_type = CharField(max_length=20)
     node_cont = TextField(default="")
     source = TextField(default="")
@@ -149,12 +141,6 @@ class PluginPlaybook(BaseModel):
     check = IntegerField(default=0)
     diff = IntegerField(default=0)
     verbosity = IntegerField(default=0)
-    timeout = IntegerField(default=60)
-    pause = CharField(max_length=200, default="")
-    deployenv = CharField(max_length=20, default="always")
-    action = CharField(max_length=20, default="always")
-    batches = CharField(max_length=20, default="always")
-    create_time = DateTimeField(default=now)
 
 
 class Variable(BaseModel):
