@@ -7,7 +7,7 @@ from engine.run import logs
 from engine.run.logcap import LogCap
 from engine.store import schema
 from engine.store.db import database, open_database
-from engine.store.models import LogChunk
+from engine.store.models import LogChunk, Task
 
 
 def test_the_cap_keeps_head_and_tail_and_counts_the_cut():
@@ -42,6 +42,8 @@ def db(settings):
 
 
 def test_the_writer_stores_at_most_the_cap_and_reads_back_contiguously(db):
+    with database.connection_context():
+        Task.create(projectid=1, uuid="capped", status="running")
     writer = logs.LogWriter("capped", max_chars=10_000)
     for n in range(20_000):  # 200 K characters
         writer.write(f"row {n:05d}\n")
