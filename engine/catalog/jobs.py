@@ -84,9 +84,8 @@ def _store_steps(jobuuid, checked):
 
 
 def _find(projectid, match, what, permanent_only):
-    if not permanent_only:
-        return find(Job, what, Job.projectid == projectid, match)
-    return find(Job, what, Job.projectid == projectid, match, Job.status == "permanent")
+    permanent = (Job.status == "permanent",) if permanent_only else ()
+    return find(Job, what, Job.projectid == projectid, match, *permanent)
 
 
 def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):

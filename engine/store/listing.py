@@ -125,9 +125,14 @@ class Columns:
         # A page read from SQLite comes back as one JSON value (see rows()). JSON would round
         # a float to 15 digits, so float columns travel as the text of all 17.
         floats = {n for n, f in enumerate(fields) if isinstance(f, (FloatField, DoubleField))}
-        self.json_row = ", ".join(
+        page_columns = ", ".join(f"c{n}" for n in range(len(self.names)))
+        json_values = ", ".join(
             f"iif(c{n} IS NULL, NULL, printf('%!.17g', c{n}))" if n in floats else f"c{n}"
             for n in range(len(self.names))
+        )
+        self.json_page = (  # around the page's own SQL
+            f"WITH page({page_columns}) AS (",
+            f") SELECT json_group_array(json_array({json_values})) FROM page",
         )
         self.json_readers = self.readers + [(fields[n].name, _float) for n in sorted(floats)]
         self.json_ok = not any(isinstance(f, BlobField) for f in fields)
@@ -149,12 +154,9 @@ class Columns:
         # 16 server threads a page of 100 rows cost 2-3 times the CPU. The page comes back as
         # one value instead. Its rows keep the page's order: SQLite runs an ordered, limited
         # subquery as a co-routine that the aggregate reads in order (tests/test_reads.py).
-        columns = ", ".join(f"c{n}" for n in range(len(self.names)))
-        one = (
-            f"WITH page({columns}) AS ({sql}) "
-            f"SELECT json_group_array(json_array({self.json_row})) FROM page"
-        )
-        rows = json.loads(database.execute_sql(one, params).fetchone()[0])
+        before, after = self.json_page
+        one = database.execute_sql(before + sql + after, params).fetchone()[0]
+        rows = json.loads(one)
         return [self._shape(row, self.json_readers) for row in rows]
 
     def first(self, query, **values):
