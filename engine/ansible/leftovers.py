@@ -38,15 +38,21 @@ def stop_orphan(settings):
     return stop
 
 
-def stop_remote(pdd, settings, hosts=None):
+def stop_remote(pdd, settings, hosts=None, agent=None):
     """Kill what the run of ``pdd`` left on ``hosts`` (all its hosts when None): best effort,
-    bounded in time."""
+    bounded in time. ``agent``: the socket of a contained run's identity (its broker's).
+
+    The cleanup runs outside any sandbox, with plain ssh and the worker's network."""
     marker = uuid.uuid4().hex
     env = {
         **os.environ,
         **rundir.ansible_env(pdd, marker),
         "ANSIBLE_TIMEOUT": str(CLEANUP_CONNECT_TIMEOUT),
+        "ANSIBLE_SSH_ARGS": rundir.ssh_args(settings),
+        "ANSIBLE_SSH_EXECUTABLE": "ssh",
     }
+    if agent:
+        env["SSH_AUTH_SOCK"] = agent
     inventories = rundir.inventories(pdd)
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")]
     for inventory in inventories if isinstance(inventories, list) else [inventories]:

@@ -90,6 +90,8 @@ class Compiled:
     tree: str | None = None  # playbook: a local directory copied to project/src
     entry: str = "main.yml"  # the playbook ansible-playbook runs, relative to project/
     args: tuple = ()  # playbook: further ansible-playbook arguments
+    reach: frozenset = frozenset()  # playbook: the (address, port) pairs it may connect to
+    network: bool = False  # playbook: an admin lets it reach the worker's whole network
 
 
 _ENV = jinja2.Environment(

@@ -3,14 +3,18 @@
 A host's result is final at the play recap (``playbook_on_stats``): ``unreachable`` if any
 task could not reach it, ``failed`` if a task failed (the failed task's name and message are
 kept), else ``ok``. Its stdout is one line per task (``ok``, ``changed``, ``skipped``,
-``failed``...) and the recap line, never the raw event JSON.
+``failed``...), the task's diff when the step asks for one, and the recap line, never the raw
+event JSON. What the playbook did to hosts outside the step (``add_host``) goes to the log.
 """
 
+import difflib
+import json
 import time
 
 from engine.ansible.results import HostResult, _epoch, excerpt
 
 MAX_LINES = 2000  # task lines kept per host
+MAX_DIFF_LINES = 200  # lines of one task's diff kept
 COUNTS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 STATS_KEYS = {"dark": "unreachable", "failures": "failed"}
 
@@ -27,6 +31,7 @@ class PlaybookCollector:
         self.lines = {name: [] for name in compiled.targets}
         self.failure = {}  # host -> (task, message, status)
         self.recap = False
+        self.strangers = []  # lines about hosts the playbook added that are not the step's
 
     def handle(self, event):
         kind = event.get("event", "")
@@ -35,7 +40,10 @@ class PlaybookCollector:
             self._stats(data, event)
             return
         host = data.get("host")
-        if not kind.startswith("runner_on_") or host not in self.hosts:
+        if not kind.startswith("runner_on_"):
+            return
+        if host not in self.hosts:
+            self._stranger(kind, host, data)
             return
         result = self.hosts[host]
         if kind == "runner_on_start":
@@ -60,12 +68,26 @@ class PlaybookCollector:
         line = f"{word:<11} {task}"
         if word in ("failed", "unreachable", "ignored"):
             line += f": {excerpt(_message(res), 500)}"
-        if len(self.lines[host]) < MAX_LINES:
-            self.lines[host].append(line)
+        lines = self.lines[host]
+        for text in [line, *diff_lines(res)]:
+            if len(lines) < MAX_LINES:
+                lines.append(text)
+
+    def _stranger(self, kind, host, data):
+        if kind in ("runner_on_start", "runner_on_skipped") or len(self.strangers) >= MAX_LINES:
+            return
+        word = kind.removeprefix("runner_on_")
+        res = data.get("res") or {}
+        line = f"host {host} (not a host of this step): {word} {data.get('task') or ''}"
+        if word in ("failed", "unreachable"):
+            line += f": {excerpt(_message(res), 300)}"
+        self.strangers.append(line)
 
     def _stats(self, data, event):
         """Settle every host at the recap, and hand each result on."""
         self.recap = True
+        if self.strangers and self.on_log:
+            self.on_log("\n".join(self.strangers) + "\n")
         end = _epoch(event.get("created"))
         for name, result in self.hosts.items():
             counts = {}
@@ -113,6 +135,41 @@ class PlaybookCollector:
             result.status, result.msg = pending, why
             result.stdout = excerpt("\n".join(self.lines[name]) + "\n") if self.lines[name] else ""
             result.end = result.end or now
+
+
+def diff_lines(res):
+    """Ansible's diff of one task result (``--diff``), as unified diff lines, indented."""
+    diffs = res.get("diff")
+    if isinstance(diffs, dict):
+        diffs = [diffs]
+    out = []
+    for d in diffs if isinstance(diffs, list) else []:
+        if not isinstance(d, dict):
+            continue
+        if d.get("prepared"):
+            text = str(d["prepared"]).splitlines()
+        elif "before" in d or "after" in d:
+            text = difflib.unified_diff(
+                _diff_side(d.get("before")),
+                _diff_side(d.get("after")),
+                str(d.get("before_header") or "before"),
+                str(d.get("after_header") or "after"),
+                lineterm="",
+            )
+        else:
+            continue
+        out.extend("    " + line.rstrip("\n") for line in text)
+    if len(out) > MAX_DIFF_LINES:
+        out = out[:MAX_DIFF_LINES] + [f"    ... ({len(out) - MAX_DIFF_LINES} more diff lines)"]
+    return out
+
+
+def _diff_side(value):
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        value = json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+    return value.splitlines()
 
 
 def _message(res):

@@ -55,6 +55,7 @@ def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
             become_user=step["user"],
             timeout=int(step["timeout"]),
             syntax_only=syntax_only,
+            network=playbook_sandbox.networked(settings, projectid),
         )
 
     plan.make = make
@@ -75,17 +76,16 @@ def dry_run(plan, settings, workdir):
 
 def _key_inside(host, settings):
     """A contained run sees no key file of the worker: a host whose connection variables name
-    one (an admin set them on the machine) gets its content as a run secret instead.
+    one (an admin set them on the machine) gets its content as a run secret instead, which the
+    run's agent offers (engine.ansible.playbook_agent).
 
-    Only a private key outside ``$OPSJOB_HOME`` and the worker's ``~/.ssh`` is taken."""
+    Only a private key outside ``$OPSJOB_HOME`` is taken."""
     path = host.vars.get("ansible_ssh_private_key_file")
     if host.secret is not None or not isinstance(path, str) or not os.path.isabs(path):
         return host
     real = os.path.realpath(path)
-    for hidden in (settings.home, os.path.expanduser("~/.ssh")):
-        root = os.path.realpath(hidden).rstrip("/") + "/"
-        if real.startswith(root):
-            return host
+    if real.startswith(os.path.realpath(settings.home).rstrip("/") + "/"):
+        return host
     try:
         with open(real, "rb") as f:
             data = f.read(16 * 1024 + 1)

@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 
-from engine.ansible import playbook, streams
+from engine.ansible import playbook, playbook_agent, playbook_broker, streams
 from engine.ansible.proctree import MARK
 from engine.files import safetree
 
@@ -39,9 +39,19 @@ def ansible_env(pdd, marker):
     }
 
 
-def ansible_cfg(settings, pdd, connect_timeout):
-    """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home."""
-    persist = settings.ssh_control_persist
+def ssh_args(settings):
+    """The ssh options every run uses: reuse one connection per host."""
+    return f"-o ControlMaster=auto -o ControlPersist={settings.ssh_control_persist}"
+
+
+def ansible_cfg(settings, pdd, connect_timeout, contained=False):
+    """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home.
+
+    A ``contained`` playbook run connects through its broker (engine.ansible.playbook_broker).
+    """
+    args = ssh_args(settings)
+    if contained:
+        args += " " + playbook_broker.ssh_options()
     return (
         "[defaults]\n"
         "gathering = explicit\n"
@@ -57,14 +67,19 @@ def ansible_cfg(settings, pdd, connect_timeout):
         "\n[ssh_connection]\n"
         "pipelining = true\n"
         "usetty = false\n"
-        f"ssh_args = -o ControlMaster=auto -o ControlPersist={persist}\n"
+        f"ssh_args = {args}\n"
         f"control_path_dir = {control_path_dir()}\n"
         f"ssh_executable = {os.path.join(pdd, streams.WRAPPER)}\n"
     )
 
 
-def create(compiled, workdir, settings, *, connect_timeout, runner_settings, marker=""):
-    """Make a fresh private data dir under ``workdir`` holding everything ``compiled`` needs."""
+def create(
+    compiled, workdir, settings, *, connect_timeout, runner_settings, marker="", contained=False
+):
+    """Make a fresh private data dir under ``workdir`` holding everything ``compiled`` needs.
+
+    A ``contained`` run (a playbook under bubblewrap) gets no key file: its keys are offered
+    by its broker's agent, and its inventory names only their public halves."""
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     pdd = tempfile.mkdtemp(prefix="run-", dir=workdir)
     _write_private_file(os.path.join(pdd, MARKER), marker)
@@ -74,10 +89,11 @@ def create(compiled, workdir, settings, *, connect_timeout, runner_settings, mar
     files = dict(compiled.files)
     files["project/main.yml"] = compiled.playbook.encode("utf-8")
     files["project/cleanup.yml"] = compiled.cleanup.encode("utf-8")
-    files["ansible.cfg"] = ansible_cfg(settings, pdd, connect_timeout).encode("utf-8")
+    files["ansible.cfg"] = ansible_cfg(settings, pdd, connect_timeout, contained).encode("utf-8")
     # runner drops the ``settings`` argument when env/settings is missing, so write the file
     files["env/settings"] = runner_settings.encode("utf-8")
-    files[streams.WRAPPER] = streams.ssh_wrapper(os.path.join(pdd, streams.FOLDER)).encode()
+    if streams.WRAPPER not in files:  # a playbook step brings its own
+        files[streams.WRAPPER] = streams.ssh_wrapper(os.path.join(pdd, streams.FOLDER)).encode()
     os.makedirs(os.path.join(pdd, streams.FOLDER), mode=0o700)
     for rel, data in files.items():
         path = os.path.join(pdd, rel)
@@ -89,7 +105,7 @@ def create(compiled, workdir, settings, *, connect_timeout, runner_settings, mar
         os.symlink(target, os.path.join(pdd, rel))
     if getattr(compiled, "tree", None):  # a playbook step's source, links kept as links
         shutil.copytree(compiled.tree, os.path.join(pdd, "project", "src"), symlinks=True)
-    _write_secrets(pdd, compiled.secrets)
+    _write_secrets(pdd, compiled.secrets, public_only=contained)
     return pdd
 
 
@@ -150,9 +166,10 @@ def _write_private_file(path, text):
         f.write(text)
 
 
-def _write_secrets(pdd, secrets):
+def _write_secrets(pdd, secrets, public_only=False):
     """Write the credentials of this run's hosts into ``pdd``: one key file per credential and
     an inventory that points the hosts at them (all mode 0600, gone with ``pdd``).
+    ``public_only`` writes the public half instead: ssh then takes the key from the agent.
 
     A host with a credential gets its own SSH master connections (a control path dir per
     credential), so no run ever rides a connection another credential opened.
@@ -165,15 +182,20 @@ def _write_secrets(pdd, secrets):
     for name, secret in secrets:
         conn = {"ansible_control_path_dir": os.path.join(control_path_dir(), secret.ident)}
         if secret.ssh_key:
-            key = os.path.join(folder, secret.ident + ".key")
+            key = os.path.join(folder, secret.ident + (".pub" if public_only else ".key"))
             if not os.path.exists(key):
-                _write_private_file(key, secret.ssh_key)
+                _write_private_file(key, _public(secret.ssh_key) if public_only else secret.ssh_key)
             conn["ansible_ssh_private_key_file"] = key
         if secret.become_password:
             conn["ansible_become_password"] = secret.become_password
         hostvars[name] = conn
     # values are written !unsafe: Ansible never templates them
     _write_private_file(_secret_inventory(pdd), playbook.inventory_yaml(hostvars, {}))
+
+
+def _public(private_key):
+    key = playbook_agent.load_key(private_key)
+    return playbook_agent.public_line(key) + "\n" if key is not None else ""
 
 
 def _secret_inventory(pdd):

@@ -111,7 +111,8 @@ def execute(
     job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60
     if compiled.kind == "playbook":  # the step's timeout bounds the whole playbook
         job_timeout = compiled.timeout + CONNECT_TIMEOUT
-    pdd = None
+    pdd = broker = None
+    contained = _contained(compiled)
     error, status, timed_out, launched = "", None, False, False
     try:
         pdd = rundir.create(
@@ -121,7 +122,10 @@ def execute(
             connect_timeout=CONNECT_TIMEOUT,
             runner_settings=RUNNER_SETTINGS,
             marker=marker,
+            contained=contained,
         )
+        if contained:
+            broker = _start_broker(compiled, pdd)
         if on_output is not None and compiled.kind == "cmd":
             state["follow"] = streams.StreamReader(
                 os.path.join(pdd, streams.FOLDER), compiled.targets, after=LIVE_AFTER
@@ -163,9 +167,14 @@ def execute(
             touched = sorted(hosts)
         if (state["cancel"] or timed_out or error) and launched and touched:
             t0 = time.monotonic()
-            stop_remote(pdd, settings, touched)
+            agent = broker.agent_path() if broker is not None else None
+            stop_remote(pdd, settings, touched, agent=agent)
             cleanup_seconds = time.monotonic() - t0
     finally:
+        if broker is not None:
+            broker.close()
+            if broker.refused and on_log is not None:
+                on_log(_refusals(broker.refused))
         if pdd is not None:
             shutil.rmtree(pdd, ignore_errors=True)
     if status == "canceled":
@@ -199,13 +208,38 @@ def _collector(compiled):
     return _Collector
 
 
+def _contained(compiled):
+    """Whether ``compiled`` runs under bubblewrap, with a broker as its only way out."""
+    if compiled.kind != "playbook":
+        return False
+    from engine.ansible import playbook_sandbox
+
+    return playbook_sandbox.contained()
+
+
+def _start_broker(compiled, pdd):
+    from engine.ansible import playbook_broker
+
+    keys = [(secret.ssh_key, secret.ident) for _, secret in compiled.secrets if secret.ssh_key]
+    return playbook_broker.start(pdd, compiled.reach, keys)
+
+
+def _refusals(refused):
+    shown = ", ".join(dict.fromkeys(refused))
+    return (
+        f"opsjob: refused {len(refused)} connection(s) the playbook tried to open to hosts "
+        f"outside this step: {excerpt(shown, 500)}\n"
+    )
+
+
 def _playbook_options(compiled, settings, pdd):
     """A playbook step's own arguments, and its containment (engine.ansible.playbook_sandbox)."""
     if compiled.kind != "playbook":
         return {}
     from engine.ansible import playbook_sandbox
 
-    return {"cmdline": shlex.join(compiled.args), **playbook_sandbox.runner_options(settings, pdd)}
+    contained = playbook_sandbox.runner_options(settings, pdd, network=compiled.network)
+    return {"cmdline": shlex.join(compiled.args), **contained}
 
 
 def _run_playbook(compiled, pdd, envvars, **options):
@@ -234,6 +268,7 @@ def syntax_check(compiled, workdir, settings):
         settings,
         connect_timeout=CONNECT_TIMEOUT,
         runner_settings=RUNNER_SETTINGS,
+        contained=_contained(compiled),
     )
     try:
         runner = _run_playbook(

@@ -208,6 +208,14 @@ class Settings:
             "add `file` to allow repositories on the worker.",
         },
     )
+    playbook_network_projects: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_PLAYBOOK_NETWORK_PROJECTS",
+            "doc": "Project ids (comma-separated) whose contained playbook steps may open "
+            "connections from the worker wherever it can (default: only to the step's hosts).",
+        },
+    )
     playbook_trusted_projects: str = field(
         default="",
         metadata={
