@@ -31,7 +31,12 @@ class Collection:
     @takes(jobs.JOB, nested={"data": STEP})
     def on_post(self, req, resp, projectid):
         """Create a job: name, permanent, data (ordered cmd/scp/playbook steps)."""
-        ok(resp, True, uuid=jobs.create_job(projectid, params(req), req.context.principal.name))
+        ok(resp, True, uuid=jobs.create_job(
+                projectid,
+                params(req),
+                req.context.principal.name,
+                admin=req.context.principal.admin,
+            ))
 
 
 class Count:
@@ -59,7 +64,13 @@ class Item:
         """Replace a job's name and steps (same body as create)."""
         ok(
             resp,
-            jobs.edit_job(projectid, jobuuid, params(req), req.context.principal.name),
+            jobs.edit_job(
+                projectid,
+                jobuuid,
+                params(req),
+                req.context.principal.name,
+                admin=req.context.principal.admin,
+            ),
             uuid=jobuuid,
         )
 

@@ -161,6 +161,7 @@ def dry_run(params, principal):
     if Task.select().where(Task.uuid == uuid).exists():
         raise Conflict(f"uuid: task {uuid} already exists")
     job = _job(pid, job_params["jobname"])
+    steps.require_operator_sources(steps.load(job.uuids), principal.admin)
     given = tasks.check_variables(job_params["variable"], field="params.variable")
     report = plan(pid, job, given)
     msg = _summary(pid, report)

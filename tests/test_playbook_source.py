@@ -165,10 +165,13 @@ def test_extra_vars_are_unsafe_and_never_override_ansible(tmp_path):
 def test_bubblewrap_works_here_and_the_wrapper_drops_opsjob_settings():
     works, why = playbook_sandbox.probe()
     assert works, why  # the Makefile's system-deps install bubblewrap
-    script = playbook_sandbox.wrapper("/usr/bin/bwrap")
+    script = playbook_sandbox.wrapper("/usr/bin/bwrap", "/runs/run-x/sockets")
     assert "OPSJOB_DATABASE_URL" in script and "OPSJOB_SECRET_KEY" in script
-    trusted = Settings(playbook_trusted_projects="3,4")
+    assert "--unshare-net" in script and "--bind /runs/run-x/sockets /run/opsjob" in script
+    assert "--unshare-net" not in playbook_sandbox.wrapper("bwrap", "/s", network=True)
+    trusted = Settings(playbook_trusted_projects="3,4", playbook_network_projects="5")
     assert playbook_sandbox.trusted(trusted, 4) and not playbook_sandbox.trusted(trusted, 1)
+    assert playbook_sandbox.networked(trusted, 5) and not playbook_sandbox.networked(trusted, 4)
 
 
 def test_without_bubblewrap_only_trusted_projects_run_playbooks(monkeypatch, tmp_path):

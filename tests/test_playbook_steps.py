@@ -5,7 +5,6 @@ syntax checks, and containment of the code a playbook runs on the worker."""
 import io
 import os
 import secrets
-import signal
 import subprocess
 import tarfile
 import time
@@ -298,6 +297,8 @@ def test_playbook_code_cannot_read_the_worker(cluster, ssh_nodes):
         "  - name: list other run dirs\n"
         f"    local_action: shell ls -a {home}/runs; ls -a ~/.ssh; env | grep ^OPSJOB_ ; true\n"
         "    register: runs\n"
+        "  - name: leave a file in /dev/shm\n"
+        f"    local_action: shell echo left > /dev/shm/{tag}\n"
         "  - name: report\n"
         "    copy:\n"
         f"      dest: /tmp/{tag}-report\n"
@@ -313,7 +314,8 @@ def test_playbook_code_cannot_read_the_worker(cluster, ssh_nodes):
     assert key_part.strip() == ""  # nothing was read
     assert db_part.strip() == ""  # "SQLite format 3" would be U1FMaXRl...
     assert "someoneelse" not in runs_part and "id_" not in runs_part
-    assert "OPSJOB_DATABASE_URL" not in runs_part and "OPSJOB_HOME" not in runs_part
+    assert "OPSJOB_" not in runs_part  # no setting, no run marker, no stream dir
+    assert not os.path.exists(f"/dev/shm/{tag}")  # the run's own /dev/shm went with it
 
 
 def test_killtask_stops_a_running_playbook(cluster, ssh_nodes):
@@ -339,6 +341,46 @@ def test_killtask_stops_a_running_playbook(cluster, ssh_nodes):
     cluster.ok("DELETE", f"/slave/any/killtask/{task}")
     done = cluster.wait(PID, task)
     assert done["status"] == "fail" and time.monotonic() - t0 < 15
-    # The node's command runs on (see README: playbook steps); end the one this test started.
-    for pid in sleepers():
-        os.kill(int(pid), signal.SIGTERM)
+    assert sleepers() == []  # the command the playbook started on the node was ended too
+    assert not [f for f in os.listdir("/tmp") if f.startswith(".opsjob-") and "-pb." in f]
+
+
+def test_diff_shows_each_hosts_changes(cluster, ssh_nodes):
+    a = ssh_nodes.addresses[0]
+    tag = unique("d")
+    ssh_nodes.ssh(a, f"printf 'one\\ntwo\\n' > /tmp/{tag}")
+    playbook = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "  - name: rewrite the file\n"
+        f'    copy: {{dest: /tmp/{tag}, content: "one\\nthree\\n"}}\n'
+    )
+    name = unique("diff") + ".tar.gz"
+    upload(cluster, name, tar_gz({"site.yml": playbook}))
+    task = start(cluster, job(cluster, [step([a], f"fileserver:{name}", diff=1)]))
+    assert cluster.wait(PID, task)["status"] == "success", log_of(cluster, task)
+    _, hosts = host_results(cluster, task)
+    for text in (hosts[a]["stdout"], log_of(cluster, task)):
+        assert "changed     rewrite the file" in text
+        assert f"    +++ /tmp/{tag}" in text and "    -two" in text and "    +three" in text
+
+
+def test_path_sources_are_an_admins(cluster, ssh_nodes, tmp_path):
+    a = ssh_nodes.addresses[0]
+    writer = cluster.run("user", "add", unique("w"), "--project", str(PID), "--role", "write")
+    data = [step([a], f"path:{tmp_path}")]
+    body = {"name": unique("path"), "permanent": 1, "data": data}
+    status, answer = call("POST", f"{cluster.url}/jobs/{PID}", writer, body)
+    assert status == 403 and answer["info"].startswith("step 1: source: a path: source"), answer
+    jobname = body["name"]
+    jobuuid = cluster.ok("POST", f"/jobs/{PID}", body)["uuid"]  # an admin may save it
+    launch = {"jobuuid": jobuuid, "variable": {}}
+    status, answer = call("POST", f"{cluster.url}/task/{PID}/job", writer, launch)
+    assert status == 403 and answer["info"].startswith("step 1: source: a path: source"), answer
+    dry = {
+        "project_id": PID,
+        "uuid": unique("u")[:12].ljust(12, "0"),
+        "retry_count": 0,
+        "params": {"jobname": jobname, "variable": {}},
+    }
+    status, answer = call("POST", f"{cluster.url}/third/interface/dry-run", writer, dry)
+    assert status == 403 and "source: a path: source" in answer["info"], answer

@@ -4,7 +4,8 @@ A host's result is final at the play recap (``playbook_on_stats``): ``unreachabl
 task could not reach it, ``failed`` if a task failed (the failed task's name and message are
 kept), else ``ok``. Its stdout is one line per task (``ok``, ``changed``, ``skipped``,
 ``failed``...), the task's diff when the step asks for one, and the recap line, never the raw
-event JSON. What the playbook did to hosts outside the step (``add_host``) goes to the log.
+event JSON. What the playbook did to hosts outside the step (``add_host``) goes to the log,
+and a connection outside the step that the run's broker refused fails every host.
 """
 
 import difflib
@@ -32,6 +33,8 @@ class PlaybookCollector:
         self.failure = {}  # host -> (task, message, status)
         self.recap = False
         self.strangers = []  # lines about hosts the playbook added that are not the step's
+        # connections to outside the step that the run's broker refused (it appends to it)
+        self.refused = []
 
     def handle(self, event):
         kind = event.get("event", "")
@@ -97,15 +100,25 @@ class PlaybookCollector:
             failure = self.failure.get(name)
             if counts["unreachable"]:
                 status, rc = "unreachable", 4
-            elif counts["failed"]:
+            elif counts["failed"] or self.refused:
                 status, rc = "failed", 2
             else:
                 status, rc = "ok", 0
+            outside = ""
+            if self.refused:
+                shown = excerpt(", ".join(dict.fromkeys(self.refused)), 500)
+                outside = f"opsjob refused connection(s) outside this step: {shown}"
+                failure = failure or ("", outside)
             if status != "ok" and failure:
-                result.msg = excerpt(f"task {failure[0]!r}: {failure[1]}", 4096)
+                task = f"task {failure[0]!r}: " if failure[0] else ""
+                result.msg = excerpt(f"{task}{failure[1]}", 4096)
             elif status != "ok":
                 result.msg = f"{status} (see the task lines)"
             body = self.lines[name] or ["(no task ran on this host)"]
+            if outside:
+                body = [*body, outside]
+                if failure[1] != outside:
+                    result.msg = excerpt(f"{result.msg} ({outside})", 4096)
             text = "\n".join([*body, f"recap: {recap}"]) + "\n"
             result.status, result.rc = status, rc
             result.end = end

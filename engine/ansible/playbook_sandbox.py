@@ -3,10 +3,12 @@
 A playbook runs its own code on the worker (lookups, filters, ``local_action``,
 ``delegate_to: localhost``, plugins). Under ansible-runner's process isolation the run sees a
 fresh root holding /bin, /etc, /usr and /opt read-only, the Python installation Ansible needs
-read-only, and its own run dir; ``$OPSJOB_HOME`` (database, secret key, file store, other
-runs) and the worker's ``~/.ssh`` are not there. The wrapper also drops every ``OPSJOB_*``
-setting from the environment. Without a working bubblewrap, only projects an admin trusts
-(``OPSJOB_PLAYBOOK_TRUSTED_PROJECTS``) may run playbook steps.
+read-only, its own run dir and its own /dev/shm; ``$OPSJOB_HOME`` (database, secret key, file
+store, other runs) and the worker's ``~/.ssh`` are not there. The wrapper also drops every
+``OPSJOB_*`` variable from the environment, and gives the run a network namespace of its own
+whose one way out is the run's broker (:mod:`engine.ansible.playbook_broker`), unless an admin
+lists the project in ``OPSJOB_PLAYBOOK_NETWORK_PROJECTS``. Without a working bubblewrap, only
+projects an admin trusts (``OPSJOB_PLAYBOOK_TRUSTED_PROJECTS``) may run playbook steps.
 """
 
 import os

@@ -126,6 +126,7 @@ def execute(
         )
         if contained:
             broker = _start_broker(compiled, pdd)
+            collector.refused = broker.refused  # the hosts fail if the playbook reached out
         if on_output is not None and compiled.kind == "cmd":
             state["follow"] = streams.StreamReader(
                 os.path.join(pdd, streams.FOLDER), compiled.targets, after=LIVE_AFTER
@@ -173,8 +174,6 @@ def execute(
     finally:
         if broker is not None:
             broker.close()
-            if broker.refused and on_log is not None:
-                on_log(_refusals(broker.refused))
         if pdd is not None:
             shutil.rmtree(pdd, ignore_errors=True)
     if status == "canceled":
@@ -222,14 +221,6 @@ def _start_broker(compiled, pdd):
 
     keys = [(secret.ssh_key, secret.ident) for _, secret in compiled.secrets if secret.ssh_key]
     return playbook_broker.start(pdd, compiled.reach, keys)
-
-
-def _refusals(refused):
-    shown = ", ".join(dict.fromkeys(refused))
-    return (
-        f"opsjob: refused {len(refused)} connection(s) the playbook tried to open to hosts "
-        f"outside this step: {excerpt(shown, 500)}\n"
-    )
 
 
 def _playbook_options(compiled, settings, pdd):

@@ -4,7 +4,7 @@ from peewee import SQL, fn
 
 from engine.access import auth
 from engine.catalog import steps, variables
-from engine.errors import InvalidInput, NotFound
+from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.store.clock import now
 from engine.store.ids import new_uuid
 from engine.store.listing import Columns, as_dict, common_filters, page_bounds, paged
@@ -55,7 +55,7 @@ LIST_COLUMNS = Columns(
 )
 
 
-def _checked(projectid, params):
+def _checked(projectid, params, admin=False):
     """Validate a whole job body; return (job fields, [(kind, step fields)], variable refs)."""
     values = check(params, JOB)
     if not values["data"]:
@@ -65,9 +65,11 @@ def _checked(projectid, params):
     checked, refs = [], {}
     for n, raw in enumerate(values["data"], start=1):
         try:
-            step = steps.validate_step(raw, projectid)
+            step = steps.validate_step(raw, projectid, admin=admin)
         except InvalidInput as e:
             raise InvalidInput(f"step {n}: {e.info}") from None
+        except Forbidden as e:
+            raise Forbidden(f"step {n}: {e.info}") from None
         kind = step["plugin_type"]
         checked.append((kind, step))
         for name in steps.references(kind, step):
@@ -97,9 +99,10 @@ def _by_name(projectid, name, permanent_only=True):
     return _find(projectid, Job.name == name, f"name: job {name}", permanent_only)
 
 
-def create_job(projectid, params, user):
-    """Create a job from ``name``, ``permanent`` and the steps in ``data``; return its uuid."""
-    values, checked, env = _checked(projectid, params)
+def create_job(projectid, params, user, admin=False):
+    """Create a job from ``name``, ``permanent`` and the steps in ``data``; return its uuid.
+    Only an ``admin`` may save a playbook step with a ``path:`` source."""
+    values, checked, env = _checked(projectid, params, admin)
     jobuuid = new_uuid()
     with database.atomic(), unique("name", values["name"]):
         Job.create(
@@ -117,9 +120,9 @@ def create_job(projectid, params, user):
     return jobuuid
 
 
-def edit_job(projectid, jobuuid, params, user):
+def edit_job(projectid, jobuuid, params, user, admin=False):
     """Replace a job's name and steps (new step rows; old ones stay for running tasks)."""
-    values, checked, env = _checked(projectid, params)
+    values, checked, env = _checked(projectid, params, admin)
     with database.atomic(), unique("name", values["name"]):
         job = live_job(projectid, jobuuid)
         job.uuids = _store_steps(job.uuid, checked)
@@ -238,9 +241,11 @@ def copy_job(projectid, params, principal):
         for n, (kind, row) in enumerate(steps.load(source.uuids), start=1):
             raw = {**steps.shape(kind, row), "plugin_type": kind}
             try:  # re-checked in the target project: its groups and scripts must be visible there
-                step = steps.validate_step(raw, dst_pid)
+                step = steps.validate_step(raw, dst_pid, admin=principal.admin)
             except InvalidInput as e:
                 raise InvalidInput(f"step {n}: {e.info}") from None
+            except Forbidden as e:
+                raise Forbidden(f"step {n}: {e.info}") from None
             refs.append(steps.store(kind, step, jobuuid))
         Job.create(
             projectid=dst_pid,

@@ -3,7 +3,7 @@
 from engine.ansible import playbook_source
 from engine.catalog import argv
 from engine.catalog.variables import names_in
-from engine.errors import InvalidInput
+from engine.errors import Forbidden, InvalidInput
 from engine.store.ids import new_uuid
 from engine.store.listing import as_dict
 from engine.store.models import Nodegroup, PluginCmd, PluginPlaybook, PluginScp, Script
@@ -144,7 +144,23 @@ def _nodes(name, kind, value, projectid):
     return str(int(value))
 
 
-def validate_step(raw, projectid, direct=False):
+PATH_SOURCE = (
+    "source: a path: source names a directory of the worker (an operator's choice); only an "
+    "admin may save, check or run it"
+)
+
+
+def require_operator_sources(step_rows, admin):
+    """Refuse the ``path:`` playbook sources of a job's steps (``[(kind, row)]`` as
+    :func:`load` gives them) unless ``admin``; the Forbidden names the step and the field."""
+    if admin:
+        return
+    for n, (kind, row) in enumerate(step_rows, start=1):
+        if kind == "playbook" and str(row.source or "").startswith("path:"):
+            raise Forbidden(f"step {n}: {PATH_SOURCE}")
+
+
+def validate_step(raw, projectid, direct=False, admin=False):
     """Return the checked fields of one step, or raise InvalidInput (without the step prefix).
 
     ``direct`` is a step run on its own (plugin_cmd/plugin_scp): no ``variable`` node lists,
@@ -162,6 +178,8 @@ def validate_step(raw, projectid, direct=False):
             "node_cont", values["node_type"], values["node_cont"], projectid
         )
         playbook_source.parse(values["source"])
+        if values["source"].startswith("path:") and not admin:
+            raise Forbidden(PATH_SOURCE)
         if not names_in(values["playbook"]):
             playbook_source.check_entry(values["playbook"])
         for flag in ("check", "diff"):

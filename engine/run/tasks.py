@@ -162,6 +162,7 @@ def run_job_byname(projectid, params, principal):
 
 def _start_job(projectid, principal, job, values, uuid=None):
     """Store a task of ``job`` with the checked launch ``values`` and queue it."""
+    steps.require_operator_sources(steps.load(job.uuids), principal.admin)
     variable = check_variables(values["variable"])
     with database.atomic():
         task = _create(
@@ -209,6 +210,10 @@ def redo(projectid, params, principal):
     old = Task.get_or_none(Task.uuid == values["taskuuid"], Task.projectid == projectid)
     if old is None:
         raise InvalidInput(f"taskuuid: task {values['taskuuid']} does not exist")
+    if old.jobtype == "jobs":
+        job = Job.get_or_none(Job.uuid == old.jobuuid)
+        if job is not None:
+            steps.require_operator_sources(steps.load(job.uuids), principal.admin)
     with database.atomic():
         task = _create(
             projectid,
