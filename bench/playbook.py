@@ -3,7 +3,8 @@
 The same playbook (one `command: hostname` task) runs as an opsjob playbook step (HTTP submit ->
 task success, through a real API and worker, fetched from the file store and contained by
 bubblewrap) and as plain `ansible-playbook` at its default settings on the same hosts; prints
-the ratio opsjob / plain. Run from the repository root:
+the ratio opsjob / plain. The nodes run their login shells' rc files, as real nodes do
+(``--no-rc-files`` skips them). Run from the repository root:
     .venv/bin/python -m bench.playbook --nodes 48
 """
 
@@ -67,8 +68,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--nodes", type=int, default=48)
     p.add_argument("--repeat", type=int, default=2, help="opsjob runs (best is kept)")
+    p.add_argument(
+        "--rc-files",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="nodes run their rc files, as they come (default)",
+    )
     args = p.parse_args(argv)
-    nodes = start_nodes(args.nodes)
+    nodes = start_nodes(args.nodes, rc_files=args.rc_files)
     cluster = Cluster(nodes)
     workdir = tempfile.mkdtemp(prefix="opsjob-bench-")
     try:

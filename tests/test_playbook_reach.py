@@ -8,11 +8,13 @@ attempt writes a marker named after itself: it appears only if a connection got 
 """
 
 import os
+import shutil
 import subprocess
 import time
 
 import pytest
 
+from engine.ansible import playbook_agent
 from tests.cluster import Cluster, unique
 from tests.sshnodes import SshNodes
 from tests.test_playbook_steps import host_results, log_of, start, step, tar_gz, upload
@@ -152,13 +154,15 @@ def test_a_playbook_on_its_own_hosts_still_works_with_delegation(cluster, ssh_no
 
 @pytest.fixture(scope="module")
 def identity(ssh_nodes, tmp_path_factory):
-    """A cluster whose worker reaches one node with the key in its ``~/.ssh`` and another with a
-    key only its ssh-agent holds; neither machine has a credential."""
-    home = tmp_path_factory.mktemp("worker-home")
-    os.makedirs(home / ".ssh", mode=0o700)
-    with open(ssh_nodes.key_path) as src, open(home / ".ssh" / "id_ed25519", "w") as dst:
-        dst.write(src.read())
-    os.chmod(home / ".ssh" / "id_ed25519", 0o600)
+    """A cluster whose worker reaches one node with the default key of its ``~/.ssh`` and
+    another with a key only its ssh-agent holds; neither machine has a credential."""
+    home_ssh = playbook_agent.ssh_dir()  # where ssh looks, as the worker's account
+    own_key = os.path.join(home_ssh, "id_ed25519")
+    if os.path.exists(own_key):
+        pytest.skip(f"{own_key} exists already; this test would have to replace it")
+    os.makedirs(home_ssh, mode=0o700, exist_ok=True)
+    shutil.copyfile(ssh_nodes.key_path, own_key)
+    os.chmod(own_key, 0o600)
     agent_nodes = SshNodes()  # its own sshd and key, on a port of its own
     agent_nodes.ensure(1)
     sock = str(tmp_path_factory.mktemp("agent") / "agent.sock")
@@ -171,26 +175,29 @@ def identity(ssh_nodes, tmp_path_factory):
     c = Cluster(ssh_nodes, lease=4)
     c.run("project", "add", str(PID), "identity")
     c.serve()
-    c.worker(env={"HOME": str(home), "SSH_AUTH_SOCK": sock})
+    c.worker(env={"SSH_AUTH_SOCK": sock})
     names = {"homekey": ssh_nodes, "agentkey": agent_nodes}
     for name, nodes in names.items():
         address = nodes.addresses[0]
         hostvars = {"ansible_host": address, "ansible_port": nodes.port, "ansible_user": "root"}
         c.ok("POST", f"/nodelist/{PID}", {"name": f"{name}::{address}", "hostvars": hostvars})
-    yield c, names, home
-    c.close()
-    agent.terminate()
-    agent_nodes.stop()
+    try:
+        yield c, names, own_key
+    finally:
+        c.close()
+        agent.terminate()
+        agent_nodes.stop()
+        os.unlink(own_key)
 
 
 def test_a_playbook_logs_in_with_the_workers_own_identity(identity):
-    c, nodes, home = identity
+    c, nodes, own_key = identity
     mark = unique("ident")
     text = (
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
         f"  - shell: touch /tmp/{mark}-{{{{ ansible_port }}}}\n"
         "  - name: read the worker's key files\n"
-        f"    shell: cat {home}/.ssh/id_ed25519 ~/.ssh/id_ed25519 2>/dev/null | wc -c\n"
+        f"    shell: cat {own_key} ~/.ssh/id_ed25519 2>/dev/null | wc -c\n"
         "    delegate_to: localhost\n    run_once: true\n    register: keys\n"
         "  - fail: {msg: 'key bytes {{ keys.stdout }}'}\n"
         "    when: keys.stdout | int > 0\n"

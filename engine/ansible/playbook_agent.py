@@ -15,6 +15,7 @@ signatures the agent makes can only log in to the step's own hosts.
 import base64
 import logging
 import os
+import pwd
 import socket
 import struct
 
@@ -115,9 +116,14 @@ def _sign(key, blob, data, flags):
     return _string(name) + _string(_mpint(r) + _mpint(s))
 
 
-def worker_identity_files(home=None):
+def ssh_dir():
+    """The worker's ``~/.ssh`` as ssh finds it: in the account's home, whatever ``$HOME`` says."""
+    return os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
+
+
+def worker_identity_files():
     """The default identity files of the worker's ``~/.ssh`` that exist."""
-    folder = os.path.join(home or os.path.expanduser("~"), ".ssh")
+    folder = ssh_dir()
     return [p for p in (os.path.join(folder, n) for n in DEFAULT_IDENTITIES) if os.path.isfile(p)]
 
 

@@ -19,7 +19,7 @@ import sys
 from dataclasses import fields
 from functools import lru_cache
 
-from engine.ansible import playbook_broker, rundir
+from engine.ansible import playbook_agent, playbook_broker, rundir
 from engine.store.settings import Settings
 
 WRAPPER = "bwrap.sh"
@@ -121,7 +121,12 @@ def runner_options(settings, pdd, network=False):
         "process_isolation_executable": script,
         "process_isolation_path": scratch,
         # /dev/shm: the run's own, not the worker's
-        "process_isolation_hide_paths": [home, os.path.expanduser("~/.ssh"), "/dev/shm"],
+        "process_isolation_hide_paths": [
+            home,
+            os.path.expanduser("~/.ssh"),
+            playbook_agent.ssh_dir(),
+            "/dev/shm",
+        ],
         "process_isolation_ro_paths": sorted(
             {sys.prefix, sys.base_prefix, rundir.CONNECTION_PLUGINS}
         ),
