@@ -207,3 +207,39 @@ def test_a_playbook_logs_in_with_the_workers_own_identity(identity):
     assert done["status"] == "success", log
     for name, n in nodes.items():
         assert os.path.exists(f"/tmp/{mark}-{n.port}"), (name, log)
+
+
+def test_a_playbook_cannot_rewrite_what_stops_it(cluster, ssh_nodes):
+    """A kill runs a cleanup outside the sandbox: it must not take the playbook's word for it.
+    The playbook rewrites the cleanup playbook, the inventory and ansible.cfg of its run dir,
+    and leaves a link where the worker reads ansible-playbook's output; then it is killed."""
+    own = ssh_nodes.addresses[0]
+    mark = unique("cleanup")
+    evil = (
+        "- hosts: all\\n  connection: local\\n  gather_facts: false\\n  tasks:\\n"
+        f"  - shell: touch /tmp/{mark}\\n"
+    )
+    text = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "  - name: rewrite the run dir\n"
+        "    delegate_to: localhost\n"
+        "    shell: |\n"
+        "      cd {{ playbook_dir }}/../..\n"
+        f"      printf '{evil}' > project/cleanup.yml\n"
+        "      printf 'all:\\n  hosts:\\n    localhost: {ansible_connection: local}\\n'"
+        " > inventory/hosts.yml\n"
+        "      printf '[defaults]\\nremote_tmp = /tmp\\n' > ansible.cfg\n"
+        "      rm -rf artifacts/main && ln -s / artifacts/main\n"
+        "  - command: sleep 900\n"
+    )
+    name = unique("rw") + ".tar.gz"
+    upload(cluster, name, tar_gz({"site.yml": text}))
+    task = start(cluster, _job(cluster, [step([own], f"fileserver:{name}", timeout=900)]))
+    deadline = time.monotonic() + 60
+    while b"sleep 900" not in subprocess.run(["ps", "ax"], capture_output=True).stdout:
+        assert time.monotonic() < deadline, log_of(cluster, task)
+        time.sleep(0.2)
+    cluster.ok("DELETE", f"/slave/any/killtask/{task}")
+    assert cluster.wait(PID, task)["status"] == "fail"
+    assert b"sleep 900" not in subprocess.run(["ps", "ax"], capture_output=True).stdout
+    assert not os.path.exists(f"/tmp/{mark}")  # the playbook's own "cleanup" never ran

@@ -31,7 +31,7 @@ def stop_orphan(settings):
     def stop(pdd, marker):
         if marker:
             proctree.kill_local_tree(marker)
-        if os.path.exists(os.path.join(pdd, "project", "cleanup.yml")):
+        if os.path.exists(os.path.join(rundir.cleanup_dir(pdd), "project", "cleanup.yml")):
             log.warning("run %s: its worker died; stopping what it left running", pdd)
             stop_remote(pdd, settings)
 
@@ -44,6 +44,7 @@ def stop_remote(pdd, settings, hosts=None, agent=None):
 
     The cleanup runs outside any sandbox, with plain ssh and the worker's network."""
     marker = uuid.uuid4().hex
+    pdd = rundir.cleanup_dir(pdd)
     env = {
         **os.environ,
         **rundir.ansible_env(pdd, marker),

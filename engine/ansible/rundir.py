@@ -16,6 +16,9 @@ from engine.ansible.proctree import MARK
 from engine.files import safetree
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
+# Beside a contained run's dir: what stopping the run uses (cleanup playbook, inventories,
+# ansible.cfg). The sandbox can rewrite its own run dir, and the cleanup runs uncontained.
+KEEP = ".keep"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONNECTION_PLUGINS = os.path.join(HERE, "connection_plugins")
 ACTION_PLUGINS = os.path.join(HERE, "action_plugins")
@@ -106,7 +109,38 @@ def create(
     if getattr(compiled, "tree", None):  # a playbook step's source, links kept as links
         shutil.copytree(compiled.tree, os.path.join(pdd, "project", "src"), symlinks=True)
     _write_secrets(pdd, compiled.secrets, public_only=contained)
+    if contained:
+        _write_keep(compiled, pdd, settings, connect_timeout)
     return pdd
+
+
+def _write_keep(compiled, pdd, settings, connect_timeout):
+    """Copy what :func:`cleanup_dir` offers the cleanup to a dir the sandbox does not see."""
+    keep = pdd + KEEP
+    os.makedirs(os.path.join(keep, "project"), mode=0o700)
+    os.makedirs(os.path.join(keep, "inventory"), mode=0o700)
+    os.makedirs(os.path.join(keep, "tmp"), mode=0o700)
+    files = {
+        "project/cleanup.yml": compiled.cleanup.encode("utf-8"),
+        "inventory/hosts.yml": compiled.files["inventory/hosts.yml"],
+        "ansible.cfg": ansible_cfg(settings, keep, connect_timeout).encode("utf-8"),
+    }
+    for rel, data in files.items():
+        with open(os.path.join(keep, rel), "wb") as f:
+            f.write(data)
+    _write_secrets(keep, compiled.secrets, public_only=True)
+
+
+def cleanup_dir(pdd):
+    """Where the cleanup of the run of ``pdd`` finds its playbook, inventories and config: the
+    run dir itself, or for a contained run the copy beside it that its sandbox never saw."""
+    return pdd + KEEP if os.path.isdir(pdd + KEEP) else pdd
+
+
+def remove(pdd):
+    """Remove a run dir and what was kept beside it."""
+    shutil.rmtree(pdd, ignore_errors=True)
+    shutil.rmtree(pdd + KEEP, ignore_errors=True)
 
 
 def sweep_orphans(workdir, stop=None):
@@ -154,8 +188,11 @@ def _sweep_orphans(workdir, stop):
             except (OSError, ValueError):
                 marker = ""
             stop(pdd, marker)
-        shutil.rmtree(pdd, ignore_errors=True)
+        remove(pdd)
         removed += 1
+    for name in os.listdir(workdir):  # a keep whose run dir is gone (a crash between the two)
+        if name.endswith(KEEP) and not os.path.exists(os.path.join(workdir, name[: -len(KEEP)])):
+            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
     return removed
 
 

@@ -28,13 +28,13 @@ Why it is built this way (each point was reproduced on ansible-core 2.19 / runne
 import logging
 import os
 import shlex
-import shutil
 import time
 import uuid
 
 from engine.ansible import playbook, proctree, rundir, streams, warm
 from engine.ansible.leftovers import stop_remote
 from engine.ansible.results import RunOutcome, _Collector, excerpt
+from engine.files import safetree
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ POLL = 0.2  # seconds between two looks at the cancel flag
 # has its output logged once, whole, with its result.
 LIVE_AFTER = 1.0
 DISK_RESERVE = 256 * 1024  # bytes a run needs free on the run dir's disk to record its events
+TAIL_BYTES = 64 * 1024  # of ansible-playbook's output read to explain an error
 RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true}}\n'
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def execute(
         elif timed_out:
             error = f"Ansible did not finish within {job_timeout} s"
         elif runner.status not in ("successful", "failed") or not collector.any_result():
-            error = f"ansible-playbook ended {runner.status} (rc {runner.rc}): {_tail(runner)}"
+            error = f"ansible-playbook ended {runner.status} (rc {runner.rc}): {_tail(pdd)}"
     except Exception as exc:
         log.exception("step run %s failed", compiled.run_id)
         error = f"ansible-runner failed: {exc}"
@@ -175,7 +176,7 @@ def execute(
         if broker is not None:
             broker.close()
         if pdd is not None:
-            shutil.rmtree(pdd, ignore_errors=True)
+            rundir.remove(pdd)
     if status == "canceled":
         pending = "canceled"
     elif timed_out:
@@ -271,9 +272,9 @@ def syntax_check(compiled, workdir, settings):
         )
         if runner.status == "successful":
             return ""
-        return f"syntax check failed: {_tail(runner) or runner.status}"
+        return f"syntax check failed: {_tail(pdd) or runner.status}"
     finally:
-        shutil.rmtree(pdd, ignore_errors=True)
+        rundir.remove(pdd)
 
 
 def _follow(reader, collector, on_output):
@@ -298,9 +299,13 @@ def _disk_full(path):
     return free * st.f_frsize < DISK_RESERVE
 
 
-def _tail(runner):
+def _tail(pdd):
+    """The end of what ansible-playbook printed. A contained playbook may have replaced any
+    part of the run dir's path with a link, so none is followed."""
     try:
-        text = runner.stdout.read()
-    except (OSError, ValueError, AttributeError):
+        with safetree.open_file(pdd, "artifacts/main/stdout") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
+            text = f.read(TAIL_BYTES).decode("utf-8", "replace")
+    except (OSError, safetree.Unsafe):
         return ""
     return excerpt(text.replace("\r\n", "\n").strip(), 2000)
