@@ -307,6 +307,20 @@ def scp_paths(sp, dp):
     return sp, dp
 
 
+def _source_entry(source, targets):
+    """The scp source as the inventory holds it. A target of the same name that logs in
+    otherwise (its group's credential or user) shares the machine, not the login: the source
+    then gets an entry of its own, so that each end of the copy logs in as itself."""
+    same = next((t for t in targets if t.name == source.name), None)
+    if same is None or (same.vars == source.vars and same.secret == source.secret):
+        return source
+    names = {t.name for t in targets}
+    alias = f"{source.name}.source"
+    while alias in names:
+        alias += "_"
+    return Host(alias, {"ansible_host": source.name, **source.vars}, source.secret)
+
+
 def compile_scp(
     source,
     sp,
@@ -354,6 +368,9 @@ def compile_scp(
     else:
         _check_hosts("src", [source])
     sp, dp = scp_paths(sp, dp)
+    shown = source.name if source else None
+    if source:
+        source = _source_entry(source, targets)
     base = posixpath.basename(sp.rstrip("/")) or "."
     payload = "payload.bin" if local_source else "payload.tar"
     roles = ([(source, "p")] if source else []) + [(h, "u") for h in targets]
@@ -384,7 +401,7 @@ def compile_scp(
         files=files,
         links={f"project/{payload}": local_source} if local_source else {},
         targets=tuple(h.name for h in targets),
-        source=source.name if source else None,
+        source=shown,
         timeout=timeout,
         secrets=_secrets(([source] if source else []) + targets),
     )
