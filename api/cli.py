@@ -143,6 +143,7 @@ def cmd_worker(settings, args):
     if hasattr(huey, "check"):  # Redis: say at once (one line) if it cannot be reached
         huey.check()
     stop = threading.Event()
+    metrics.heartbeat(lifecycle.worker_name())  # alive from the start, not from the first sweep
 
     def sweeper():  # lost tasks are found within seconds, not at the next minute tick
         while not stop.wait(max(1.0, min(5.0, settings.task_lease / 3))):
