@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
@@ -145,3 +146,76 @@ def test_up_runs_the_readme_example(env):
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=20)
+
+
+# What each setting cannot mean: negative counts and sizes, zero where zero means nothing,
+# fractions, words for numbers, unknown words, and text that would reach a command line.
+NONSENSE = {
+    "OPSJOB_TASK_LEASE": ["-1", "0", "1.5", "soon"],
+    "OPSJOB_ANSIBLE_FORKS": ["-1", "0", "2x"],
+    "OPSJOB_MAX_UPLOAD": ["-1", "1e9"],
+    "OPSJOB_NOTIFY_RETRIES": ["-1", "many"],
+    "OPSJOB_INVENTORY_TIMEOUT": ["-1", "0", "0.5"],
+    "OPSJOB_RETENTION_DAYS": ["-1", "0.5", "-0.5"],
+    "OPSJOB_MAX_LOG_BYTES": ["-1", "10MB"],
+    "OPSJOB_HOST_KEY_CHECKING": ["maybe", "2"],
+    "OPSJOB_ANSIBLE_WARM": ["warm"],
+    "OPSJOB_LOG_LEVEL": ["LOUD"],
+    "OPSJOB_LOG_FORMAT": ["xml"],
+    "OPSJOB_SSH_CONTROL_PERSIST": ["60s -o ProxyCommand=x", "-1", "forever"],
+}
+
+
+def test_every_numeric_setting_is_in_the_nonsense_table():
+    from engine.store.settings import Settings
+
+    numeric = {f.metadata["env"] for f in fields(Settings) if f.type in (int, bool, "int", "bool")}
+    assert numeric <= set(NONSENSE)
+
+
+@pytest.mark.parametrize(
+    "name, value", [(name, value) for name, values in NONSENSE.items() for value in values]
+)
+def test_a_setting_refuses_what_it_cannot_mean(name, value):
+    from engine.errors import InvalidInput
+    from engine.store.settings import Settings
+
+    with pytest.raises(InvalidInput) as e:
+        Settings.from_env({name: value})
+    assert e.value.info.startswith(f"{name}: must be ") and repr(value) in e.value.info
+
+
+def test_settings_take_what_they_mean():
+    from engine.store.settings import Settings
+
+    s = Settings.from_env(
+        {
+            "OPSJOB_RETENTION_DAYS": "0",
+            "OPSJOB_MAX_LOG_BYTES": "0",
+            "OPSJOB_HOST_KEY_CHECKING": "Yes",
+            "OPSJOB_ANSIBLE_WARM": "off",
+            "OPSJOB_LOG_LEVEL": "debug",
+            "OPSJOB_LOG_FORMAT": "JSON",
+            "OPSJOB_SSH_CONTROL_PERSIST": "1h30m",
+        }
+    )
+    assert (s.retention_days, s.max_log_bytes, s.host_key_checking, s.ansible_warm) == (
+        0,
+        0,
+        True,
+        False,
+    )
+    assert (s.log_level, s.log_format, s.ssh_control_persist) == ("DEBUG", "json", "1h30m")
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5"])
+def test_a_negative_retention_stops_the_command_naming_the_setting(tmp_path, value):
+    env = {**os.environ, "OPSJOB_HOME": str(tmp_path), "OPSJOB_RETENTION_DAYS": value}
+    out = subprocess.run([OPSJOB, "prune"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "opsjob: OPSJOB_RETENTION_DAYS: must be an integer"
+        + (" of at least 0" if value == "-1" else "")
+        + f", not {value!r}"
+    )
+    assert not os.path.exists(tmp_path / "opsjob.db")  # refused before anything was touched
