@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import jinja2
 
 from engine.ansible import nodescripts
+from engine.ansible.inventoryfile import inventory_yaml
+from engine.ansible.inventoryfile import yaml_value as _yaml_value  # noqa: F401  (playbook steps)
 from engine.ansible.nodescripts import KILL_AFTER, run_script  # noqa: F401  (part of the compile API)
 from engine.errors import InvalidInput
 from engine.store import resources
@@ -168,51 +170,6 @@ def _check_hosts(field_name, hosts):
     if len(set(names)) != len(names):
         raise InvalidInput(f"{field_name}: duplicate node")
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML inventory: every string value carries !unsafe, written as an ASCII double-quoted scalar.
-
-
-def _yaml_str(text):
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return '"' + "".join(out) + '"'
-
-
-def _yaml_value(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "!unsafe " + _yaml_str(value)
-
-
-def inventory_yaml(hosts, groups):
-    """Render the inventory: ``hosts`` is ``{name: vars}``, ``groups`` is ``{group: [names]}``."""
-    lines = ["all:", "  hosts:"]
-    for name, hostvars in hosts.items():
-        lines.append(f"    {_yaml_str(name)}:")
-        for key, value in hostvars.items():
-            lines.append(f"      {key}: {_yaml_value(value)}")
-    lines.append("  children:")
-    for group, names in groups.items():
-        lines.append(f"    {group}:")
-        lines.append("      hosts:")
-        for name in names:
-            lines.append(f"        {_yaml_str(name)}: {{}}")
-    return "\n".join(lines) + "\n"
 
 
 def _secrets(hosts):
