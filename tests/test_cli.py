@@ -219,3 +219,47 @@ def test_a_negative_retention_stops_the_command_naming_the_setting(tmp_path, val
         + f", not {value!r}"
     )
     assert not os.path.exists(tmp_path / "opsjob.db")  # refused before anything was touched
+
+
+def test_two_ups_on_one_machine_start_and_stop_cleanly(tmp_path):
+    """Each `opsjob up` keeps gunicorn's control socket under its own OPSJOB_HOME: a second
+    server on the machine neither takes the first one's socket nor removes it when it stops."""
+    import signal
+    import stat
+
+    ups = []
+    try:
+        for name in ("one", "two"):
+            home = tmp_path / name
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OPSJOB_")}
+            env.update(OPSJOB_HOME=str(home), OPSJOB_LOG_LEVEL="WARNING")
+            port = free_port()
+            log = open(tmp_path / f"{name}.log", "wb")
+            proc = subprocess.Popen(
+                [OPSJOB, "up", "--port", str(port), "--workers", "1", "--task-workers", "1"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            ups.append((home, f"http://127.0.0.1:{port}", proc, tmp_path / f"{name}.log"))
+        for _, url, proc, _ in ups:
+            wait_until_up(url, proc, path="/healthz")
+        sockets = [home / f"gunicorn-{url.rsplit(':', 1)[1]}.ctl" for home, url, _, _ in ups]
+        for path in sockets:
+            assert stat.S_ISSOCK(os.stat(path).st_mode), path
+        (home, url, first, log), (_, other_url, second, other_log) = ups
+        os.kill(first.pid, signal.SIGTERM)
+        assert first.wait(timeout=30) == 0, log.read_text()
+        assert not os.path.exists(sockets[0]) and os.path.exists(sockets[1])
+        assert call("GET", other_url + "/healthz")[0] == 200
+        os.kill(second.pid, signal.SIGTERM)
+        assert second.wait(timeout=30) == 0, other_log.read_text()
+        for _, _, _, path in ups:
+            text = path.read_text()
+            assert "Traceback" not in text and "control socket" not in text, text
+    finally:
+        for _, _, proc, _ in ups:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
