@@ -1,6 +1,7 @@
 """The real `opsjob` command: init, project add, user add, and `serve` under gunicorn."""
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -263,3 +264,80 @@ def test_two_ups_on_one_machine_start_and_stop_cleanly(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def test_make_run_installs_what_a_playbook_step_needs():
+    """`make run` depends on run-deps, which installs bubblewrap (and git, ssh) when missing."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "Makefile")) as f:
+        rules = {
+            line.split(":", 1)[0]: line.split(":", 1)[1].split()
+            for line in f
+            if re.match(r"[a-z-]+:", line) and ":=" not in line
+        }
+    assert "run-deps" in rules["run"] and "run-deps" in rules["system-deps"]
+    dry = subprocess.run(
+        ["make", "-n", "-C", root, "run-deps"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "command -v bwrap" in dry and "install -y -qq bubblewrap" in dry
+
+
+def test_a_playbook_step_runs_on_the_demo_machine_of_a_bootstrapped_home(tmp_path):
+    """What `make run` gives: `opsjob bootstrap` + `opsjob up`; a playbook step from the file
+    store runs on project 1's `localhost`, contained by bubblewrap."""
+    import time
+    from types import SimpleNamespace
+
+    from tests.test_playbook_steps import tar_gz, upload
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSJOB_")}
+    env["OPSJOB_HOME"] = str(tmp_path / "var")
+    key = opsjob(env, "bootstrap").split("admin key: ")[1].split()[0]
+    port = free_port()
+    proc = subprocess.Popen(
+        [OPSJOB, "up", "--port", str(port), "--workers", "1", "--task-workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc)
+        secret = os.path.join(env["OPSJOB_HOME"], "secret.key")
+        assert os.path.exists(secret)
+        playbook = (
+            "- hosts: all\n  tasks:\n"
+            "    - name: say hello\n"
+            "      ansible.builtin.command: echo hello from {{ inventory_hostname }}\n"
+            f"    - ansible.builtin.stat: {{path: {secret}}}\n"
+            "      register: home\n"
+            "    - name: the home is out of sight\n"
+            "      ansible.builtin.assert: {that: not home.stat.exists}\n"
+        )
+        upload(SimpleNamespace(url=url, key=key), "site.tar.gz", tar_gz({"site.yml": playbook}))
+        step = {
+            "plugin_type": "playbook",
+            "name": "demo playbook",
+            "node_type": "builtin",
+            "node_cont": "localhost",
+            "source": "fileserver:site.tar.gz",
+            "playbook": "site.yml",
+        }
+        body = {"name": "demo", "permanent": 1, "data": [step]}
+        status, r = call("POST", f"{url}/jobs/1", key, body)
+        assert status == 200, r
+        status, r = call("POST", f"{url}/task/1/job", key, {"jobuuid": r["uuid"]})
+        assert status == 200, r
+        uuid = r["uuid"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            log = call("GET", f"{url}/slave/any/tasklog/{uuid}", key)[1]["data"]
+            if log["done"]:
+                break
+            time.sleep(0.3)
+        assert log["status"] == "success", log["log"]
+        assert "say hello" in log["log"] and "failed=0" in log["log"], log["log"]
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
