@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install test-deps system-deps bench-deps lint clean
+.PHONY: run test install test-deps run-deps system-deps bench-deps lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,24 +18,32 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Debian packages the test suite needs: a real sshd for the loopback nodes, sudo for become,
-# the interpreters a cmd step may name, a headless browser for the page tests, bubblewrap to
-# contain playbook steps, and git for their git sources.
-system-deps:
+# apt-get as root: through sudo for anyone else.
+APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
+# Debian packages a running opsjob needs: bubblewrap to contain playbook steps, git for their
+# git sources, and an ssh client to reach the nodes. Installed only when one is missing.
+run-deps:
+	@if ! command -v bwrap >/dev/null 2>&1 || ! command -v git >/dev/null 2>&1 || \
+	    ! command -v ssh >/dev/null 2>&1; then \
+	  ($(APT) update -qq || true) && \
+	  $(APT) install -y -qq bubblewrap git openssh-client; fi
+
+# What the test suite needs beyond that: a real sshd for the loopback nodes, sudo for become,
+# the interpreters a cmd step may name, and a headless browser for the page tests.
+system-deps: run-deps
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v sudo >/dev/null 2>&1 || \
 	    ! command -v php >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1 || \
-	    [ ! -x /usr/bin/chromium ] || ! command -v bwrap >/dev/null 2>&1 || \
-	    ! command -v git >/dev/null 2>&1; then \
-	  (apt-get update -qq || true) && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server sudo php-cli perl \
-	    chromium bubblewrap git; fi
+	    [ ! -x /usr/bin/chromium ]; then \
+	  ($(APT) update -qq || true) && \
+	  $(APT) install -y -qq openssh-server sudo php-cli perl chromium; fi
 
 # What the benchmarks in bench/ need beyond the test suite: wrk for the read benchmarks.
 bench-deps: install system-deps
-	@command -v wrk >/dev/null 2>&1 || { (apt-get update -qq || true) && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null 2>&1 || { ($(APT) update -qq || true) && \
+	  $(APT) install -y -qq wrk; }
 
-run: install
+run: install run-deps
 	$(BIN)/opsjob init
 	$(BIN)/opsjob bootstrap --host $(HOST) --port $(PORT)
 	$(BIN)/opsjob up --host $(HOST) --port $(PORT)

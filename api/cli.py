@@ -143,6 +143,7 @@ def cmd_worker(settings, args):
     if hasattr(huey, "check"):  # Redis: say at once (one line) if it cannot be reached
         huey.check()
     stop = threading.Event()
+    metrics.heartbeat(lifecycle.worker_name())  # alive from the start, not from the first sweep
 
     def sweeper():  # lost tasks are found within seconds, not at the next minute tick
         while not stop.wait(max(1.0, min(5.0, settings.task_lease / 3))):
@@ -233,6 +234,10 @@ def cmd_serve(settings, args):
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("child_exit", lambda server, worker: metrics.process_gone(worker.pid))
+            if "control_socket" in self.cfg.settings:  # gunicorn 25.1 and later
+                path = _control_socket(settings, args.port)
+                self.cfg.set("control_socket_disable", path is None)
+                self.cfg.set("control_socket", path or "")
             if settings.log_format == "json":  # gunicorn's and uvicorn's own lines too
                 self.cfg.set("logconfig_dict", logformat.gunicorn_config(settings))
 
@@ -242,6 +247,14 @@ def cmd_serve(settings, args):
             return create_asgi_app(settings)
 
     Server().run()
+
+
+def _control_socket(settings, port):
+    """Where gunicorn's control socket (for ``gunicornc``) listens: under OPSJOB_HOME, one
+    per port, never gunicorn's default that every server of a user shares. None (no socket)
+    when the path is too long for a unix socket."""
+    path = os.path.join(os.path.abspath(settings.home), f"gunicorn-{port}.ctl")
+    return path if len(os.fsencode(path)) < 100 else None
 
 
 EXPIRES = "when the key expires: 90d, 12h, 30m, 2w or YYYY-MM-DD (default: never)"

@@ -19,7 +19,7 @@ class Collection:
         ok(resp, nodelist.list_nodes(projectid, params(req)))
 
     @requires("admin")
-    @takes(nodelist.NODE)
+    @takes(nodelist.NODE, nested={"hostvars": nodelist.HOSTVARS})
     def on_post(self, req, resp, projectid):
         """Attach a machine: name (IPv4, hostname::inip[::exip]), hostvars, credential."""
         ok(resp, True, id=nodelist.add_node(projectid, params(req), req.context.principal.name))

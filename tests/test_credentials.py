@@ -396,3 +396,45 @@ def test_credentials_stay_in_their_project(cluster):
     assert cluster.call("DELETE", f"/credential/{OTHER}/{cluster.cred}")[0] == 404
     assert cluster.call("POST", f"/credential/{OTHER}/{cluster.cred}", {"name": "x"})[0] == 404
     assert [c["id"] for c in cluster.ok("GET", f"/credential/{PID}")["data"]].count(cluster.cred)
+
+
+def test_an_scp_destination_logs_in_as_its_groups_credential_on_the_source_machine(cluster, keyed):
+    """The source machine (its own credential, root) is also a destination through a group
+    whose credential logs in as another user: each end of the copy logs in as itself."""
+    address = keyed.addresses[0]
+    deploy = cluster.ok(
+        "POST",
+        f"/credential/{PID}",
+        {"name": "deploy", "username": SshNodes.become_user, "ssh_key": cluster.private},
+    )["id"]
+    machine = {"name": f"scpsrc::{address}", "hostvars": {"ansible_port": keyed.port}}
+    cluster.ok("POST", f"/nodelist/{PID}", {**machine, "credential": cluster.cred})
+    gid = cluster.ok(
+        "POST",
+        f"/nodegroup/{PID}",
+        {"name": "scpdst", "plugin": "node", "params": "scpsrc", "credential": deploy},
+    )["id"]
+    tag = f"oj-scp-{uuidlib.uuid4().hex[:8]}"
+    assert keyed.ssh(address, f"echo copied > /tmp/{tag}.txt").returncode == 0
+    step = {
+        "plugin_type": "scp",
+        "name": "copy",
+        "src_type": "builtin",
+        "src": "scpsrc",
+        "sp": f"/tmp/{tag}.txt",
+        "dst_type": "group",
+        "dst": str(gid),
+        "dp": f"/tmp/{tag}-dst/",
+    }
+    try:
+        task, done = run_job(cluster, PID, [step])
+        assert done["status"] == "success", cluster.ok("GET", f"/slave/any/tasklog/{task}")
+        [host] = cluster.ok("GET", f"/subtask/{PID}/{task}")["data"][0]["hosts"]
+        assert host["host"] == "scpsrc" and host["status"] == "ok"
+        out = keyed.ssh(address, f"stat -c '%U %n' /tmp/{tag}-dst /tmp/{tag}-dst/{tag}.txt")
+        assert out.stdout.split("\n")[:2] == [
+            f"{SshNodes.become_user} /tmp/{tag}-dst",
+            f"{SshNodes.become_user} /tmp/{tag}-dst/{tag}.txt",
+        ], out
+    finally:
+        keyed.ssh(address, f"rm -rf /tmp/{tag}.txt /tmp/{tag}-dst")

@@ -27,6 +27,11 @@ def one():
     return database.execute_sql("SELECT 1").fetchone()[0]
 
 
+def statement():
+    """Not a SELECT: a statement the database never sends again by itself."""
+    return database.execute_sql("VALUES (1)").fetchone()[0]
+
+
 @pytest.fixture
 def pg(pg_url):
     open_database(pg_url)
@@ -37,16 +42,28 @@ def pg(pg_url):
 
 def test_a_terminated_connection_is_replaced_and_the_contexts_around_it_still_exit(pg):
     with database.connection_context():
-        assert one() == 1
+        assert statement() == 1
         terminate_backends(pg)
         with pytest.raises(LOST):  # the fault is real: the held connection is gone
-            one()
+            statement()
         with database.connection_context():
-            assert retrying(one, seconds=5) == 1
+            assert retrying(statement, seconds=5) == 1
             terminate_backends(pg)
-            assert retrying(one, seconds=5) == 1
-        assert one() == 1  # the fresh connection is this thread's from now on
+            assert retrying(statement, seconds=5) == 1
+        assert statement() == 1  # the fresh connection is this thread's from now on
     assert database.is_closed()
+
+
+def test_a_read_outside_a_transaction_is_sent_again_once_on_a_fresh_connection(pg):
+    with database.connection_context():
+        assert one() == 1
+        held = database._state.conn
+        terminate_backends(pg)
+        assert one() == 1  # SELECT: nothing changed, so it was sent again on a fresh one
+        assert database._state.conn is not held
+        terminate_backends(pg)
+        with pytest.raises(LOST):  # anything else is its caller's to repeat
+            statement()
 
 
 def test_a_retry_gives_up_after_its_bound(pg):

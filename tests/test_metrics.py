@@ -155,6 +155,19 @@ def test_a_killed_worker_stops_counting_as_alive(cluster):
     assert wait_for(lambda: value(scrape(c), "opsjob_workers_alive") == 1)
 
 
+def test_a_new_worker_counts_as_alive_before_its_first_task_ends(cluster):
+    c = cluster
+    c.stop("worker", signal.SIGKILL)
+    assert wait_for(lambda: value(scrape(c), "opsjob_workers_alive") == 0)
+    c.worker()
+    uuid = run_cmd(c, "sleep 4", c.node[:1])  # its first task: claimed as soon as it starts
+    c.wait(1, uuid, statuses=("running",))
+    alive = value(scrape(c), "opsjob_workers_alive")
+    assert c.ok("GET", f"/task/1/{uuid}")["data"]["status"] == "running"
+    assert alive == 1
+    c.wait(1, uuid)
+
+
 def test_request_ids_are_echoed_and_logged_as_json(cluster):
     c = cluster
     status, headers, _ = get(c.url + "/task/1", c.key, {"X-Request-Id": "trace-42.a"})

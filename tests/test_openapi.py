@@ -7,6 +7,7 @@ from openapi_spec_validator import validate
 
 from api.openapi import path_of
 from api.routes import GROUPS
+from engine.catalog import nodelist
 from engine.run import tasks
 
 METHODS = ("get", "post", "put", "delete")
@@ -97,6 +98,46 @@ def test_parameters_come_from_the_engine_specs(api):
     assert [p["name"] for p in upload["parameters"] if p["in"] == "header"] == ["token"]
     env = doc["paths"]["/environment"]["post"]["requestBody"]["content"]["application/json"]
     assert env["schema"]["additionalProperties"]["type"] == "string"
+
+
+def test_machines_and_groups_declare_what_they_take(api):
+    """POST /nodelist takes hostvars (each connection variable the engine allows) and a
+    credential, as POST /nodegroup takes a credential."""
+    doc = api.get("/openapi.json", key=None).json
+    for path in ("/nodelist/{projectid}", "/nodegroup/{projectid}"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["properties"]["credential"] == {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 2**62,
+        }, path
+    body = doc["paths"]["/nodelist/{projectid}"]["post"]["requestBody"]["content"]
+    properties = body["application/json"]["schema"]["properties"]
+    assert set(properties) == {"name", "hostvars", "credential"}
+    hostvars = properties["hostvars"]
+    assert hostvars["type"] == "object" and set(hostvars["properties"]) == set(nodelist.HOSTVARS)
+    assert hostvars["properties"]["ansible_port"]["maximum"] == 65535
+
+
+# What the HTTP server (uvicorn on httptools) parses of a request target: longer ones get its
+# own plain-text 400, which no route can declare.
+MAX_URL = 65535
+
+
+def test_every_declared_query_fits_in_a_url(api):
+    """The longest request an operation's declaration allows (each string parameter at its
+    maxLength, every byte percent-encoded) still fits a URL the server parses."""
+    doc = api.get("/openapi.json", key=None).json
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            length = len(path) + 20 * path.count("{")  # a path value: a 64-bit id or so
+            for p in op["parameters"]:
+                if p["in"] != "query":
+                    continue
+                schema = p["schema"]
+                longest = schema.get("maxLength", 40) if "enum" not in schema else 40
+                length += len(p["name"]) + 2 + 3 * longest
+            assert length < MAX_URL, (method, path, length)
 
 
 def test_pages_declare_html(api):

@@ -107,6 +107,41 @@ def test_scp_playbook_has_source_and_target_plays():
     assert list(inv["all"]["children"]["opsjob_source"]["hosts"]) == ["src1"]
 
 
+def test_a_source_that_is_a_target_under_another_login_gets_its_own_entry():
+    """Same machine, two logins (the group's credential user for the target): one inventory
+    entry each, so each end of the copy logs in as itself; results keep the machine's name."""
+    as_root = {"ansible_host": "10.0.0.5", "ansible_user": "root"}
+    c = compile_scp(
+        Host("m1", as_root),
+        "/a",
+        [Host("m1", {**as_root, "ansible_user": "deploy"}), Host("m1.source")],
+        "/b/",
+        run_id=RUN,
+    )
+    inv = yaml.load(c.files["inventory/hosts.yml"], Loader=_unsafe_loader())
+    assert inv["all"]["hosts"] == {
+        "m1.source_": {
+            "oj_slot": 0,
+            "oj_tags": ("unsafe", "p0"),
+            "ansible_host": ("unsafe", "10.0.0.5"),
+            "ansible_user": ("unsafe", "root"),
+        },
+        "m1": {
+            "oj_slot": 1,
+            "oj_tags": ("unsafe", "u1"),
+            "ansible_host": ("unsafe", "10.0.0.5"),
+            "ansible_user": ("unsafe", "deploy"),
+        },
+        "m1.source": {"oj_slot": 2, "oj_tags": ("unsafe", "u2")},
+    }
+    assert list(inv["all"]["children"]["opsjob_source"]["hosts"]) == ["m1.source_"]
+    assert c.source == "m1" and c.targets == ("m1", "m1.source")
+    # a machine named by its address alone keeps its address
+    c = compile_scp(Host("10.0.0.6"), "/a", [Host("10.0.0.6", {"ansible_user": "u"})], "/b/")
+    inv = yaml.load(c.files["inventory/hosts.yml"], Loader=_unsafe_loader())
+    assert inv["all"]["hosts"]["10.0.0.6.source"]["ansible_host"] == ("unsafe", "10.0.0.6")
+
+
 def test_scp_from_the_file_store_links_the_local_file():
     c = compile_scp(
         None, "pkg.tgz", [Host("web1")], "/opt/", local_source="/store/1/ab", run_id=RUN

@@ -17,6 +17,7 @@ from engine.ansible import proctree, rundir, runner, warm
 from engine.ansible.leftovers import stop_remote
 from engine.ansible.playbook import Host, compile_cmd
 from engine.store.settings import Settings
+from tests.cluster import Cluster
 
 # Runs on the worker host (local connection): what the run's own Ansible process sees.
 PROBE = """- hosts: opsjob_targets
@@ -204,3 +205,101 @@ def test_the_warm_path_can_be_turned_off(ssh_nodes, tmp_path):
     assert controller_pids() == set()
     outcome = runner.execute(step, str(tmp_path / "runs"), Settings(home=str(tmp_path)))
     assert outcome.status == "ok" and len(controller_pids()) == 1  # and on again by default
+
+
+def warm_controller_of(worker_pid):
+    """The pid of the warm controller a worker process started (None: none runs)."""
+    kids = []
+    for tid in os.listdir(f"/proc/{worker_pid}/task"):  # a thread of the worker started it
+        with open(f"/proc/{worker_pid}/task/{tid}/children") as f:
+            kids += [int(p) for p in f.read().split()]
+    for pid in kids:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"engine.ansible.warm_server" in f.read():
+                return pid
+    return None
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def local_cluster():
+    """A served deployment whose project 1 has one machine, the worker host (local)."""
+    c = Cluster(None, lease=60)
+    try:
+        c.run("project", "add", "1", "warm")
+        c.serve()
+        local = {"name": "here::127.0.0.1", "hostvars": {"ansible_connection": "local"}}
+        c.ok("POST", "/nodelist/1", local)
+        yield c
+    finally:
+        c.close()
+
+
+def start_sleep(cluster, seconds):
+    """Start a cmd task sleeping ``seconds`` on the worker host; wait until it runs."""
+    body = {"node_type": "builtin", "node_cont": "here", "scripts_type": "shell"}
+    uuid = cluster.ok("POST", "/task/1/plugin_cmd", {**body, "scripts_cont": f"sleep {seconds}"})
+    cluster.wait(1, uuid["data"]["uuid"], statuses=("running",))
+
+
+def doomed_worker_with_controller(cluster, name, seconds):
+    """A worker running a warm step; return (its pid, its controller's pid, the folder)."""
+    wpid = cluster.worker(name).pid
+    start_sleep(cluster, seconds)
+    deadline = time.monotonic() + 30
+    while (controller := warm_controller_of(wpid)) is None:
+        assert time.monotonic() < deadline, "the worker started no warm controller"
+        time.sleep(0.1)
+    while not sleepers(seconds):  # the run is under way
+        assert time.monotonic() < deadline, "the step did not start"
+        time.sleep(0.1)
+    base = f"/tmp/oj-warm-{os.getuid()}"
+    (folder,) = [os.path.join(base, n) for n in os.listdir(base) if n.startswith(f"{wpid}-")]
+    return wpid, controller, folder
+
+
+def test_a_killed_worker_takes_its_warm_controller_and_its_runs_with_it(local_cluster):
+    seconds = 900 + int.from_bytes(os.urandom(2)) % 99
+    _, controller, folder = doomed_worker_with_controller(local_cluster, "doomed", seconds)
+    local_cluster.stop("doomed", sig=signal.SIGKILL)  # its process group: not the controller's
+    deadline = time.monotonic() + 10
+    while not gone(controller) or os.path.exists(folder) or sleepers(seconds):
+        assert time.monotonic() < deadline, (gone(controller), folder, sleepers(seconds))
+        time.sleep(0.05)
+
+
+def test_the_sweep_removes_the_folder_of_a_controller_killed_with_its_worker(local_cluster):
+    seconds = 900 + int.from_bytes(os.urandom(2)) % 99
+    wpid, controller, folder = doomed_worker_with_controller(local_cluster, "doomed", seconds)
+    os.kill(controller, signal.SIGKILL)  # both at once: the controller cannot tidy up
+    local_cluster.stop("doomed", sig=signal.SIGKILL)
+    assert os.path.isdir(folder)
+    local_cluster.worker()  # its sweep, within seconds of its start
+    deadline = time.monotonic() + 15
+    while os.path.exists(folder):
+        assert time.monotonic() < deadline, "the new worker's sweep left the dead one's folder"
+        time.sleep(0.1)
+    deadline = time.monotonic() + 15
+    while sleepers(seconds):  # and ended what was left of the dead worker's run
+        assert time.monotonic() < deadline, sleepers(seconds)
+        time.sleep(0.1)
+
+
+def sleepers(seconds):
+    """Pids of ``sleep <seconds>`` processes on this host."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if f.read() == f"sleep\0{seconds}\0".encode():
+                    out.append(int(name))
+        except (OSError, ValueError):
+            pass
+    return out

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import jinja2
 
 from engine.ansible import nodescripts
+from engine.ansible.inventoryfile import inventory_yaml
+from engine.ansible.inventoryfile import yaml_value as _yaml_value  # noqa: F401  (playbook steps)
 from engine.ansible.nodescripts import KILL_AFTER, run_script  # noqa: F401  (part of the compile API)
 from engine.errors import InvalidInput
 from engine.store import resources
@@ -172,51 +174,6 @@ def _check_hosts(field_name, hosts):
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# YAML inventory: every string value carries !unsafe, written as an ASCII double-quoted scalar.
-
-
-def _yaml_str(text):
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return '"' + "".join(out) + '"'
-
-
-def _yaml_value(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "!unsafe " + _yaml_str(value)
-
-
-def inventory_yaml(hosts, groups):
-    """Render the inventory: ``hosts`` is ``{name: vars}``, ``groups`` is ``{group: [names]}``."""
-    lines = ["all:", "  hosts:"]
-    for name, hostvars in hosts.items():
-        lines.append(f"    {_yaml_str(name)}:")
-        for key, value in hostvars.items():
-            lines.append(f"      {key}: {_yaml_value(value)}")
-    lines.append("  children:")
-    for group, names in groups.items():
-        lines.append(f"    {group}:")
-        lines.append("      hosts:")
-        for name in names:
-            lines.append(f"        {_yaml_str(name)}: {{}}")
-    return "\n".join(lines) + "\n"
-
-
 def _secrets(hosts):
     """``(name, Secret)`` of every host that logs in with a credential, each name once."""
     found = {}
@@ -309,6 +266,20 @@ def scp_paths(sp, dp):
     return sp, dp
 
 
+def _source_entry(source, targets):
+    """The scp source as the inventory holds it. A target of the same name that logs in
+    otherwise (its group's credential or user) shares the machine, not the login: the source
+    then gets an entry of its own, so that each end of the copy logs in as itself."""
+    same = next((t for t in targets if t.name == source.name), None)
+    if same is None or (same.vars == source.vars and same.secret == source.secret):
+        return source
+    names = {t.name for t in targets}
+    alias = f"{source.name}.source"
+    while alias in names:
+        alias += "_"
+    return Host(alias, {"ansible_host": source.name, **source.vars}, source.secret)
+
+
 def compile_scp(
     source,
     sp,
@@ -356,6 +327,9 @@ def compile_scp(
     else:
         _check_hosts("src", [source])
     sp, dp = scp_paths(sp, dp)
+    shown = source.name if source else None
+    if source:
+        source = _source_entry(source, targets)
     base = posixpath.basename(sp.rstrip("/")) or "."
     payload = "payload.bin" if local_source else "payload.tar"
     roles = ([(source, "p")] if source else []) + [(h, "u") for h in targets]
@@ -386,7 +360,7 @@ def compile_scp(
         files=files,
         links={f"project/{payload}": local_source} if local_source else {},
         targets=tuple(h.name for h in targets),
-        source=source.name if source else None,
+        source=shown,
         timeout=timeout,
         secrets=_secrets(([source] if source else []) + targets),
     )

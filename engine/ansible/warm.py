@@ -13,6 +13,7 @@ the ``ansible-playbook`` process in bubblewrap, which a forked controller child 
 
 import atexit
 import hashlib
+import itertools
 import logging
 import os
 import shlex
@@ -36,6 +37,7 @@ MAX_FAILURES = 3  # controllers that failed to start before this process stops t
 _lock = threading.Lock()
 _controllers = {}  # key -> _Controller
 _state = {"failures": 0, "said": set(), "swept": False}
+_serial = itertools.count(1)  # a new folder for each controller: a retired one may still run
 
 
 def runner_options(compiled, pdd, envvars):
@@ -100,7 +102,7 @@ def _controller(key):
         _controllers.pop(other).stop()
     if not _state["swept"]:
         _state["swept"] = True
-        _sweep_stale()
+        sweep_stale()
     try:
         controller = _Controller(key)
     except Exception as e:
@@ -115,13 +117,17 @@ def _base():
     return f"/tmp/oj-warm-{os.getuid()}"  # short: a socket path has about 100 chars
 
 
-def _sweep_stale():
-    """Remove the folders of controllers whose worker process is gone."""
+def sweep_stale():
+    """Remove the folders of controllers whose worker process is gone (a controller removes
+    its own when its worker dies; this catches one that was killed too). Return how many."""
+    removed = 0
     base = _base()
     for name in os.listdir(base) if os.path.isdir(base) else []:
         pid = name.split("-", 1)[0]
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class _Controller:
@@ -129,7 +135,7 @@ class _Controller:
 
     def __init__(self, key):
         os.makedirs(_base(), mode=0o700, exist_ok=True)
-        self.folder = os.path.join(_base(), f"{os.getpid()}-{key}")
+        self.folder = os.path.join(_base(), f"{os.getpid()}-{key}-{next(_serial)}")
         shutil.rmtree(self.folder, ignore_errors=True)
         os.makedirs(self.folder, mode=0o700)
         self.socket = os.path.join(self.folder, "s")
@@ -139,8 +145,15 @@ class _Controller:
         env.update({ROOM: "x" * ROOM_SIZE, "PYTHONPATH": root})
         with open(os.path.join(self.folder, "controller.log"), "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.ansible.warm_server", self.socket, self.folder],
-                stdin=subprocess.PIPE,  # it ends when this process is gone
+                [
+                    sys.executable,
+                    "-m",
+                    "engine.ansible.warm_server",
+                    self.socket,
+                    self.folder,
+                    str(os.getpid()),
+                ],
+                stdin=subprocess.PIPE,  # closed: take no new run (see stop)
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.folder,
@@ -175,6 +188,7 @@ class _Controller:
     def stop(self):
         """Let the controller end once its runs did (it takes no new one)."""
         try:
+            self.proc.stdin.write(b"retire\n")  # closed without it, the worker died
             self.proc.stdin.close()
         except OSError:
             pass

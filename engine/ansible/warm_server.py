@@ -1,6 +1,6 @@
 """The warm Ansible controller: ``ansible-playbook`` with its imports done, forked once per run.
 
-``python -m engine.ansible.warm_server SOCKET DIR`` waits for launchers
+``python -m engine.ansible.warm_server SOCKET DIR OWNER`` waits for launchers
 (engine.ansible.warm_launcher). The first request's environment and ansible.cfg become this
 controller's own (its copy of the config, with the run dir replaced by DIR), and Ansible is
 imported then. Each request forks a child that takes the launcher's streams, environment and
@@ -19,7 +19,11 @@ working directory and runs the playbook CLI. Why the child can be trusted with a
   environment over that area, so the child and the Ansible workers it forks carry the marker.
 - The launcher lives as long as the run: when its end of the socket closes (runner killed it,
   or anyone did), the child and every process of its run are killed.
-The controller ends when its owner (the worker, holding our stdin) is gone and its runs ended.
+The controller ends when its owner (the worker process OWNER) retires it (a line on our stdin)
+and its runs ended. When the owner itself dies, however it dies (SIGKILL included: our stdin
+closes without that line, and the process is watched through a pidfd too), the controller
+kills its runs and ends at once: their tasks are lost with their worker. Either way it
+removes its folder as it ends.
 """
 
 import atexit
@@ -27,6 +31,7 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -72,8 +77,9 @@ def shared_env(env):
 
 
 class Controller:
-    def __init__(self, path, folder):
+    def __init__(self, path, folder, owner):
         self.folder = folder
+        self.owner = owner  # a pidfd of the worker process; readable once it ended
         self.env = None  # the environment and config every run must share, from the first run
         self.config = None
         self.children = {}  # pid -> (socket to its launcher, marker)
@@ -90,15 +96,26 @@ class Controller:
         signal.signal(signal.SIGCHLD, lambda *_: None)
 
     def serve(self):
+        """Serve launchers until retired with no run left, or until the worker died; then
+        remove our folder (on an error it stays: the worker logs our log's tail)."""
+        self.loop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def loop(self):
         owner = True
         while owner or self.children:
-            watched = [self.wake_r, *(c.fileno() for c, _ in self.children.values())]
+            watched = [self.wake_r, self.owner, *(c.fileno() for c, _ in self.children.values())]
             if owner:
                 watched += [0, self.listener.fileno()]
             ready, _, _ = select.select(watched, [], [])
-            if 0 in ready and not os.read(0, 4096):
-                owner = False  # the worker is gone: take no new run, let these end
+            if 0 in ready:
+                if not os.read(0, 4096):  # closed without a word: the worker died
+                    ready.append(self.owner)
+                owner = False  # the worker retires us: take no new run, let these end
                 self.listener.close()
+            if self.owner in ready:
+                self.abandon()
+                return
             if owner and self.listener.fileno() in ready:
                 self.accept()
             if self.wake_r in ready:
@@ -201,7 +218,7 @@ class Controller:
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
         self.listener.close()
-        for fd in (self.wake_r, self.wake_w):
+        for fd in (self.wake_r, self.wake_w, self.owner):
             os.close(fd)
         for other, _ in self.children.values():
             other.close()
@@ -259,6 +276,14 @@ class Controller:
             except OSError:
                 pass
             conn.close()
+
+    def abandon(self):
+        """The worker died: end its runs (their tasks are lost with it)."""
+        for pid, (conn, marker) in list(self.children.items()):
+            self.kill(pid, marker)
+            conn.close()
+        self.children.clear()
+        self.listener.close()
 
     def kill(self, pid, marker):
         try:
@@ -320,11 +345,24 @@ def take_proc_environ(env):
     return True
 
 
+def watch_owner(pid, folder):
+    """A pidfd of our parent, worker process ``pid``. When it is gone already, remove our
+    folder and exit."""
+    try:
+        fd = os.pidfd_open(pid)
+        if os.getppid() == pid:  # else it died before the pidfd was open, and the pid was reused
+            return fd
+    except ProcessLookupError:
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    sys.exit("the worker that started this controller is gone")
+
+
 def main(argv):
-    path, folder = argv
+    path, folder, owner = argv
     if ROOM not in os.environ:
         sys.exit("the warm controller needs its placeholder environment")
-    Controller(path, folder).serve()
+    Controller(path, folder, watch_owner(int(owner), folder)).serve()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from engine.store.models import Credential, database
 from engine.store.records import in_project, save, soft_delete, unique
 from engine.store.validate import NO_CONTROL, Field, check
 
+# How a node group or a machine names the credential its hosts log in with (0: none).
+NAMED = {"credential": Field(int, minimum=0, maximum=2**62)}
 FIELDS = (
     "id",
     "name",

@@ -21,6 +21,7 @@ NODEGROUP = {
     "plugin": Field(required=True, pattern=PLUGIN, max_len=100, allow_empty=False),
     "params": Field(object),
     "reach_any": Field(bool, default=False),
+    **credentials.NAMED,
 }
 LIST_FILTERS = {
     "plugin": Field(pattern=PLUGIN, max_len=100),

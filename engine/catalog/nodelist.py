@@ -21,7 +21,11 @@ FILTERS = {
     "inip": Field(max_len=50),
     "exip": Field(max_len=50),
 }
-NODE = {"name": Field(required=True, max_len=300, allow_empty=False)}
+NODE = {
+    "name": Field(required=True, max_len=300, allow_empty=False),
+    "hostvars": Field(object),  # an object, or its JSON text: checked by check_hostvars
+    **credentials.NAMED,
+}
 SAFE_VALUE = r"[A-Za-z0-9 ._/@:=,+-]*"
 HOSTVARS = {
     "ansible_host": Field(pattern=r"[A-Za-z0-9._:-]+", max_len=255),

@@ -14,7 +14,7 @@ import time
 
 from peewee import fn
 
-from engine.ansible import leftovers, rundir
+from engine.ansible import leftovers, rundir, warm
 from engine.errors import Unavailable
 from engine.run import events
 from engine.store.clock import now
@@ -127,10 +127,12 @@ def sweep():
     """Fail running tasks whose worker stopped renewing the lease; requeue lost messages.
 
     What a dead worker of this host left running (its local Ansible processes, the commands
-    on the nodes) is ended first, so a redo of a task failed here cannot overlap its old run.
+    on the nodes) is ended first, so a redo of a task failed here cannot overlap its old run;
+    its run dirs and its warm controller's folder are removed.
     """
     runs = os.path.join(os.path.abspath(settings().home), "runs")
     rundir.sweep_orphans(runs, stop=leftovers.stop_orphan(settings()))
+    warm.sweep_stale()
     with database.connection_context():
         lost = list(
             Task.select(Task.uuid, Task.slave).where(

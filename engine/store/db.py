@@ -2,12 +2,13 @@
 
 import logging
 import os
+import re
 import time
 from urllib.parse import urlparse
 
 import peewee
 from peewee import DatabaseProxy, InterfaceError, OperationalError
-from playhouse import db_url
+from playhouse import db_url, pool
 
 database = DatabaseProxy()
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ def open_database(url):
     elif scheme in ("postgres", "postgresql") and "+pool" not in scheme:
         # A connection per request costs 15-25 ms on PostgreSQL: pool them per process.
         pooled = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
-        db = db_url.connect(pooled, max_connections=64, stale_timeout=300, timeout=30)
+        sizes = {"max_connections": 64, "stale_timeout": 300, "timeout": 30}
+        parsed = db_url.connect(pooled, **sizes)  # checks the URL
+        db = _PooledPostgres(parsed.database, **sizes, **parsed.connect_params)
     else:
         db = db_url.connect(url)
     if db.thread_safe:
@@ -60,6 +63,36 @@ class _ContextsKept(peewee._ConnectionLocal):
         contexts = self.ctx
         super().set_connection(conn)
         self.ctx = contexts
+
+
+_READ = re.compile(r"\s*\(*\s*SELECT\b", re.IGNORECASE)
+
+
+class _ReadsRetried:
+    """A server database on which a read outside a transaction rides out a lost connection.
+
+    After a restart, a failover or terminated backends, the first statement on a connection
+    a thread kept finds it dropped. A SELECT outside a transaction changes nothing, so it is
+    sent once more on a fresh connection (the pool checks the one it hands out) before the
+    error reaches the caller. Writes are never repeated here (see :func:`retrying`).
+    """
+
+    def execute_sql(self, sql, params=None):
+        try:
+            return super().execute_sql(sql, params)
+        except (OperationalError, InterfaceError):
+            if self.in_transaction() or not _READ.match(sql) or not self._dropped():
+                raise
+            drop_connection(self)
+            return super().execute_sql(sql, params)
+
+    def _dropped(self):
+        conn = self._state.conn  # the driver marks a connection it found dropped
+        return conn is not None and bool(getattr(conn, "closed", 0) or getattr(conn, "broken", 0))
+
+
+class _PooledPostgres(_ReadsRetried, pool.PooledPostgresqlDatabase):
+    """PostgreSQL, with connections pooled per process and reads that ride out a lost one."""
 
 
 def is_sqlite():
@@ -88,12 +121,13 @@ def is_transient(exc):
     return True
 
 
-def drop_connection():
-    """Forget this thread's connection, which may be dead; the next query opens another.
+def drop_connection(db=None):
+    """Forget this thread's connection (of ``db``, by default the bound database), which may
+    be dead; the next query opens another.
 
     (The pool checks an idle connection with a round trip before it hands it out.)
     """
-    db = database.obj
+    db = database.obj if db is None else db
     if db is None or db.in_transaction():
         return
     try:
@@ -115,8 +149,9 @@ def hold_connection():
     Each request of a server thread reuses that thread's connection: no connect, no PRAGMAs,
     no pool check-out. One the driver already knows is broken is replaced. On a server
     database, one that sat idle for PING_AFTER seconds is checked with a round trip first,
-    riding out a restart or a terminated backend (see :func:`retrying`); a request that races
-    the loss fails once and drops the connection (:func:`drop_connection`).
+    riding out a restart or a terminated backend (see :func:`retrying`). A read that races
+    the loss is sent again on a fresh connection (:class:`_ReadsRetried`); a write that
+    races it fails once and drops the connection (:func:`drop_connection`).
     """
     db = database.obj
     state = db._state

@@ -1,7 +1,14 @@
 """Every setting opsjob reads, in one table, taken from the environment."""
 
 import os
+import re
 from dataclasses import dataclass, field, fields
+
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
+# ssh's ControlPersist: yes, no, or a time (``60``, ``60s``, ``1h30m``); nothing else reaches
+# the ssh command line.
+PERSIST = re.compile(r"yes|no|(?:[0-9]+[smhdwSMHDW]?)+")
 
 
 @dataclass(frozen=True)
@@ -27,13 +34,15 @@ class Settings:
         default="INFO",
         metadata={
             "env": "OPSJOB_LOG_LEVEL",
-            "doc": "Python log level: DEBUG, INFO, WARNING, ERROR.",
+            "choices": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+            "doc": "Python log level: DEBUG, INFO, WARNING, ERROR, CRITICAL.",
         },
     )
     log_format: str = field(
         default="text",
         metadata={
             "env": "OPSJOB_LOG_FORMAT",
+            "choices": ("text", "json"),
             "doc": "`text`, or `json`: one JSON object a line with `time`, `level`, `logger`, "
             "`message`, `request_id` and `task` (the task uuid).",
         },
@@ -58,6 +67,7 @@ class Settings:
         default=60,
         metadata={
             "env": "OPSJOB_TASK_LEASE",
+            "min": 1,
             "doc": "Seconds a running task survives without a heartbeat from its "
             "worker before it is failed as lost.",
         },
@@ -66,6 +76,7 @@ class Settings:
         default=10,
         metadata={
             "env": "OPSJOB_ANSIBLE_FORKS",
+            "min": 1,
             "doc": "Most Ansible forks one step run uses (it uses min(node count, this)).",
         },
     )
@@ -88,6 +99,7 @@ class Settings:
         default="60s",
         metadata={
             "env": "OPSJOB_SSH_CONTROL_PERSIST",
+            "pattern": (PERSIST, "yes, no or a time such as 60s"),
             "doc": "How long an idle SSH master connection to a node "
             "stays open for the next step (ssh ControlPersist).",
         },
@@ -96,6 +108,7 @@ class Settings:
         default=1024 * 1024 * 1024,
         metadata={
             "env": "OPSJOB_MAX_UPLOAD",
+            "min": 0,
             "doc": "Most bytes of file content one upload request to the file store may carry "
             "(all its files together); more is refused with 413.",
         },
@@ -150,6 +163,7 @@ class Settings:
         default=5,
         metadata={
             "env": "OPSJOB_NOTIFY_RETRIES",
+            "min": 0,
             "doc": "How many times a notification whose receiver is down is retried "
             "(after 2, 4, 8, ... seconds) before it is recorded as failed.",
         },
@@ -169,6 +183,7 @@ class Settings:
         default=30,
         metadata={
             "env": "OPSJOB_INVENTORY_TIMEOUT",
+            "min": 1,
             "doc": "Seconds resolving node groups through their inventory sources may take "
             "(scripts and plugin configs included) before it is stopped and reported.",
         },
@@ -178,6 +193,7 @@ class Settings:
         default=90,
         metadata={
             "env": "OPSJOB_RETENTION_DAYS",
+            "min": 0,
             "doc": "Days finished tasks (with their steps, host results, logs and notification "
             "attempts), console commands and unreferenced file store blobs are kept; "
             "`opsjob prune` and the daily prune delete older ones. 0 keeps everything.",
@@ -187,8 +203,10 @@ class Settings:
         default=10 * 1024 * 1024,
         metadata={
             "env": "OPSJOB_MAX_LOG_BYTES",
+            "min": 0,
             "doc": "Most characters of one task's log kept (bytes for ASCII output). Past it "
-            "the log keeps its first and last halves and says how much was cut in between.",
+            "the log keeps its first and last halves and says how much was cut in between. "
+            "0 keeps it all.",
         },
     )
 
@@ -227,25 +245,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ=None, **overrides):
-        """Build settings from ``environ`` (default ``os.environ``); keyword overrides win."""
+        """Build settings from ``environ`` (default ``os.environ``); keyword overrides win.
+        A value a setting cannot mean is refused (InvalidInput naming the variable)."""
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
             raw = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
-                if f.type in (bool, "bool"):
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                    continue
-                if f.type in (int, "int"):
-                    try:
-                        raw = int(raw)
-                    except ValueError:
-                        from engine.errors import InvalidInput
-
-                        raise InvalidInput(
-                            f"{f.metadata['env']}: must be an integer, not {raw!r}"
-                        ) from None
-                values[f.name] = raw
+                values[f.name] = _parse(f, raw)
         values.update(overrides)
         return cls(**values)
 
@@ -255,6 +262,33 @@ class Settings:
         if self.database_url:
             return self.database_url
         return "sqlite:///" + os.path.join(os.path.abspath(self.home), "opsjob.db")
+
+
+def _parse(f, raw):
+    """The value of setting ``f`` that the environment's text ``raw`` means."""
+    from engine.errors import InvalidInput
+
+    meta, name = f.metadata, f.metadata["env"]
+    if f.type in (bool, "bool"):
+        if raw.strip().lower() not in BOOLEANS:
+            raise InvalidInput(f"{name}: must be true or false, not {raw!r}")
+        return BOOLEANS[raw.strip().lower()]
+    if f.type in (int, "int"):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidInput(f"{name}: must be an integer, not {raw!r}") from None
+        if value < meta["min"]:
+            raise InvalidInput(f"{name}: must be an integer of at least {meta['min']}, not {raw!r}")
+        return value
+    if "choices" in meta:
+        for choice in meta["choices"]:
+            if raw.strip().lower() == choice.lower():
+                return choice
+        raise InvalidInput(f"{name}: must be one of {', '.join(meta['choices'])}, not {raw!r}")
+    if "pattern" in meta and not meta["pattern"][0].fullmatch(raw):
+        raise InvalidInput(f"{name}: must be {meta['pattern'][1]}, not {raw!r}")
+    return raw
 
 
 def documented():
