@@ -19,6 +19,7 @@ import pwd
 import socket
 import struct
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -76,7 +77,7 @@ def load_key(text):
             key = serialization.load_ssh_private_key(data, password=None)
         else:
             key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError, serialization.UnsupportedAlgorithm):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return None
     if not isinstance(key, (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)) and not (
         isinstance(key, ec.EllipticCurvePrivateKey)
