@@ -29,7 +29,7 @@ setup(
         "redis>=5",
         "pandas>=2.2",
         "cryptography>=41",  # Fernet: credentials' secrets encrypted at rest
-        "ipywidgets>=8.1",  # api.widgets: the notebook launcher, monitor and dashboard
+        "ipywidgets>=8.1",  # api.client.widgets: the notebook launcher, monitor and dashboard
         "matplotlib>=3.8",  # the dashboard's charts
         "prometheus_client>=0.20",  # GET /metrics, in its multiprocess mode
     ],

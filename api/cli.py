@@ -5,9 +5,10 @@ import os
 import sys
 
 from engine.access import auth, users
-from engine.catalog import credentials, projects
+from engine.catalog import projects
 from engine.errors import OpsjobError
 from engine.insight import audit, metrics
+from engine.machines import credentials
 from engine.ops import logformat
 from engine.store import faults, schema
 from engine.store.db import database, open_database
@@ -223,12 +224,12 @@ def cmd_serve(settings, args):
 
     # Gunicorn manages the processes; each runs uvicorn's event loop, which reads requests
     # asynchronously (a slow client holds no thread) and serves the websockets on the same
-    # port. The Falcon app runs on a thread pool behind a2wsgi (api.asgi).
+    # port. The Falcon app runs on a thread pool behind a2wsgi (api.server.asgi).
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "api.asgi.Worker")
+            self.cfg.set("worker_class", "api.server.asgi.Worker")
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
@@ -237,7 +238,7 @@ def cmd_serve(settings, args):
                 self.cfg.set("logconfig_dict", logformat.gunicorn_config(settings))
 
         def load(self):
-            from .asgi import create_asgi_app
+            from api.server.asgi import create_asgi_app
 
             return create_asgi_app(settings)
 

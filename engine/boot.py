@@ -5,13 +5,12 @@ worker``, a test), this module configures the queue, binds the worker's run entr
 lifecycle's periodic sweep, and the queue tasks and event listeners of the rooms below.
 """
 
-from engine import third
-from engine.catalog import credentials
 from engine.files import fileserver
 from engine.insight import metrics, versions
+from engine.machines import credentials, inventory
 from engine.messages import notifications
 from engine.ops import retention
-from engine.run import inventory, lifecycle, mutex, queue, worker
+from engine.run import lifecycle, mutex, queue, third, worker
 from engine.schedule import scheduler
 
 # Modules that plug into the queue and the task events, in registration order.

@@ -11,9 +11,11 @@ import shutil
 import sys
 import tempfile
 
-from engine.ansible import playbook, playbook_agent, playbook_broker, streams
+from engine.ansible import playbook, streams
 from engine.ansible.proctree import MARK
 from engine.files import safetree
+from engine.playbooks import agent as playbook_agent
+from engine.playbooks import broker as playbook_broker
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,7 +49,7 @@ def ssh_args(settings):
 def ansible_cfg(settings, pdd, connect_timeout, contained=False):
     """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home.
 
-    A ``contained`` playbook run connects through its broker (engine.ansible.playbook_broker).
+    A ``contained`` playbook run connects through its broker (engine.playbooks.broker).
     """
     args = ssh_args(settings)
     if contained:

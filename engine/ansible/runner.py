@@ -201,7 +201,7 @@ def execute(
 
 def _collector(compiled):
     if compiled.kind == "playbook":
-        from engine.ansible.playbook_events import PlaybookCollector
+        from engine.playbooks.events import PlaybookCollector
 
         return PlaybookCollector
     return _Collector
@@ -211,23 +211,23 @@ def _contained(compiled):
     """Whether ``compiled`` runs under bubblewrap, with a broker as its only way out."""
     if compiled.kind != "playbook":
         return False
-    from engine.ansible import playbook_sandbox
+    from engine.playbooks import sandbox as playbook_sandbox
 
     return playbook_sandbox.contained()
 
 
 def _start_broker(compiled, pdd):
-    from engine.ansible import playbook_broker
+    from engine.playbooks import broker as playbook_broker
 
     keys = [(secret.ssh_key, secret.ident) for _, secret in compiled.secrets if secret.ssh_key]
     return playbook_broker.start(pdd, compiled.reach, keys)
 
 
 def _playbook_options(compiled, settings, pdd):
-    """A playbook step's own arguments, and its containment (engine.ansible.playbook_sandbox)."""
+    """A playbook step's own arguments, and its containment (engine.playbooks.sandbox)."""
     if compiled.kind != "playbook":
         return {}
-    from engine.ansible import playbook_sandbox
+    from engine.playbooks import sandbox as playbook_sandbox
 
     contained = playbook_sandbox.runner_options(settings, pdd, network=compiled.network)
     return {"cmdline": shlex.join(compiled.args), **contained}

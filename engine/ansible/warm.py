@@ -7,7 +7,7 @@ and relays its exit status. A controller serves one configuration: one per ansib
 run dir aside) and environment, started on first use. A controller that ended is started
 again at the next run; when it cannot be started the runs go the cold way, and the log says
 so once. The launcher itself runs cold whenever the controller cannot take its run.
-Playbook steps always run cold: their containment (engine.ansible.playbook_sandbox) wraps
+Playbook steps always run cold: their containment (engine.playbooks.sandbox) wraps
 the ``ansible-playbook`` process in bubblewrap, which a forked controller child cannot honour.
 """
 

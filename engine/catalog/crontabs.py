@@ -4,7 +4,6 @@ from peewee import fn
 
 from engine.catalog import jobs
 from engine.errors import InvalidInput, NotFound
-from engine.run.tasks import MUTEX_POLICIES
 from engine.schedule import cron, scheduler
 from engine.store.clock import fmt, now
 from engine.store.listing import as_dict, common_filters, paged
@@ -32,7 +31,7 @@ CRONTAB = {
     "cron": Field(required=True, max_len=cron.MAX_LEN, allow_empty=False),
     "mutex": Field(pattern=ALNUM, max_len=100, default=""),
     # Absent on an edit keeps the crontab's policy (OpenC3 clients do not send it).
-    "mutex_policy": Field(choices=MUTEX_POLICIES, allow_empty=False),
+    "mutex_policy": Field(choices=jobs.MUTEX_POLICIES, allow_empty=False),
 }
 STATUS = {"status": Field(required=True, choices=STATUSES)}
 

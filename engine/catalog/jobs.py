@@ -13,6 +13,8 @@ from engine.store.prepared import Prepared
 from engine.store.records import find, soft_delete, unique
 from engine.store.validate import Field, check
 
+MUTEX_POLICIES = ("fail", "skip", "queue")  # what a task does when its mutex is held
+
 JOB = {
     "name": Field(required=True, max_len=100, allow_empty=False),
     # Any true value (the UI sends "permanent", tools send 1); ignored on edit, as in OpenC3.

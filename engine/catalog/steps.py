@@ -1,9 +1,9 @@
 """Job steps: the fields of each step type, their validation, and their stored rows."""
 
-from engine.ansible import playbook_source
 from engine.catalog import argv
 from engine.catalog.variables import names_in
 from engine.errors import Forbidden, InvalidInput
+from engine.playbooks import source as playbook_source
 from engine.store.ids import new_uuid
 from engine.store.listing import as_dict
 from engine.store.models import Nodegroup, PluginCmd, PluginPlaybook, PluginScp, Script

@@ -15,7 +15,8 @@ import pandas as pd
 from peewee import fn
 
 from engine.errors import NotFound
-from engine.run import events, nodes
+from engine.machines import nodes
+from engine.run import events
 from engine.run.worker import task_values
 from engine.store import clock
 from engine.store.listing import DATE, as_dict, paged, time_range

@@ -12,7 +12,7 @@ from engine.catalog import argv as shellargv
 from engine.catalog import variables
 from engine.errors import InvalidInput
 from engine.files import filestore
-from engine.run import nodes
+from engine.machines import nodes
 from engine.store.models import Script
 
 # Where a step that pulls into the file store copies to: the controller itself.
@@ -67,7 +67,7 @@ def plan_step(projectid, step, values, *, settings, staging=None):
             return nodes.Resolution([], [])
 
     if plan.kind == "playbook":
-        from engine.ansible.playbook_plan import plan_playbook
+        from engine.playbooks.plan import plan_playbook
 
         plan_playbook(plan, projectid, step, values, settings, sub, hosts)
     elif plan.kind == "cmd":

@@ -7,8 +7,9 @@ import yaml
 from peewee import fn
 
 from engine.access import auth
-from engine.catalog import jobs, nodeinfo, steps, variables
+from engine.catalog import jobs, steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.machines import nodeinfo
 from engine.run import queue
 from engine.store import clock
 from engine.store.ids import new_uuid
@@ -44,20 +45,19 @@ DETAIL_FIELDS = LIST_FIELDS + (
     "create_time",
 )
 MAX_VARIABLES = 200
-MUTEX_POLICIES = ("fail", "skip", "queue")  # what a task does when its mutex is held
 
 LAUNCH = {
     "jobuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "variable": Field(dict, default={}),
     "mutex": Field(default="", pattern=ALNUM, max_len=100),
-    "mutex_policy": Field(default="fail", choices=MUTEX_POLICIES, allow_empty=False),
+    "mutex_policy": Field(default="fail", choices=jobs.MUTEX_POLICIES, allow_empty=False),
 }
 BYNAME = {
     "jobname": Field(required=True, max_len=100, allow_empty=False),
     "variable": Field(dict, default={}),
     "uuid": Field(pattern=r"[A-Za-z0-9]{12}", max_len=12),
     "mutex": Field(default="", pattern=ALNUM, max_len=100),
-    "mutex_policy": Field(default="fail", choices=MUTEX_POLICIES, allow_empty=False),
+    "mutex_policy": Field(default="fail", choices=jobs.MUTEX_POLICIES, allow_empty=False),
 }
 LIST = {
     "name": Field(max_len=200),
