@@ -46,6 +46,8 @@ setup(
             "ipykernel>=6.29",
             "wheel>=0.43",  # builds the wheel the install test puts into a fresh venv
             "schemathesis>=4.0",  # fuzzes every operation of /openapi.json (tests/test_fuzz.py)
+            "mypy==2.4.1",  # the type checker of `make test` (mypy.ini)
+            "types-PyYAML==6.0.12.20261122",
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},

@@ -6,6 +6,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from peewee import IntegrityError
 
@@ -110,8 +111,8 @@ class _Kept:
 
 
 # (key hash, appname) -> _Kept; and the projects known to exist at one auth version.
-_kept = {}
-_projects = {"version": None, "ids": set()}
+_kept: dict[str, "_Kept"] = {}
+_projects: dict[str, Any] = {"version": None, "ids": set()}
 
 
 def authenticate(key, appname=None):

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from engine.ansible import streams
 from engine.ansible.warm_launcher import SOCKET
@@ -34,7 +35,7 @@ START_WAIT = 5.0  # seconds a new controller has to listen
 MAX_FAILURES = 3  # controllers that failed to start before this process stops trying
 
 _lock = threading.Lock()
-_controllers = {}  # key -> _Controller
+_controllers: dict[Any, "_Controller"] = {}
 _state = {"failures": 0, "said": set(), "swept": False}
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import time
+from typing import Any
 
 from peewee import fn
 
@@ -29,7 +30,7 @@ ALIVE_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older does not 
 FINAL = ("success", "fail", "refuse")
 SECONDS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 REQUEST_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_m = {}  # name -> metric, built once per process by prepare()
+_m: dict[str, Any] = {}  # name -> metric, built once per process by prepare()
 _state = {"warned": False}
 
 

@@ -23,6 +23,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.ansible.playbook import HOST_NAME, VAR_NAME
 from engine.errors import Forbidden, InvalidInput
@@ -52,7 +53,7 @@ INLINE_VARS = {
 }
 CACHE_SIZE = 512  # results of pure sources kept, newest first
 _state = {"timeout": None}
-_cache = OrderedDict()
+_cache: OrderedDict[Any, Any] = OrderedDict()
 _cache_lock = threading.Lock()
 
 

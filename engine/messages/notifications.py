@@ -21,6 +21,7 @@ webhook that ``OPSJOB_WEBHOOK_ALLOW`` does not allow (checked again at each deli
 
 import logging
 import re
+from typing import Any
 
 from engine.catalog import environment
 from engine.errors import NotFound
@@ -68,7 +69,7 @@ LOG_FIELDS = (
     "detail",
     "create_time",
 )
-_state = {"settings": None, "channels": [], "deliver": None}
+_state: dict[str, Any] = {"settings": None, "channels": [], "deliver": None}
 
 
 def register(huey, settings):

@@ -5,6 +5,8 @@ announced after its change is stored. A failing listener is logged and never bre
 """
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -12,7 +14,7 @@ log = logging.getLogger(__name__)
 #   ("waiting"), or ended ("success", "fail", "refuse").
 # step_finished(task, step, outcome): a step run ended; ``outcome`` is a results.RunOutcome.
 EVENTS = ("task_changed", "step_finished")
-_listeners = {name: [] for name in EVENTS}
+_listeners: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
 
 
 def subscribe(event, listener):
