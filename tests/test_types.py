@@ -19,16 +19,17 @@ def public_functions():
         with open(path) as f:
             tree = ast.parse(f.read())
 
-        def visit(node, prefix):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    if not child.name.startswith("_"):
-                        found.append((name, prefix + child.name, child.returns is not None))
-                elif isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
-                    visit(child, f"{prefix}{child.name}.")
-
-        visit(tree, "")
+        found += [(name, *entry) for entry in _functions(tree, "")]
     return found
+
+
+def _functions(node, prefix):
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if not child.name.startswith("_"):
+                yield prefix + child.name, child.returns is not None
+        elif isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+            yield from _functions(child, f"{prefix}{child.name}.")
 
 
 def test_most_public_functions_declare_their_return_type():
