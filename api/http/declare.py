@@ -5,10 +5,25 @@ OpenAPI document turns them into query parameters (GET, DELETE) or a JSON body (
 The specs are the engine's own dicts, the very objects its ``check()`` calls use.
 """
 
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
 from engine.store.validate import INT64, Field
 
+Spec = Mapping[str, Field]
+Schema = dict[str, Any]
+R = TypeVar("R", bound=Callable[..., Any])
 
-def takes(*specs, nested=None, free=None, upload=None, header=None, answers=(), produces=()):
+
+def takes(
+    *specs: Spec,
+    nested: Mapping[str, Schema] | None = None,
+    free: Schema | None = None,
+    upload: Spec | None = None,
+    header: Mapping[str, Field] | None = None,
+    answers: Iterable[int | str] = (),
+    produces: Iterable[str] = (),
+) -> Callable[[R], R]:
     """Declare the parameters a responder reads.
 
     ``nested`` maps a field to the spec of its object (or of each item of its list);
@@ -17,11 +32,11 @@ def takes(*specs, nested=None, free=None, upload=None, header=None, answers=(), 
     ``answers`` lists statuses beyond those the role and method imply; ``produces`` lists
     the media types of a success when it is not only JSON.
     """
-    merged = {}
+    merged: dict[str, Field] = {}
     for spec in specs:
         merged.update(spec)
 
-    def decorate(responder):
+    def decorate(responder: Any) -> Any:
         responder.spec = merged
         responder.nested = dict(nested or {})
         responder.free = free
@@ -34,15 +49,15 @@ def takes(*specs, nested=None, free=None, upload=None, header=None, answers=(), 
     return decorate
 
 
-def reads_nothing(responder):
+def reads_nothing(responder: R) -> R:
     """Declare that a responder reads no parameters beyond its path."""
     return takes()(responder)
 
 
-def field_schema(field):
+def field_schema(field: Field) -> Schema:
     """Return the JSON schema of one :class:`Field`."""
     if field.kind is int:
-        schema = {"type": "integer", "minimum": -INT64, "maximum": INT64 - 1}
+        schema: Schema = {"type": "integer", "minimum": -INT64, "maximum": INT64 - 1}
         if field.minimum is not None:
             schema["minimum"] = field.minimum
         if field.maximum is not None:
@@ -66,7 +81,11 @@ def field_schema(field):
     return schema
 
 
-def object_schema(spec, nested=None, free=None):
+def object_schema(
+    spec: Mapping[str, Field | Mapping[str, Any]],
+    nested: Mapping[str, Schema] | None = None,
+    free: Schema | None = None,
+) -> Schema:
     """Return the JSON schema of an object checked against ``spec`` (name -> Field)."""
     nested = nested or {}
     properties = {}

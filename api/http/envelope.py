@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from typing import Any
 
 import falcon
 
@@ -22,16 +23,16 @@ STATUS = {
 }
 
 
-def ok(resp, data=None, **extra):
+def ok(resp: falcon.Response, data: Any = None, **extra: Any) -> None:
     """Answer ``{"stat": true, "data": data}`` plus any top-level ``extra`` keys."""
-    body = {"stat": True}
+    body: dict[str, Any] = {"stat": True}
     body.update(extra)
     if data is not None or "info" not in extra:
         body["data"] = data
     resp.media = body
 
 
-def fail(resp, status, info):
+def fail(resp: falcon.Response, status: str | int, info: str | None) -> None:
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON  # even when a page or a file was being answered
     resp.media = {"stat": False, "info": info}
@@ -43,7 +44,9 @@ def fail(resp, status, info):
 OPENC3_REFUSALS = (errors.InvalidInput, errors.Forbidden, errors.NotFound, errors.Conflict)
 
 
-def handle_opsjob_error(req, resp, ex, params):
+def handle_opsjob_error(
+    req: falcon.Request, resp: falcon.Response, ex: errors.OpsjobError, params: dict[str, Any]
+) -> None:
     if isinstance(ex, errors.InsufficientStorage):
         # The log file may sit on the full disk: say it on stderr as well.
         print(f"opsjob: {req.method} {req.path}: {ex.info}", file=sys.stderr, flush=True)
@@ -56,7 +59,9 @@ def handle_opsjob_error(req, resp, ex, params):
     fail(resp, falcon.HTTP_400, ex.info)
 
 
-def handle_http_error(req, resp, ex, params):
+def handle_http_error(
+    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]
+) -> None:
     info = ex.description or ex.title
     if isinstance(ex, falcon.MediaMalformedError):
         info = "body: malformed JSON"
@@ -65,11 +70,13 @@ def handle_http_error(req, resp, ex, params):
     elif isinstance(ex, falcon.HTTPMethodNotAllowed):
         info = f"method {req.method} is not allowed on {req.path}"
     fail(resp, ex.status, info)
-    for name, value in (ex.headers or {}).items():
+    for name, value in dict(ex.headers or {}).items():
         resp.set_header(name, value)
 
 
-def handle_unexpected(req, resp, ex, params):
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
     if db.is_transient(ex):  # the thread's held connection may be dead: the next request opens one
         db.drop_connection()
     known = faults.translate(ex, detail=False)
@@ -80,7 +87,7 @@ def handle_unexpected(req, resp, ex, params):
     fail(resp, falcon.HTTP_500, "internal error; see the server log")
 
 
-def install(app):
+def install(app: falcon.App) -> None:
     """Register the error handlers on ``app`` (most specific wins)."""
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)

@@ -1,6 +1,7 @@
 """Request parameters the OpenC3 way: query string, form fields and a JSON body, merged."""
 
 import io
+from typing import Any
 
 import falcon
 from falcon.routing import IntConverter
@@ -17,16 +18,18 @@ class BoundedInt(IntConverter):
     """The ``int`` path converter, bounded to what the database holds: a larger id matches
     no route (a 404) instead of reaching a query that cannot bind it."""
 
-    def __init__(self, num_digits=None, min=-ID_MAX - 1, max=ID_MAX):
+    def __init__(
+        self, num_digits: int | None = None, min: int = -ID_MAX - 1, max: int = ID_MAX
+    ) -> None:
         super().__init__(num_digits, min, max)
 
 
-def params(req):
+def params(req: falcon.Request) -> dict[str, Any]:
     """Return one dict of the query string and the body fields (parsed once per request)."""
     cached = getattr(req.context, "params", None)
     if cached is not None:
         return cached
-    merged = {}
+    merged: dict[str, Any] = {}
     for key, value in req.params.items():
         merged[key] = value
     media_type = (req.content_type or "").split(";")[0].strip().lower()
@@ -55,7 +58,7 @@ def params(req):
     return merged
 
 
-def _read_chunked(req, media_type):
+def _read_chunked(req: falcon.Request, media_type: str) -> None:
     """Read a body sent without a length (``Transfer-Encoding: chunked``) to its end, so it
     is parsed like any other; the server has already undone the chunking."""
     if media_type.startswith("multipart/"):
@@ -80,5 +83,5 @@ def _read_chunked(req, media_type):
 class ParseParameters:
     """Parse every request's parameters up front, so a malformed body is always a 400."""
 
-    def process_request(self, req, resp):
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         params(req)
