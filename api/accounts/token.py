@@ -1,5 +1,7 @@
 """/token: upload tokens of a project; a token is shown only masked."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -13,13 +15,13 @@ class Info:
 
     @requires("write")
     @takes(listing.COMMON_FILTERS, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List tokens, masked (filters: create_user, edit_user, dates; paging)."""
         ok(resp, tokens.list_tokens(projectid, params(req)))
 
     @requires("write")
     @takes(listing.COMMON_FILTERS, listing.PAGING)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List tokens, masked (filters: create_user, edit_user, dates; paging)."""
         ok(resp, tokens.list_tokens(projectid, params(req)))
 
@@ -29,7 +31,7 @@ class Collection:
 
     @requires("write")
     @takes(tokens.TOKEN)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Add a token: token (8-64 of A-Za-z0-9._-), describe, isjob (boolean), jobname."""
         ok(resp, True, id=tokens.add_token(projectid, params(req), req.context.principal.name))
 
@@ -39,7 +41,9 @@ class Item:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, tokenid):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, tokenid: str
+    ) -> None:
         """Revoke a token (soft: the same token can be added again)."""
         ok(resp, tokens.delete_token(projectid, tokenid, req.context.principal.name))
 

@@ -1,5 +1,7 @@
 """/userlist: remote OS accounts offered in the step forms of a project."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -13,13 +15,13 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List the project's and the global accounts (filters: name, users, dates; paging)."""
         ok(resp, userlist.list_accounts(projectid, params(req)))
 
     @requires("write")
     @takes(userlist.ACCOUNT)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Add an account: username ([A-Za-z0-9_-]+)."""
         ok(resp, True, id=userlist.add_account(projectid, params(req), req.context.principal.name))
 
@@ -29,7 +31,9 @@ class Item:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, id):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str
+    ) -> None:
         """Delete an account of this project (soft: the username becomes free again)."""
         ok(resp, userlist.delete_account(projectid, id, req.context.principal.name))
 

@@ -1,5 +1,7 @@
 """/users: the admin's view of users and their API keys (listed masked; revoke, disable)."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -12,7 +14,7 @@ class Collection:
 
     @requires("admin")
     @takes()
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List users with their roles and keys (masked, with creation time, last use,
         expiry and state: active, expired or revoked)."""
         ok(resp, users.list_users())
@@ -23,7 +25,7 @@ class Item:
 
     @requires("admin")
     @takes(users.USER)
-    def on_post(self, req, resp, name):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Disable a user (disabled: true), so every key of theirs is refused at once, or
         enable them again (disabled: false)."""
         ok(resp, users.set_disabled(name, params(req)))
@@ -34,7 +36,7 @@ class Keys:
 
     @requires("admin")
     @takes(users.KEY)
-    def on_post(self, req, resp, name):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Add a key; it is shown once (expires: a duration such as 90d, 12h, 30m, 2w, or a
         date YYYY-MM-DD[ HH:MM[:SS]]; empty: until revoked)."""
         ok(resp, users.add_key(name, params(req)))
@@ -45,7 +47,7 @@ class Key:
 
     @requires("admin")
     @takes()
-    def on_delete(self, req, resp, name, keyid):
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str, keyid: int) -> None:
         """Revoke a key: it is refused at once on every API node and stays listed as revoked."""
         ok(resp, users.revoke_key(keyid, name))
 

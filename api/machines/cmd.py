@@ -91,7 +91,7 @@ class Console:
 
     @requires("public")
     @takes(PAGE, produces=("text/html",), answers=(401, 403))
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Open the console page for `node` as `sudo` (give the key as `#key=` in the page
         URL); with `bash=1`, an interactive terminal on that one machine. A caller that
         sends a key must hold read on the project."""
@@ -103,7 +103,7 @@ class Console:
 
     @requires("write")
     @takes(console.RUN)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Queue a command on nodes of the project: node (comma list), sudo, cmd, timeout
         (at most 60 s); answers at once with the task `uuid` and every node `pending`
         (follow it with GET /cmd/:projectid/result/:uuid)."""
@@ -115,7 +115,7 @@ class Result:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, uuid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, uuid: str) -> None:
         """Each node's status, exit code and output (`pending` until it answered), and
         `done` once the command ended."""
         ok(resp, console.result(projectid, uuid))
@@ -126,7 +126,7 @@ class Ticket:
 
     @requires("write")
     @takes()
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Issue a single-use ticket (30 s) that opens one terminal of the project; give it
         as `ticket=` to the websocket /cmd/:projectid/terminal."""
         principal = req.context.principal
@@ -138,7 +138,9 @@ class External:
 
     @requires("login")
     @takes(answers=(501,))
-    def on_get(self, req, resp, feature, projectid=None):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, feature: str, projectid: int | None = None
+    ) -> None:
         """Refused: opsjob has no database or Redis console (501)."""
         if projectid is not None:
             auth.require(req.context.principal, projectid, "read")
@@ -155,7 +157,7 @@ class Log:
 
     @requires("read")
     @takes(console.LOG, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List console commands, newest first (filters: user, node, usr, cmd as substrings;
         time_start, time_end; paging)."""
         ok(resp, console.log(projectid, params(req)))

@@ -3,6 +3,8 @@
 Secrets are write-only: they are accepted here and never returned.
 """
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -16,13 +18,13 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING, credentials.LIST_FILTERS)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List credentials (no secrets: only whether a key or password is set)."""
         ok(resp, credentials.list_credentials(projectid, params(req)))
 
     @requires("write")
     @takes(credentials.CREDENTIAL, credentials.SECRETS)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Create a credential: name, username, ssh_key, become_password, describe."""
         ok(
             resp,
@@ -36,14 +38,16 @@ class Item:
 
     @requires("write")
     @takes(credentials.CREDENTIAL, credentials.SECRETS)
-    def on_post(self, req, resp, projectid, id):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str) -> None:
         """Edit a credential; a secret left out is kept, one given empty is removed."""
         credentials.save_credential(projectid, params(req), req.context.principal.name, id)
         ok(resp, True)
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, id):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str
+    ) -> None:
         """Delete a credential and wipe its secrets."""
         ok(resp, credentials.delete_credential(projectid, id, req.context.principal.name))
 

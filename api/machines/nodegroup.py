@@ -1,5 +1,7 @@
 """/nodegroup: named node groups of a project, resolved by a plugin."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -13,13 +15,13 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING, nodegroups.LIST_FILTERS)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List node groups and jobs using each (filters: name, plugin, jobname, users, dates)."""
         ok(resp, nodegroups.list_nodegroups(projectid, params(req)))
 
     @requires("write")
     @takes(nodegroups.NODEGROUP)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Create a node group: name, plugin (an inventory plugin), params, credential."""
         principal = req.context.principal
         ok(
@@ -36,13 +38,13 @@ class Item:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, id):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str) -> None:
         """Show a node group with its params."""
         ok(resp, nodegroups.get_nodegroup(projectid, id))
 
     @requires("write")
     @takes(nodegroups.NODEGROUP)
-    def on_post(self, req, resp, projectid, id):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str) -> None:
         """Edit a node group: name, plugin, params, credential."""
         principal = req.context.principal
         nodegroups.save_nodegroup(projectid, params(req), principal.name, id, admin=principal.admin)
@@ -50,7 +52,9 @@ class Item:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, id):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str
+    ) -> None:
         """Delete a node group (soft: its name becomes free again)."""
         ok(resp, nodegroups.delete_nodegroup(projectid, id, req.context.principal.name))
 
@@ -60,7 +64,7 @@ class Nodes:
 
     @requires("read")
     @takes(nodegroups.NODELIST)
-    def on_get(self, req, resp, projectid, id):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, id: str) -> None:
         """Resolve a node group to its host names (hostvars=1: with connection variables)."""
         ok(resp, nodegroups.nodelist(projectid, id, params(req)))
 

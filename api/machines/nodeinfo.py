@@ -1,5 +1,7 @@
 """/nodeinfo: the machines of a project (its own, project 0's, and its node groups' hosts)."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -12,7 +14,7 @@ class Machines:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List the project's machines: id (1..n), name, type, inip, exip."""
         ok(resp, nodeinfo.machines(projectid))
 
@@ -22,7 +24,7 @@ class Check:
 
     @requires("read")
     @takes(nodeinfo.CHECK)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Check a comma list of nodes: data is null when all belong, else the others."""
         ok(resp, nodeinfo.check_nodes(projectid, params(req)))
 
@@ -32,7 +34,7 @@ class Count:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count the project's machines: {node: n}."""
         ok(resp, nodeinfo.count(projectid))
 

@@ -1,5 +1,7 @@
 """/nodelist: machines attached to a project by hand (writes need admin)."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -13,13 +15,13 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING, nodelist.FILTERS)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List attached machines (filters: name, inip, exip, creator, editor, dates; paging)."""
         ok(resp, nodelist.list_nodes(projectid, params(req)))
 
     @requires("admin")
     @takes(nodelist.NODE)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Attach a machine: name (IPv4, hostname::inip[::exip]), hostvars, credential."""
         ok(resp, True, id=nodelist.add_node(projectid, params(req), req.context.principal.name))
 
@@ -29,7 +31,9 @@ class Item:
 
     @requires("admin")
     @takes()
-    def on_delete(self, req, resp, projectid, nodeid):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, nodeid: str
+    ) -> None:
         """Detach a machine (soft: its name becomes free again)."""
         ok(resp, nodelist.delete_node(projectid, nodeid, req.context.principal.name))
 

@@ -3,6 +3,9 @@
 The engine answers with DataFrames (what a notebook uses); these resources only reshape them.
 """
 
+from typing import Any
+
+import falcon
 import pandas as pd
 
 from api.http.access import requires
@@ -14,11 +17,11 @@ from engine.insight import analysis
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def _time(value):
+def _time(value: Any) -> str | None:
     return None if pd.isna(value) else value.strftime(TIME_FORMAT)
 
 
-def _seconds(value):
+def _seconds(value: Any) -> str | None:
     return None if pd.isna(value) else f"{value:.3f}"
 
 
@@ -27,7 +30,7 @@ class Last:
 
     @requires("read")
     @takes({"count": analysis.COUNT})
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List the project's newest tasks (count, default 10): user, runtime, starttime,
         finishtime, status, name."""
         frame = analysis.last(projectid, count=params(req).get("count"))
@@ -52,7 +55,7 @@ class ByDate:
 
     @requires("read")
     @takes({"all": analysis.ALL})
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count tasks per day for the 30 days ending today: [[date, total, success]];
         all=1 counts every project."""
         frame = analysis.by_date(projectid, all_projects=params(req).get("all"))
@@ -64,7 +67,7 @@ class ByHour:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count the project's tasks of the last 30 days per hour of the day: [[HH, count]]."""
         frame = analysis.by_hour(projectid)
         ok(resp, [[h, int(c)] for h, c in frame.itertuples(index=False)])
@@ -75,7 +78,7 @@ class Runtime:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Share of the project's tasks of the last 30 days per runtime bucket in minutes
         (0-1, 1-3, 3-5, 5-10, 10-30, 30+), as percentages with 2 decimals."""
         frame = analysis.runtime(projectid)
@@ -94,7 +97,7 @@ class Statistics:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count tasks of the last 30 days per project, every project, most first:
         [{id, count, name}]."""
         frame = analysis.statistics()

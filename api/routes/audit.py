@@ -1,6 +1,9 @@
 """The audit trail over HTTP: a middleware that records each successful change, and GET /audit."""
 
 import logging
+from typing import Any
+
+import falcon
 
 from api.http.access import requires
 from api.http.declare import takes
@@ -26,14 +29,14 @@ READS = {
 ID_KEYS = ("uuid", "id", "keyid", "taskuuid")
 
 
-def object_of(template):
+def object_of(template: str) -> str:
     """Name the object a route changes: its first literal path segment (``uploadv2`` skipped)."""
     parts = [p for p in template.split("/") if p and not p.startswith("{")]
     parts = [p for p in parts if p != "uploadv2"] or ["-"]
     return parts[0]
 
 
-def object_id_of(req, resp, template):
+def object_id_of(req: falcon.Request, resp: falcon.Response, template: str) -> str:
     """Name the changed object: the route's own ids (not the project, never a secret), then
     an id the reply names (a new row's id or uuid)."""
     ids = [
@@ -54,10 +57,18 @@ def object_id_of(req, resp, template):
 class Audit:
     """Record one audit entry for every write request that succeeded."""
 
-    def process_resource(self, req, resp, resource, route_params):
+    def process_resource(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: object,
+        route_params: dict[str, Any],
+    ) -> None:
         req.context.route_ids = dict(route_params or {})
 
-    def process_response(self, req, resp, resource, req_succeeded):
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
         template = req.uri_template
         if not req_succeeded or req.method not in WRITES or template is None:
             return
@@ -93,7 +104,7 @@ class Trail:
 
     @requires("login")
     @takes(audit.FILTERS, listing.PAGING)
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List changes, newest first (filters: project, user, object, time_start, time_end
         as YYYY-MM-DD; paging). Admins see all; with the delete role on a project, pass
         `project` to see that project's entries."""

@@ -1,5 +1,7 @@
 """/crontab: scheduled runs of a project's jobs."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -13,13 +15,13 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List crontabs (filters: name, create_user, edit_user, date ranges; paging)."""
         ok(resp, crontabs.list_crontabs(projectid, params(req)))
 
     @requires("write")
     @takes(crontabs.CRONTAB)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Create a crontab, switched off: name, jobuuid, cron (5 fields), mutex,
         mutex_policy (fail|skip|queue)."""
         ok(resp, True, id=crontabs.save_crontab(projectid, params(req), req.context.principal.name))
@@ -30,7 +32,7 @@ class Count:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count crontabs switched on (available) and off (unavailable)."""
         ok(resp, crontabs.count_crontabs(projectid))
 
@@ -40,20 +42,26 @@ class Item:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, crontabid):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, crontabid: str
+    ) -> None:
         """Show a crontab with its next 5 fire times in the schedule time zone (tz)."""
         ok(resp, crontabs.get_crontab(projectid, crontabid))
 
     @requires("write")
     @takes(crontabs.CRONTAB)
-    def on_post(self, req, resp, projectid, crontabid):
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, crontabid: str
+    ) -> None:
         """Edit a crontab: name, jobuuid, cron, mutex, mutex_policy (kept when absent)."""
         crontabs.save_crontab(projectid, params(req), req.context.principal.name, crontabid)
         ok(resp, True)
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, crontabid):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, crontabid: str
+    ) -> None:
         """Delete a crontab (soft: its name gets a deletion suffix)."""
         ok(resp, crontabs.delete_crontab(projectid, crontabid, req.context.principal.name))
 
@@ -63,7 +71,9 @@ class Status:
 
     @requires("write")
     @takes(crontabs.STATUS)
-    def on_post(self, req, resp, projectid, crontabid):
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, crontabid: str
+    ) -> None:
         """Switch a crontab on or off: status (available|unavailable)."""
         ok(resp, crontabs.set_status(projectid, crontabid, params(req), req.context.principal.name))
 

@@ -1,5 +1,7 @@
 """/environment: platform-wide key/value settings (reading needs a login, writing admin)."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -19,19 +21,19 @@ class Collection:
 
     @requires("login")
     @takes()
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Show every key and its value as one object."""
         ok(resp, environment.get_all())
 
     @requires("admin")
     @takes(free=VALUE)
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Set keys: every parameter is a key ([A-Za-z0-9]+) and its string value; upserts."""
         ok(resp, environment.set_values(params(req), req.context.principal.name))
 
     @requires("admin")
     @takes(free={})
-    def on_delete(self, req, resp):
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Delete keys: the parameter names are the keys to delete."""
         ok(resp, environment.delete_keys(list(params(req))))
 

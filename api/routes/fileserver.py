@@ -1,6 +1,8 @@
 """/fileserver: a project's file store. Uploads are multipart/form-data, streamed to disk."""
 
 import urllib.parse
+from collections.abc import Iterator
+from typing import Any
 
 import falcon
 
@@ -16,24 +18,24 @@ from engine.store.validate import Field, check
 DOWNLOAD = {"stream": Field(bool, default=False)}
 
 
-def _malformed(e):
+def _malformed(e: falcon.HTTPError) -> InvalidInput:
     return InvalidInput(f"file: malformed multipart body: {e.description or e.title}")
 
 
 class _PartStream:
     """A part's stream whose parse errors are a 400 naming the file field."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: Any) -> None:
         self.stream = stream
 
-    def read(self, size=-1):
+    def read(self, size: int = -1) -> bytes:
         try:
             return self.stream.read(size)
         except falcon.MediaMalformedError as e:
             raise _malformed(e) from None
 
 
-def parts(req):
+def parts(req: falcon.Request) -> Iterator[tuple[str, str | None, _PartStream]]:
     """Yield ``(field, file name, stream)`` for each part of a multipart body, as it arrives."""
     media_type = (req.content_type or "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
@@ -45,7 +47,7 @@ def parts(req):
         raise _malformed(e) from None
 
 
-def _attachment(name):
+def _attachment(name: str) -> str:
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
     quoted = urllib.parse.quote(name, safe="")
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quoted}"
@@ -56,14 +58,14 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List files, newest first: id, name, size, md5, creator, editor, times (filters:
         name, create_user, edit_user, dates; paging)."""
         ok(resp, fileserver.list_files(projectid, params(req)))
 
     @requires("write")
     @takes(upload={})
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Upload files (multipart/form-data, one or more file parts); a stored name is
         replaced. Answers the number of files."""
         ok(
@@ -79,7 +81,7 @@ class TokenUpload:
 
     @requires("public")
     @takes(header={"token": fileserver.TOKEN}, upload=fileserver.TOKEN_UPLOAD, answers=(403,))
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Upload files with the `token` header (optional checkmd5, user); a job token then
         starts its job with version=<file name>. The token grants nothing else."""
         result = fileserver.token_upload(
@@ -88,7 +90,7 @@ class TokenUpload:
         ok(resp, result["count"], uuids=result["uuids"])
 
 
-def _send(resp, found):
+def _send(resp: falcon.Response, found: Any) -> None:
     resp.content_type = "application/octet-stream"
     resp.set_header("Content-Disposition", _attachment(found.name))
     resp.set_header("ETag", f'"{found.md5}"')
@@ -100,7 +102,7 @@ class Download:
 
     @requires("read")
     @takes(fileserver.FILE, DOWNLOAD, produces=("application/json", "application/octet-stream"))
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Answer a single-use download link for file `name`, valid 60 s, that
         `GET /download/{link}` serves without a key (OpenC3's two steps); with `stream=1`,
         stream the file itself."""
@@ -115,7 +117,7 @@ class DownloadLink:
 
     @requires("public")
     @takes(produces=("application/octet-stream",))
-    def on_get(self, req, resp, link):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, link: str) -> None:
         """Stream the file of a download link (the link is the credential; it works once)."""
         _send(resp, fileserver.open_link(link))
 
@@ -125,7 +127,9 @@ class Item:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, fileid):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, fileid: str
+    ) -> None:
         """Remove a file (soft: the row is marked deleted)."""
         ok(resp, fileserver.delete_file(projectid, fileid, req.context.principal.name))
 

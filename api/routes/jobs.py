@@ -1,5 +1,7 @@
 """/jobs: jobs and their ordered steps."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import object_schema, takes
 from api.http.envelope import ok
@@ -22,13 +24,13 @@ class Collection:
 
     @requires("read")
     @takes(listing.COMMON_FILTERS, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List permanent jobs (filters: name, create_user, edit_user, date ranges; paging)."""
         ok(resp, jobs.list_jobs(projectid, params(req)))
 
     @requires("write")
     @takes(jobs.JOB, nested={"data": STEP})
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Create a job: name, permanent, data (ordered cmd/scp/playbook steps)."""
         ok(
             resp,
@@ -47,7 +49,7 @@ class Count:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count permanent jobs."""
         ok(resp, jobs.count_jobs(projectid))
 
@@ -57,13 +59,17 @@ class Item:
 
     @requires("read")
     @takes(jobs.BYNAME)
-    def on_get(self, req, resp, projectid, jobuuid):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, jobuuid: str
+    ) -> None:
         """Show a job with its steps in order; `/jobs/{projectid}/byname?name=` finds it by name."""
         ok(resp, jobs.get_job(projectid, jobuuid, name=req.get_param("name")))
 
     @requires("write")
     @takes(jobs.JOB, nested={"data": STEP})
-    def on_post(self, req, resp, projectid, jobuuid):
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, jobuuid: str
+    ) -> None:
         """Replace a job's name and steps (same body as create)."""
         ok(
             resp,
@@ -79,7 +85,9 @@ class Item:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, jobuuid):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, jobuuid: str
+    ) -> None:
         """Delete a job (soft: its name becomes free again)."""
         ok(resp, jobs.delete_job(projectid, jobuuid, req.context.principal.name))
 
@@ -89,7 +97,9 @@ class ByName:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, jobuuid):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, jobuuid: str
+    ) -> None:
         """Delete a job by its name (the path segment holds the name)."""
         ok(resp, jobs.delete_job(projectid, jobuuid, req.context.principal.name, byname=True))
 
@@ -99,7 +109,7 @@ class Copy:
 
     @requires("write")
     @takes(jobs.COPY)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Copy a job: fromname, toname, optional fromprojectid/toprojectid."""
         ok(resp, True, uuid=jobs.copy_job(projectid, params(req), req.context.principal))
 

@@ -5,6 +5,8 @@ import html
 import json
 import re
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -72,7 +74,7 @@ class TaskLog:
 
     @requires("public")
     @takes(control.LOG, produces=("application/json", "text/html"))
-    def on_get(self, req, resp, slave, uuid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, slave: str, uuid: str) -> None:
         """Read a task's log from `offset`: {log, offset, done}; with Accept text/html, a page
         that follows the log live (give the key as `#key=` in the page URL)."""
         accept = req.get_header("Accept") or ""
@@ -83,7 +85,10 @@ class TaskLog:
                 uuid=html.escape(uuid[:12]), uuid_js=json.dumps(re.sub(r"[^A-Za-z0-9]", "", uuid))
             )
             return
-        ok(resp, control.read_log(uuid, req.context.principal, req.get_param("offset", default=0)))
+        ok(
+            resp,
+            control.read_log(uuid, req.context.principal, req.get_param("offset", default="0")),
+        )
 
 
 class KillTask:
@@ -91,7 +96,7 @@ class KillTask:
 
     @requires("login")
     @takes()
-    def on_delete(self, req, resp, slave, uuid):
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, slave: str, uuid: str) -> None:
         """Kill a task: a running one stops within seconds, and so do its commands on the nodes."""
         ok(resp, info=control.kill(uuid, req.context.principal))
 
@@ -101,7 +106,7 @@ class SocketTicket:
 
     @requires("login")
     @takes(livelog.TICKET)
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Issue a single-use ticket (30 s) that opens one live log of a task: `uuid` (the log
         uuid) names it, and the key needs read on its project; give it as `ticket=` to the
         websocket /slave/:slave/ws?uuid=<log uuid>."""

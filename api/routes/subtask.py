@@ -1,5 +1,7 @@
 """/subtask: the steps of a task, and the decision/pause controls."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -12,7 +14,7 @@ class Control:
 
     @requires("control")
     @takes(control.CONTROL)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Control a step: taskuuid, subtaskuuid, subtasktype, control next|running|ignore|fail
         (needs write, or control when the job's `_authorization_` variable is true).
         `running` retries the hosts known to have failed; retry_unknown=1 also retries those
@@ -21,7 +23,7 @@ class Control:
 
     @requires("control")
     @takes(control.CONTROL)
-    def on_put(self, req, resp, projectid):
+    def on_put(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Release a pause or retry failed hosts: taskuuid, subtaskuuid, subtasktype,
         control (next|running), retry_unknown (0|1: also the hosts of unknown outcome)."""
         ok(
@@ -41,7 +43,9 @@ class OfTask:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, taskuuid):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, taskuuid: str
+    ) -> None:
         """List a task's steps in order, with their definitions and latest host results."""
         ok(resp, control.list_subtasks(projectid, taskuuid))
 
@@ -51,7 +55,14 @@ class Item:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, taskuuid, subtaskuuid):
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        projectid: int,
+        taskuuid: str,
+        subtaskuuid: str,
+    ) -> None:
         """Show one step of a task with the host results of every attempt."""
         ok(resp, control.get_subtask(projectid, taskuuid, subtaskuuid))
 

@@ -1,5 +1,7 @@
 """/task: launch runs and read them back."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -18,7 +20,7 @@ class Collection:
 
     @requires("read")
     @takes(tasks.LIST, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List tasks, newest first (filters: name, user, status, taskuuid, jobtype,
         time_start, time_end; paging)."""
         ok(resp, tasks.list_tasks(projectid, params(req)))
@@ -29,7 +31,7 @@ class Count:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count tasks started this month, by status."""
         ok(resp, tasks.count_tasks(projectid))
 
@@ -39,7 +41,7 @@ class TotalCount:
 
     @requires("read")
     @takes(tasks.TOTAL)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Count tasks by status that started from time_start to time_end (YYYY-MM-DD)."""
         ok(resp, tasks.total_count(projectid, params(req)))
 
@@ -49,7 +51,9 @@ class Authorization:
 
     @requires("read")
     @takes(tasks.AUTHORIZATION)
-    def on_get(self, req, resp, projectid, group, jobname):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, group: str, jobname: str
+    ) -> None:
         """Answer 1 when the job's `_authorization_` variable is `true` or names the group,
         else 0 (JOBX asks before every grouped run)."""
         ok(resp, tasks.authorization(projectid, {"group": group, "jobname": jobname}))
@@ -58,19 +62,19 @@ class Authorization:
 class RunJobByMonitor:
     """Run a job for a monitoring alert."""
 
-    def _run(self, req, resp, projectid):
+    def _run(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         ok(resp, 1, uuid=tasks.run_job_bymon(projectid, params(req), req.context.principal))
 
     @requires("write")
     @takes(tasks.BYMON)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Start a job whose monitor trigger is on: jobname, endpoint (variable `ip`), tpl_id,
         exp_id (one must be in the job's mon_ids); refused while the job runs."""
         self._run(req, resp, projectid)
 
     @requires("write")
     @takes(tasks.BYMON)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Same as GET."""
         self._run(req, resp, projectid)
 
@@ -80,7 +84,7 @@ class Item:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, uuid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, uuid: str) -> None:
         """Show a task: status, times, reason, variables (YAML text)."""
         ok(resp, tasks.get_task(projectid, uuid))
 
@@ -90,7 +94,7 @@ class Hosts:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, uuid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, uuid: str) -> None:
         """List a task's per-host results in the order they ran (jobs and single steps):
         step, attempt, host, status, rc, times, stdout, stderr."""
         ok(resp, control.task_hosts(projectid, uuid))
@@ -101,7 +105,7 @@ class Notifications:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid, uuid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, uuid: str) -> None:
         """List every notification delivery attempt of a task: event, status, channel,
         attempt, outcome (ok|skipped|failed|refused|error), recipients, detail."""
         ok(resp, notifications.attempts(projectid, uuid))
@@ -112,7 +116,7 @@ class RunJob:
 
     @requires("control")
     @takes(tasks.LAUNCH)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Start a job: jobuuid, variable {name: value}, optional mutex and
         mutex_policy (fail|skip|queue). Needs write, or control when the job's
         `_authorization_` variable is true."""
@@ -124,7 +128,7 @@ class RunJobByName:
 
     @requires("write")
     @takes(tasks.BYNAME)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Start a job by name: jobname, variable, optional uuid (12 letters/digits),
         mutex and mutex_policy (fail|skip|queue)."""
         uuid = tasks.run_job_byname(projectid, params(req), req.context.principal)
@@ -139,7 +143,7 @@ class RunCmd:
 
     @requires("write")
     @takes(DIRECT, steps.DIRECT_CMD, tasks.VARIABLE)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Run a script on nodes: name, user, node_type (builtin|group), node_cont,
         scripts_type, scripts_cont, scripts_argv, timeout, variable."""
         ok(resp, tasks.run_step(projectid, "cmd", params(req), req.context.principal))
@@ -150,7 +154,7 @@ class RunScp:
 
     @requires("write")
     @takes(DIRECT, steps.DIRECT_SCP, tasks.VARIABLE)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Copy files: src_type, src, sp, dst_type, dst, dp, chown, chmod, scp_delete, timeout."""
         ok(resp, tasks.run_step(projectid, "scp", params(req), req.context.principal))
 
@@ -160,7 +164,7 @@ class Redo:
 
     @requires("write")
     @takes(tasks.REDO)
-    def on_post(self, req, resp, projectid):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Start a task again with the same job, variables and mutex: taskuuid."""
         ok(resp, 1, uuid=tasks.redo(projectid, params(req), req.context.principal))
 

@@ -15,7 +15,7 @@ class JobNames:
 
     @requires("login")
     @takes(third.PROJECT)
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the permanent jobs of project_id (needs read on it)."""
         ok(resp, third.job_names(params(req), req.context.principal))
 
@@ -25,7 +25,7 @@ class JobVariables:
 
     @requires("login")
     @takes(third.VARIABLES)
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List the empty-valued variables of a job: project_id, jobname, exclude (needs read)."""
         ok(resp, third.job_variables(params(req), req.context.principal))
 
@@ -35,7 +35,7 @@ class DryRun:
 
     @requires("login")
     @takes(third.INVOKE, nested={"params": third.JOB_PARAMS})
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check a run: project_id, uuid, retry_count, params {jobname, variable}; answer the
         plan (steps, nodes, arguments) or a 400 listing what would stop it (needs write)."""
         report = third.dry_run(params(req), req.context.principal)
@@ -56,7 +56,7 @@ class Invoke:
 
     @requires("login")
     @takes(third.INVOKE, nested={"params": third.JOB_PARAMS})
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Start a job once per uuid and retry_count: project_id, uuid, retry_count,
         params {jobname, variable} (needs write)."""
         uuid = third.invoke(params(req), req.context.principal)
@@ -71,7 +71,7 @@ class Query:
 
     @requires("login")
     @takes(third.LOOKUP)
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Show a run: status complete|fail|running, msg, progress, link, ctrl while it
         waits: uuid, retry_count, optional project_id (needs read on the task's project)."""
         ok(resp, None, **third.query(params(req), req.context.principal))
@@ -82,7 +82,7 @@ class Stop:
 
     @requires("login")
     @takes(third.LOOKUP)
-    def on_post(self, req, resp):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Stop a run: uuid, retry_count, optional project_id (needs write on the task's
         project); stat true once it stopped."""
         uuid, info = third.stop(params(req), req.context.principal)

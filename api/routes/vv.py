@@ -1,5 +1,7 @@
 """/vv: version variables that nodes report (``NAME:[value]``), and their analysis."""
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from api.http.envelope import ok
@@ -13,7 +15,7 @@ class Collection:
 
     @requires("read")
     @takes(versions.FILTERS, listing.PAGING)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List version variables, newest first (filters: node, name, time_start, time_end on
         the update time; paging)."""
         ok(resp, versions.list_values(projectid, params(req)))
@@ -24,7 +26,7 @@ class Table:
 
     @requires("read")
     @takes(versions.FILTERS)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Show a table: a header ["NODE", name, ...], then one row per node, null where a
         node has no value (same filters as the list)."""
         frame = versions.table(projectid, params(req))
@@ -40,7 +42,7 @@ class Values:
 
     @requires("read")
     @takes(versions.LIST)
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """List the distinct values, newest first, without Do_* markers (appname narrows to
         APP_<appname>_VERSION)."""
         ok(resp, versions.distinct_values(projectid, params(req)))
@@ -51,7 +53,7 @@ class VersionShare:
 
     @requires("read")
     @takes()
-    def on_get(self, req, resp, projectid):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Share of nodes per value of VERSION and APP_*_VERSION over the last 365 days:
         [{name, data: {value: percent}}]."""
         frame = versions.version_share(projectid)
@@ -70,7 +72,9 @@ class Node:
 
     @requires("delete")
     @takes()
-    def on_delete(self, req, resp, projectid, node):
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, projectid: int, node: str
+    ) -> None:
         """Delete every version variable of a node."""
         versions.delete_node(projectid, node)
         ok(resp, "delete success")
