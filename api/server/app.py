@@ -16,20 +16,20 @@ from engine.store.db import open_database
 from engine.store.settings import Settings
 
 
-def create_app(settings):
+def create_app(settings: Settings) -> falcon.App:
     """Return the WSGI app for ``settings``, with the database bound and its schema current."""
     logformat.configure(settings)
     open_database(settings.database)
     schema.upgrade()
     boot.start(settings)
     app = falcon.App(
-        middleware=[
+        middleware=(
             RequestContext(),  # first in, last out: it times the whole request
             DatabaseConnection(),
             Authentication(),
             ParseParameters(),
             Audit(),  # its entry is written while the request's connection is open
-        ]
+        )
     )
     app.req_options.auto_parse_form_urlencoded = False
     app.req_options.strip_url_path_trailing_slash = True
@@ -42,6 +42,6 @@ def create_app(settings):
     return app
 
 
-def get_app():
+def get_app() -> falcon.App:
     """Return the app configured from the environment (the gunicorn entry point)."""
     return create_app(Settings.from_env())

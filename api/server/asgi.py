@@ -9,10 +9,13 @@ import gc
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from a2wsgi import WSGIMiddleware
 from uvicorn_worker import UvicornWorker
 
+from api.http.sockets import Message, Receive, Scope, Send
 from api.server import live, terminal
 from api.server.app import create_app
 from engine.store.settings import Settings
@@ -20,8 +23,11 @@ from engine.store.settings import Settings
 WSGI_THREADS = 16  # requests the Falcon app runs at once per server process
 access_log = logging.getLogger("opsjob.access")
 
+SocketHandler = Callable[..., Awaitable[None]]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
 # (path pattern, handler): each handler is ``async (scope, receive, send, **groups)``.
-SOCKETS = [
+SOCKETS: list[tuple[re.Pattern[str], SocketHandler]] = [
     (re.compile(r"/slave/(?P<slave>[^/]+)/ws"), live.serve),
     (re.compile(r"/cmd/(?P<projectid>[0-9]{1,18})/terminal"), terminal.serve),
 ]
@@ -30,11 +36,11 @@ SOCKETS = [
 class Router:
     """Send HTTP to the WSGI app and websocket scopes to the handler of their path."""
 
-    def __init__(self, http, sockets):
+    def __init__(self, http: ASGIApp, sockets: list[tuple[re.Pattern[str], SocketHandler]]) -> None:
         self.http = http
         self.sockets = sockets
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
@@ -55,11 +61,11 @@ class Router:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _http(self, scope, receive, send):
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The access log names the path only: a query string may carry a ticket or a token.
         started, status, rid = time.monotonic(), [0], [""]
 
-        async def sending(message):
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 rid[0] = dict(message.get("headers") or ()).get(b"x-request-id", b"").decode()
@@ -78,7 +84,7 @@ class Router:
             )
 
 
-def create_asgi_app(settings):
+def create_asgi_app(settings: Settings) -> Router:
     """Return the ASGI app for ``settings``: the Falcon app plus the websocket routes."""
     app = wrap_wsgi(create_app(settings))
     # What start-up made (modules, the app, the models) lives as long as the process: keep it
@@ -87,13 +93,13 @@ def create_asgi_app(settings):
     return app
 
 
-def wrap_wsgi(wsgi_app):
+def wrap_wsgi(wsgi_app: Callable[..., Any]) -> Router:
     """Serve ``wsgi_app`` the way ``opsjob serve`` serves the API: on WSGI_THREADS threads
     behind a2wsgi, with the websocket routes beside it."""
     return Router(WSGIMiddleware(wsgi_app, workers=WSGI_THREADS), SOCKETS)
 
 
-def get_asgi_app():
+def get_asgi_app() -> Router:
     """Return the ASGI app configured from the environment (an ASGI server's entry point)."""
     return create_asgi_app(Settings.from_env())
 
@@ -101,7 +107,7 @@ def get_asgi_app():
 class WithoutQuery(logging.Filter):
     """Cut the query string off any path a server log line prints: it may hold a ticket."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
                 a.split("?", 1)[0] + "?…" if isinstance(a, str) and "?" in a else a
@@ -125,7 +131,7 @@ class Worker(UvicornWorker):
         "ws_max_size": 64 * 1024,
     }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
             logging.getLogger(name).addFilter(WithoutQuery())

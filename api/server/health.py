@@ -15,7 +15,7 @@ class Health:
 
     @requires("public")
     @takes()
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer 200 while the process serves requests; touches neither database nor queue."""
         ok(resp, {"status": "alive"})
 
@@ -25,7 +25,7 @@ class Ready:
 
     @requires("public")
     @takes()
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check the database and the queue (a few seconds each at most): 200 when both answer,
         else 503 whose `info` names what failed."""
         checks = readiness.check()

@@ -9,17 +9,18 @@ import asyncio
 import html
 
 from api.http import sockets
+from api.http.sockets import Receive, Scope, Send
 from engine.errors import OpsjobError
 from engine.run import livelog
 
 POLL = 0.25  # seconds between two looks at the database
 
 
-def _frame(text, fmt):
+def _frame(text: str, fmt: str) -> str:
     return text if fmt == "text" else html.escape(text).replace("\n", "<br>")
 
 
-async def serve(scope, receive, send, slave):
+async def serve(scope: Scope, receive: Receive, send: Send, slave: str) -> None:
     """Follow the log ``uuid`` names (``:slave`` is only the worker's name: any node serves)."""
     if not await sockets.connected(receive):
         return

@@ -4,6 +4,8 @@ import re
 import time
 import uuid
 
+import falcon
+
 from api.http.access import requires
 from api.http.declare import takes
 from engine.insight import metrics
@@ -17,7 +19,7 @@ class RequestContext:
     """Give each request an id (a sane incoming ``X-Request-Id``, else a new one) that its log
     lines carry and its reply echoes, and time it by route template and status."""
 
-    def process_request(self, req, resp):
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header(HEADER) or ""
         rid = given if SANE_ID.fullmatch(given) else uuid.uuid4().hex
         req.context.request_id = rid
@@ -25,8 +27,10 @@ class RequestContext:
         req.context.request_started = time.perf_counter()
         resp.set_header(HEADER, rid)
 
-    def process_response(self, req, resp, resource, req_succeeded):
-        resp.set_header(HEADER, req.context.get("request_id", ""))
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        resp.set_header(HEADER, str(req.context.get("request_id", "")))
         started = req.context.get("request_started")
         if started is not None:
             metrics.observe_request(
@@ -45,7 +49,7 @@ class Metrics:
 
     @requires("admin")
     @takes(produces=("text/plain",))
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer every metric in the Prometheus text format (an admin key is required)."""
         resp.content_type, resp.text = metrics.scrape()
 

@@ -1,5 +1,7 @@
 """Per-request plumbing: a database connection, and who the caller is."""
 
+import falcon
+
 from api.server.health import PATHS as PROBES
 from engine.access import auth
 from engine.store import db
@@ -8,7 +10,7 @@ from engine.store import db
 class DatabaseConnection:
     """Give each request its thread's database connection, held from one request to the next."""
 
-    def process_request(self, req, resp):
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.path in PROBES:  # liveness must not depend on the database
             return
         db.hold_connection()
@@ -21,7 +23,7 @@ class Authentication:
     wrong credentials are refused at once.
     """
 
-    def process_request(self, req, resp):
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.principal = None
         if req.path in PROBES:
             return

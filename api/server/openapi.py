@@ -1,8 +1,13 @@
 """The OpenAPI 3 description of every route, built from the registered resources."""
 
 import re
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
-from api.http.declare import field_schema, object_schema
+import falcon
+
+from api.http.declare import Schema, field_schema, object_schema
 
 METHODS = ("get", "post", "put", "delete")
 FIELD = re.compile(r"{(\w+)(?::[^}]*)?}")
@@ -33,16 +38,16 @@ CHANGING = ("write", "delete", "control", "admin")
 QUERY_METHODS = ("get", "delete")
 
 
-def path_of(template):
+def path_of(template: str) -> str:
     """Turn a Falcon template such as ``/jobs/{projectid:int}`` into an OpenAPI path."""
     return FIELD.sub(r"{\1}", template)
 
 
-def _json(schema=None):
+def _json(schema: Schema | None = None) -> dict[str, Schema]:
     return {"application/json": {"schema": schema or {"$ref": "#/components/schemas/Envelope"}}}
 
 
-def statuses(responder, method, fields):
+def statuses(responder: Callable[..., Any], method: str, fields: Sequence[str]) -> list[str]:
     """Return the statuses ``responder`` can answer: those of every request (a bad or too
     large body, a database outage), of its role, its method and its own declaration."""
     role = getattr(responder, "role", "public")
@@ -59,7 +64,7 @@ def statuses(responder, method, fields):
     return sorted(codes)
 
 
-def _path_parameter(template, name):
+def _path_parameter(template: str, name: str) -> Schema:
     converter = re.search(r"{" + name + r":(\w+)", template)
     schema = {"type": "string", "minLength": 1}
     if converter and converter.group(1) == "int":
@@ -67,7 +72,9 @@ def _path_parameter(template, name):
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _requests(op, responder, method, fields):
+def _requests(
+    op: Schema, responder: Callable[..., Any], method: str, fields: Sequence[str]
+) -> None:
     """Describe what ``responder`` reads: query parameters, a JSON body or an upload."""
     spec = {k: v for k, v in (getattr(responder, "spec", None) or {}).items() if k not in fields}
     nested = getattr(responder, "nested", {})
@@ -100,10 +107,12 @@ def _requests(op, responder, method, fields):
         op["requestBody"] = {"required": bool(schema.get("required")), "content": _json(schema)}
 
 
-def operation(responder, method, template, fields):
+def operation(
+    responder: Callable[..., Any], method: str, template: str, fields: Sequence[str]
+) -> Schema:
     doc = (responder.__doc__ or "").strip()
     role = getattr(responder, "role", "public")
-    op = {
+    op: Schema = {
         "summary": doc.splitlines()[0] if doc else responder.__name__,
         "description": f"{doc}\n\nRequires: {role}.",
         "parameters": [_path_parameter(template, f) for f in fields],
@@ -124,9 +133,9 @@ def operation(responder, method, template, fields):
     return op
 
 
-def build(groups):
+def build(groups: Sequence[ModuleType]) -> Schema:
     """Return the OpenAPI document for the resources of ``groups``."""
-    paths = {}
+    paths: dict[str, dict[str, Schema]] = {}
     for group in groups:
         for template, resource in group.ROUTES:
             path = path_of(template)
@@ -158,9 +167,9 @@ def build(groups):
 class Document:
     """Serve the OpenAPI document."""
 
-    def __init__(self, groups):
+    def __init__(self, groups: Sequence[ModuleType]) -> None:
         self.document = build(groups)
 
-    def on_get(self, req, resp):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Describe every route of this API (OpenAPI 3)."""
         resp.media = self.document

@@ -11,19 +11,21 @@ import pty
 import signal
 import struct
 import termios
+from typing import Any
 
 from api.http import sockets
+from api.http.sockets import Message, Receive, Scope, Send
 from engine.errors import OpsjobError
 from engine.interactive import terminal
 
 READ_SIZE = 64 * 1024
 
 
-def _resize(fd, cols, rows):
+def _resize(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _stop(proc):
+def _stop(proc: asyncio.subprocess.Process) -> None:
     for sig in (signal.SIGHUP, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
@@ -31,7 +33,7 @@ def _stop(proc):
             return
 
 
-async def serve(scope, receive, send, projectid):
+async def serve(scope: Scope, receive: Receive, send: Send, projectid: str | int) -> None:
     """Open a shell on ``node`` for a caller with write on the project, and relay it."""
     if not await sockets.connected(receive):
         return
@@ -50,7 +52,7 @@ async def serve(scope, receive, send, projectid):
         shell.close()
 
 
-async def _relay(shell, receive, send):
+async def _relay(shell: Any, receive: Receive, send: Send) -> None:
     loop = asyncio.get_running_loop()
     master, slave = pty.openpty()
     _resize(master, shell.cols, shell.rows)
@@ -64,9 +66,9 @@ async def _relay(shell, receive, send):
         )
     finally:
         os.close(slave)
-    output = asyncio.Queue()
+    output: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def readable():
+    def readable() -> None:
         try:
             data = os.read(master, READ_SIZE)
         except OSError:  # EIO: every process holding the PTY has exited
@@ -79,7 +81,7 @@ async def _relay(shell, receive, send):
     await send({"type": "websocket.accept"})
     lines = terminal.LineBuffer()
 
-    async def on_message(message):
+    async def on_message(message: Message) -> None:
         try:
             frame = json.loads(message.get("text") or "{}")
         except ValueError:
