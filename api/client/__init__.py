@@ -16,16 +16,19 @@ import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import pandas as pd
 
 from api.client.frames import ANALYSIS, Reports, _quote
+from api.client.shapes import Envelope, LogPage, Plan, Project
 from api.client.task import DECISIONS, FINAL, ClientError, Task
 
 __all__ = ["ANALYSIS", "DECISIONS", "FINAL", "Client", "ClientError", "Group", "Task"]
 
 
-def _query(params):
+def _query(params: Mapping[str, Any]) -> str:
     pairs = []
     for name, value in params.items():
         if value is None:
@@ -39,33 +42,33 @@ def _query(params):
 class Group:
     """The routes of one catalog group: ``/<root>/:projectid[/:item]``."""
 
-    def __init__(self, client, root, list_suffix=""):
+    def __init__(self, client: "Client", root: str, list_suffix: str = "") -> None:
         self.client = client
         self.root = root
         self.list_suffix = list_suffix
 
-    def path(self, projectid, *parts):
+    def path(self, projectid: int | None, *parts: object) -> str:
         pid = self.client.project_id(projectid)
         return "/".join([f"/{self.root}", str(pid), *(_quote(p) for p in parts)])
 
-    def list(self, projectid=None, **filters):
+    def list(self, projectid: int | None = None, **filters: Any) -> pd.DataFrame:
         """Return the group's rows as a DataFrame (the group's filters and paging apply)."""
         rows = self.client.call("GET", self.path(projectid) + self.list_suffix, **filters)
         return pd.DataFrame(rows or [])
 
-    def get(self, item, projectid=None):
+    def get(self, item: str | int, projectid: int | None = None) -> Any:
         """Return one item."""
         return self.client.call("GET", self.path(projectid, item))
 
-    def add(self, projectid=None, **fields):
+    def add(self, projectid: int | None = None, **fields: Any) -> Envelope:
         """Create an item; return the whole answer (some groups put the new id beside data)."""
         return self.client.envelope("POST", self.path(projectid), **fields)
 
-    def edit(self, item, projectid=None, **fields):
+    def edit(self, item: str | int, projectid: int | None = None, **fields: Any) -> Envelope:
         """Change an item."""
         return self.client.envelope("POST", self.path(projectid, item), **fields)
 
-    def delete(self, item, projectid=None, **params):
+    def delete(self, item: str | int, projectid: int | None = None, **params: Any) -> Envelope:
         """Delete an item."""
         return self.client.envelope("DELETE", self.path(projectid, item), **params)
 
@@ -73,7 +76,9 @@ class Group:
 class Client(Reports):
     """One server, one key, and optionally a default project for every call."""
 
-    def __init__(self, url, key, projectid=None, timeout=30):
+    def __init__(
+        self, url: str, key: str, projectid: int | None = None, timeout: float = 30
+    ) -> None:
         self.url = url.rstrip("/")
         self.key = key
         self.projectid = projectid
@@ -91,7 +96,7 @@ class Client(Reports):
 
     # -- the one request -------------------------------------------------------------------
 
-    def envelope(self, method, path, **params):
+    def envelope(self, method: str, path: str, **params: Any) -> Envelope:
         """Send one request; return the whole answer ``{"stat": true, "data": ..., ...}``.
 
         GET and DELETE send ``params`` as the query string, POST and PUT as a JSON body.
@@ -106,10 +111,10 @@ class Client(Reports):
         return self._answer(method, path, status, raw)
 
     @staticmethod
-    def _answer(method, path, status, raw):
+    def _answer(method: str, path: str, status: int, raw: bytes) -> Envelope:
         """Return the parsed envelope of a success, or raise ClientError with its info."""
         try:
-            answer = json.loads(raw or b"null")
+            answer: Envelope = json.loads(raw or b"null")
         except ValueError:
             raise ClientError(status, raw[:200].decode(errors="replace")) from None
         if status >= 400 or not isinstance(answer, dict) or answer.get("stat") is not True:
@@ -117,7 +122,14 @@ class Client(Reports):
             raise ClientError(status if status >= 400 else 0, info or f"{method} {path} failed")
         return answer
 
-    def _send(self, method, path, query=None, body=None, content_type=None):
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> tuple[int, bytes]:
         """Send one request; return ``(status, raw body)`` (any HTTP status)."""
         url = self.url + path
         encoded = _query(query or {})
@@ -136,11 +148,11 @@ class Client(Reports):
         except (urllib.error.URLError, OSError) as e:
             raise ClientError(0, f"{method} {url}: {getattr(e, 'reason', e)}") from None
 
-    def call(self, method, path, **params):
+    def call(self, method: str, path: str, **params: Any) -> Any:
         """Send one request; return its ``data``."""
         return self.envelope(method, path, **params).get("data")
 
-    def project_id(self, projectid=None):
+    def project_id(self, projectid: int | None = None) -> int:
         """Return ``projectid``, or the client's default project."""
         pid = self.projectid if projectid is None else projectid
         if pid is None:
@@ -149,35 +161,37 @@ class Client(Reports):
 
     # -- projects, environment, variables --------------------------------------------------
 
-    def project(self, projectid=None):
+    def project(self, projectid: int | None = None) -> Project:
         """Return a project."""
         return self.call("GET", f"/project/{self.project_id(projectid)}")
 
-    def environment(self):
+    def environment(self) -> dict[str, str]:
         """Return the platform environment (admin)."""
         return self.call("GET", "/environment")
 
-    def set_environment(self, **values):
+    def set_environment(self, **values: str) -> int:
         """Change platform environment values (admin)."""
         return self.call("POST", "/environment", **values)
 
-    def variables(self, jobuuid, projectid=None, **filters):
+    def variables(self, jobuuid: str, projectid: int | None = None, **filters: Any) -> pd.DataFrame:
         """Return a job's variables as a DataFrame (name, value, describe, option, ...)."""
         pid = self.project_id(projectid)
         return pd.DataFrame(self.call("GET", f"/variable/{pid}/{_quote(jobuuid)}", **filters))
 
-    def set_variables(self, jobuuid, data, projectid=None):
+    def set_variables(
+        self, jobuuid: str, data: Sequence[Mapping[str, Any]], projectid: int | None = None
+    ) -> None:
         """Bulk-update a job's variables: ``data`` is ``[{name, value, describe}]``."""
         pid = self.project_id(projectid)
         return self.call("POST", f"/variable/{pid}/update", jobuuid=jobuuid, data=data)
 
-    def nodeinfo(self, projectid=None):
+    def nodeinfo(self, projectid: int | None = None) -> pd.DataFrame:
         """Return the project's machines (its own, project 0's, its groups') as a DataFrame."""
         return pd.DataFrame(self.call("GET", f"/nodeinfo/{self.project_id(projectid)}"))
 
     # -- the file store --------------------------------------------------------------------
 
-    def upload(self, files, projectid=None):
+    def upload(self, files: Mapping[str, bytes], projectid: int | None = None) -> int:
         """Store ``files`` (``{name: bytes}``) in the project's file store."""
         boundary = f"opsjob{secrets.token_hex(16)}"
         body = b""
@@ -199,9 +213,9 @@ class Client(Reports):
             body=body,
             content_type=f"multipart/form-data; boundary={boundary}",
         )
-        return self._answer("POST", f"/fileserver/{pid}", status, raw).get("data")
+        return cast(int, self._answer("POST", f"/fileserver/{pid}", status, raw).get("data"))
 
-    def download(self, name, projectid=None):
+    def download(self, name: str, projectid: int | None = None) -> bytes:
         """Return the bytes of file ``name`` of the project's file store."""
         pid = self.project_id(projectid)
         status, raw = self._send(
@@ -213,15 +227,15 @@ class Client(Reports):
 
     # -- runs ------------------------------------------------------------------------------
 
-    def tasks(self, projectid=None, **filters):
+    def tasks(self, projectid: int | None = None, **filters: Any) -> pd.DataFrame:
         """Return the project's tasks, newest first, as a DataFrame."""
         return pd.DataFrame(self.call("GET", f"/task/{self.project_id(projectid)}", **filters))
 
-    def task(self, uuid, projectid=None):
+    def task(self, uuid: str, projectid: int | None = None) -> Task:
         """Return the :class:`Task` ``uuid``, loaded."""
         return Task(self, self.project_id(projectid), uuid).refresh()
 
-    def job_uuid(self, job, projectid=None):
+    def job_uuid(self, job: str, projectid: int | None = None) -> str | None:
         """Return the uuid of ``job`` (a job uuid or a job name), or None if there is none."""
         pid = self.project_id(projectid)
         try:
@@ -233,7 +247,14 @@ class Client(Reports):
         exact = found[found["name"] == job] if len(found) else found
         return exact["uuid"].iloc[0] if len(exact) else None
 
-    def run(self, job, variables=None, wait=True, projectid=None, timeout=600):
+    def run(
+        self,
+        job: str,
+        variables: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        projectid: int | None = None,
+        timeout: float = 600,
+    ) -> Task:
         """Run a job (by name or uuid) with ``variables``; return its :class:`Task`.
 
         With ``wait`` the call returns once the task ended or waits for a human.
@@ -247,7 +268,14 @@ class Client(Reports):
         )
         return self._started(pid, answer["uuid"], wait, timeout)
 
-    def run_step(self, kind, wait=True, projectid=None, timeout=600, **fields):
+    def run_step(
+        self,
+        kind: str,
+        wait: bool = True,
+        projectid: int | None = None,
+        timeout: float = 600,
+        **fields: Any,
+    ) -> Task:
         """Run a single ``cmd`` or ``scp`` step (OpenC3's plugin_cmd / plugin_scp)."""
         if kind not in ("cmd", "scp"):
             raise ClientError(0, "kind: must be cmd or scp")
@@ -255,7 +283,15 @@ class Client(Reports):
         data = self.call("POST", f"/task/{pid}/plugin_{kind}", **fields)
         return self._started(pid, data["uuid"], wait, timeout)
 
-    def run_cmd(self, nodes, script, scripts_type="shell", argv="", wait=True, **fields):
+    def run_cmd(
+        self,
+        nodes: str | Sequence[str],
+        script: str,
+        scripts_type: str = "shell",
+        argv: str = "",
+        wait: bool = True,
+        **fields: Any,
+    ) -> Task:
         """Run ``script`` on ``nodes`` (a list or a comma list of names) as an ad-hoc step."""
         nodes = ",".join(nodes) if isinstance(nodes, list | tuple) else nodes
         fields.setdefault("name", "notebook cmd")
@@ -272,15 +308,15 @@ class Client(Reports):
 
     def run_playbook(
         self,
-        nodes,
-        source,
-        playbook="site.yml",
-        variables=None,
-        wait=True,
-        projectid=None,
-        timeout=600,
-        **fields,
-    ):
+        nodes: str | Sequence[str],
+        source: str,
+        playbook: str = "site.yml",
+        variables: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        projectid: int | None = None,
+        timeout: float = 600,
+        **fields: Any,
+    ) -> Task:
         """Run a playbook step on ``nodes``: ``source`` is ``fileserver:<name>``,
         ``git:<url>[#<ref>]`` or ``path:<dir>``, ``playbook`` the entry file inside it.
 
@@ -306,7 +342,9 @@ class Client(Reports):
         )
         return self._started(pid, answer["uuid"], wait, timeout)
 
-    def dry_run(self, job, variables=None, projectid=None):
+    def dry_run(
+        self, job: str, variables: Mapping[str, Any] | None = None, projectid: int | None = None
+    ) -> Plan:
         """Plan the permanent job named ``job`` with ``variables`` without running it: its
         nodes, arguments and problems per step (a playbook step's source is fetched and
         syntax-checked, no node is contacted)."""
@@ -320,17 +358,26 @@ class Client(Reports):
         )
         return answer["data"]
 
-    def redo(self, uuid, wait=True, projectid=None, timeout=600):
+    def redo(
+        self, uuid: str, wait: bool = True, projectid: int | None = None, timeout: float = 600
+    ) -> Task:
         """Run a task again; return the new :class:`Task`."""
         pid = self.project_id(projectid)
         answer = self.envelope("POST", f"/task/{pid}/redo", taskuuid=uuid)
         return self._started(pid, answer["uuid"], wait, timeout)
 
-    def _started(self, projectid, uuid, wait, timeout):
+    def _started(self, projectid: int, uuid: str, wait: bool, timeout: float) -> Task:
         task = Task(self, projectid, uuid)
         return task.wait(timeout=timeout) if wait else task.refresh()
 
-    def control(self, taskuuid, subtaskuuid, subtasktype, control, projectid=None):
+    def control(
+        self,
+        taskuuid: str,
+        subtaskuuid: str,
+        subtasktype: str,
+        control: str,
+        projectid: int | None = None,
+    ) -> int:
         """Decide a step (running = retry failed hosts, ignore, fail) or release a pause (next).
 
         next and running go by PUT, which the control role may use; ignore and fail need write.
@@ -344,10 +391,10 @@ class Client(Reports):
             control=control,
         )
 
-    def log(self, uuid, offset=0):
+    def log(self, uuid: str, offset: int = 0) -> LogPage:
         """Return a task's log from ``offset``: ``{log, offset, done, status}``."""
         return self.call("GET", f"/slave/any/tasklog/{_quote(uuid)}", offset=offset)
 
-    def kill(self, uuid):
+    def kill(self, uuid: str) -> str | None:
         """Stop a task; return the server's message."""
         return self.envelope("DELETE", f"/slave/any/killtask/{_quote(uuid)}").get("info")
