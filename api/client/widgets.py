@@ -12,21 +12,24 @@ import html
 import re
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
 
-from api.client import DECISIONS, FINAL, ClientError
+from api.client import DECISIONS, FINAL, Client, ClientError, Task
 
 ERROR_STYLE = "color:#b00020"
 
 
-def _error(message):
+def _error(message: object) -> str:
     return f'<span style="{ERROR_STYLE}">{html.escape(str(message))}</span>'
 
 
-def _show(widget, visible):
+def _show(widget: Any, visible: bool) -> None:
     widget.layout.display = "" if visible else "none"
 
 
@@ -35,12 +38,17 @@ class JobLauncher(w.VBox):
     comma or semicolon list), and run it. ``task`` is the last task started; ``on_start(task)``
     is called with it."""
 
-    def __init__(self, client, projectid=None, on_start=None):
+    def __init__(
+        self,
+        client: Client,
+        projectid: int | None = None,
+        on_start: Callable[[Task], object] | None = None,
+    ) -> None:
         self.client = client
         self.projectid = client.project_id(projectid)
         self.on_start = on_start
-        self.task = None
-        self.fields = {}
+        self.task: Task | None = None
+        self.fields: dict[str, Any] = {}
         jobs = client.jobs.list(self.projectid)
         options = [(r["name"], r["uuid"]) for _, r in jobs.iterrows()] if len(jobs) else []
         self.job = w.Dropdown(options=options, description="Job")
@@ -52,7 +60,7 @@ class JobLauncher(w.VBox):
         super().__init__([self.job, self.form, self.run_button, self.message])
         self._load()
 
-    def _load(self, change=None):
+    def _load(self, change: Any = None) -> None:
         self.fields = {}
         if self.job.value is None:
             self.form.children = ()
@@ -70,11 +78,11 @@ class JobLauncher(w.VBox):
             self.fields[v["name"]] = field
         self.form.children = tuple(self.fields.values())
 
-    def values(self):
+    def values(self) -> dict[str, Any]:
         """Return the variables as the form holds them."""
         return {name: field.value for name, field in self.fields.items()}
 
-    def _run(self, button=None):
+    def _run(self, button: Any = None) -> None:
         try:
             self.task = self.client.run(
                 self.job.value, self.values(), wait=False, projectid=self.projectid
@@ -100,7 +108,7 @@ class TaskMonitor(w.VBox):
         "kill": ("Kill", "danger", "stop"),
     }
 
-    def __init__(self, task, log_lines=40):
+    def __init__(self, task: Task, log_lines: int = 40) -> None:
         self.task = task
         self.log_lines = log_lines
         self.title = w.HTML()
@@ -109,12 +117,12 @@ class TaskMonitor(w.VBox):
         self.hosts = w.HTML()
         self.log_view = w.Textarea(disabled=True, layout=w.Layout(width="100%", height="14em"))
         self.message = w.HTML()
-        self.buttons = {}
+        self.buttons: dict[str, Any] = {}
         for action, (label, style, icon) in self.ACTIONS.items():
             button = w.Button(description=label, button_style=style, icon=icon)
             button.on_click(lambda _b, a=action: self.act(a))
             self.buttons[action] = button
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         super().__init__(
             [
@@ -129,7 +137,7 @@ class TaskMonitor(w.VBox):
         )
         self.refresh()
 
-    def valid_actions(self):
+    def valid_actions(self) -> list[str]:
         """Return the actions that apply to the task as last loaded."""
         if self.task.status in FINAL:
             return []
@@ -141,20 +149,22 @@ class TaskMonitor(w.VBox):
                 valid.append("next")
         return valid
 
-    def refresh(self):
+    def refresh(self) -> "TaskMonitor":
         """Reload the task, its steps, hosts and new log lines; show the valid buttons."""
         task = self.task.refresh()
         self._steps = task.steps if task.data.get("jobtype") == "jobs" else []
         self.title.value = (
             f"<b>{html.escape(task.data.get('name') or '')}</b> · task {html.escape(task.uuid)}"
             f" · <b>{html.escape(task.status or '')}</b>"
-            + (f" · {html.escape(task.data['reason'])}" if task.data.get("reason") else "")
+            + (f" · {html.escape(task.data['reason'] or '')}" if task.data.get("reason") else "")
         )
         total = max(len(self._steps), 1)
         finished = sum(s["status"] in ("success", "ignore", "fail") for s in self._steps)
         self.progress.max = total
         self.progress.value = total if task.status == "success" else finished
-        self.progress.bar_style = {"success": "success", "fail": "danger"}.get(task.status, "")
+        self.progress.bar_style = {"success": "success", "fail": "danger"}.get(
+            task.status or "", ""
+        )
         rows = "".join(
             f"<tr><td>{i + 1}</td><td>{html.escape(s['name'])}</td>"
             f"<td>{html.escape(s['status'] or 'not yet run')}</td>"
@@ -180,7 +190,7 @@ class TaskMonitor(w.VBox):
             _show(button, action in valid)
         return self
 
-    def act(self, action):
+    def act(self, action: str) -> "TaskMonitor":
         """Apply ``action`` (next, running, ignore, fail or kill) and refresh."""
         try:
             if action == "kill":
@@ -192,20 +202,20 @@ class TaskMonitor(w.VBox):
             self.message.value = _error(e.info)
         return self.refresh()
 
-    def watch(self, timeout=600, interval=0.5):
+    def watch(self, timeout: float = 600, interval: float = 0.5) -> "TaskMonitor":
         """Refresh until the task ended or waits for a human; return self."""
         deadline = time.monotonic() + timeout
         while not self.refresh().task.stopped() and time.monotonic() < deadline:
             time.sleep(interval)
         return self
 
-    def start(self, interval=1.0):
+    def start(self, interval: float = 1.0) -> "TaskMonitor":
         """Keep refreshing in the background until the task ends (for a live notebook)."""
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
 
-        def loop():
+        def loop() -> None:
             while not self._stop.wait(interval):
                 try:
                     if self.refresh().task.done:
@@ -217,7 +227,7 @@ class TaskMonitor(w.VBox):
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop the background refresh."""
         self._stop.set()
         if self._thread is not None:
@@ -239,11 +249,11 @@ class AnalysisDashboard(w.VBox):
         "Version table",
     )
 
-    def __init__(self, client, projectid=None):
+    def __init__(self, client: Client, projectid: int | None = None) -> None:
         self.client = client
         self.projectid = client.project_id(projectid)
-        self.frames = {}
-        self.figures = {}
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.figures: dict[str, Any] = {}
         self.outputs = {name: w.Output() for name in self.CHARTS}
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
@@ -254,7 +264,7 @@ class AnalysisDashboard(w.VBox):
         super().__init__([w.HBox([self.refresh_button, self.message]), self.tabs])
         self.refresh()
 
-    def refresh(self):
+    def refresh(self) -> "AnalysisDashboard":
         """Reload every frame and redraw every chart."""
         c, pid = self.client, self.projectid
         try:
@@ -284,7 +294,7 @@ class AnalysisDashboard(w.VBox):
         return self
 
     @staticmethod
-    def _chart(name, frame):
+    def _chart(name: str, frame: pd.DataFrame) -> Any:
         fig, ax = plt.subplots(figsize=(9, 3.2))
         if name == "date":
             ax.bar(frame["date"], frame["total"], color="#9ab", label="total")
