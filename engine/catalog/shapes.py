@@ -21,7 +21,7 @@ class _Fields(TypedDict):
     """What every kind of step has."""
 
     name: str
-    user: str  # the remote account; "" for the connection's default
+    user: str  # the remote account the step runs as
     timeout: int
     pause: str
     deployenv: str

@@ -27,7 +27,7 @@ SQLITE_PRAGMAS = {
 }
 
 
-def open_database(url: str) -> Any:
+def open_database(url: str) -> peewee.Database:
     """Bind the models to the database at ``url`` and return the peewee database."""
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
