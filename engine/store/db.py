@@ -3,6 +3,8 @@
 import logging
 import os
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import peewee
@@ -11,6 +13,7 @@ from playhouse import db_url
 
 database = DatabaseProxy()
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_PRAGMAS = {
     # takes effect on a new database only (see engine.ops.retention.reclaim)
@@ -24,7 +27,7 @@ SQLITE_PRAGMAS = {
 }
 
 
-def open_database(url):
+def open_database(url: str) -> peewee.Database:
     """Bind the models to the database at ``url`` and return the peewee database."""
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
@@ -51,18 +54,18 @@ class _ContextsKept(peewee._ConnectionLocal):
     was replaced would then fail on exit, and a run would fail for nothing.
     """
 
-    def reset(self):
+    def reset(self) -> None:
         contexts = getattr(self, "ctx", [])
         super().reset()
         self.ctx = contexts
 
-    def set_connection(self, conn):
+    def set_connection(self, conn: Any) -> None:
         contexts = self.ctx
         super().set_connection(conn)
         self.ctx = contexts
 
 
-def is_sqlite():
+def is_sqlite() -> bool:
     """Tell whether the bound database is SQLite."""
     return database.obj is not None and database.obj.__class__.__name__.startswith("Sqlite")
 
@@ -74,7 +77,7 @@ RETRY_MAX = 2.0
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """Tell whether ``exc`` is a lost or busy connection that a retry may get past.
 
     On PostgreSQL every operational or interface error is about the connection or the server
@@ -88,7 +91,7 @@ def is_transient(exc):
     return True
 
 
-def drop_connection():
+def drop_connection() -> None:
     """Forget this thread's connection, which may be dead; the next query opens another.
 
     (The pool checks an idle connection with a round trip before it hands it out.)
@@ -109,7 +112,7 @@ PING_AFTER = 1.0  # seconds a held connection may sit idle before it is checked 
 HOLD_RETRY_SECONDS = 5.0  # how long a request waits for a lost database to come back
 
 
-def hold_connection():
+def hold_connection() -> None:
     """Give this thread a working connection, keeping the one it used last.
 
     Each request of a server thread reuses that thread's connection: no connect, no PRAGMAs,
@@ -129,11 +132,17 @@ def hold_connection():
     state.held_at = started
 
 
-def _ping():
+def _ping() -> None:
     database.execute_sql("SELECT 1").fetchone()
 
 
-def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
+def retrying(
+    fn: Callable[..., T],
+    *args: Any,
+    seconds: float = 30.0,
+    what: str = "database write",
+    **kwargs: Any,
+) -> T:
     """Call ``fn(*args, **kwargs)``; on a lost connection reconnect and call it again.
 
     Retries back off from RETRY_FIRST to RETRY_MAX seconds and stop after ``seconds``: then
@@ -165,5 +174,5 @@ def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
         return result
 
 
-def _brief(exc):
+def _brief(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -1,7 +1,9 @@
 """Every setting opsjob reads, in one table, taken from the environment."""
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -226,12 +228,12 @@ class Settings:
     )
 
     @classmethod
-    def from_env(cls, environ=None, **overrides):
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Build settings from ``environ`` (default ``os.environ``); keyword overrides win."""
         environ = os.environ if environ is None else environ
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = environ.get(f.metadata["env"])
+            raw: Any = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
                 if f.type in (bool, "bool"):
                     values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
@@ -250,14 +252,14 @@ class Settings:
         return cls(**values)
 
     @property
-    def database(self):
+    def database(self) -> str:
         """The effective database URL."""
         if self.database_url:
             return self.database_url
         return "sqlite:///" + os.path.join(os.path.abspath(self.home), "opsjob.db")
 
 
-def documented():
+def documented() -> Iterator[tuple[str, Any, str]]:
     """Yield ``(env name, default, doc)`` for every setting, for the README and its test."""
     for f in fields(Settings):
         yield f.metadata["env"], f.default, f.metadata["doc"]
