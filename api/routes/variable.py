@@ -32,7 +32,8 @@ class Bulk:
     @takes(variables.BULK, nested={"data": variables.BULK_ITEM})
     def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Update many: jobuuid, data [{name, value, describe, option}]; special names are added."""
-        ok(resp, variables.update_variables(projectid, params(req), req.context.principal.name))
+        variables.update_variables(projectid, params(req), req.context.principal.name)
+        ok(resp, None)
 
 
 class OfJob:
