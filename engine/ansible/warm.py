@@ -21,11 +21,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from engine.ansible import streams
 from engine.ansible.warm_launcher import SOCKET
 from engine.ansible.warm_server import PER_RUN, ROOM
+
+if TYPE_CHECKING:
+    from engine.ansible.playbook import Compiled
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +40,10 @@ MAX_FAILURES = 3  # controllers that failed to start before this process stops t
 
 _lock = threading.Lock()
 _controllers: dict[Any, "_Controller"] = {}
-_state = {"failures": 0, "said": set(), "swept": False}
+_state: dict[str, Any] = {"failures": 0, "said": set(), "swept": False}
 
 
-def runner_options(compiled, pdd, envvars):
+def runner_options(compiled: "Compiled", pdd: str, envvars: Mapping[str, str]) -> dict[str, Any]:
     """ansible-runner arguments that run ``compiled`` the warm way (``binary``, ``cmdline``
     and ``envvars``), or {} for the cold way (settings.ansible_warm decides whether to ask)."""
     if compiled.kind == "playbook":
@@ -64,7 +68,7 @@ def runner_options(compiled, pdd, envvars):
     return {"binary": sys.executable, "cmdline": shlex.join(args), "envvars": env}
 
 
-def _key(pdd, envvars):
+def _key(pdd: str, envvars: Mapping[str, str]) -> str:
     """Which controller serves a run: its ansible.cfg (run dir aside) and shared environment."""
     digest = hashlib.sha256()
     with open(os.path.join(pdd, "ansible.cfg"), "rb") as f:
@@ -76,13 +80,13 @@ def _key(pdd, envvars):
     return digest.hexdigest()[:16]
 
 
-def _say_once(what, text, *args):
+def _say_once(what: str, text: str, *args: object) -> None:
     if what not in _state["said"]:
         _state["said"].add(what)
         log.warning(text, *args)
 
 
-def _controller(key):
+def _controller(key: str) -> "_Controller | None":
     """The live controller for ``key``, started when needed; None: go cold."""
     controller = _controllers.get(key)
     if controller is not None and controller.alive():
@@ -112,11 +116,11 @@ def _controller(key):
     return controller
 
 
-def _base():
+def _base() -> str:
     return f"/tmp/oj-warm-{os.getuid()}"  # short: a socket path has about 100 chars
 
 
-def _sweep_stale():
+def _sweep_stale() -> None:
     """Remove the folders of controllers whose worker process is gone."""
     base = _base()
     for name in os.listdir(base) if os.path.isdir(base) else []:
@@ -128,7 +132,7 @@ def _sweep_stale():
 class _Controller:
     """One controller process of this worker process, and its folder."""
 
-    def __init__(self, key):
+    def __init__(self, key: str) -> None:
         os.makedirs(_base(), mode=0o700, exist_ok=True)
         self.folder = os.path.join(_base(), f"{os.getpid()}-{key}")
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -155,10 +159,10 @@ class _Controller:
                 raise RuntimeError(self.exit_text())
             time.sleep(0.005)
 
-    def alive(self):
+    def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def exit_text(self):
+    def exit_text(self) -> str:
         rc = self.proc.poll()
         try:
             with open(os.path.join(self.folder, "controller.log"), "rb") as f:
@@ -167,16 +171,16 @@ class _Controller:
             tail = ""
         return f"rc {rc}" + (f": {tail}" if tail else "")
 
-    def check_notes(self):
+    def check_notes(self) -> None:
         """Log, once, why a run went the cold way."""
         if "cold" not in _state["said"] and os.path.exists(self.notes):
             with open(self.notes, encoding="utf-8", errors="replace") as f:
                 _say_once("cold", "a step ran the cold way: %s", f.readline().strip())
 
-    def stop(self):
+    def stop(self) -> None:
         """Let the controller end once its runs did (it takes no new one)."""
         try:
-            self.proc.stdin.close()
+            cast(IO[bytes], self.proc.stdin).close()  # started with stdin=PIPE
         except OSError:
             pass
         if self.proc.poll() is None:
@@ -184,13 +188,13 @@ class _Controller:
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _reap(self):
+    def _reap(self) -> None:
         self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @atexit.register
-def _stop_all():
+def _stop_all() -> None:
     with _lock:
         for key in list(_controllers):
             _controllers.pop(key).stop()

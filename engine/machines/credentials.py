@@ -9,6 +9,7 @@ only as files of its private data dir (engine.ansible.runner).
 import base64
 import hashlib
 import json
+from typing import TYPE_CHECKING, Any
 
 from engine.ansible.playbook import Secret
 from engine.errors import InvalidInput
@@ -16,6 +17,9 @@ from engine.store.listing import as_dict, common_filters, paged
 from engine.store.models import Credential, database
 from engine.store.records import in_project, save, soft_delete, unique
 from engine.store.validate import NO_CONTROL, Field, check
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 FIELDS = (
     "id",
@@ -41,14 +45,14 @@ SECRETS = {
 LIST_FILTERS = {"username": Field(pattern=r"[A-Za-z0-9._-]+", max_len=64)}
 
 
-def register(huey, settings):
+def register(huey: Any, settings: "Settings") -> None:
     """Start-up hook (engine.boot.EXTENSIONS): load the secret key."""
     from engine.store import secrets
 
     secrets.configure(settings)
 
 
-def ensure_secret_key(settings):
+def ensure_secret_key(settings: "Settings") -> str | None:
     """Create the key file that encrypts secrets unless a key is configured; return its path
     when a new one was written, else None."""
     from engine.store import secrets
@@ -83,7 +87,7 @@ def _fingerprint(key):
     return text, "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def _secret_values(params):
+def _secret_values(params: dict[str, Any]) -> dict[str, str]:
     """Return ``{column: token or ""}`` for the secrets present in ``params`` (None: keep)."""
     from engine.store import secrets
 
@@ -91,7 +95,7 @@ def _secret_values(params):
     values = check(
         {**params, "ssh_key": key.replace("\r\n", "\n") if isinstance(key, str) else key}, SECRETS
     )
-    out = {}
+    out: dict[str, str] = {}
     if "ssh_key" in params and params["ssh_key"] is not None:
         if values["ssh_key"]:
             text, out["fingerprint"] = _fingerprint(values["ssh_key"])
@@ -104,11 +108,11 @@ def _secret_values(params):
     return out
 
 
-def _find(projectid, credential_id):
+def _find(projectid: int, credential_id: int | str) -> Any:
     return in_project(Credential, projectid, "id", credential_id, "credential")
 
 
-def _shape(row):
+def _shape(row: Any) -> dict[str, Any]:
     return {
         **as_dict(row, FIELDS),
         "has_ssh_key": bool(row.ssh_key),
@@ -116,7 +120,7 @@ def _shape(row):
     }
 
 
-def list_credentials(projectid, params):
+def list_credentials(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's credentials, newest first; secrets show only as present or not."""
     values = check(params, LIST_FILTERS)
     query = Credential.select().where(
@@ -128,7 +132,9 @@ def list_credentials(projectid, params):
     return [_shape(r) for r in paged(query.order_by(Credential.id.desc()), params)]
 
 
-def save_credential(projectid, params, user, credential_id=None):
+def save_credential(
+    projectid: int, params: dict[str, Any], user: str, credential_id: int | str | None = None
+) -> int:
     """Create a credential, or edit one of the project's; return its id.
 
     ``ssh_key`` and ``become_password`` are replaced when given, removed when given empty,
@@ -142,14 +148,14 @@ def save_credential(projectid, params, user, credential_id=None):
         return save(Credential, projectid, values, user, row).id
 
 
-def delete_credential(projectid, credential_id, user):
+def delete_credential(projectid: int, credential_id: int | str, user: str) -> bool:
     """Delete a credential (soft) and wipe its secrets; groups naming it stop resolving."""
     row = _find(projectid, credential_id)
     row.ssh_key = row.become_password = ""
     return soft_delete(row, user)
 
 
-def _usable(projectid, credential_id):
+def _usable(projectid: int, credential_id: int) -> Any:
     return (
         Credential.select()
         .where(
@@ -161,7 +167,7 @@ def _usable(projectid, credential_id):
     )
 
 
-def check_usable(projectid, value):
+def check_usable(projectid: int, value: Any) -> int:
     """Check the ``credential`` a group or machine of ``projectid`` names; return its id (0:
     none). Only a credential of the same project or of project 0 may be named."""
     if value is None or value == "" or value == 0 or value == "0":
@@ -174,7 +180,7 @@ def check_usable(projectid, value):
     return cid
 
 
-def login(projectid, credential_id):
+def login(projectid: int, credential_id: int) -> tuple[str, Secret]:
     """Return ``(username, Secret)`` of a credential a host of ``projectid`` uses."""
     from engine.store import secrets
 

@@ -23,12 +23,15 @@ import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.ansible.playbook import HOST_NAME, VAR_NAME
 from engine.errors import Forbidden, InvalidInput
 from engine.store import resources
 from engine.store.validate import Field
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 # The child that parses sources imports this module: it needs the engine's parent on its path.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,17 +55,17 @@ INLINE_VARS = {
     "ansible_become_method": Field(choices=("sudo", "su")),
 }
 CACHE_SIZE = 512  # results of pure sources kept, newest first
-_state = {"timeout": None}
+_state: dict[str, Any] = {"timeout": None}
 _cache: OrderedDict[Any, Any] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def register(huey, settings):
+def register(huey: Any, settings: "Settings") -> None:
     """Start-up hook (engine.boot.EXTENSIONS): remember how long a resolution may take."""
     _state["timeout"] = settings.inventory_timeout
 
 
-def _timeout():
+def _timeout() -> int:
     if _state["timeout"] is None:
         from engine.store.settings import Settings
 
@@ -73,7 +76,7 @@ def _timeout():
 # -- what a group may be, checked when it is saved ---------------------------------------------
 
 
-def plugins():
+def plugins() -> list[str]:
     """Names of the node group plugins in ``inventory_plugins/``."""
     try:
         names = os.listdir(PLUGIN_DIR)
@@ -86,7 +89,7 @@ def plugins():
     )
 
 
-def _inline(params):
+def _inline(params: Any) -> bool:
     """Tell whether ``params`` of the ``ansible`` plugin are untrusted inline inventory text."""
     if isinstance(params, str):
         return "\n" in params.strip()
@@ -98,7 +101,7 @@ def _inline(params):
     )
 
 
-def privileged(plugin, params):
+def privileged(plugin: str, params: Any) -> bool:
     """Tell whether a group of ``plugin`` with ``params`` may make Ansible run code or read
     the worker's files: a path, a script, a plugin config, trusted text, or any plugin but
     the shipped ``node``, ``nodelist`` and inline ``ansible``."""
@@ -109,7 +112,7 @@ def privileged(plugin, params):
     return True
 
 
-def check_group(plugin, params, admin):
+def check_group(plugin: str, params: Any, admin: bool) -> None:
     """Check a node group as it is saved by a caller (``admin`` or not)."""
     if plugin == SOURCE_PLUGIN:
         raise InvalidInput(f"plugin: {SOURCE_PLUGIN} is an inventory source, not a group plugin")
@@ -122,7 +125,7 @@ def check_group(plugin, params, admin):
                 )
         elif not isinstance(params, str):
             raise InvalidInput("params: must be a path, inline inventory text or an object")
-        text = params.get("inventory") if isinstance(params, dict) else params
+        text: Any = params.get("inventory") if isinstance(params, dict) else params
         if _inline(params) and any(m in text for m in JINJA):
             raise InvalidInput(
                 "params.inventory: must not hold Jinja ({{, {%, {#): inventory values reach "
@@ -140,21 +143,23 @@ def check_group(plugin, params, admin):
 class GroupHosts:
     """The hosts of one group: ``[(name, vars)]`` in inventory order, or why there are none."""
 
-    hosts: list = field(default_factory=list)
+    hosts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     error: str = ""
     # names of hosts that resolved but that the project may not reach (engine.machines.reach); error
     # says why
-    refused: list = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
 
-def resolve(groups, machines, timeout=None):
+def resolve(
+    groups: list[dict[str, Any]], machines: list[dict[str, Any]], timeout: int | None = None
+) -> dict[str, GroupHosts]:
     """Resolve node groups; return ``{key: GroupHosts}``.
 
     ``groups`` is ``[{"key", "plugin", "params"}]``; ``machines`` the project's machines as
     ``[{"name", "inip", "exip", "vars"}]``. A group that cannot be resolved gets an error
     saying why (a missing file, bad syntax, a failing script, a disallowed variable, ...).
     """
-    results = {}
+    results: dict[str, GroupHosts] = {}
     todo = []
     known = set(plugins())
     for group in groups:
@@ -193,7 +198,7 @@ def resolve(groups, machines, timeout=None):
     return results
 
 
-def _pure_key(group, machines):
+def _pure_key(group: dict[str, Any], machines: list[dict[str, Any]]) -> str | None:
     """The cache key of a group whose hosts depend on its config alone (a node list, machine
     patterns, inline text), or None for one that reads files or runs code."""
     if privileged(group["plugin"], group["params"]):
@@ -201,7 +206,7 @@ def _pure_key(group, machines):
     return json.dumps([group["plugin"], group["params"], machines], sort_keys=True)
 
 
-def _cached(group, machines):
+def _cached(group: dict[str, Any], machines: list[dict[str, Any]]) -> GroupHosts | None:
     key = _pure_key(group, machines)
     if key is None:
         return None
@@ -212,7 +217,7 @@ def _cached(group, machines):
         return found
 
 
-def _remember(group, machines, result):
+def _remember(group: dict[str, Any], machines: list[dict[str, Any]], result: GroupHosts) -> None:
     key = _pure_key(group, machines)
     if key is None:
         return
@@ -222,22 +227,22 @@ def _remember(group, machines, result):
             _cache.popitem(last=False)
 
 
-def _restricted(group):
+def _restricted(group: dict[str, Any]) -> bool:
     return group["plugin"] == "ansible" and _inline(group["params"])
 
 
-def _short(text):
+def _short(text: Any) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
 
 
-def _admit(hosts, restricted):
+def _admit(hosts: Any, restricted: bool) -> list[tuple[str, dict[str, Any]]]:
     """Keep what a run may use of the parsed ``hosts``; raise InvalidInput saying what not."""
     out = []
     for name, hostvars in hosts:
         if not isinstance(name, str) or not HOST_NAME.fullmatch(name):
             raise InvalidInput(f"host {name!r}: not a node name ({HOST_NAME.pattern})")
-        clean = {}
+        clean: dict[str, Any] = {}
         for key, value in hostvars.items():
             if not key.startswith("ansible_"):
                 continue  # a cmd or scp step uses connection variables only
@@ -262,7 +267,7 @@ def _admit(hosts, restricted):
     return out
 
 
-def _ansible_cfg():
+def _ansible_cfg() -> str:
     return (
         "[defaults]\n"
         f"inventory_plugins = {PLUGIN_DIR}\n"
@@ -273,7 +278,7 @@ def _ansible_cfg():
     )
 
 
-def _run_child(request, timeout, keys):
+def _run_child(request: dict[str, Any], timeout: int, keys: list[str]) -> dict[str, Any]:
     """Run the parser child on ``request``; return its answer ``{key: {...}}``.
 
     A child that times out or dies gives every group of the request the same error.
@@ -288,6 +293,7 @@ def _run_child(request, timeout, keys):
         PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
         PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "/usr/bin"),
     )
+    failure: str | None
     try:
         with open(env["ANSIBLE_CONFIG"], "w") as f:
             f.write(_ansible_cfg())
@@ -322,7 +328,7 @@ def _run_child(request, timeout, keys):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _kill_session(proc):
+def _kill_session(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

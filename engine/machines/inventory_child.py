@@ -8,11 +8,12 @@ import json
 import os
 import resource
 import sys
+from typing import Any
 
 from engine.machines.inventory import MAX_HOSTS, MEMORY_LIMIT, PLUGIN_DIR
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A JSON-friendly copy of a value Ansible parsed (tagged strings become plain ones)."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -25,7 +26,9 @@ def _plain(value):
     return str(value)
 
 
-def _parse_group(loader, group, machines, config):
+def _parse_group(
+    loader: Any, group: dict[str, Any], machines: list[dict[str, Any]], config: str
+) -> list[list[Any]]:
     """Parse one group with its plugin; return ``[(name, {ansible_* vars})]``."""
     from ansible.inventory.data import InventoryData
     from ansible.inventory.helpers import get_group_vars
@@ -57,7 +60,7 @@ def _parse_group(loader, group, machines, config):
     return out
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """Child entry: read the request on stdin, write the answer to the path given."""
 
     argv = sys.argv[1:] if argv is None else argv
@@ -70,7 +73,7 @@ def main(argv=None):
 
     init_plugin_loader()  # as Ansible's own commands do: collections and FQCNs resolve
     loader = DataLoader()
-    answer = {}
+    answer: dict[str, dict[str, Any]] = {}
     for number, group in enumerate(request["groups"]):
         config = os.path.join(os.getcwd(), f"group{number}.yml")
         try:

@@ -2,6 +2,8 @@
 
 import json
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from engine.errors import Forbidden, InvalidInput
 from engine.machines import credentials, inventory, nodes
@@ -41,7 +43,7 @@ SHOWN_VARS = (
 )
 
 
-def _depth(value):
+def _depth(value: Any) -> int:
     """Return how deeply lists and objects nest in ``value`` (without recursing)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -54,7 +56,7 @@ def _depth(value):
     return deepest
 
 
-def _encode(value):
+def _encode(value: Any) -> str:
     if _depth(value) > MAX_DEPTH:
         raise InvalidInput(f"params: nested deeper than {MAX_DEPTH} levels")
     try:
@@ -66,17 +68,17 @@ def _encode(value):
     return text
 
 
-def _group_id(text):
+def _group_id(text: str) -> int | None:
     return int(text) if GROUP_ID.fullmatch(text) else None
 
 
-def _users(projectid, group_ids=None):
+def _users(projectid: int, group_ids: Iterable[int] | None = None) -> dict[int, str]:
     """Map group id -> names of the project's permanent jobs whose current steps use it.
 
     ``group_ids`` limits the search; None means every group. Two queries, whatever the count.
     """
 
-    def current(model, *where):
+    def current(model: Any, *where: Any) -> Any:
         query = (
             model.select(model, Job.name.alias("jobname"), Job.uuids.alias("jobuuids"))
             .join(Job, on=(model.jobuuid == Job.uuid))
@@ -92,9 +94,9 @@ def _users(projectid, group_ids=None):
     if wanted is not None:
         cmd_where.append(PluginCmd.node_cont.in_(wanted))
         scp_where.append(PluginScp.src.in_(wanted) | PluginScp.dst.in_(wanted))
-    found = {}
+    found: dict[int, set[str]] = {}
 
-    def add(step, prefix, group_text):
+    def add(step: Any, prefix: str, group_text: str) -> None:
         gid = _group_id(group_text)
         if gid is not None and f"{prefix}_{step.uuid}" in step.jobuuids.split(","):
             found.setdefault(gid, set()).add(step.jobname)
@@ -114,11 +116,11 @@ def _users(projectid, group_ids=None):
     return {gid: ",".join(sorted(names)) for gid, names in found.items()}
 
 
-def _find(projectid, group_id):
+def _find(projectid: int, group_id: int | str) -> Any:
     return in_project(Nodegroup, projectid, "id", group_id, "node group")
 
 
-def list_nodegroups(projectid, params):
+def list_nodegroups(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's node groups with the jobs using each, newest first.
 
     Filters: the common ones, ``plugin`` (exact) and ``jobname`` (substring of the job list).
@@ -130,7 +132,7 @@ def list_nodegroups(projectid, params):
     query = common_filters(query, Nodegroup, params)
     if values["plugin"]:
         query = query.where(Nodegroup.plugin == values["plugin"])
-    users = None
+    users: dict[int, str] | None = None
     if values["jobname"]:
         users = _users(projectid)
         needle = values["jobname"].lower()
@@ -143,7 +145,7 @@ def list_nodegroups(projectid, params):
     return [{**as_dict(r, FIELDS), "jobname": users.get(r.id, "")} for r in rows]
 
 
-def get_nodegroup(projectid, group_id):
+def get_nodegroup(projectid: int, group_id: int | str) -> dict[str, Any]:
     """Return one node group with its params as the client sent them."""
     row = _find(projectid, group_id)
     return {
@@ -155,7 +157,13 @@ def get_nodegroup(projectid, group_id):
     }
 
 
-def save_nodegroup(projectid, params, user, group_id=None, admin=False):
+def save_nodegroup(
+    projectid: int,
+    params: dict[str, Any],
+    user: str,
+    group_id: int | str | None = None,
+    admin: bool = False,
+) -> int:
     """Create a node group, or edit one of the project's; return its id.
 
     Only an ``admin`` may save a group whose inventory source is a path, a script, a plugin
@@ -180,7 +188,9 @@ def save_nodegroup(projectid, params, user, group_id=None, admin=False):
         return save(Nodegroup, projectid, values, user, row).id
 
 
-def nodelist(projectid, group_id, params):
+def nodelist(
+    projectid: int, group_id: int | str, params: dict[str, Any]
+) -> list[str] | dict[str, dict[str, Any]]:
     """Resolve one of the project's node groups: its host names, or with ``hostvars`` a map
     of each host to its connection variables. A source that cannot be resolved is a 400
     naming the group and the cause."""
@@ -197,6 +207,6 @@ def nodelist(projectid, group_id, params):
     }
 
 
-def delete_nodegroup(projectid, group_id, user):
+def delete_nodegroup(projectid: int, group_id: int | str, user: str) -> bool:
     """Soft delete a node group; its name becomes free again."""
     return soft_delete(_find(projectid, group_id), user)

@@ -6,6 +6,7 @@ reaches beyond the machines, adds none).
 """
 
 import ipaddress
+from typing import Any
 
 from engine.machines import nodes
 from engine.store.validate import NODES, Field, check
@@ -14,7 +15,7 @@ CHECK = {"node": Field(required=True, pattern=NODES, max_len=65536, allow_empty=
 GROUP_TYPE = "nodegroup"
 
 
-def _address(value):
+def _address(value: str) -> tuple[str, str]:
     """Sort an address into ``(inip, exip)``: private addresses are inner, others outer."""
     try:
         ip = ipaddress.ip_address(value)
@@ -23,8 +24,9 @@ def _address(value):
     return (value, "") if ip.is_private else ("", value)
 
 
-def machines(projectid):
+def machines(projectid: int) -> list[dict[str, Any]]:
     """List the project's machines: ``[{id (1..n), name, type, inip, exip}]``."""
+    seen: set[str]
     found, seen = [], set()
     for row in nodes.machine_rows(projectid):
         if row.name not in seen:
@@ -39,12 +41,12 @@ def machines(projectid):
     return [{"id": number, **row} for number, row in enumerate(found, start=1)]
 
 
-def count(projectid):
+def count(projectid: int) -> dict[str, int]:
     """Count the project's machines: ``{node: n}``."""
     return {"node": len(machines(projectid))}
 
 
-def check_nodes(projectid, params):
+def check_nodes(projectid: int, params: dict[str, Any]) -> str | None:
     """Return None when every node of ``node`` (a comma list) is a machine of the project
     (its name, inner or outer IP, or a host of its groups), else the comma list of the others.
     Project 0 always passes."""

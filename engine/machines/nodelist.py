@@ -3,6 +3,7 @@
 import ipaddress
 import json
 import re
+from typing import Any
 
 from engine.errors import InvalidInput
 from engine.machines import credentials
@@ -35,7 +36,7 @@ HOSTVARS = {
 }
 
 
-def _ipv4(label, value):
+def _ipv4(label: str, value: str) -> str:
     """Return ``value`` if it is a dotted-quad IPv4 address, else raise naming ``label``."""
     if not DOTTED.fullmatch(value):
         raise InvalidInput(f"name: {label} {value!r} is not an IPv4 address (a.b.c.d)")
@@ -46,7 +47,7 @@ def _ipv4(label, value):
     return value
 
 
-def parse_name(name):
+def parse_name(name: str) -> tuple[str, str, str]:
     """Split a nodelist ``name`` into ``(name, inip, exip)``.
 
     A bare IP keeps OpenC3's rule: one starting with ``10.`` or ``172.`` is internal, any
@@ -71,7 +72,7 @@ def parse_name(name):
     return host, inip, exip
 
 
-def list_nodes(projectid, params):
+def list_nodes(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's attached machines (filters: name, inip, exip, creator, dates)."""
     values = check(params, FILTERS)
     query = Nodelist.select().where(Nodelist.projectid == projectid, Nodelist.status != "deleted")
@@ -89,7 +90,7 @@ def list_nodes(projectid, params):
     ]
 
 
-def check_hostvars(raw):
+def check_hostvars(raw: Any) -> dict[str, Any]:
     """Return admin-given Ansible connection variables, checked key by key.
 
     Values can never hold Jinja (no braces), since Ansible templates inventory values.
@@ -111,7 +112,7 @@ def check_hostvars(raw):
     return out
 
 
-def add_node(projectid, params, user):
+def add_node(projectid: int, params: dict[str, Any], user: str) -> int:
     """Attach a machine given as ``ip``, ``host::inip`` or ``host::inip::exip``, with optional
     Ansible ``hostvars`` (e.g. ``ansible_port``) and the ``credential`` it logs in with (of
     this project or of project 0); return its id."""
@@ -133,6 +134,6 @@ def add_node(projectid, params, user):
     return row.id
 
 
-def delete_node(projectid, nodeid, user):
+def delete_node(projectid: int, nodeid: int | str, user: str) -> bool:
     """Detach one of the project's machines (soft delete: the name is free again)."""
     return soft_delete(in_project(Nodelist, projectid, "id", nodeid, "node"), user)

@@ -12,9 +12,11 @@ the worker's own SSH configuration says.
 import json
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from engine.ansible.playbook import Host
+from engine.ansible.playbook import Host, Secret
 from engine.catalog.variables import substitute
 from engine.errors import InvalidInput
 from engine.machines import credentials, inventory, reach
@@ -24,19 +26,19 @@ from engine.store.validate import DIGITS
 
 @dataclass
 class Resolution:
-    hosts: list  # [Host] that belong to the project
-    refused: list  # names that do not belong to the project
+    hosts: list[Host]  # that belong to the project
+    refused: list[str]  # names that do not belong to the project
 
 
 class VariableUndefined(Exception):
-    def __init__(self, names):
+    def __init__(self, names: list[str]) -> None:
         super().__init__(",".join(names))
         self.names = names
 
 
-def split(text):
+def split(text: str | None) -> list[str]:
     """Split a comma list of node names, dropping blanks and duplicates (order kept)."""
-    seen = []
+    seen: list[str] = []
     for part in (text or "").split(","):
         part = part.strip()
         if part and part not in seen:
@@ -44,7 +46,7 @@ def split(text):
     return seen
 
 
-def machine_rows(projectid):
+def machine_rows(projectid: int) -> list[Any]:
     """The live machines of the project and of project 0, the project's first."""
     return list(
         Nodelist.select()
@@ -53,9 +55,9 @@ def machine_rows(projectid):
     )
 
 
-def machines(projectid):
+def machines(projectid: int) -> dict[str, Any]:
     """Map every name, inip and exip of the project's (and project 0's) machines to its row."""
-    index = {}
+    index: dict[str, Any] = {}
     for row in machine_rows(projectid):
         for key in (row.name, row.inip, row.exip):
             if key:
@@ -63,7 +65,7 @@ def machines(projectid):
     return index
 
 
-def machine_vars(row):
+def machine_vars(row: Any) -> dict[str, Any]:
     """Ansible vars of a machine: its address, plus the hostvars an admin set on it."""
     hostvars = json.loads(row.hostvars or "{}")
     conn = {} if "ansible_host" in hostvars else {"ansible_host": row.inip or row.exip or row.name}
@@ -71,8 +73,9 @@ def machine_vars(row):
     return conn
 
 
-def _plugin_machines(rows):
+def _plugin_machines(rows: Iterable[Any]) -> list[dict[str, Any]]:
     """The machines as the node group plugins receive them (each name once)."""
+    seen: set[str]
     seen, out = set(), []
     for row in rows:
         if row.name not in seen:
@@ -83,7 +86,7 @@ def _plugin_machines(rows):
     return out
 
 
-def live_groups(projectid):
+def live_groups(projectid: int) -> list[Any]:
     """The project's node groups, oldest first."""
     return list(
         Nodegroup.select()
@@ -92,7 +95,7 @@ def live_groups(projectid):
     )
 
 
-def group_hosts(projectid, groups=None):
+def group_hosts(projectid: int, groups: list[Any] | None = None) -> dict[int, inventory.GroupHosts]:
     """Resolve node groups of ``projectid`` (default: all of them) through their inventory
     plugins, in one go; return ``{group id: inventory.GroupHosts}``.
 
@@ -111,7 +114,7 @@ def group_hosts(projectid, groups=None):
         projectid,
         [{"name": r.name, "inip": r.inip, "exip": r.exip, "vars": machine_vars(r)} for r in rows],
     )
-    out = {}
+    out: dict[int, inventory.GroupHosts] = {}
     for group in groups:
         result = found[str(group.id)]
         if not result.error and not group.reach_any:
@@ -127,14 +130,14 @@ def group_hosts(projectid, groups=None):
     return out
 
 
-def group_problem(group, result):
+def group_problem(group: Any, result: inventory.GroupHosts) -> str:
     """Say why ``group`` (resolved to ``result``, an inventory.GroupHosts) gives no hosts."""
     if result.refused:
         return f"node group {group.name!r} (id {group.id}) is refused: {result.error}"
     return f"node group {group.name!r} (id {group.id}) cannot be resolved: {result.error}"
 
 
-def _connection(hostvars):
+def _connection(hostvars: Mapping[str, Any]) -> dict[str, Any]:
     conn = dict(hostvars)
     conn.setdefault("ansible_connection", "ssh")
     if conn["ansible_connection"] == "local":
@@ -146,11 +149,11 @@ def _connection(hostvars):
 class _Logins:
     """The credentials one resolution uses, each loaded (and decrypted) once."""
 
-    def __init__(self, projectid):
+    def __init__(self, projectid: int) -> None:
         self.projectid = projectid
-        self.loaded = {}
+        self.loaded: dict[int, tuple[str, Secret]] = {}
 
-    def host(self, name, hostvars, credential_id):
+    def host(self, name: str, hostvars: Mapping[str, Any], credential_id: int) -> Host:
         conn = _connection(hostvars)
         if not credential_id:
             return Host(name, conn)
@@ -162,7 +165,7 @@ class _Logins:
         return Host(name, conn, secret)
 
 
-def _group(projectid, text):
+def _group(projectid: int, text: str) -> Any:
     if not re.fullmatch(DIGITS, text or ""):
         return None
     return Nodegroup.get_or_none(
@@ -172,7 +175,7 @@ def _group(projectid, text):
     )
 
 
-def resolve(projectid, kind, text, values):
+def resolve(projectid: int, kind: str, text: str, values: Mapping[str, Any]) -> Resolution:
     """Resolve a node list of type ``kind`` (builtin|group|variable) to the project's hosts.
 
     Raise VariableUndefined when a variable list names undefined variables, and InvalidInput
@@ -221,12 +224,14 @@ def resolve(projectid, kind, text, values):
     return Resolution(hosts, refused)
 
 
-def _group_index(projectid):
+def _group_index(
+    projectid: int,
+) -> dict[str, tuple[Any, inventory.GroupHosts, dict[str, Any]]]:
     """Map every host name of the project's groups to ``(group, inventory.GroupHosts, vars)``:
     the oldest group that may run on it, else the oldest that named it but was refused."""
     groups = live_groups(projectid)
     found = group_hosts(projectid, groups)
-    index = {}
+    index: dict[str, tuple[Any, inventory.GroupHosts, dict[str, Any]]] = {}
     for group in groups:
         for name, hostvars in found[group.id].hosts:
             index.setdefault(name, (group, found[group.id], hostvars))

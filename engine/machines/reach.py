@@ -9,6 +9,9 @@ only variables that leave the connection alone, or that the machine itself sets 
 wrote those). Only a group that an admin marked ``reach_any`` is exempt.
 """
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 ADDRESS = "ansible_host"
 PORT = "ansible_port"
 # Variables a host may set: whom it logs in as and what runs on the node itself. None: any
@@ -34,11 +37,11 @@ FREE = {
 WHY = "only a node group an admin marks reach_any may"
 
 
-def _port(value):
+def _port(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _allowed(key, value, machine_vars):
+def _allowed(key: str, value: Any, machine_vars: Mapping[str, Any]) -> bool:
     if key in machine_vars and machine_vars[key] == value:
         return True
     if key not in FREE:
@@ -54,9 +57,9 @@ class Machines:
     connection variables as a run uses them.
     """
 
-    def __init__(self, projectid, machines):
+    def __init__(self, projectid: int, machines: Iterable[Mapping[str, Any]]) -> None:
         self.projectid = projectid
-        self.by_address = {}
+        self.by_address: dict[str, list[Mapping[str, Any]]] = {}
         for machine in machines:
             keys = {machine["name"], machine["inip"], machine["exip"]}
             keys.add(machine["vars"].get(ADDRESS))
@@ -64,7 +67,7 @@ class Machines:
                 if key not in (None, ""):
                     self.by_address.setdefault(str(key), []).append(machine)
 
-    def problem(self, name, hostvars):
+    def problem(self, name: str, hostvars: Mapping[str, Any]) -> str | None:
         """Say why a run may not connect to host ``name`` with ``hostvars``; None if it may."""
         address = str(hostvars.get(ADDRESS) or name)
         found = self.by_address.get(address)

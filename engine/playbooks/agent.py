@@ -18,6 +18,8 @@ import os
 import pwd
 import socket
 import struct
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -34,35 +36,40 @@ SESSION_BIND = b"session-bind@openssh.com"
 MAX_MESSAGE = 256 * 1024
 # The files plain ssh tries when no identity is configured (ssh_config(5), IdentityFile).
 DEFAULT_IDENTITIES = ("id_rsa", "id_ecdsa", "id_ed25519", "id_dsa")
-ECDSA_HASH = {"nistp256": hashes.SHA256, "nistp384": hashes.SHA384, "nistp521": hashes.SHA512}
+ECDSA_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "nistp256": hashes.SHA256,
+    "nistp384": hashes.SHA384,
+    "nistp521": hashes.SHA512,
+}
+_Key = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
-def _string(data):
+def _string(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def _mpint(n):
+def _mpint(n: int) -> bytes:
     data = n.to_bytes((n.bit_length() + 8) // 8, "big") if n else b""
     return _string(data)
 
 
 class _Reader:
-    def __init__(self, data):
+    def __init__(self, data: bytes) -> None:
         self.data, self.at = data, 0
 
-    def string(self):
+    def string(self) -> bytes:
         (n,) = struct.unpack_from(">I", self.data, self.at)
         start, self.at = self.at + 4, self.at + 4 + n
         if self.at > len(self.data):
             raise ValueError("truncated agent message")
         return self.data[start : self.at]
 
-    def uint32(self):
+    def uint32(self) -> int:
         (n,) = struct.unpack_from(">I", self.data, self.at)
         self.at += 4
         return n
 
-    def byte(self):
+    def byte(self) -> int:
         value = self.data[self.at]
         self.at += 1
         return value
@@ -85,12 +92,12 @@ def load_key(text):
     return key
 
 
-def public_blob(key):
+def public_blob(key: _Key) -> bytes:
     """The SSH wire form of ``key``'s public half."""
     return base64.b64decode(public_line(key).split()[1])
 
 
-def public_line(key):
+def public_line(key: _Key) -> str:
     """``key``'s public half as one line of an OpenSSH ``.pub`` file."""
     return (
         key.public_key()
@@ -99,10 +106,11 @@ def public_line(key):
     )
 
 
-def _sign(key, blob, data, flags):
+def _sign(key: _Key, blob: bytes, data: bytes, flags: int) -> bytes:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return _string(b"ssh-ed25519") + _string(key.sign(data))
     if isinstance(key, rsa.RSAPrivateKey):
+        algo: hashes.HashAlgorithm
         if flags & RSA_SHA2_512:
             name, algo = b"rsa-sha2-512", hashes.SHA512()
         elif flags & RSA_SHA2_256:
@@ -116,18 +124,18 @@ def _sign(key, blob, data, flags):
     return _string(name) + _string(_mpint(r) + _mpint(s))
 
 
-def ssh_dir():
+def ssh_dir() -> str:
     """The worker's ``~/.ssh`` as ssh finds it: in the account's home, whatever ``$HOME`` says."""
     return os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
 
 
-def worker_identity_files():
+def worker_identity_files() -> list[str]:
     """The default identity files of the worker's ``~/.ssh`` that exist."""
     folder = ssh_dir()
     return [p for p in (os.path.join(folder, n) for n in DEFAULT_IDENTITIES) if os.path.isfile(p)]
 
 
-def _recv_message(conn):
+def _recv_message(conn: socket.socket) -> bytes | None:
     head = _recv_exact(conn, 4)
     if head is None:
         return None
@@ -137,7 +145,7 @@ def _recv_message(conn):
     return _recv_exact(conn, n)
 
 
-def _recv_exact(conn, n):
+def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:
         chunk = conn.recv(n - len(buf))
@@ -147,20 +155,20 @@ def _recv_exact(conn, n):
     return buf
 
 
-def _reply(conn, body):
+def _reply(conn: socket.socket, body: bytes) -> None:
     conn.sendall(_string(body))
 
 
 class Agent:
     """The keys of one run and the worker's agent behind them (see the module docstring)."""
 
-    def __init__(self, keys=(), upstream=None):
-        self.keys = {}  # blob -> (private key, comment)
+    def __init__(self, keys: Iterable[tuple[str, str]] = (), upstream: str | None = None) -> None:
+        self.keys: dict[bytes, tuple[_Key, str]] = {}  # blob -> (private key, comment)
         for text, comment in keys:
             self.add(text, comment)
         self.upstream = upstream  # path of the worker's own agent socket, or None
 
-    def add(self, text, comment=""):
+    def add(self, text: str, comment: str = "") -> bytes | None:
         """Hold the private key ``text``; return its public blob, or None if unusable."""
         key = load_key(text)
         if key is None:
@@ -169,7 +177,7 @@ class Agent:
         self.keys.setdefault(blob, (key, comment))
         return blob
 
-    def _ask_upstream(self, body):
+    def _ask_upstream(self, body: bytes) -> bytes | None:
         if not self.upstream:
             return None
         try:
@@ -181,7 +189,7 @@ class Agent:
         except OSError:
             return None
 
-    def _identities(self):
+    def _identities(self) -> bytes:
         entries = [(blob, comment.encode()) for blob, (_, comment) in self.keys.items()]
         answer = self._ask_upstream(bytes([REQUEST_IDENTITIES]))
         if answer and answer[0] == IDENTITIES_ANSWER:
@@ -196,7 +204,7 @@ class Agent:
         body = bytes([IDENTITIES_ANSWER]) + struct.pack(">I", len(entries))
         return body + b"".join(_string(b) + _string(c) for b, c in entries)
 
-    def answer(self, message, state):
+    def answer(self, message: bytes, state: dict[str, Any]) -> bytes:
         """The reply to one request ``message``; ``state`` is the connection's own dict."""
         kind = message[0]
         if state.get("forwarded"):
@@ -229,9 +237,9 @@ class Agent:
                 pass
         return bytes([FAILURE])
 
-    def serve(self, conn):
+    def serve(self, conn: socket.socket) -> None:
         """Answer one client connection until it closes."""
-        state = {}
+        state: dict[str, Any] = {}
         with conn:
             conn.settimeout(300)
             while True:

@@ -22,8 +22,13 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from engine.playbooks import agent as playbook_agent
+
+if TYPE_CHECKING:
+    from engine.ansible.playbook import Host
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,7 @@ CONNECT_TIMEOUT = 10
 MAX_REQUEST = 600
 
 
-def proxy_script(python):
+def proxy_script(python: str) -> str:
     """ssh's ProxyCommand inside the sandbox: ask the broker for ``%h %p``, hand ssh the fd."""
     return (
         f"#!{python} -IS\n"
@@ -52,12 +57,12 @@ def proxy_script(python):
     )
 
 
-def ssh_options():
+def ssh_options() -> str:
     """ssh options (for ansible.cfg) that route a contained run's connections to its broker."""
     return f"-o 'ProxyCommand={INSIDE}/{PROXY} %h %p' -o ProxyUseFdpass=yes"
 
 
-def allowed_pairs(hosts):
+def allowed_pairs(hosts: Iterable["Host"]) -> frozenset[tuple[str, str]]:
     """``{(address, port)}`` the step's ``hosts`` (playbook.Host) connect to over SSH."""
     pairs = set()
     for host in hosts:
@@ -71,10 +76,12 @@ def allowed_pairs(hosts):
 class Broker:
     """The connect broker and the agent of one run, each on a socket of ``<pdd>/sockets``."""
 
-    def __init__(self, pdd, pairs, agent):
+    def __init__(
+        self, pdd: str, pairs: Iterable[tuple[str, str]], agent: playbook_agent.Agent
+    ) -> None:
         self.pairs = frozenset(pairs)
         self.agent = agent
-        self.refused = []  # "address:port" asked for and refused, in order
+        self.refused: list[str] = []  # "address:port" asked for and refused, in order
         self.folder = os.path.join(pdd, FOLDER)
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         proxy = os.path.join(self.folder, PROXY)
@@ -82,7 +89,7 @@ class Broker:
             f.write(proxy_script(sys.executable))
         os.chmod(proxy, 0o700)
         self._dirfd = os.open(self.folder, os.O_PATH | os.O_DIRECTORY)
-        self._listeners = []
+        self._listeners: list[socket.socket] = []
         self._closed = threading.Event()
         for name, handle in ((CONNECT, self._connect), (AGENT, agent.serve)):
             sock = socket.socket(socket.AF_UNIX)
@@ -94,14 +101,14 @@ class Broker:
                 target=self._accept, args=(sock, handle), name=f"broker-{name}", daemon=True
             ).start()
 
-    def _path(self, name, pid):
+    def _path(self, name: str, pid: int | str) -> str:
         return f"/proc/{pid}/fd/{self._dirfd}/{name}"
 
-    def agent_path(self):
+    def agent_path(self) -> str:
         """A path of the agent socket that processes of this worker can connect to."""
         return self._path(AGENT, os.getpid())
 
-    def _accept(self, sock, handle):
+    def _accept(self, sock: socket.socket, handle: Callable[[socket.socket], object]) -> None:
         while not self._closed.is_set():
             try:
                 conn, _ = sock.accept()
@@ -109,7 +116,7 @@ class Broker:
                 return
             threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
-    def _connect(self, conn):
+    def _connect(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(CONNECT_TIMEOUT)
             try:
@@ -140,13 +147,13 @@ class Broker:
                     pass
 
     @staticmethod
-    def _say(conn, text):
+    def _say(conn: socket.socket, text: str) -> None:
         try:
             conn.sendall(text.encode())
         except OSError:
             pass
 
-    def close(self):
+    def close(self) -> None:
         """Stop serving; connections already handed out stay the sandbox's until it ends."""
         self._closed.set()
         for sock in self._listeners:
@@ -158,7 +165,9 @@ class Broker:
         os.close(self._dirfd)
 
 
-def start(pdd, pairs, key_texts):
+def start(
+    pdd: str, pairs: Iterable[tuple[str, str]], key_texts: Iterable[tuple[str, str]]
+) -> Broker:
     """Start the broker of a contained run that may reach ``pairs``; ``key_texts`` are
     ``[(private key, comment)]`` of its credentials, offered beside the worker's identity."""
     keys = list(key_texts)

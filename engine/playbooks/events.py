@@ -11,8 +11,13 @@ and a connection outside the step that the run's broker refused fails every host
 import difflib
 import json
 import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.ansible.results import HostResult, _epoch, excerpt
+
+if TYPE_CHECKING:
+    from engine.ansible.playbook import Compiled
 
 MAX_LINES = 2000  # task lines kept per host
 MAX_DIFF_LINES = 200  # lines of one task's diff kept
@@ -23,20 +28,26 @@ STATS_KEYS = {"dark": "unreachable", "failures": "failed"}
 class PlaybookCollector:
     """The playbook counterpart of the runner's collector (same interface)."""
 
-    def __init__(self, compiled, on_host_result, on_log):
+    def __init__(
+        self,
+        compiled: "Compiled",
+        on_host_result: Callable[[HostResult], object] | None,
+        on_log: Callable[[str], object] | None,
+    ) -> None:
         self.hosts = {name: HostResult(name) for name in compiled.targets}
-        self.source = None
-        self.started_hosts = set()
+        self.source: HostResult | None = None
+        self.started_hosts: set[str] = set()
         self.on_host_result = on_host_result
         self.on_log = on_log
-        self.lines = {name: [] for name in compiled.targets}
-        self.failure = {}  # host -> (task, message, status)
+        self.lines: dict[str, list[str]] = {name: [] for name in compiled.targets}
+        self.failure: dict[str, tuple[str, ...]] = {}  # host -> (task, message, status)
         self.recap = False
-        self.strangers = []  # lines about hosts the playbook added that are not the step's
+        # lines about hosts the playbook added that are not the step's
+        self.strangers: list[str] = []
         # connections to outside the step that the run's broker refused (it appends to it)
-        self.refused = []
+        self.refused: list[str] = []
 
-    def handle(self, event):
+    def handle(self, event: Mapping[str, Any]) -> None:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         if kind == "playbook_on_stats":
@@ -76,7 +87,7 @@ class PlaybookCollector:
             if len(lines) < MAX_LINES:
                 lines.append(text)
 
-    def _stranger(self, kind, host, data):
+    def _stranger(self, kind: str, host: Any, data: Any) -> None:
         if kind in ("runner_on_start", "runner_on_skipped") or len(self.strangers) >= MAX_LINES:
             return
         word = kind.removeprefix("runner_on_")
@@ -130,11 +141,11 @@ class PlaybookCollector:
             if self.on_host_result:
                 self.on_host_result(result)
 
-    def any_result(self):
+    def any_result(self) -> bool:
         """Whether the play recap came (else ansible-playbook itself failed)."""
         return self.recap
 
-    def settle(self, pending, error=""):
+    def settle(self, pending: str, error: str = "") -> None:
         """Give every host without a final result ``pending``, and say why."""
         why = {
             "canceled": "canceled before it finished",
@@ -150,12 +161,13 @@ class PlaybookCollector:
             result.end = result.end or now
 
 
-def diff_lines(res):
+def diff_lines(res: Any) -> list[str]:
     """Ansible's diff of one task result (``--diff``), as unified diff lines, indented."""
     diffs = res.get("diff")
     if isinstance(diffs, dict):
         diffs = [diffs]
-    out = []
+    out: list[str] = []
+    text: Iterable[str]
     for d in diffs if isinstance(diffs, list) else []:
         if not isinstance(d, dict):
             continue
@@ -177,7 +189,7 @@ def diff_lines(res):
     return out
 
 
-def _diff_side(value):
+def _diff_side(value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, str):
@@ -185,7 +197,7 @@ def _diff_side(value):
     return value.splitlines()
 
 
-def _message(res):
+def _message(res: Any) -> str:
     msg = res.get("msg")
     if not msg and isinstance(res.get("stderr"), str):
         msg = res["stderr"].strip()

@@ -7,6 +7,8 @@ per worker) and compiles; a dry run also calls ``check(compiled)``, a ``--syntax
 
 import hashlib
 import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.ansible import playbook
 from engine.errors import InvalidInput
@@ -14,8 +16,20 @@ from engine.playbooks import sandbox as playbook_sandbox
 from engine.playbooks import source as playbook_source
 from engine.playbooks import step as playbook_step
 
+if TYPE_CHECKING:
+    from engine.machines.nodes import Resolution
+    from engine.store.settings import Settings
 
-def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
+
+def plan_playbook(
+    plan: Any,
+    projectid: int,
+    step: Mapping[str, Any],
+    values: Mapping[str, Any],
+    settings: "Settings",
+    sub: Callable[[str], str],
+    hosts: Callable[[str, str], "Resolution"],
+) -> None:
     """Fill ``plan`` (an :class:`engine.run.stepplan.StepPlan`) for the playbook ``step``."""
     found = hosts(step["node_type"], step["node_cont"])
     source, entry = sub(step["source"]), sub(step["playbook"])
@@ -43,7 +57,7 @@ def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
     }
     extra = {k: v for k, v in values.items() if v is not None}
 
-    def make(targets, syntax_only=False):
+    def make(targets: list[playbook.Host], syntax_only: bool = False) -> playbook.Compiled:
         tree = playbook_source.fetch(settings, projectid, source)
         return playbook_step.compile_playbook(
             [_key_inside(host, settings) for host in targets],
@@ -64,7 +78,7 @@ def plan_playbook(plan, projectid, step, values, settings, sub, hosts):
     plan.make = make
 
 
-def dry_run(plan, settings, workdir):
+def dry_run(plan: Any, settings: "Settings", workdir: str) -> list[str]:
     """Fetch the source and syntax-check the playbook against the inventory; return the
     problems found (none touches a node)."""
     from engine.ansible import runner
@@ -77,7 +91,7 @@ def dry_run(plan, settings, workdir):
     return [complaint] if complaint else []
 
 
-def _key_inside(host, settings):
+def _key_inside(host: playbook.Host, settings: "Settings") -> playbook.Host:
     """A contained run sees no key file of the worker: a host whose connection variables name
     one (an admin set them on the machine) gets its content as a run secret instead, which the
     run's agent offers (engine.playbooks.agent).

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import fields
 from functools import lru_cache
+from typing import Any, cast
 
 from engine.ansible import rundir
 from engine.playbooks import agent as playbook_agent
@@ -29,7 +30,7 @@ PROBE = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-p
 
 
 @lru_cache(maxsize=1)
-def probe():
+def probe() -> tuple[bool, str]:
     """Return ``(works, why not)`` for bubblewrap on this machine (checked once)."""
     path = shutil.which("bwrap")
     if path is None:
@@ -50,13 +51,13 @@ def probe():
     return True, ""
 
 
-def trusted(settings, projectid):
+def trusted(settings: Settings, projectid: int | str) -> bool:
     """Whether an admin lets project ``projectid`` run playbooks without containment."""
     ids = {p.strip() for p in settings.playbook_trusted_projects.split(",")}
     return str(projectid) in ids
 
 
-def refusal(settings, projectid):
+def refusal(settings: Settings, projectid: int | str) -> str:
     """Why a playbook step of ``projectid`` may not run here, or "" when it may."""
     works, why = probe()
     if works or trusted(settings, projectid):
@@ -64,17 +65,17 @@ def refusal(settings, projectid):
     return f"playbook steps need containment: {why}, and project {projectid} is not trusted"
 
 
-def networked(settings, projectid):
+def networked(settings: Settings, projectid: int | str) -> bool:
     """Whether an admin lets project ``projectid``'s playbooks reach the worker's network."""
     ids = {p.strip() for p in settings.playbook_network_projects.split(",")}
     return str(projectid) in ids
 
 
-def _setting_names():
+def _setting_names() -> list[str]:
     return sorted(f.metadata["env"] for f in fields(Settings))
 
 
-def wrapper(bwrap, sockets, network=False):
+def wrapper(bwrap: str, sockets: str, network: bool = False) -> str:
     """The shell script runner starts instead of bwrap.
 
     No ``OPSJOB_*`` variable passes into the sandbox (bwrap itself keeps them: the run's
@@ -98,12 +99,12 @@ def wrapper(bwrap, sockets, network=False):
     )
 
 
-def contained():
+def contained() -> bool:
     """Whether playbook runs here are contained (bubblewrap works)."""
     return probe()[0]
 
 
-def runner_options(settings, pdd, network=False):
+def runner_options(settings: Settings, pdd: str, network: bool = False) -> dict[str, Any]:
     """ansible-runner arguments that run the playbook of ``pdd`` contained, or {} when the
     worker cannot contain it (the caller checked :func:`refusal`). The run's broker serves
     ``<pdd>/sockets`` (:mod:`engine.playbooks.broker`)."""
@@ -113,7 +114,7 @@ def runner_options(settings, pdd, network=False):
     sockets = os.path.join(pdd, playbook_broker.FOLDER)
     os.makedirs(sockets, mode=0o700, exist_ok=True)  # the broker's, or empty for a check
     with open(script, "w", encoding="utf-8") as f:
-        f.write(wrapper(shutil.which("bwrap"), sockets, network))
+        f.write(wrapper(cast(str, shutil.which("bwrap")), sockets, network))  # found by probe()
     os.chmod(script, 0o700)
     scratch = os.path.join(pdd, "isolation")
     os.makedirs(scratch, mode=0o700, exist_ok=True)

@@ -16,9 +16,14 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING
 
 from engine.errors import InvalidInput
 from engine.files import filestore, safetree
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 MAX_BYTES = 256 * 1024 * 1024  # unpacked size of one archive
 MAX_MEMBERS = 20000
@@ -29,7 +34,7 @@ GIT_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
 SHA = re.compile(r"[0-9a-f]{40}")
 
 
-def parse(source):
+def parse(source: str | None) -> tuple[str, str]:
     """Split ``source`` into ``(kind, rest)`` or raise InvalidInput naming the field."""
     kind, sep, rest = (source or "").partition(":")
     if not sep or kind not in KINDS or not rest:
@@ -39,7 +44,7 @@ def parse(source):
     return kind, rest
 
 
-def check_entry(entry):
+def check_entry(entry: str) -> str:
     """Check the playbook file name: relative, inside the source, a plain path."""
     if not ENTRY.fullmatch(entry or "") or ".." in entry.split("/"):
         raise InvalidInput("playbook: must be a relative path inside the source, e.g. site.yml")
@@ -48,12 +53,12 @@ def check_entry(entry):
     return entry
 
 
-def cache_root(settings):
+def cache_root(settings: "Settings") -> str:
     """Where this worker keeps fetched sources."""
     return os.path.join(os.path.abspath(settings.home), "playbook-cache")
 
 
-def fetch(settings, projectid, source):
+def fetch(settings: "Settings", projectid: int, source: str) -> str:
     """Return a local directory holding the source's tree (fetched now or cached)."""
     kind, rest = parse(source)
     if kind == "fileserver":
@@ -63,7 +68,7 @@ def fetch(settings, projectid, source):
     return _from_path(settings, rest)
 
 
-def _publish(settings, key, fill):
+def _publish(settings: "Settings", key: str, fill: Callable[[str], object]) -> str:
     """Return the cache dir ``key``, filling it through ``fill(tmpdir)`` when it is missing."""
     root = cache_root(settings)
     final = os.path.join(root, key)
@@ -88,7 +93,7 @@ def _publish(settings, key, fill):
 # -- file store archives
 
 
-def _from_store(settings, projectid, name):
+def _from_store(settings: "Settings", projectid: int, name: str) -> str:
     try:
         path = filestore.path_of(settings, projectid, name)
     except InvalidInput as e:
@@ -106,7 +111,7 @@ def _from_store(settings, projectid, name):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
 
-    def fill(tree):
+    def fill(tree: str) -> None:
         unpack(path, tree)
         left = safetree.scan(tree).skipped  # nothing but files and directories may remain
         if left:
@@ -115,7 +120,7 @@ def _from_store(settings, projectid, name):
     return _publish(settings, f"{unpack.__name__[1:]}-{digest.hexdigest()}", fill)
 
 
-def _member_path(name):
+def _member_path(name: str) -> str:
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if name.startswith("/") or ".." in parts:
         raise InvalidInput(f"source: archive member {name!r} points outside the archive")
@@ -123,16 +128,16 @@ def _member_path(name):
 
 
 class _Budget:
-    def __init__(self):
+    def __init__(self) -> None:
         self.bytes = 0
         self.members = 0
 
-    def member(self):
+    def member(self) -> None:
         self.members += 1
         if self.members > MAX_MEMBERS:
             raise InvalidInput(f"source: the archive has more than {MAX_MEMBERS} members")
 
-    def copy(self, src, dst_path, mode):
+    def copy(self, src: IO[bytes], dst_path: str, mode: int) -> None:
         fd = os.open(dst_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         with os.fdopen(fd, "wb") as out:
             for chunk in iter(lambda: src.read(1 << 16), b""):
@@ -144,7 +149,7 @@ class _Budget:
                 out.write(chunk)
 
 
-def _place(tree, rel, is_dir):
+def _place(tree: str, rel: str, is_dir: bool) -> str:
     """Return the absolute path for member ``rel`` after making its parent directories."""
     path = os.path.join(tree, rel)
     os.makedirs(os.path.dirname(path) if not is_dir else path, mode=0o755, exist_ok=True)
@@ -174,7 +179,7 @@ def _untar(archive, tree):
         raise InvalidInput(f"source: cannot unpack the archive: {e}") from None
 
 
-def _unzip(archive, tree):
+def _unzip(archive: str, tree: str) -> None:
     budget = _Budget()
     try:
         with zipfile.ZipFile(archive) as zf:
@@ -202,7 +207,7 @@ def _unzip(archive, tree):
 # -- git
 
 
-def _git_env(settings):
+def _git_env(settings: "Settings") -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": tempfile.gettempdir(),  # no user configuration, no credentials helper
@@ -213,7 +218,7 @@ def _git_env(settings):
     }
 
 
-def _git(settings, *args, cwd=None):
+def _git(settings: "Settings", *args: str, cwd: str | None = None) -> str:
     try:
         out = subprocess.run(
             ["git", *args],
@@ -232,7 +237,7 @@ def _git(settings, *args, cwd=None):
     return out.stdout
 
 
-def _from_git(settings, rest):
+def _from_git(settings: "Settings", rest: str) -> str:
     url, _, ref = rest.partition("#")
     ref = ref or "HEAD"
     if not url or url.startswith("-") or not GIT_REF.fullmatch(ref) or ".." in ref:
@@ -246,7 +251,7 @@ def _from_git(settings, rest):
         commit = listed[0]
     key = "git-" + hashlib.sha256(url.encode()).hexdigest()[:16] + "-" + commit
 
-    def fill(tree):
+    def fill(tree: str) -> None:
         _git(settings, "init", "-q", tree)
         _git(settings, "fetch", "-q", "--depth", "1", "--", url, commit, cwd=tree)
         _git(settings, "-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD", cwd=tree)
@@ -258,7 +263,7 @@ def _from_git(settings, rest):
 # -- worker directories
 
 
-def _from_path(settings, rest):
+def _from_path(settings: "Settings", rest: str) -> str:
     roots = [os.path.realpath(r) for r in settings.playbook_paths.split(":") if r]
     if not roots:
         raise InvalidInput("source: path: sources are off (an admin lists worker directories)")

@@ -9,6 +9,8 @@ extra vars tagged ``!unsafe``.
 
 import os
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from engine.ansible import playbook, streams
 from engine.errors import InvalidInput
@@ -41,7 +43,7 @@ MAGIC_VARS = frozenset(
 )
 
 
-def extra_vars_yaml(values):
+def extra_vars_yaml(values: Mapping[str, Any]) -> tuple[str, list[str]]:
     """The job's variables as an extra-vars file, each string tagged ``!unsafe``.
 
     Return ``(text, skipped names)``: names that are not identifiers, or that would override
@@ -62,22 +64,22 @@ def extra_vars_yaml(values):
 
 
 def compile_playbook(
-    hosts,
-    tree,
-    entry,
+    hosts: Sequence[playbook.Host],
+    tree: str,
+    entry: str,
     *,
-    extra_vars=None,
-    tags="",
-    skip_tags="",
-    check=False,
-    diff=False,
-    verbosity=0,
-    become_user="",
-    timeout=600,
-    syntax_only=False,
-    run_id=None,
-    network=False,
-):
+    extra_vars: Mapping[str, Any] | None = None,
+    tags: str = "",
+    skip_tags: str = "",
+    check: bool = False,
+    diff: bool = False,
+    verbosity: int = 0,
+    become_user: str | None = "",
+    timeout: int = 600,
+    syntax_only: bool = False,
+    run_id: str | None = None,
+    network: bool = False,
+) -> playbook.Compiled:
     """Compile a playbook step: run ``entry`` of the local directory ``tree`` on ``hosts``.
 
     The inventory holds only ``hosts`` and every play is limited to them. ``extra_vars`` (the
