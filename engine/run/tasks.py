@@ -285,7 +285,7 @@ def list_tasks(projectid: int, params: dict[str, Any]) -> list[TaskRow]:
     return cast("list[TaskRow]", [_shape(t) for t in LIST_COLUMNS.rows(paged(query, params))])
 
 
-def _listed(projectid):
+def _listed(projectid: Any) -> Any:
     return LIST_COLUMNS.select().where(Task.projectid == projectid).order_by(Task.id.desc())
 
 

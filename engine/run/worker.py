@@ -165,7 +165,7 @@ class TaskRun:
 
     # -- steps inside a job
 
-    def _job_step(self, step, sub):
+    def _job_step(self, step: dict[str, Any], sub: Subtask) -> str | tuple[str, str | None] | None:
         """Run or resume one step; return "next", an outcome, or None when parked."""
         uuid = self.task.uuid
         if sub.status is None or sub.status == "running":
@@ -224,7 +224,7 @@ class TaskRun:
             return ("fail", reason or f"step {sub.position + 1} failed")
         return "next"
 
-    def _end_sub(self, sub, status):
+    def _end_sub(self, sub: Subtask, status: str) -> None:
         stamp = now()
         runtime = (stamp - sub.starttime).total_seconds() if sub.starttime else 0.0
         durably(
