@@ -35,9 +35,7 @@ class Outage:
         self.url = redact(url)
         self.first_delay, self.max_delay = first_delay, max_delay
         self.lock = threading.Lock()
-        self.since: float | None = (
-            None  # monotonic time the outage began; None while the queue is up
-        )
+        self.since: float | None = None  # monotonic start of the outage; None while up
         self.attempt = 0
         self.next_try = 0.0
 
