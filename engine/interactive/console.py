@@ -7,12 +7,19 @@ then tells each node's output and exit code as they come. No request waits for a
 API nodes need no SSH access to the machines, and every command shows up in the task history.
 """
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+
 from engine.errors import Forbidden, InvalidInput
 from engine.machines import nodes
 from engine.run import control, tasks
 from engine.store.listing import DATE, as_dict, paged, time_range
 from engine.store.models import CmdLog, PluginCmd
 from engine.store.validate import NO_CONTROL, NODES, Field, check
+
+if TYPE_CHECKING:
+    from engine.access.auth import Principal
+    from engine.run.shapes import HostView
 
 MAX_TIMEOUT = 60  # seconds a console command may run on a node
 FINAL = ("success", "fail", "refuse")
@@ -34,7 +41,24 @@ LOG = {
 }
 
 
-def run(projectid, params, principal):
+class NodeOutput(TypedDict):
+    node: str
+    status: str  # a host result's status, or "pending"
+    rc: int | None
+    stdout: str
+    stderr: str
+
+
+class CommandResult(TypedDict):
+    """A console command (:func:`run`, :func:`result`)."""
+
+    uuid: str
+    status: str  # the task's
+    done: bool
+    nodes: list[NodeOutput]
+
+
+def run(projectid: int, params: dict[str, Any], principal: "Principal") -> CommandResult:
     """Queue ``cmd`` on ``node`` (a comma list) as ``sudo`` (empty: the login account).
 
     Return at once what :func:`result` returns (every node ``pending``); follow it by ``uuid``.
@@ -71,7 +95,7 @@ def run(projectid, params, principal):
     return _shape(started["uuid"], "init", names, {})
 
 
-def result(projectid, uuid):
+def result(projectid: int, uuid: str) -> CommandResult:
     """Return ``{uuid, status, done, nodes: [{node, status, rc, stdout, stderr}]}`` of a
     console command; a node still running is ``pending``."""
     task = tasks.task_of(projectid, uuid, field="uuid")
@@ -81,7 +105,9 @@ def result(projectid, uuid):
     return _shape(task.uuid, task.status, names or list(results), results)
 
 
-def _shape(uuid, status, names, results):
+def _shape(
+    uuid: str, status: str, names: list[str], results: Mapping[str, "HostView"]
+) -> CommandResult:
     return {
         "uuid": uuid,
         "status": status,
@@ -99,7 +125,7 @@ def _shape(uuid, status, names, results):
     }
 
 
-def log(projectid, params):
+def log(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's console commands, newest first (filters: user, node, usr, cmd as
     substrings; time_start, time_end as dates; paging)."""
     values = check(params, LOG)

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from engine.access import auth
 from engine.errors import Forbidden, InvalidInput
@@ -18,6 +19,10 @@ from engine.insight import audit
 from engine.machines import nodes
 from engine.store.models import CmdLog
 from engine.store.validate import Field, check
+
+if TYPE_CHECKING:
+    from engine.access.auth import Principal
+    from engine.ansible.playbook import Host
 
 OPEN = {
     "node": Field(required=True, pattern=r"[A-Za-z0-9._:-]+", max_len=200, allow_empty=False),
@@ -36,22 +41,22 @@ class Shell:
     user: str
     node: str
     sudo: str
-    argv: list
+    argv: list[str]
     cols: int
     rows: int
     private_dir: str = ""  # holds the credential's key for the session's lifetime
     key_id: int = 0  # the API key that opened it, and from where: for the audit trail
     source: str = ""
-    typed: list = field(default_factory=list)
+    typed: list[str] = field(default_factory=list)
 
-    def close(self):
+    def close(self) -> None:
         """Remove what the session wrote to disk (the credential's key)."""
         if self.private_dir:
             shutil.rmtree(self.private_dir, ignore_errors=True)
             self.private_dir = ""
 
 
-def _ssh_argv(host, sudo, private_dir):
+def _ssh_argv(host: "Host", sudo: str, private_dir: str) -> list[str]:
     conn = host.vars
     if conn.get("ansible_connection", "ssh") != "ssh":
         raise InvalidInput(
@@ -79,7 +84,9 @@ def _ssh_argv(host, sudo, private_dir):
     return argv
 
 
-def open_shell(projectid, params, principal, source=""):
+def open_shell(
+    projectid: int, params: dict[str, Any], principal: "Principal", source: str = ""
+) -> Shell:
     """Check the caller and the machine, log the opening, and return the :class:`Shell`
     (``source``: the client's address)."""
     auth.require(principal, projectid, "write")
@@ -113,7 +120,7 @@ def open_shell(projectid, params, principal, source=""):
     return shell
 
 
-def record(shell, line):
+def record(shell: Shell, line: str) -> None:
     """Log one line typed into ``shell``'s terminal in the cmd log and the audit trail."""
     audit.record(
         user=shell.user,
@@ -139,11 +146,11 @@ class LineBuffer:
     """Rebuild the lines a person types from the keys a terminal sends: printable text,
     backspace, Ctrl-C and Ctrl-U; escape sequences (arrows, function keys) are dropped."""
 
-    def __init__(self):
-        self.line = []
+    def __init__(self) -> None:
+        self.line: list[str] = []
         self.escape = ""
 
-    def feed(self, keys):
+    def feed(self, keys: str) -> list[str]:
         """Take ``keys``; return the lines they completed (each ended by Enter)."""
         done = []
         for ch in keys:

@@ -17,19 +17,19 @@ EVENTS = ("task_changed", "step_finished")
 _listeners: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
 
 
-def subscribe(event, listener):
+def subscribe(event: str, listener: Callable[..., Any]) -> None:
     """Call ``listener`` on every ``event`` from now on."""
     if listener not in _listeners[event]:
         _listeners[event].append(listener)
 
 
-def clear():
+def clear() -> None:
     """Forget every listener (for tests)."""
     for listeners in _listeners.values():
         listeners.clear()
 
 
-def emit(event, *args):
+def emit(event: str, *args: Any) -> None:
     """Announce ``event`` to its listeners."""
     for listener in list(_listeners[event]):
         try:

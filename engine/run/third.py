@@ -9,6 +9,7 @@ on the project named in ``project_id``; ``query`` and ``stop`` need only ``uuid`
 
 import os
 import string
+from typing import TYPE_CHECKING, Any, cast
 
 from peewee import IntegrityError
 
@@ -17,9 +18,15 @@ from engine.catalog import steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.playbooks import plan as playbook_plan
 from engine.run import control, stepplan, tasks
+from engine.run.shapes import DryRun, RunPlan, RunState
 from engine.store.models import Job, Subtask, Task, Variable
 from engine.store.records import live
 from engine.store.validate import Field, check
+
+if TYPE_CHECKING:
+    from huey import Huey
+
+    from engine.store.settings import Settings
 
 RETRY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 FINAL = ("success", "fail", "refuse")
@@ -46,48 +53,55 @@ VARIABLES = {
     "exclude": Field(default="", pattern=r"[A-Za-z0-9,_]*", max_len=2000),
 }
 
-_settings = {"value": None}
+_settings: dict[str, Any] = {"value": None}
 
 
-def register(huey, settings):
+def register(huey: "Huey", settings: "Settings") -> None:
     """Remember the settings (the public URL that query links start with)."""
     _settings["value"] = settings
 
 
-def derive_uuid(uuid, retry_count=0):
+def derive_uuid(uuid: str, retry_count: int = 0) -> str:
     """Return the task uuid of a third-party run: ``uuid[:11]`` + ``0-9a-zA-Z[retry_count]``."""
     return uuid[:11] + RETRY_ALPHABET[retry_count]
 
 
-def _project(params, principal, role, spec=PROJECT):
+def _project(
+    params: dict[str, Any],
+    principal: auth.Principal,
+    role: str,
+    spec: dict[str, Field] = PROJECT,
+) -> dict[str, Any]:
     """Check ``params`` and that the caller holds ``role`` on ``project_id``."""
     values = check(params, spec)
     auth.require(principal, values["project_id"], role)
     return values
 
 
-def _job(projectid, jobname, field="params.jobname"):
+def _job(projectid: int, jobname: str, field: str = "params.jobname") -> Job:
     job = live(Job, Job.projectid == projectid, Job.name == jobname)
     if job is None:
         raise InvalidInput(f"{field}: job {jobname} does not exist in project {projectid}")
     return job
 
 
-def _run(params, principal, role):
+def _run(
+    params: dict[str, Any], principal: auth.Principal, role: str
+) -> tuple[int, str, dict[str, Any]]:
     """Check a dry-run/invoke call; return (project id, derived uuid, job params)."""
     values = _project(params, principal, role, RUN)
     job_params = check(check(params, INVOKE)["params"], JOB_PARAMS, prefix="params.")
     return values["project_id"], derive_uuid(values["uuid"], values["retry_count"]), job_params
 
 
-def job_names(params, principal):
+def job_names(params: dict[str, Any], principal: auth.Principal) -> list[str]:
     """Return the names of the project's permanent jobs."""
     pid = _project(params, principal, "read")["project_id"]
     query = Job.select(Job.name).where(Job.projectid == pid, Job.status == "permanent")
     return [j.name for j in query.order_by(Job.name)]
 
 
-def job_variables(params, principal):
+def job_variables(params: dict[str, Any], principal: auth.Principal) -> list[dict[str, str]]:
     """Return the job's empty-valued variables, as fields a caller has to fill in."""
     values = _project(params, principal, "read", VARIABLES)
     job = _job(values["project_id"], values["jobname"], field="jobname")
@@ -101,7 +115,7 @@ def job_variables(params, principal):
     ]
 
 
-def plan(projectid, job, given):
+def plan(projectid: int, job: Job, given: dict[str, str]) -> RunPlan:
     """Plan every step of ``job`` with the variables ``given``, running and storing nothing.
 
     Return ``{steps, missing, foreign, problems}``: per step its nodes, refused nodes and
@@ -110,7 +124,7 @@ def plan(projectid, job, given):
     """
     settings = _settings["value"]
     values = variables.run_values(job.uuid, given)
-    report = {"steps": [], "missing": [], "foreign": [], "problems": []}
+    report: dict[str, Any] = {"steps": [], "missing": [], "foreign": [], "problems": []}
     for position, (kind, row) in enumerate(steps.load(job.uuids), start=1):
         step = {"kind": kind, **steps.shape(kind, row)}
         try:
@@ -141,10 +155,10 @@ def plan(projectid, job, given):
         for key, found in (("missing", p.missing), ("foreign", p.refused)):
             report[key] += [n for n in found if n not in report[key]]
         report["problems"] += [f"step {position} ({step['name']}): {m}" for m in problems]
-    return report
+    return cast(RunPlan, report)
 
 
-def _summary(projectid, report):
+def _summary(projectid: int, report: RunPlan) -> str:
     parts = []
     if report["missing"]:
         parts.append("params.variable: undefined variables: " + ",".join(report["missing"]))
@@ -154,7 +168,7 @@ def _summary(projectid, report):
     return "; ".join(parts)
 
 
-def dry_run(params, principal):
+def dry_run(params: dict[str, Any], principal: auth.Principal) -> DryRun:
     """Check that a run would start and every step would run, without running or storing
     anything. Return ``{uuid, ok, msg, plan}``."""
     pid, uuid, job_params = _run(params, principal, "write")
@@ -168,7 +182,7 @@ def dry_run(params, principal):
     return {"uuid": uuid, "ok": not msg, "msg": msg or "ok", "plan": report}
 
 
-def invoke(params, principal):
+def invoke(params: dict[str, Any], principal: auth.Principal) -> str | None:
     """Start the job once per (uuid, retry_count). Return the new task uuid, or None when
     that run already exists."""
     pid, uuid, job_params = _run(params, principal, "write")
@@ -204,7 +218,7 @@ def _already(task, projectid, uuid):
     return None
 
 
-def _task(params, principal, role):
+def _task(params: dict[str, Any], principal: auth.Principal, role: str) -> Task:
     """Find a run by ``uuid`` and ``retry_count``, then check ``role`` on its project.
 
     ``project_id`` is optional (OpenC3's callers send only the uuid); when given, the task
@@ -227,7 +241,7 @@ def _task(params, principal, role):
     return task
 
 
-def _waiting(task):
+def _waiting(task: Task) -> tuple[str, list[dict[str, str]]]:
     """Return (why the task waits, the controls that release it)."""
     names = {s["uuid"]: s["name"] for s in _step_names(task)}
     subs = Subtask.select().where(Subtask.parent_uuid == task.uuid).order_by(Subtask.position)
@@ -247,14 +261,14 @@ def _waiting(task):
     return "", []
 
 
-def _step_names(task):
+def _step_names(task: Task) -> list[dict[str, str]]:
     job = Job.get_or_none(Job.uuid == task.jobuuid)
     if task.jobtype != "jobs" or job is None:
         return []
     return [{"uuid": row.uuid, "name": row.name} for _, row in steps.load(job.uuids)]
 
 
-def _progress(task):
+def _progress(task: Task) -> list[int]:
     rows = list(Subtask.select(Subtask.status).where(Subtask.parent_uuid == task.uuid))
     if task.jobtype != "jobs":
         return [1 if task.status in FINAL else 0, 1]
@@ -262,19 +276,19 @@ def _progress(task):
     return [sum(1 for r in rows if r.status in ENDED_STEP), total]
 
 
-def link(task):
+def link(task: Task) -> str:
     """Return the address of the task's live log page (``OPSJOB_PUBLIC_URL`` + path)."""
     settings = _settings["value"]
     base = (settings.public_url if settings else "").rstrip("/")
     return f"{base}/slave/{task.slave or 'any'}/tasklog/{task.uuid}"
 
 
-def query(params, principal):
+def query(params: dict[str, Any], principal: auth.Principal) -> RunState:
     """Return a run's state: status complete|fail|running, msg, progress, link, and the
     controls that apply while it waits for a person."""
     task = _task(params, principal, "read")
     status = {"success": "complete", "fail": "fail"}.get(task.status, "running")
-    out = {
+    out: RunState = {
         "uuid": task.uuid,
         "status": status,
         "msg": task.reason or "",
@@ -288,7 +302,7 @@ def query(params, principal):
     return out
 
 
-def stop(params, principal):
+def stop(params: dict[str, Any], principal: auth.Principal) -> tuple[str, str]:
     """Stop a run. Return ``(uuid, message)``; raise Conflict if it is still running."""
     task = _task(params, principal, "write")
     if task.status in FINAL:
