@@ -50,10 +50,12 @@ run: install run-deps
 
 test: install system-deps
 	$(BIN)/ruff check engine api tests bench inventory_plugins
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check engine api tests bench inventory_plugins
+	$(BIN)/mypy
 	$(BIN)/ruff format --check engine api tests bench inventory_plugins
 
 clean:

@@ -29,7 +29,7 @@ setup(
         "redis>=5",
         "pandas>=2.2",
         "cryptography>=41",  # Fernet: credentials' secrets encrypted at rest
-        "ipywidgets>=8.1",  # api.widgets: the notebook launcher, monitor and dashboard
+        "ipywidgets>=8.1",  # api.client.widgets: the notebook launcher, monitor and dashboard
         "matplotlib>=3.8",  # the dashboard's charts
         "prometheus_client>=0.20",  # GET /metrics, in its multiprocess mode
     ],
@@ -46,6 +46,8 @@ setup(
             "ipykernel>=6.29",
             "wheel>=0.43",  # builds the wheel the install test puts into a fresh venv
             "schemathesis>=4.0",  # fuzzes every operation of /openapi.json (tests/test_fuzz.py)
+            "mypy==2.4.1",  # the type checker of `make test` (mypy.ini)
+            "types-PyYAML==6.0.12.20261122",
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},

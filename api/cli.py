@@ -3,28 +3,33 @@
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 from engine.access import auth, users
-from engine.catalog import credentials, projects
+from engine.catalog import projects
 from engine.errors import OpsjobError
 from engine.insight import audit, metrics
+from engine.machines import credentials
 from engine.ops import logformat
 from engine.store import faults, schema
 from engine.store.db import database, open_database
 from engine.store.settings import Settings
 
+if TYPE_CHECKING:
+    from api.server.asgi import Router
 
-def _open(settings):
+
+def _open(settings: Settings) -> int:
     open_database(settings.database)
     return schema.upgrade()
 
 
-def _fields(args):
+def _fields(args: argparse.Namespace) -> dict[str, Any]:
     """The arguments of a command, for its audit entry."""
     return {k: v for k, v in vars(args).items() if k not in ("run", "command") and v is not None}
 
 
-def cmd_init(settings, args):
+def cmd_init(settings: Settings, args: argparse.Namespace) -> None:
     version = _open(settings)
     print(f"schema version {version} at {settings.database}")
     made = credentials.ensure_secret_key(settings)
@@ -32,7 +37,7 @@ def cmd_init(settings, args):
         print(f"created the key that encrypts credentials: {made}", file=sys.stderr)
 
 
-def cmd_user_add(settings, args):
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> None:
     _open(settings)
     if (args.project is None) != (args.role is None):
         raise OpsjobError("--project and --role go together")
@@ -49,7 +54,7 @@ def cmd_user_add(settings, args):
     print(key)
 
 
-def cmd_user_list(settings, args):
+def cmd_user_list(settings: Settings, args: argparse.Namespace) -> None:
     _open(settings)
     with database.connection_context():
         rows = users.list_users()
@@ -65,7 +70,7 @@ def cmd_user_list(settings, args):
             )
 
 
-def cmd_user_key_add(settings, args):
+def cmd_user_key_add(settings: Settings, args: argparse.Namespace) -> None:
     _open(settings)
     with database.connection_context():
         made = users.add_key(args.name, {"expires": args.expires or ""})
@@ -73,7 +78,7 @@ def cmd_user_key_add(settings, args):
         print(made["key"])
 
 
-def cmd_user_key_revoke(settings, args):
+def cmd_user_key_revoke(settings: Settings, args: argparse.Namespace) -> None:
     _open(settings)
     with database.connection_context():
         users.revoke_key(args.keyid)
@@ -81,7 +86,7 @@ def cmd_user_key_revoke(settings, args):
     print(f"key {args.keyid} revoked")
 
 
-def cmd_user_disable(settings, args):
+def cmd_user_disable(settings: Settings, args: argparse.Namespace) -> None:
     _open(settings)
     disabled = args.action == "disable"
     with database.connection_context():
@@ -90,7 +95,7 @@ def cmd_user_disable(settings, args):
     print(f"user {args.name} {'disabled' if disabled else 'enabled'}")
 
 
-def cmd_project_add(settings, args):
+def cmd_project_add(settings: Settings, args: argparse.Namespace) -> None:
     _open(settings)
     with database.connection_context():
         projects.add_project(args.id, args.name, user="cli")
@@ -98,7 +103,7 @@ def cmd_project_add(settings, args):
     print(f"project {args.id} {args.name}")
 
 
-def cmd_bootstrap(settings, args):
+def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> None:
     """Create the first admin (once) and print how to reach the API."""
     _open(settings)
     credentials.ensure_secret_key(settings)
@@ -129,7 +134,7 @@ def cmd_bootstrap(settings, args):
     )
 
 
-def cmd_worker(settings, args):
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     """Run a queue consumer: it claims tasks, runs their steps, and sweeps lost ones."""
     import logging
     import threading
@@ -145,7 +150,7 @@ def cmd_worker(settings, args):
     stop = threading.Event()
     metrics.heartbeat(lifecycle.worker_name())  # alive from the start, not from the first sweep
 
-    def sweeper():  # lost tasks are found within seconds, not at the next minute tick
+    def sweeper() -> None:  # lost tasks are found within seconds, not at the next minute tick
         while not stop.wait(max(1.0, min(5.0, settings.task_lease / 3))):
             metrics.heartbeat(lifecycle.worker_name())
             try:
@@ -169,7 +174,7 @@ def cmd_worker(settings, args):
         stop.set()
 
 
-def _check_listen(host, port):
+def _check_listen(host: str, port: int) -> None:
     """Fail in one line now if ``host:port`` cannot be listened on (gunicorn would retry)."""
     import socket
 
@@ -181,7 +186,7 @@ def _check_listen(host, port):
         raise OpsjobError(f"cannot listen on {host}:{port}: {why}") from None
 
 
-def _say_if_queue_down(settings):
+def _say_if_queue_down(settings: Settings) -> None:
     """Print one line now if the queue cannot be reached (then /readyz reports it)."""
     from engine import boot
     from engine.errors import Unavailable
@@ -199,7 +204,7 @@ def _say_if_queue_down(settings):
         )
 
 
-def cmd_up(settings, args):
+def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     """Serve the API and run a worker together (the embedded default)."""
     import signal
     import subprocess
@@ -216,7 +221,7 @@ def cmd_up(settings, args):
             child.kill()
 
 
-def cmd_serve(settings, args):
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     _check_listen(args.host, args.port)
     _open(settings)
     _say_if_queue_down(settings)
@@ -224,12 +229,12 @@ def cmd_serve(settings, args):
 
     # Gunicorn manages the processes; each runs uvicorn's event loop, which reads requests
     # asynchronously (a slow client holds no thread) and serves the websockets on the same
-    # port. The Falcon app runs on a thread pool behind a2wsgi (api.asgi).
+    # port. The Falcon app runs on a thread pool behind a2wsgi (api.server.asgi).
     class Server(BaseApplication):
-        def load_config(self):
+        def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "api.asgi.Worker")
+            self.cfg.set("worker_class", "api.server.asgi.Worker")
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
@@ -241,8 +246,8 @@ def cmd_serve(settings, args):
             if settings.log_format == "json":  # gunicorn's and uvicorn's own lines too
                 self.cfg.set("logconfig_dict", logformat.gunicorn_config(settings))
 
-        def load(self):
-            from .asgi import create_asgi_app
+        def load(self) -> "Router":
+            from api.server.asgi import create_asgi_app
 
             return create_asgi_app(settings)
 
@@ -260,7 +265,7 @@ def _control_socket(settings, port):
 EXPIRES = "when the key expires: 90d, 12h, 30m, 2w or YYYY-MM-DD (default: never)"
 
 
-def cmd_doctor(settings, args):
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> None:
     """Check the installation; print one line per check; exit 1 when one fails."""
     from engine.ops import doctor
 
@@ -272,7 +277,7 @@ def cmd_doctor(settings, args):
         raise SystemExit(1)
 
 
-def cmd_prune(settings, args):
+def cmd_prune(settings: Settings, args: argparse.Namespace) -> None:
     """Delete history older than OPSJOB_RETENTION_DAYS (or count it with --dry-run)."""
     import time
 
@@ -295,7 +300,7 @@ def cmd_prune(settings, args):
         print("vacuumed the database")
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="opsjob", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -374,7 +379,7 @@ def parser():
     return p
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = None
     try:

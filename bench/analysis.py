@@ -23,7 +23,7 @@ import time
 import numpy as np
 from falcon import testing
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.access import auth
 from engine.catalog import projects
 from engine.insight import analysis

@@ -1,6 +1,6 @@
 """Requests per second on the API's read routes against a bare Falcon route, in the same run
-and on the same server model as ``opsjob serve``: gunicorn, 2 processes of ``api.asgi.Worker``,
-the WSGI app on a2wsgi's threads. Only the app differs.
+and on the same server model as ``opsjob serve``: gunicorn, 2 processes of
+``api.server.asgi.Worker``, the WSGI app on a2wsgi's threads. Only the app differs.
 
     python -m bench.api [--seconds 5] [--rounds 5] [--connections 16] [--backends sqlite,postgres]
 
@@ -23,8 +23,8 @@ import uuid
 import falcon
 from falcon import testing
 
-from api.app import create_app
-from api.asgi import wrap_wsgi
+from api.server.app import create_app
+from api.server.asgi import wrap_wsgi
 from engine.access import auth
 from engine.catalog import projects
 from engine.run.logs import LogWriter
@@ -37,9 +37,9 @@ from .servers import served, wrk
 
 ROWS = 100  # jobs and tasks, so that each list answers a full default page
 LOG_LINES = 300
-WORKER = ["-k", "api.asgi.Worker"]
+WORKER = ["-k", "api.server.asgi.Worker"]
 BARE = "bench.api:bare_asgi_app()"
-OPSJOB = "api.asgi:get_asgi_app()"
+OPSJOB = "api.server.asgi:get_asgi_app()"
 
 
 class Bare:

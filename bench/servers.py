@@ -24,9 +24,9 @@ from tests.httpclient import call, free_port, wait_until_up
 
 BIN = os.path.dirname(sys.executable)
 MODELS = {
-    "sync": ["-k", "sync", "api.app:get_app()"],
-    "gthread (8 threads)": ["-k", "gthread", "--threads", "8", "api.app:get_app()"],
-    "uvicorn + a2wsgi": ["-k", "api.asgi.Worker", "api.asgi:get_asgi_app()"],
+    "sync": ["-k", "sync", "api.server.app:get_app()"],
+    "gthread (8 threads)": ["-k", "gthread", "--threads", "8", "api.server.app:get_app()"],
+    "uvicorn + a2wsgi": ["-k", "api.server.asgi.Worker", "api.server.asgi:get_asgi_app()"],
 }
 
 

@@ -1,10 +1,10 @@
 """opsjob's engine: everything but HTTP, in rooms that read as the architecture.
 
 ``store`` is the bottom layer (database, models, settings, validation); the rooms above
-it are ``access``, ``catalog``, ``run``, ``ansible``, ``schedule``, ``files``,
-``messages``, ``insight`` and ``ops``; ``errors`` (the one error tree), ``console``,
-``terminal`` and ``third`` sit at the top of the package. ``api`` imports the engine,
-never the other way round (tests/test_layers.py).
+it are ``access``, ``catalog``, ``machines``, ``run``, ``ansible``, ``playbooks``,
+``interactive``, ``schedule``, ``files``, ``messages``, ``insight`` and ``ops``; ``errors``
+(the one error tree) and ``boot`` (start-up wiring) sit at the top of the package. ``api``
+imports the engine, never the other way round (tests/test_layers.py).
 
 The public surface is ``__all__``: the modules the API, the CLI, the notebooks and the
 inventory plugins may import, each by its room path (``engine.run.tasks``) or by its
@@ -67,9 +67,9 @@ ROOMS = {
     "audit": "engine.insight.audit",
     "auth": "engine.access.auth",
     "boot": "engine.boot",
-    "console": "engine.console",
+    "console": "engine.interactive.console",
     "control": "engine.run.control",
-    "credentials": "engine.catalog.credentials",
+    "credentials": "engine.machines.credentials",
     "crontabs": "engine.catalog.crontabs",
     "db": "engine.store.db",
     "doctor": "engine.ops.doctor",
@@ -83,10 +83,10 @@ ROOMS = {
     "livelog": "engine.run.livelog",
     "logformat": "engine.ops.logformat",
     "metrics": "engine.insight.metrics",
-    "nodegroups": "engine.catalog.nodegroups",
-    "nodeinfo": "engine.catalog.nodeinfo",
-    "nodelist": "engine.catalog.nodelist",
-    "nodes": "engine.run.nodes",
+    "nodegroups": "engine.machines.nodegroups",
+    "nodeinfo": "engine.machines.nodeinfo",
+    "nodelist": "engine.machines.nodelist",
+    "nodes": "engine.machines.nodes",
     "notifications": "engine.messages.notifications",
     "notify": "engine.catalog.notify",
     "projects": "engine.catalog.projects",
@@ -98,8 +98,8 @@ ROOMS = {
     "settings": "engine.store.settings",
     "steps": "engine.catalog.steps",
     "tasks": "engine.run.tasks",
-    "terminal": "engine.terminal",
-    "third": "engine.third",
+    "terminal": "engine.interactive.terminal",
+    "third": "engine.run.third",
     "tickets": "engine.access.tickets",
     "tokens": "engine.access.tokens",
     "userlist": "engine.access.userlist",

@@ -5,14 +5,18 @@ worker``, a test), this module configures the queue, binds the worker's run entr
 lifecycle's periodic sweep, and the queue tasks and event listeners of the rooms below.
 """
 
-from engine import third
-from engine.catalog import credentials
+from typing import TYPE_CHECKING, Any
+
 from engine.files import fileserver
 from engine.insight import metrics, versions
+from engine.machines import credentials, inventory
 from engine.messages import notifications
 from engine.ops import retention
-from engine.run import inventory, lifecycle, mutex, queue, worker
+from engine.run import lifecycle, mutex, queue, third, worker
 from engine.schedule import scheduler
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 # Modules that plug into the queue and the task events, in registration order.
 EXTENSIONS = (
@@ -29,7 +33,7 @@ EXTENSIONS = (
 )
 
 
-def start(settings):
+def start(settings: "Settings") -> Any:
     """Configure the queue for ``settings``, register opsjob's queue tasks on it; return huey."""
     huey = queue.configure(settings, worker.run_task)
     lifecycle.register_periodic(huey, settings)

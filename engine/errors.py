@@ -4,7 +4,7 @@
 class OpsjobError(Exception):
     """Root of every error opsjob raises on purpose."""
 
-    def __init__(self, info):
+    def __init__(self, info: str) -> None:
         super().__init__(info)
         self.info = info
 

@@ -110,7 +110,7 @@ class InventoryModule(BaseInventoryPlugin):
 
     def _from_database(self, project):
         try:
-            from engine.run import nodes
+            from engine.machines import nodes
             from engine.store.db import database, open_database
         except ImportError as e:
             raise AnsibleParserError(

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from falcon import testing
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.access import auth
 from engine.catalog import projects
 from engine.store.db import database

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from api import audit as audit_api
-from api.app import create_app
-from api.routes import GROUPS
-from engine.catalog import credentials
+from api.server.app import create_app
+from api.server.routing import GROUPS
+from api.server.routing import audit as audit_api
+from engine.machines import credentials
 from engine.store.db import database
 from engine.store.models import AuditLog, Vv
 from tests.test_credentials import keypair
@@ -302,7 +302,7 @@ def test_the_cli_is_audited(settings, tmp_path):
 
 
 def test_console_lines_are_audited_with_secrets_masked(api):
-    from engine import terminal
+    from engine.interactive import terminal
 
     shell = terminal.Shell(
         projectid=1,

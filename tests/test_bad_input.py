@@ -2,8 +2,8 @@
 
 import pytest
 
-from api.openapi import path_of
-from api.routes import GROUPS
+from api.server.openapi import path_of
+from api.server.routing import GROUPS
 from tests.test_jobs import cmd_step
 
 WRITES = [

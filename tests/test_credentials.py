@@ -8,11 +8,10 @@ import uuid as uuidlib
 
 import pytest
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.ansible import playbook
-from engine.catalog import credentials
 from engine.errors import InvalidInput
-from engine.run import nodes
+from engine.machines import credentials, nodes
 from engine.store import secrets
 from engine.store.db import database
 from engine.store.models import Credential, Nodegroup

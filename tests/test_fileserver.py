@@ -12,7 +12,7 @@ import uuid as uuidlib
 import pytest
 import requests
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.store.db import database
 from engine.store.models import FileServer, Task
 from tests.cluster import Cluster

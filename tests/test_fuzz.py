@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.store.db import database
 from engine.store.settings import Settings
 from tests.conftest import Api

@@ -5,9 +5,9 @@ import socket
 
 import pytest
 
-from api.openapi import path_of
-from api.params import MAX_BODY
-from api.routes import GROUPS
+from api.http.params import MAX_BODY
+from api.server.openapi import path_of
+from api.server.routing import GROUPS
 from tests.cluster import Cluster
 from tests.test_bad_input import ids  # noqa: F401  (fixture)
 from tests.test_jobs import cmd_step

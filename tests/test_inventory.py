@@ -11,7 +11,7 @@ import uuid as uuidlib
 import pytest
 
 from engine.errors import InvalidInput
-from engine.run import inventory, nodes
+from engine.machines import inventory, nodes
 from engine.store.db import database
 from engine.store.models import Nodegroup, Nodelist
 from tests.cluster import Cluster, cmd_step

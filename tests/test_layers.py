@@ -1,9 +1,14 @@
 """The engine's rooms point one way and hold no import circles (imports read with ``ast``).
 
-Layers, lowest first: ``engine.errors`` and ``engine.store`` (the base); the other engine
-modules (the rooms and the top-level ``console``, ``terminal``, ``third``, ``boot``); then
-``api`` and ``inventory_plugins``. A module may import its own layer or a lower one. Every
-import counts, also one inside a function.
+Layers, lowest first: ``engine.errors`` and ``engine.store`` (the base); the engine's rooms
+(and ``engine.boot``, which starts them); then ``api`` and ``inventory_plugins``. A module may
+import its own layer or a lower one. Every import counts, also one inside a function.
+
+Inside ``api``, rooms point one way too: ``api.http`` (what every route module uses) below the
+route rooms (``api.routes``, ``api.machines``, ``api.accounts``), below ``api.server``, below
+``api.cli``; the client users import in notebooks (``api.client``) uses neither the server nor
+the engine. Node resolution (``engine.machines``) sits above ``engine.catalog`` and below
+``engine.run``.
 """
 
 import ast
@@ -70,7 +75,7 @@ def layer(name):
 def test_the_walk_sees_the_rooms():
     edges = graph()
     assert "engine.store.models" in edges["engine.run.worker"]
-    assert "engine.catalog.jobs" in edges["api.jobs"]
+    assert "engine.catalog.jobs" in edges["api.routes.jobs"]
     assert len(edges) > 100
 
 
@@ -82,6 +87,68 @@ def test_imports_point_down_the_layers():
         if layer(target) > layer(name)
     ]
     assert not wrong, "\n".join(wrong)
+
+
+API_ROOMS = {
+    "api.http": 0,
+    "api.routes": 1,
+    "api.machines": 1,
+    "api.accounts": 1,
+    "api.server": 2,
+    "api.cli": 3,
+}
+
+
+def _room(name, rooms):
+    for room in rooms:
+        if name == room or name.startswith(room + "."):
+            return room
+    return None
+
+
+def test_api_rooms_point_one_way():
+    wrong = []
+    for name, targets in graph().items():
+        room = _room(name, API_ROOMS)
+        for target in sorted(targets):
+            other = _room(target, API_ROOMS)
+            if room and other and other != room and API_ROOMS[other] >= API_ROOMS[room]:
+                wrong.append(f"{name} imports {target}")
+    assert not wrong, "\n".join(wrong)
+    assert set(API_ROOMS) | {"api.client"} >= {
+        _room(n, [*API_ROOMS, "api.client"]) for n in graph() if n.startswith("api.")
+    }
+
+
+def test_the_client_uses_neither_the_server_nor_the_engine():
+    used = {
+        target
+        for name, targets in graph().items()
+        if name.startswith("api.client")
+        for target in targets
+        if not target.startswith("api.client")
+    }
+    assert not used, sorted(used)
+
+
+def test_node_resolution_sits_between_catalog_and_run():
+    wrong = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        for target in targets
+        if (name.startswith("engine.catalog") and target.startswith("engine.machines"))
+        or (name.startswith("engine.machines") and target.startswith("engine.run"))
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_room_holds_more_than_about_fifteen_modules():
+    rooms = {}
+    for name, path in modules().items():
+        if not path.endswith("__init__.py"):
+            rooms.setdefault(os.path.dirname(path), []).append(name)
+    crowded = {os.path.relpath(k, ROOT): len(v) for k, v in rooms.items() if len(v) > 16}
+    assert not crowded, crowded
 
 
 def test_no_import_circles():

@@ -97,7 +97,7 @@ def test_the_longest_declared_check_is_answered_in_json_by_a_real_server():
     is the route's own 400."""
     import urllib.parse
 
-    from engine.catalog.nodeinfo import CHECK
+    from engine.machines.nodeinfo import CHECK
     from tests.cluster import Cluster
     from tests.httpclient import call
 

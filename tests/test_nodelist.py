@@ -2,7 +2,7 @@ import datetime
 
 import pytest
 
-from engine.run import nodes
+from engine.machines import nodes
 from engine.store.db import database
 
 

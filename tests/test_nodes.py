@@ -3,7 +3,7 @@
 import json
 
 from engine.errors import InvalidInput
-from engine.run import nodes
+from engine.machines import nodes
 from engine.store.db import database
 from engine.store.models import Nodegroup, Nodelist
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from huey.exceptions import RetryTask
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.access import auth
 from engine.messages import notifications
 from engine.run.queue import huey

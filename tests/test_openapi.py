@@ -5,9 +5,10 @@ import re
 
 from openapi_spec_validator import validate
 
-from api.openapi import path_of
-from api.routes import GROUPS
-from engine.catalog import nodelist
+from api.server.openapi import path_of
+from api.server.routing import GROUPS
+from engine.catalog import jobs
+from engine.machines import nodelist
 from engine.run import tasks
 
 METHODS = ("get", "post", "put", "delete")
@@ -83,7 +84,7 @@ def test_parameters_come_from_the_engine_specs(api):
     launch = doc["paths"]["/task/{projectid}/job"]["post"]["requestBody"]
     body = launch["content"]["application/json"]["schema"]
     assert body["required"] == ["jobuuid"]
-    assert body["properties"]["mutex_policy"]["enum"] == list(tasks.MUTEX_POLICIES)
+    assert body["properties"]["mutex_policy"]["enum"] == list(jobs.MUTEX_POLICIES)
     assert body["properties"]["jobuuid"]["maxLength"] == tasks.LAUNCH["jobuuid"].max_len
     listing = {p["name"]: p for p in doc["paths"]["/task/{projectid}"]["get"]["parameters"]}
     assert listing["projectid"]["in"] == "path"

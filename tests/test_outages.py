@@ -10,7 +10,7 @@ import pytest
 import redis
 from falcon import testing
 
-from api.app import create_app
+from api.server.app import create_app
 from engine import boot
 from engine.access import auth
 from engine.catalog import projects

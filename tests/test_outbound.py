@@ -9,7 +9,7 @@ import pytest
 from falcon import testing
 from huey.exceptions import RetryTask
 
-from api.app import create_app
+from api.server.app import create_app
 from engine.messages import notifications, outbound
 from engine.store.db import database
 from engine.store.models import NotifyLog, Task

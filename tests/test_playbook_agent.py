@@ -7,7 +7,7 @@ import subprocess
 
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from engine.ansible import playbook_agent as agent
+from engine.playbooks import agent
 
 
 def _string(data):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from engine.ansible import playbook_agent
+from engine.playbooks import agent as playbook_agent
 from tests.cluster import Cluster, unique
 from tests.sshnodes import SshNodes
 from tests.test_playbook_steps import host_results, log_of, start, step, tar_gz, upload

@@ -9,8 +9,11 @@ import zipfile
 
 import pytest
 
-from engine.ansible import playbook, playbook_sandbox, playbook_source, playbook_step
+from engine.ansible import playbook
 from engine.errors import InvalidInput
+from engine.playbooks import sandbox as playbook_sandbox
+from engine.playbooks import source as playbook_source
+from engine.playbooks import step as playbook_step
 from engine.store.settings import Settings
 
 

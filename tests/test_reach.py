@@ -14,7 +14,7 @@ import uuid as uuidlib
 
 import pytest
 
-from engine.run import reach
+from engine.machines import reach
 from tests.cluster import Cluster, cmd_step, unique
 
 MINE, THEIRS = 1, 2  # project 1 owns nodes 0 and 1; project 2 (the attacker's) owns node 2

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from api.app import create_app
+from api.server.app import create_app
 from engine import boot
 from engine.errors import InvalidInput
 from engine.run import queue

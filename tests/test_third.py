@@ -8,10 +8,10 @@ import uuid as uuidlib
 
 import pytest
 
-from api.app import create_app
+from api.server.app import create_app
+from engine.run.third import derive_uuid
 from engine.store.db import database
 from engine.store.models import HostResult, Job, LogChunk, PluginCmd, Subtask, Task, Variable
-from engine.third import derive_uuid
 from tests.cluster import Cluster
 from tests.cluster import cmd_step as shell_step
 from tests.conftest import Api

@@ -82,7 +82,7 @@ def test_the_wheel_carries_the_data_and_finds_it_installed(venv):
         [
             str(venv["bin"] / "python"),
             "-c",
-            "import engine.ansible.playbook as p, engine.run.inventory as i; "
+            "import engine.ansible.playbook as p, engine.machines.inventory as i; "
             "import engine.store.resources as r; "
             "print(p.TEMPLATES); print(i.PLUGIN_DIR); print(r.folder('notebooks'))",
         ],

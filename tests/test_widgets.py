@@ -7,7 +7,7 @@ import ipywidgets as w
 import pytest
 
 from api.client import Client
-from api.widgets import AnalysisDashboard, JobLauncher, TaskMonitor
+from api.client.widgets import AnalysisDashboard, JobLauncher, TaskMonitor
 from tests.cluster import cmd_step, running, unique
 
 pytestmark = pytest.mark.slow

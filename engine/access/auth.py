@@ -6,6 +6,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from peewee import IntegrityError
 
@@ -31,16 +32,16 @@ class Principal:
     name: str
     user_id: int = 0
     admin: bool = False
-    roles: dict = field(default_factory=dict)
+    roles: dict[int, str] = field(default_factory=dict)
     via_app: bool = False
     key_id: int = 0  # the API key the caller authenticated with
 
     @property
-    def calltype(self):
+    def calltype(self) -> str:
         """``api`` for app callers, ``page`` otherwise, as OpenC3 records it."""
         return "api" if self.via_app else "page"
 
-    def allows(self, projectid, role):
+    def allows(self, projectid: Any, role: str) -> bool:
         """Tell whether this caller holds ``role`` (or more) on ``projectid``."""
         if self.admin:
             return True
@@ -49,11 +50,18 @@ class Principal:
         return LEVEL.get(self.roles.get(int(projectid), ""), 0) >= LEVEL[role]
 
 
-def _hash(key):
+def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def add_user(name, admin=False, email="", projectid=None, role=None, expires=None):
+def add_user(
+    name: str,
+    admin: bool = False,
+    email: str = "",
+    projectid: int | None = None,
+    role: str | None = None,
+    expires: datetime.datetime | None = None,
+) -> str:
     """Create a user (with an optional role on one project) and return a new API key
     (valid until ``expires``, a datetime, or until revoked)."""
     one("name", name, Field(required=True, pattern=r"[A-Za-z0-9_.-]+", max_len=100))
@@ -69,7 +77,7 @@ def add_user(name, admin=False, email="", projectid=None, role=None, expires=Non
         return new_key(user.name, expires)
 
 
-def grant(name, projectid, role):
+def grant(name: str, projectid: int | str, role: str) -> None:
     """Give user ``name`` ``role`` on ``projectid`` (replacing any earlier role there)."""
     if role not in ROLES:
         raise InvalidInput(f"role: must be one of {', '.join(ROLES)}")
@@ -83,12 +91,12 @@ def grant(name, projectid, role):
     ).execute()
 
 
-def new_key(name, expires=None):
+def new_key(name: str, expires: datetime.datetime | None = None) -> str:
     """Create and return a new API key for user ``name`` (see :func:`issue_key`)."""
     return issue_key(name, expires)[1]
 
 
-def issue_key(name, expires=None):
+def issue_key(name: str, expires: datetime.datetime | None = None) -> tuple[ApiKey, str]:
     """Create a new API key for user ``name``, valid until ``expires`` (a datetime; None:
     until revoked). Return ``(row, key)``; only the key's hash and first characters are kept."""
     user = User.get_or_none(User.name == name)
@@ -110,11 +118,11 @@ class _Kept:
 
 
 # (key hash, appname) -> _Kept; and the projects known to exist at one auth version.
-_kept = {}
-_projects = {"version": None, "ids": set()}
+_kept: dict[tuple[str, str | None], _Kept] = {}
+_projects: dict[str, Any] = {"version": None, "ids": set()}
 
 
-def authenticate(key, appname=None):
+def authenticate(key: str | None, appname: str | None = None) -> Principal:
     """Return the :class:`Principal` holding ``key``; ``appname`` must then name its user.
 
     What was read about a key is kept for up to KEPT_SECONDS, but only while the auth
@@ -141,7 +149,9 @@ def authenticate(key, appname=None):
     return principal
 
 
-def _read(key, appname, t):
+def _read(
+    key: str, appname: str | None, t: datetime.datetime
+) -> tuple[Principal, datetime.datetime | None]:
     """Read key ``key`` and its user from the database; return ``(principal, expires)``."""
     row = (
         ApiKey.select(ApiKey, User)
@@ -167,7 +177,7 @@ def _read(key, appname, t):
     return principal, row.expires
 
 
-def check_key(key_id):
+def check_key(key_id: int) -> None:
     """Raise Unauthenticated unless key ``key_id`` is still valid (for credentials derived
     from a key, which must die with it)."""
     row = (
@@ -181,7 +191,7 @@ def check_key(key_id):
     _refuse_dead(row, row.user, now())
 
 
-def _refuse_dead(row, user, t):
+def _refuse_dead(row: ApiKey, user: User, t: datetime.datetime) -> None:
     if row.revoked is not None:
         raise Unauthenticated("credentials revoked")
     if row.expires is not None and row.expires <= t:
@@ -190,7 +200,7 @@ def _refuse_dead(row, user, t):
         raise Unauthenticated("credentials of a disabled user")
 
 
-def _note_use(row, t):
+def _note_use(row: ApiKey, t: datetime.datetime) -> None:
     """Record that key ``row`` was used at ``t``: one write per key per LAST_USE_EVERY at most."""
     if row.last_used is not None and t - row.last_used < LAST_USE_EVERY:
         return
@@ -198,7 +208,7 @@ def _note_use(row, t):
     ApiKey.update(last_used=t).where(ApiKey.id == row.id, stale).execute()
 
 
-def require(principal, projectid, role):
+def require(principal: Principal, projectid: int | str | None, role: str) -> None:
     """Raise unless ``principal`` holds ``role`` on ``projectid`` and the project exists."""
     if not principal.allows(projectid, role):
         raise Forbidden(
@@ -210,7 +220,7 @@ def require(principal, projectid, role):
         raise NotFound(f"projectid: project {projectid} does not exist")
 
 
-def _project_exists(projectid):
+def _project_exists(projectid: int) -> bool:
     # Known ids are forgotten when the auth version moves (a project was deleted or renumbered).
     if projectid in _projects["ids"]:
         return True
@@ -220,6 +230,6 @@ def _project_exists(projectid):
     return True
 
 
-def user_exists(name):
+def user_exists(name: str) -> bool:
     """Tell whether a user called ``name`` exists."""
     return User.get_or_none(User.name == name) is not None

@@ -9,6 +9,7 @@ ticket's hash is stored, so the database never holds a usable ticket.
 import datetime
 import hashlib
 import secrets
+from typing import Any
 
 from engine.access import auth
 from engine.errors import Unauthenticated
@@ -18,11 +19,13 @@ from engine.store.models import ApiKey, Role, SocketTicket, User
 TTL = datetime.timedelta(seconds=30)
 
 
-def _hash(text):
+def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def issue(principal, key, projectid, role="read"):
+def issue(
+    principal: auth.Principal, key: str, projectid: int | str, role: str = "read"
+) -> dict[str, Any]:
     """Return a new ticket for the holder of ``key`` (already authenticated as
     ``principal``), who must hold ``role`` on ``projectid``: ``{ticket, expires}``."""
     auth.require(principal, projectid, role)
@@ -44,7 +47,7 @@ def issue(principal, key, projectid, role="read"):
     return {"ticket": ticket, "expires": int(TTL.total_seconds())}
 
 
-def redeem(ticket, projectid):
+def redeem(ticket: str | None, projectid: int | str | None) -> auth.Principal:
     """Use ``ticket`` up (it opens one socket) and return the Principal it stands for.
 
     The ticket must be unused, unexpired, issued for ``projectid``, and its key still valid.

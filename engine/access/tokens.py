@@ -4,6 +4,7 @@ A token is stored only as its SHA-256 and its first characters; lists show it ma
 """
 
 import hashlib
+from typing import Any
 
 from engine.errors import InvalidInput
 from engine.store.listing import as_dict, common_filters, paged
@@ -23,17 +24,17 @@ TOKEN = {
 }
 
 
-def digest(token):
+def digest(token: str) -> str:
     """Return the SHA-256 hex digest a token is stored and looked up by."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def masked(prefix):
+def masked(prefix: str) -> str:
     """Return how a token is shown: its first characters and an ellipsis."""
     return f"{prefix}\u2026"
 
 
-def _flag(name, value):
+def _flag(name: str, value: Any) -> bool:
     """Return ``value`` as a boolean: JSON true/false, 1/0, or "true"/"false"/"1"/"0"."""
     if isinstance(value, bool):
         return value
@@ -44,7 +45,7 @@ def _flag(name, value):
     raise InvalidInput(f"{name}: must be true or false")
 
 
-def _shown(row):
+def _shown(row: Token) -> dict[str, Any]:
     return {
         **as_dict(row, LIST_FIELDS),
         "token": masked(row.token_prefix),
@@ -52,14 +53,14 @@ def _shown(row):
     }
 
 
-def list_tokens(projectid, params):
+def list_tokens(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's tokens, masked (filters: create_user, edit_user, dates; paging)."""
     query = Token.select().where(Token.projectid == projectid, Token.status != "deleted")
     query = common_filters(query, Token, params)
     return [_shown(r) for r in paged(query.order_by(Token.id.desc()), params)]
 
 
-def add_token(projectid, params, user):
+def add_token(projectid: int, params: dict[str, Any], user: str) -> int:
     """Store a token: token, describe, isjob and jobname (a job of this project); return its id."""
     values = check(params, TOKEN)
     token = values["token"]
@@ -88,13 +89,13 @@ def add_token(projectid, params, user):
     return row.id
 
 
-def delete_token(projectid, tokenid, user):
+def delete_token(projectid: int, tokenid: int | str, user: str) -> bool:
     """Revoke one of the project's tokens (soft delete: the same token can be added again)."""
     row = in_project(Token, projectid, "id", tokenid, "token")
     return soft_delete(row, user, name_field="token_hash")
 
 
-def lookup(projectid, token):
+def lookup(projectid: int | str, token: str | None) -> dict[str, Any] | None:
     """Return the live token of this project (or of project 0) that ``token`` is, else None.
 
     The answer is ``{id, projectid, token_prefix, describe, isjob, jobname, create_user}``

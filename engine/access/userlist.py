@@ -1,5 +1,7 @@
 """Account list: the remote OS accounts offered for steps, per project plus the global ones."""
 
+from typing import Any
+
 from engine.store.listing import as_dict, common_filters, paged
 from engine.store.models import Userlist, database
 from engine.store.records import in_project, soft_delete, unique
@@ -9,7 +11,7 @@ FIELDS = ("id", "projectid", "username", "create_user", "create_time")
 ACCOUNT = {"username": Field(required=True, pattern=WORD, max_len=100, allow_empty=False)}
 
 
-def list_accounts(projectid, params):
+def list_accounts(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's accounts and the global ones, newest first.
 
     Filters: ``name`` (substring of the username), create_user, edit_user, date ranges; paging.
@@ -21,7 +23,7 @@ def list_accounts(projectid, params):
     return [as_dict(r, FIELDS) for r in paged(query.order_by(Userlist.id.desc()), params)]
 
 
-def add_account(projectid, params, user):
+def add_account(projectid: int, params: dict[str, Any], user: str) -> int:
     """Add an account to the project's list; return its id."""
     values = check(params, ACCOUNT)
     with database.atomic(), unique("username", values["username"]):
@@ -29,7 +31,7 @@ def add_account(projectid, params, user):
     return row.id
 
 
-def delete_account(projectid, account_id, user):
+def delete_account(projectid: int, account_id: int | str, user: str) -> bool:
     """Soft delete one of the project's own accounts; its username becomes free again."""
     row = in_project(Userlist, projectid, "id", account_id, "account")
     return soft_delete(row, user, name_field="username")

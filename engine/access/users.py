@@ -8,6 +8,7 @@ every request, so it takes effect at once on every API node.
 
 import datetime
 import re
+from typing import Any
 
 from engine.access import auth
 from engine.errors import InvalidInput, NotFound
@@ -28,7 +29,7 @@ USER = {"disabled": Field(bool, required=True)}
 MAX_ID = 2**63 - 1
 
 
-def expiry(text, field="expires"):
+def expiry(text: str | None, field: str = "expires") -> datetime.datetime | None:
     """Return the datetime a key given ``expires`` = ``text`` expires at (None: never)."""
     text = (text or "").strip()
     if not text:
@@ -51,7 +52,7 @@ def expiry(text, field="expires"):
     return at
 
 
-def _user(name):
+def _user(name: str) -> User:
     one("name", name, NAME)
     user = User.get_or_none(User.name == name)
     if user is None:
@@ -59,7 +60,7 @@ def _user(name):
     return user
 
 
-def _key_state(row, at):
+def _key_state(row: ApiKey, at: datetime.datetime) -> str:
     if row.revoked is not None:
         return "revoked"
     if row.expires is not None and row.expires <= at:
@@ -67,7 +68,7 @@ def _key_state(row, at):
     return "active"
 
 
-def _shown_key(row, at):
+def _shown_key(row: ApiKey, at: datetime.datetime) -> dict[str, Any]:
     return {
         "id": row.id,
         "key": (row.hint or "oj_") + "\u2026",
@@ -79,14 +80,15 @@ def _shown_key(row, at):
     }
 
 
-def list_users():
+def list_users() -> list[dict[str, Any]]:
     """Return every user with their roles and their keys, masked, oldest first."""
     at = now()
-    keys, roles = {}, {}
+    keys: dict[int, list[dict[str, Any]]] = {}
+    roles: dict[int, dict[str, str]] = {}
     for row in ApiKey.select().order_by(ApiKey.id):
         keys.setdefault(row.user_id, []).append(_shown_key(row, at))
-    for row in Role.select().order_by(Role.projectid):
-        roles.setdefault(row.user_id, {})[str(row.projectid)] = row.role
+    for role in Role.select().order_by(Role.projectid):
+        roles.setdefault(role.user_id, {})[str(role.projectid)] = role.role
     return [
         {
             "id": user.id,
@@ -102,7 +104,7 @@ def list_users():
     ]
 
 
-def add_key(name, params):
+def add_key(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Give user ``name`` a new key (``expires``: a duration or date; empty: never).
 
     Return ``{"id", "key", "expires"}``: the only time the key itself is shown.
@@ -113,7 +115,7 @@ def add_key(name, params):
     return {"id": row.id, "key": key, "expires": fmt(row.expires)}
 
 
-def revoke_key(keyid, name=None):
+def revoke_key(keyid: int, name: str | None = None) -> bool:
     """Revoke key ``keyid`` (of user ``name`` when given). Revoking twice keeps the first time."""
     row = ApiKey.get_or_none(ApiKey.id == keyid) if 0 < keyid <= MAX_ID else None
     if row is not None and name is not None and _user(name).id != row.user_id:
@@ -124,7 +126,7 @@ def revoke_key(keyid, name=None):
     return True
 
 
-def set_disabled(name, params):
+def set_disabled(name: str, params: dict[str, Any]) -> bool:
     """Disable (``{"disabled": true}``) or enable again user ``name``: every key of a
     disabled user is refused."""
     values = check(params, USER)

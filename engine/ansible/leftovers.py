@@ -11,8 +11,13 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from engine.ansible import proctree, rundir
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +27,13 @@ CLEANUP_TIMEOUT = 30
 CLEANUP_CONNECT_TIMEOUT = 5  # seconds for an SSH connection during the cleanup
 
 
-def stop_orphan(settings):
+def stop_orphan(settings: "Settings") -> Callable[[str, str], None]:
     """Return ``stop(pdd, marker)`` for :func:`engine.ansible.rundir.sweep_orphans`.
 
     It kills the local processes of a dead worker's run, then the process groups the run left
     on its nodes."""
 
-    def stop(pdd, marker):
+    def stop(pdd: str, marker: str) -> None:
         if marker:
             proctree.kill_local_tree(marker)
         if os.path.exists(os.path.join(rundir.cleanup_dir(pdd), "project", "cleanup.yml")):
@@ -38,7 +43,9 @@ def stop_orphan(settings):
     return stop
 
 
-def stop_remote(pdd, settings, hosts=None, agent=None):
+def stop_remote(
+    pdd: str, settings: "Settings", hosts: Sequence[str] | None = None, agent: str | None = None
+) -> None:
     """Kill what the run of ``pdd`` left on ``hosts`` (all its hosts when None): best effort,
     bounded in time. ``agent``: the socket of a contained run's identity (its broker's).
 

@@ -11,6 +11,7 @@ a cancel can kill it on the node.
 import base64
 import re
 import shlex
+from collections.abc import Mapping
 
 # Seconds between TERM and KILL when the node-side timeout fires.
 KILL_AFTER = 5
@@ -41,7 +42,7 @@ _CAP = (
 )
 
 
-def _session_script(run_id, timeout, body):
+def _session_script(run_id: str, timeout: int, body: str) -> str:
     """A bash script that runs ``body`` in its own session under ``timeout``.
 
     Called as ``script <tag>``: the outer part starts the inner part (``script <tag> inner``)
@@ -69,7 +70,7 @@ def _session_script(run_id, timeout, body):
     )
 
 
-def collapse_trailing_blank_lines(content):
+def collapse_trailing_blank_lines(content: str) -> str:
     """OpenC3 collapses the content's trailing blank lines into one newline."""
     if not content.strip():
         return content
@@ -111,7 +112,9 @@ _ARGV = (
 )
 
 
-def run_script(run_id, timeout, content, script_type, argv, env):
+def run_script(
+    run_id: str, timeout: int, content: str, script_type: str, argv: str, env: Mapping[str, str]
+) -> str:
     """The node-side script of a cmd step (pure; exposed for tests)."""
     payload = base64.encodebytes(content.encode("utf-8")).decode("ascii")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
@@ -134,12 +137,12 @@ def run_script(run_id, timeout, content, script_type, argv, env):
     return _session_script(run_id, timeout, body)
 
 
-def _shell_path(path):
+def _shell_path(path: str) -> str:
     """A path that no command mistakes for an option."""
     return "./" + path if path.startswith("-") else path
 
 
-def pack_script(run_id, timeout, sp):
+def pack_script(run_id: str, timeout: int, sp: str) -> str:
     """The node-side script that archives ``sp`` on the source (pure; exposed for tests).
 
     A directory is archived as ``.`` (members start with ``./``); a file as its own basename,
@@ -165,7 +168,16 @@ def pack_script(run_id, timeout, sp):
     return _session_script(run_id, timeout, body)
 
 
-def unpack_script(run_id, timeout, dp, base, raw, delete, chown, chmod):
+def unpack_script(
+    run_id: str,
+    timeout: int,
+    dp: str,
+    base: str,
+    raw: object,
+    delete: bool,
+    chown: str,
+    chmod: str,
+) -> str:
     """The node-side script that puts the payload at ``dp`` (pure; exposed for tests).
 
     ``raw`` means the payload is the file itself (a file-store source), not an archive.

@@ -16,7 +16,9 @@ import os
 import posixpath
 import re
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jinja2
 
@@ -38,9 +40,7 @@ SOURCE_RESULT_TASK = "opsjob: fetch"
 TASKS_PER_HOST = {"cmd": 1, "scp": 2, "playbook": 1}
 SOURCE_GROUP = "opsjob_source"
 TARGET_GROUP = "opsjob_targets"
-
-# Extra seconds the Ansible task timeout allows over the node-side timeout (a backstop).
-TASK_GRACE = 15
+TASK_GRACE = 15  # seconds the Ansible task timeout allows over the node-side one (a backstop)
 
 INTERPRETERS = ("shell", "python", "perl", "php", "auto")
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
@@ -71,7 +71,7 @@ class Host:
     the secrets of its credential (None: the worker's own SSH configuration)."""
 
     name: str
-    vars: dict = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
     secret: Secret | None = field(default=None, repr=False)
 
 
@@ -83,16 +83,16 @@ class Compiled:
     run_id: str  # names the node-side files of this run
     playbook: str  # project/main.yml
     cleanup: str  # project/cleanup.yml, run only after a cancel
-    files: dict  # path relative to the private data dir -> bytes
-    links: dict  # path relative to the private data dir -> existing local file
-    targets: tuple  # host names whose results count, in step order
+    files: dict[str, bytes]  # path relative to the private data dir
+    links: dict[str, str]  # path relative to the private data dir -> existing local file
+    targets: tuple[str, ...]  # host names whose results count, in step order
     source: str | None  # scp: the source host name (None for cmd or a local file)
     timeout: int  # per-node timeout in seconds
-    secrets: tuple = ()  # (host name, Secret) of the hosts that log in with a credential
+    secrets: tuple[tuple[str, Secret], ...] = ()  # of the hosts that log in with a credential
     tree: str | None = None  # playbook: a local directory copied to project/src
     entry: str = "main.yml"  # the playbook ansible-playbook runs, relative to project/
-    args: tuple = ()  # playbook: further ansible-playbook arguments
-    reach: frozenset = frozenset()  # playbook: the (address, port) pairs it may connect to
+    args: tuple[str, ...] = ()  # playbook: further ansible-playbook arguments
+    reach: frozenset[tuple[str, str]] = frozenset()  # playbook: (address, port) it may reach
     network: bool = False  # playbook: an admin lets it reach the worker's whole network
 
 
@@ -110,7 +110,7 @@ _ENV = jinja2.Environment(
 )
 
 
-def _render(name, **values):
+def _render(name: str, **values: Any) -> str:
     """Render one of our playbook templates; every value must be an identifier or a number."""
     for key, value in values.items():
         if isinstance(value, bool) or value is None:
@@ -120,7 +120,7 @@ def _render(name, **values):
     return _ENV.get_template(name).render(**values)
 
 
-def _check_text(name, value, max_len=1 << 20):
+def _check_text(name: str, value: Any, max_len: int = 1 << 20) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{name}: must be a string")
     if "\x00" in value:
@@ -130,27 +130,27 @@ def _check_text(name, value, max_len=1 << 20):
     return value
 
 
-def _check_timeout(timeout):
+def _check_timeout(timeout: Any) -> int:
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 86400:
         raise InvalidInput("timeout: must be an integer between 1 and 86400")
     return timeout
 
 
-def _check_become(user):
+def _check_become(user: str | None) -> str:
     user = user or ""
     if user and not BECOME_USER.fullmatch(user):
         raise InvalidInput(f"user: must match {BECOME_USER.pattern}")
     return user
 
 
-def _run_id(run_id):
+def _run_id(run_id: str | None) -> str:
     run_id = run_id or uuid.uuid4().hex[:16]
     if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"run_id: must match {RUN_ID.pattern}")
     return run_id
 
 
-def _check_hosts(field_name, hosts):
+def _check_hosts(field_name: str, hosts: Iterable[object]) -> list[Host]:
     out = []
     for host in hosts:
         if not isinstance(host, Host) or not HOST_NAME.fullmatch(host.name or ""):
@@ -174,17 +174,18 @@ def _check_hosts(field_name, hosts):
     return out
 
 
-def _secrets(hosts):
+def _secrets(hosts: Iterable[Host]) -> tuple[tuple[str, Secret], ...]:
     """``(name, Secret)`` of every host that logs in with a credential, each name once."""
-    found = {}
+    found: dict[str, Secret] = {}
     for host in hosts:
         if host.secret is not None:
             found.setdefault(host.name, host.secret)
     return tuple(found.items())
 
 
-def _inventory(roles):
+def _inventory(roles: Iterable[tuple[Host, str]]) -> dict[str, dict[str, Any]]:
     """``roles`` is ``[(Host, tag letters)]`` in order; give each host a slot and its tags."""
+    slots: dict[str, int]
     hosts, slots = {}, {}
     for host, letters in roles:
         if host.name not in slots:
@@ -198,8 +199,15 @@ def _inventory(roles):
 
 
 def compile_cmd(
-    hosts, script, script_type, argv="", env=None, become_user="", timeout=60, run_id=None
-):
+    hosts: Sequence[Host],
+    script: str,
+    script_type: str,
+    argv: str | None = "",
+    env: Mapping[str, str] | None = None,
+    become_user: str | None = "",
+    timeout: int = 60,
+    run_id: str | None = None,
+) -> Compiled:
     """Compile a cmd step: run ``script`` with ``argv`` and ``env`` on every host.
 
     ``hosts`` is a list of :class:`Host`; ``script_type`` one of shell, python, perl, php,
@@ -252,7 +260,7 @@ def compile_cmd(
 # scp
 
 
-def scp_paths(sp, dp):
+def scp_paths(sp: str, dp: str) -> tuple[str, str]:
     """Apply OpenC3's trailing-slash rules; return ``(sp, dp)``.
 
     ``sp`` ending in ``/`` syncs a directory, so ``dp`` gets a trailing ``/``; otherwise a
@@ -281,18 +289,18 @@ def _source_entry(source, targets):
 
 
 def compile_scp(
-    source,
-    sp,
-    targets,
-    dp,
+    source: Host | None,
+    sp: str,
+    targets: Sequence[Host],
+    dp: str,
     *,
-    chown="",
-    chmod="",
-    delete=False,
-    timeout=60,
-    local_source=None,
-    run_id=None,
-):
+    chown: str | None = "",
+    chmod: str | None = "",
+    delete: bool = False,
+    timeout: int = 60,
+    local_source: str | None = None,
+    run_id: str | None = None,
+) -> Compiled:
     """Compile an scp step: copy ``sp`` from ``source`` to ``dp`` on every target.
 
     ``source`` is a :class:`Host`, or None with ``local_source`` naming a file on this machine

@@ -13,7 +13,7 @@ import time
 MARK = "OPSJOB_RUN_MARK"  # environment variable that tags a run's local processes
 
 
-def _marked_pids(marker):
+def _marked_pids(marker: str) -> list[int]:
     """Pids of our processes whose environment holds ``MARK=marker``."""
     needle = f"{MARK}={marker}".encode() + b"\0"
     found = []
@@ -29,7 +29,7 @@ def _marked_pids(marker):
     return found
 
 
-def _stat(pid):
+def _stat(pid: int) -> tuple[int, bytes] | None:
     """``(ppid, cmdline)`` of ``pid``, or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -40,7 +40,7 @@ def _stat(pid):
         return None
 
 
-def kill_local_tree(marker):
+def kill_local_tree(marker: str) -> None:
     """SIGKILL every process of this run except runner's own child (runner kills and reaps
     that one) and the SSH master connections (they are reused; they run nothing of ours)."""
     me = os.getpid()
@@ -61,7 +61,7 @@ def kill_local_tree(marker):
         time.sleep(0.02)
 
 
-def stop_child(marker):
+def stop_child(marker: str) -> None:
     """Freeze the run's processes so that none starts a new worker while they are killed.
 
     Runner's child is ``ansible-playbook``, or on the warm path the launcher, whose run is

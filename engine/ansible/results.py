@@ -2,8 +2,10 @@
 ansible-runner's events into them and into log chunks (used by :mod:`engine.ansible.runner`)."""
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from engine.ansible import playbook
 
@@ -27,11 +29,11 @@ class HostResult:
     output: str = ""  # the full stdout (for version capture)
 
     @property
-    def done(self):
+    def done(self) -> bool:
         """Whether the host has its final status."""
         return self.status in FINAL
 
-    def started(self, event):
+    def started(self, event: Mapping[str, Any]) -> None:
         """Note a task's start on the host (a ``runner_on_start`` event): the first one is the
         host's start time."""
         if self.start is None:
@@ -43,7 +45,7 @@ class RunOutcome:
     """The result of one step run."""
 
     status: str  # ok | failed | canceled | error
-    hosts: dict  # target name -> HostResult, in step order
+    hosts: dict[str, HostResult]  # target name -> result, in step order
     source: HostResult | None = None
     error: str = ""  # why, for status error
     started: float = 0.0
@@ -51,22 +53,22 @@ class RunOutcome:
     cleanup_seconds: float = 0.0
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         """Whether every target host succeeded."""
         return self.status == "ok"
 
     @property
-    def failed_hosts(self):
+    def failed_hosts(self) -> list[str]:
         """Target hosts that did not succeed, in step order."""
         return [name for name, r in self.hosts.items() if r.status != "ok"]
 
     @property
-    def unknown_hosts(self):
+    def unknown_hosts(self) -> list[str]:
         """Target hosts whose outcome is unknown: they may have run the step."""
         return [name for name, r in self.hosts.items() if r.status == "unknown"]
 
 
-def excerpt(text, limit=EXCERPT):
+def excerpt(text: str, limit: int = EXCERPT) -> str:
     """Keep the head and the tail of ``text`` within ``limit`` characters."""
     if len(text) <= limit:
         return text
@@ -74,7 +76,7 @@ def excerpt(text, limit=EXCERPT):
     return f"{text[:half]}\n[... {len(text) - 2 * half} characters omitted ...]\n{text[-half:]}"
 
 
-def _epoch(stamp):
+def _epoch(stamp: Any) -> float:
     try:
         return datetime.fromisoformat(stamp).timestamp()
     except (TypeError, ValueError):
@@ -88,22 +90,27 @@ def _epoch(stamp):
 class _Collector:
     """Turns runner events into per-host results and log chunks."""
 
-    def __init__(self, compiled, on_host_result, on_log):
+    def __init__(
+        self,
+        compiled: playbook.Compiled,
+        on_host_result: Callable[[HostResult], object] | None,
+        on_log: Callable[[str], object] | None,
+    ) -> None:
         self.compiled = compiled
         self.result_task = playbook.RESULT_TASK[compiled.kind]
         self.hosts = {name: HostResult(name) for name in compiled.targets}
         self.source = HostResult(compiled.source) if compiled.source else None
-        self.started_hosts = set()
+        self.started_hosts: set[str] = set()
         self.on_host_result = on_host_result
         self.on_log = on_log
 
-    def handle(self, event):
+    def handle(self, event: Mapping[str, Any]) -> None:
         self._track(event)
         text = event.get("stdout")
         if text and self.on_log:
             self.on_log(text.replace("\r\n", "\n") + "\n")
 
-    def _track(self, event):
+    def _track(self, event: Mapping[str, Any]) -> None:
         data = event.get("event_data") or {}
         kind = event.get("event", "")
         host = data.get("host")
@@ -134,7 +141,7 @@ class _Collector:
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self._finish(result, "timeout" if _timed_out(res) else "failed", res, event)
 
-    def _finish(self, result, status, res, event):
+    def _finish(self, result: HostResult, status: str, res: Any, event: Mapping[str, Any]) -> None:
         out = res.get("stdout") if isinstance(res.get("stdout"), str) else ""
         err = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
         result.status = status
@@ -150,11 +157,11 @@ class _Collector:
         if result is not self.source and self.on_host_result:
             self.on_host_result(result)
 
-    def any_result(self):
+    def any_result(self) -> bool:
         """Whether Ansible reported on any host at all (else the playbook itself failed)."""
         return any(r.done for r in self.hosts.values()) or bool(self.source and self.source.done)
 
-    def settle(self, pending, error=""):
+    def settle(self, pending: str, error: str = "") -> None:
         """Give every host without a final result the status ``pending``, and say why."""
         now = time.time()
         src = self.source
@@ -176,7 +183,7 @@ class _Collector:
             src.status, src.msg = pending, why
 
 
-def _timed_out(res):
+def _timed_out(res: Any) -> bool:
     if res.get("timedout"):
         return True
     stderr = res.get("stderr") if isinstance(res.get("stderr"), str) else ""

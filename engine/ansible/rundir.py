@@ -10,10 +10,17 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from engine.ansible import playbook, playbook_agent, playbook_broker, streams
+from engine.ansible import playbook, streams
 from engine.ansible.proctree import MARK
 from engine.files import safetree
+from engine.playbooks import agent as playbook_agent
+from engine.playbooks import broker as playbook_broker
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 OWNER = "owner.pid"  # the worker process a run dir belongs to
 # Beside a contained run's dir: what stopping the run uses (cleanup playbook, inventories,
@@ -26,12 +33,12 @@ MARKER = "marker"  # the run's process marker (see engine.ansible.proctree)
 SWEEP_LOCK = ".sweep.lock"
 
 
-def control_path_dir():
+def control_path_dir() -> str:
     """A short directory for SSH ControlPath sockets (a socket path has about 100 chars)."""
     return f"/tmp/oj-cp-{os.getuid()}"
 
 
-def ansible_env(pdd, marker):
+def ansible_env(pdd: str, marker: str) -> dict[str, str]:
     """Environment of the ansible-playbook process (added to this process's environment)."""
     bindir = os.path.dirname(sys.executable)
     return {
@@ -42,15 +49,17 @@ def ansible_env(pdd, marker):
     }
 
 
-def ssh_args(settings):
+def ssh_args(settings: "Settings") -> str:
     """The ssh options every run uses: reuse one connection per host."""
     return f"-o ControlMaster=auto -o ControlPersist={settings.ssh_control_persist}"
 
 
-def ansible_cfg(settings, pdd, connect_timeout, contained=False):
+def ansible_cfg(
+    settings: "Settings", pdd: str, connect_timeout: float, contained: bool = False
+) -> str:
     """The ansible.cfg of one run: fast and quiet, and nothing read from the user's home.
 
-    A ``contained`` playbook run connects through its broker (engine.ansible.playbook_broker).
+    A ``contained`` playbook run connects through its broker (engine.playbooks.broker).
     """
     args = ssh_args(settings)
     if contained:
@@ -77,8 +86,15 @@ def ansible_cfg(settings, pdd, connect_timeout, contained=False):
 
 
 def create(
-    compiled, workdir, settings, *, connect_timeout, runner_settings, marker="", contained=False
-):
+    compiled: playbook.Compiled,
+    workdir: str,
+    settings: "Settings",
+    *,
+    connect_timeout: float,
+    runner_settings: str,
+    marker: str = "",
+    contained: bool = False,
+) -> str:
     """Make a fresh private data dir under ``workdir`` holding everything ``compiled`` needs.
 
     A ``contained`` run (a playbook under bubblewrap) gets no key file: its keys are offered
@@ -106,15 +122,18 @@ def create(
     os.chmod(os.path.join(pdd, streams.WRAPPER), 0o700)
     for rel, target in compiled.links.items():
         os.symlink(target, os.path.join(pdd, rel))
-    if getattr(compiled, "tree", None):  # a playbook step's source, links kept as links
-        shutil.copytree(compiled.tree, os.path.join(pdd, "project", "src"), symlinks=True)
+    tree = getattr(compiled, "tree", None)
+    if tree:  # a playbook step's source, links kept as links
+        shutil.copytree(tree, os.path.join(pdd, "project", "src"), symlinks=True)
     _write_secrets(pdd, compiled.secrets, public_only=contained)
     if contained:
         _write_keep(compiled, pdd, settings, connect_timeout)
     return pdd
 
 
-def _write_keep(compiled, pdd, settings, connect_timeout):
+def _write_keep(
+    compiled: playbook.Compiled, pdd: str, settings: "Settings", connect_timeout: float
+) -> None:
     """Copy what :func:`cleanup_dir` offers the cleanup to a dir the sandbox does not see."""
     keep = pdd + KEEP
     os.makedirs(os.path.join(keep, "project"), mode=0o700)
@@ -131,19 +150,19 @@ def _write_keep(compiled, pdd, settings, connect_timeout):
     _write_secrets(keep, compiled.secrets, public_only=True)
 
 
-def cleanup_dir(pdd):
+def cleanup_dir(pdd: str) -> str:
     """Where the cleanup of the run of ``pdd`` finds its playbook, inventories and config: the
     run dir itself, or for a contained run the copy beside it that its sandbox never saw."""
     return pdd + KEEP if os.path.isdir(pdd + KEEP) else pdd
 
 
-def remove(pdd):
+def remove(pdd: str) -> None:
     """Remove a run dir and what was kept beside it."""
     shutil.rmtree(pdd, ignore_errors=True)
     shutil.rmtree(pdd + KEEP, ignore_errors=True)
 
 
-def sweep_orphans(workdir, stop=None):
+def sweep_orphans(workdir: str, stop: Callable[[str, str], object] | None = None) -> int:
     """Remove run dirs (key files included) left by a worker process that died mid-run.
 
     ``stop(pdd, marker)`` is called first, to end what is left of the run. Return how many
@@ -152,6 +171,7 @@ def sweep_orphans(workdir, stop=None):
     """
     if not os.path.isdir(workdir):
         return 0
+    lock: int | None
     try:
         lock = os.open(os.path.join(workdir, SWEEP_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
@@ -165,7 +185,7 @@ def sweep_orphans(workdir, stop=None):
             os.close(lock)
 
 
-def _sweep_orphans(workdir, stop):
+def _sweep_orphans(workdir: str, stop: Callable[[str, str], object] | None) -> int:
     removed = 0
     for name in os.listdir(workdir) if os.path.isdir(workdir) else []:
         pdd = os.path.join(workdir, name)
@@ -196,14 +216,16 @@ def _sweep_orphans(workdir, stop):
     return removed
 
 
-def _write_private_file(path, text):
+def _write_private_file(path: str, text: str) -> None:
     """Write ``text`` to a new file that only this user can read."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
 
 
-def _write_secrets(pdd, secrets, public_only=False):
+def _write_secrets(
+    pdd: str, secrets: Sequence[tuple[str, playbook.Secret]], public_only: bool = False
+) -> None:
     """Write the credentials of this run's hosts into ``pdd``: one key file per credential and
     an inventory that points the hosts at them (all mode 0600, gone with ``pdd``).
     ``public_only`` writes the public half instead: ssh then takes the key from the agent.
@@ -215,7 +237,7 @@ def _write_secrets(pdd, secrets, public_only=False):
         return
     folder = os.path.join(pdd, "secrets")
     os.makedirs(folder, mode=0o700)
-    hostvars = {}
+    hostvars: dict[str, dict[str, str]] = {}
     for name, secret in secrets:
         conn = {"ansible_control_path_dir": os.path.join(control_path_dir(), secret.ident)}
         if secret.ssh_key:
@@ -230,16 +252,16 @@ def _write_secrets(pdd, secrets, public_only=False):
     _write_private_file(_secret_inventory(pdd), playbook.inventory_yaml(hostvars, {}))
 
 
-def _public(private_key):
+def _public(private_key: str) -> str:
     key = playbook_agent.load_key(private_key)
     return playbook_agent.public_line(key) + "\n" if key is not None else ""
 
 
-def _secret_inventory(pdd):
+def _secret_inventory(pdd: str) -> str:
     return os.path.join(pdd, "inventory", "secrets.yml")
 
 
-def inventories(pdd):
+def inventories(pdd: str) -> list[str] | str:
     """The run's inventory sources: the hosts, then their credentials (which win)."""
     main = os.path.join(pdd, "inventory", "hosts.yml")
     secret = _secret_inventory(pdd)

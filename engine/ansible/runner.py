@@ -30,11 +30,18 @@ import os
 import shlex
 import time
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.ansible import playbook, proctree, rundir, streams, warm
 from engine.ansible.leftovers import stop_remote
-from engine.ansible.results import RunOutcome, _Collector, excerpt
+from engine.ansible.playbook import Compiled
+from engine.ansible.results import HostResult, RunOutcome, _Collector, excerpt
 from engine.files import safetree
+
+if TYPE_CHECKING:
+    from engine.playbooks.broker import Broker
+    from engine.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +59,15 @@ RUNNER_SETTINGS = f'{{"pexpect_timeout": {POLL}, "suppress_ansible_output": true
 
 
 def execute(
-    compiled,
-    workdir,
-    settings,
+    compiled: Compiled,
+    workdir: str,
+    settings: "Settings",
     *,
-    on_host_result=None,
-    on_log=None,
-    should_cancel=None,
-    on_output=None,
-):
+    on_host_result: Callable[[HostResult], object] | None = None,
+    on_log: Callable[[str], object] | None = None,
+    should_cancel: Callable[[], object] | None = None,
+    on_output: Callable[[str, str], object] | None = None,
+) -> RunOutcome:
     """Run ``compiled`` (from engine.ansible.playbook) and return a :class:`RunOutcome`.
 
     ``workdir`` is where the private data dir is made (and removed afterwards); ``settings``
@@ -74,9 +81,9 @@ def execute(
     started = time.time()
     marker = uuid.uuid4().hex
     collector = _collector(compiled)(compiled, on_host_result, on_log)
-    state = {"cancel": False, "callback_error": ""}
+    state: dict[str, Any] = {"cancel": False, "callback_error": ""}
 
-    def event_handler(event):
+    def event_handler(event: dict[str, Any]) -> bool:
         try:
             collector.handle(event)
         except Exception as exc:  # a caller's callback failed: stop the run, report it
@@ -86,7 +93,7 @@ def execute(
             collector.on_log = collector.on_host_result = None
         return False  # keep events off the disk; we hold what we need
 
-    def cancel_callback():
+    def cancel_callback() -> bool:
         _follow(state.get("follow"), collector, on_output)
         if not state["cancel"]:
             try:
@@ -112,8 +119,11 @@ def execute(
     job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60
     if compiled.kind == "playbook":  # the step's timeout bounds the whole playbook
         job_timeout = compiled.timeout + CONNECT_TIMEOUT
+    pdd: str | None
+    broker: Broker | None
     pdd = broker = None
     contained = _contained(compiled)
+    status: str | None
     error, status, timed_out, launched = "", None, False, False
     try:
         pdd = rundir.create(
@@ -170,7 +180,7 @@ def execute(
         if (state["cancel"] or timed_out or error) and launched and touched:
             t0 = time.monotonic()
             agent = broker.agent_path() if broker is not None else None
-            stop_remote(pdd, settings, touched, agent=agent)
+            stop_remote(cast(str, pdd), settings, touched, agent=agent)
             cleanup_seconds = time.monotonic() - t0
     finally:
         if broker is not None:
@@ -200,41 +210,41 @@ def execute(
     )
 
 
-def _collector(compiled):
+def _collector(compiled: Compiled) -> type[Any]:
     if compiled.kind == "playbook":
-        from engine.ansible.playbook_events import PlaybookCollector
+        from engine.playbooks.events import PlaybookCollector
 
         return PlaybookCollector
     return _Collector
 
 
-def _contained(compiled):
+def _contained(compiled: Compiled) -> bool:
     """Whether ``compiled`` runs under bubblewrap, with a broker as its only way out."""
     if compiled.kind != "playbook":
         return False
-    from engine.ansible import playbook_sandbox
+    from engine.playbooks import sandbox as playbook_sandbox
 
     return playbook_sandbox.contained()
 
 
-def _start_broker(compiled, pdd):
-    from engine.ansible import playbook_broker
+def _start_broker(compiled: Compiled, pdd: str) -> "Broker":
+    from engine.playbooks import broker as playbook_broker
 
     keys = [(secret.ssh_key, secret.ident) for _, secret in compiled.secrets if secret.ssh_key]
     return playbook_broker.start(pdd, compiled.reach, keys)
 
 
-def _playbook_options(compiled, settings, pdd):
-    """A playbook step's own arguments, and its containment (engine.ansible.playbook_sandbox)."""
+def _playbook_options(compiled: Compiled, settings: "Settings", pdd: str) -> dict[str, Any]:
+    """A playbook step's own arguments, and its containment (engine.playbooks.sandbox)."""
     if compiled.kind != "playbook":
         return {}
-    from engine.ansible import playbook_sandbox
+    from engine.playbooks import sandbox as playbook_sandbox
 
     contained = playbook_sandbox.runner_options(settings, pdd, network=compiled.network)
     return {"cmdline": shlex.join(compiled.args), **contained}
 
 
-def _run_playbook(compiled, pdd, envvars, **options):
+def _run_playbook(compiled: Compiled, pdd: str, envvars: dict[str, str], **options: Any) -> Any:
     """Run ``compiled``'s playbook in its private data dir ``pdd`` through ansible-runner, as
     every run here does (fresh env files, quiet); ``options`` add to runner's arguments."""
     import ansible_runner  # here, so that the API process never pays for it
@@ -251,7 +261,7 @@ def _run_playbook(compiled, pdd, envvars, **options):
     )
 
 
-def syntax_check(compiled, workdir, settings):
+def syntax_check(compiled: Compiled, workdir: str, settings: "Settings") -> str:
     """Run ``ansible-playbook --syntax-check`` for a compiled playbook step (touches no node);
     return "" when it passes, else Ansible's complaint."""
     pdd = rundir.create(
@@ -277,7 +287,7 @@ def syntax_check(compiled, workdir, settings):
         rundir.remove(pdd)
 
 
-def _follow(reader, collector, on_output):
+def _follow(reader: streams.StreamReader | None, collector: Any, on_output: Any) -> None:
     """Hand on the lines the running hosts printed since the last call (see LIVE_AFTER)."""
     if reader is None:
         return
@@ -289,7 +299,7 @@ def _follow(reader, collector, on_output):
         log.exception("following the output of a step failed")
 
 
-def _disk_full(path):
+def _disk_full(path: str) -> bool:
     """Whether the file system of ``path`` has less than DISK_RESERVE bytes left for us."""
     try:
         st = os.statvfs(path)
@@ -299,7 +309,7 @@ def _disk_full(path):
     return free * st.f_frsize < DISK_RESERVE
 
 
-def _tail(pdd):
+def _tail(pdd: str) -> str:
     """The end of what ansible-playbook printed. A contained playbook may have replaced any
     part of the run dir's path with a link, so none is followed."""
     try:

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Collection, Iterable
 
 FOLDER = "stream"
 WRAPPER = "bin/oj-ssh"
@@ -21,7 +22,7 @@ BECOME_SUCCESS = re.compile(r"BECOME-SUCCESS-[a-z]+\r?")
 READ_MAX = 256 * 1024  # bytes read from one file per poll
 
 
-def ssh_wrapper(stream_dir):
+def ssh_wrapper(stream_dir: str) -> str:
     """The bash script Ansible runs as ``ssh`` for one run (``stream_dir`` is our own path)."""
     folder = shlex.quote(stream_dir)
     return (
@@ -44,16 +45,17 @@ def ssh_wrapper(stream_dir):
 class StreamReader:
     """Read the new complete lines each target host printed since the last poll."""
 
-    def __init__(self, stream_dir, targets, after=1.0):
+    def __init__(self, stream_dir: str, targets: Iterable[str], after: float = 1.0) -> None:
         self.dir = stream_dir
         self.hosts = list(targets)  # slot -> host name, as engine.ansible.playbook numbers them
         self.after = after
-        self.first = [None] * len(self.hosts)  # when each host's first output was seen
+        # when each host's first output was seen
+        self.first: list[float | None] = [None] * len(self.hosts)
         self.offsets = [0] * len(self.hosts)
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in self.hosts]
         self.partial = [""] * len(self.hosts)
 
-    def poll(self, ended=()):
+    def poll(self, ended: Collection[str] = ()) -> list[tuple[str, str]]:
         """Return ``[(host, text)]``: whole lines only, Ansible's become markers left out.
 
         A host's output is handed on once it has printed for ``after`` seconds; hosts in
@@ -68,9 +70,10 @@ class StreamReader:
             try:
                 if os.stat(path).st_size <= self.offsets[slot]:
                     continue
-                if self.first[slot] is None:
-                    self.first[slot] = now
-                if now - self.first[slot] < self.after:
+                first = self.first[slot]
+                if first is None:
+                    first = self.first[slot] = now
+                if now - first < self.after:
                     continue
                 with open(path, "rb") as f:
                     f.seek(self.offsets[slot])

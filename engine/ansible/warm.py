@@ -7,7 +7,7 @@ and relays its exit status. A controller serves one configuration: one per ansib
 run dir aside) and environment, started on first use. A controller that ended is started
 again at the next run; when it cannot be started the runs go the cold way, and the log says
 so once. The launcher itself runs cold whenever the controller cannot take its run.
-Playbook steps always run cold: their containment (engine.ansible.playbook_sandbox) wraps
+Playbook steps always run cold: their containment (engine.playbooks.sandbox) wraps
 the ``ansible-playbook`` process in bubblewrap, which a forked controller child cannot honour.
 """
 
@@ -22,10 +22,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from engine.ansible import streams
 from engine.ansible.warm_launcher import SOCKET
 from engine.ansible.warm_server import PER_RUN, ROOM
+
+if TYPE_CHECKING:
+    from engine.ansible.playbook import Compiled
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +40,12 @@ START_WAIT = 5.0  # seconds a new controller has to listen
 MAX_FAILURES = 3  # controllers that failed to start before this process stops trying
 
 _lock = threading.Lock()
-_controllers = {}  # key -> _Controller
-_state = {"failures": 0, "said": set(), "swept": False}
+_controllers: dict[Any, "_Controller"] = {}
+_state: dict[str, Any] = {"failures": 0, "said": set(), "swept": False}
 _serial = itertools.count(1)  # a new folder for each controller: a retired one may still run
 
 
-def runner_options(compiled, pdd, envvars):
+def runner_options(compiled: "Compiled", pdd: str, envvars: Mapping[str, str]) -> dict[str, Any]:
     """ansible-runner arguments that run ``compiled`` the warm way (``binary``, ``cmdline``
     and ``envvars``), or {} for the cold way (settings.ansible_warm decides whether to ask)."""
     if compiled.kind == "playbook":
@@ -65,7 +70,7 @@ def runner_options(compiled, pdd, envvars):
     return {"binary": sys.executable, "cmdline": shlex.join(args), "envvars": env}
 
 
-def _key(pdd, envvars):
+def _key(pdd: str, envvars: Mapping[str, str]) -> str:
     """Which controller serves a run: its ansible.cfg (run dir aside) and shared environment."""
     digest = hashlib.sha256()
     with open(os.path.join(pdd, "ansible.cfg"), "rb") as f:
@@ -77,13 +82,13 @@ def _key(pdd, envvars):
     return digest.hexdigest()[:16]
 
 
-def _say_once(what, text, *args):
+def _say_once(what: str, text: str, *args: object) -> None:
     if what not in _state["said"]:
         _state["said"].add(what)
         log.warning(text, *args)
 
 
-def _controller(key):
+def _controller(key: str) -> "_Controller | None":
     """The live controller for ``key``, started when needed; None: go cold."""
     controller = _controllers.get(key)
     if controller is not None and controller.alive():
@@ -113,11 +118,11 @@ def _controller(key):
     return controller
 
 
-def _base():
+def _base() -> str:
     return f"/tmp/oj-warm-{os.getuid()}"  # short: a socket path has about 100 chars
 
 
-def sweep_stale():
+def sweep_stale() -> int:
     """Remove the folders of controllers whose worker process is gone (a controller removes
     its own when its worker dies; this catches one that was killed too). Return how many."""
     removed = 0
@@ -133,7 +138,7 @@ def sweep_stale():
 class _Controller:
     """One controller process of this worker process, and its folder."""
 
-    def __init__(self, key):
+    def __init__(self, key: str) -> None:
         os.makedirs(_base(), mode=0o700, exist_ok=True)
         self.folder = os.path.join(_base(), f"{os.getpid()}-{key}-{next(_serial)}")
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -167,10 +172,10 @@ class _Controller:
                 raise RuntimeError(self.exit_text())
             time.sleep(0.005)
 
-    def alive(self):
+    def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def exit_text(self):
+    def exit_text(self) -> str:
         rc = self.proc.poll()
         try:
             with open(os.path.join(self.folder, "controller.log"), "rb") as f:
@@ -179,17 +184,18 @@ class _Controller:
             tail = ""
         return f"rc {rc}" + (f": {tail}" if tail else "")
 
-    def check_notes(self):
+    def check_notes(self) -> None:
         """Log, once, why a run went the cold way."""
         if "cold" not in _state["said"] and os.path.exists(self.notes):
             with open(self.notes, encoding="utf-8", errors="replace") as f:
                 _say_once("cold", "a step ran the cold way: %s", f.readline().strip())
 
-    def stop(self):
+    def stop(self) -> None:
         """Let the controller end once its runs did (it takes no new one)."""
         try:
-            self.proc.stdin.write(b"retire\n")  # closed without it, the worker died
-            self.proc.stdin.close()
+            stdin = cast(IO[bytes], self.proc.stdin)  # started with stdin=PIPE
+            stdin.write(b"retire\n")  # closed without it, the worker died
+            stdin.close()
         except OSError:
             pass
         if self.proc.poll() is None:
@@ -197,13 +203,13 @@ class _Controller:
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _reap(self):
+    def _reap(self) -> None:
         self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @atexit.register
-def _stop_all():
+def _stop_all() -> None:
     with _lock:
         for key in list(_controllers):
             _controllers.pop(key).stop()

@@ -14,22 +14,23 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Iterator
 
 SOCKET = "OPSJOB_WARM_SOCKET"  # where the warm controller listens
 LOST = 1  # exit status when the controller vanished during the run
 
 
-def cold(argv):
+def cold(argv: list[str]) -> None:
     """Become the real ansible-playbook (found on PATH, as runner would have run it)."""
     os.execvp("ansible-playbook", ["ansible-playbook", *argv])
 
 
-def request(argv):
+def request(argv: list[str]) -> bytes:
     """The message for the controller: argv, cwd and environment, as JSON."""
     return json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
 
 
-def lines(sock):
+def lines(sock: socket.socket) -> Iterator[str]:
     """Yield the controller's reply lines until it closes the connection."""
     buf = b""
     while True:
@@ -42,7 +43,7 @@ def lines(sock):
             yield line.decode("ascii", "replace")
 
 
-def wait_gone(pid):
+def wait_gone(pid: int) -> None:
     """Wait until process ``pid`` (not our child) has ended."""
     try:
         fd = os.pidfd_open(pid)
@@ -54,7 +55,7 @@ def wait_gone(pid):
         os.close(fd)
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     path = os.environ.get(SOCKET, "")
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -28,6 +28,7 @@ removes its folder as it ends.
 
 import atexit
 import ctypes
+import io
 import json
 import os
 import select
@@ -37,6 +38,8 @@ import socket
 import struct
 import sys
 import traceback
+from collections.abc import Mapping
+from typing import Any, cast
 
 from engine.ansible.proctree import MARK, kill_local_tree
 
@@ -60,7 +63,7 @@ REREAD = ("DEFAULT_LOCAL_TMP", "CACHE_PLUGIN_CONNECTION")
 HANDSHAKE_TIMEOUT = 5  # seconds a launcher has to send its request
 
 
-def normalized_config(path):
+def normalized_config(path: str) -> str | None:
     """The text of the ansible.cfg at ``path`` with its run dir replaced by ``@RUN@``, or None
     when the run dir appears elsewhere than in RUN_DIR_KEYS (that value would be stale)."""
     with open(path, encoding="utf-8") as f:
@@ -71,18 +74,20 @@ def normalized_config(path):
     return text
 
 
-def shared_env(env):
+def shared_env(env: Mapping[str, str]) -> dict[str, str]:
     """The part of a run's environment that must be the same for every run of a controller."""
     return {k: v for k, v in env.items() if k not in PER_RUN and k != ROOM}
 
 
 class Controller:
-    def __init__(self, path, folder, owner):
+    def __init__(self, path: str, folder: str, owner: int) -> None:
         self.folder = folder
         self.owner = owner  # a pidfd of the worker process; readable once it ended
-        self.env = None  # the environment and config every run must share, from the first run
-        self.config = None
-        self.children = {}  # pid -> (socket to its launcher, marker)
+        # the environment and config every run must share, from the first run
+        self.env: dict[str, str] | None = None
+        self.config: str | None = None
+        # pid -> (socket to its launcher, marker)
+        self.children: dict[int, tuple[socket.socket, str]] = {}
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)
         try:
@@ -95,13 +100,13 @@ class Controller:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
 
-    def serve(self):
+    def serve(self) -> None:
         """Serve launchers until retired with no run left, or until the worker died; then
         remove our folder (on an error it stays: the worker logs our log's tail)."""
         self.loop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def loop(self):
+    def loop(self) -> None:
         owner = True
         while owner or self.children:
             watched = [self.wake_r, self.owner, *(c.fileno() for c, _ in self.children.values())]
@@ -125,9 +130,9 @@ class Controller:
                 if conn.fileno() in ready and not conn.recv(4096):
                     self.kill(pid, marker)  # the launcher is gone: so is its run
 
-    def accept(self):
+    def accept(self) -> None:
         conn, _ = self.listener.accept()
-        fds = []
+        fds: list[int] = []
         try:
             conn.settimeout(HANDSHAKE_TIMEOUT)
             msg, anc, _, _ = conn.recvmsg(8, socket.CMSG_SPACE(3 * 4))
@@ -153,7 +158,7 @@ class Controller:
             for fd in fds:
                 os.close(fd)
 
-    def start(self, conn, fds, request):
+    def start(self, conn: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
         env = request["env"]
         why = self.refusal(env)
         if why:
@@ -174,7 +179,7 @@ class Controller:
                 os._exit(code)
         self.children[pid] = (conn, env.get(MARK, ""))
 
-    def refusal(self, env):
+    def refusal(self, env: dict[str, str]) -> str:
         """Why a run with ``env`` cannot run here ("" when it can); adopt the first one."""
         if not env.get(MARK) or "ANSIBLE_CONFIG" not in env:
             return "no run marker or config"
@@ -186,13 +191,14 @@ class Controller:
         if self.env is None:
             self.adopt(shared_env(env), config)
         if shared_env(env) != self.env:
-            changed = sorted(set(shared_env(env).items()) ^ set(self.env.items()))
+            adopted = cast(dict[str, str], self.env)  # set by adopt() above
+            changed = sorted(set(shared_env(env).items()) ^ set(adopted.items()))
             return f"environment differs: {', '.join(sorted({k for k, _ in changed}))}"
         if config != self.config:
             return "ansible.cfg differs"
         return ""
 
-    def adopt(self, env, config):
+    def adopt(self, env: dict[str, str], config: str) -> None:
         """Take the first run's environment and config as ours, and import Ansible."""
         cfg = os.path.join(self.folder, "ansible.cfg")
         with open(cfg, "w", encoding="utf-8") as f:
@@ -211,7 +217,7 @@ class Controller:
         prime()
         self.env, self.config = env, config
 
-    def child(self, conn, fds, request):
+    def child(self, conn: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
         """Become ansible-playbook for one run; return its exit status."""
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
@@ -234,7 +240,7 @@ class Controller:
             os.close(fd)
         os.chdir(request["cwd"])
         for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)
+            cast(io.TextIOWrapper, stream).reconfigure(line_buffering=True)
         atexit._clear()  # the controller's exit handlers are not this run's
         from ansible import constants as C
 
@@ -256,7 +262,7 @@ class Controller:
         sys.stderr.flush()
         return code
 
-    def reap(self):
+    def reap(self) -> None:
         while self.children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -277,7 +283,7 @@ class Controller:
                 pass
             conn.close()
 
-    def abandon(self):
+    def abandon(self) -> None:
         """The worker died: end its runs (their tasks are lost with it)."""
         for pid, (conn, marker) in list(self.children.items()):
             self.kill(pid, marker)
@@ -285,7 +291,7 @@ class Controller:
         self.children.clear()
         self.listener.close()
 
-    def kill(self, pid, marker):
+    def kill(self, pid: int, marker: str) -> None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -293,7 +299,7 @@ class Controller:
         if marker:
             kill_local_tree(marker)
 
-    def note(self, text):
+    def note(self, text: str) -> None:
         """Say why a run went the cold way (the worker logs the first such note)."""
         with open(os.path.join(self.folder, "cold.txt"), "a", encoding="utf-8") as f:
             f.write(text + "\n")
@@ -312,7 +318,7 @@ PRIMED = {
 }
 
 
-def prime():
+def prime() -> None:
     """Set up the collection loader and load the common plugins (never a callback plugin:
     those read the run's environment when loaded). A failure here only costs speed."""
     import warnings
@@ -330,7 +336,7 @@ def prime():
                 print(f"priming {kind} plugin {name} failed: {e!r}", file=sys.stderr)
 
 
-def take_proc_environ(env):
+def take_proc_environ(env: Mapping[str, str]) -> bool:
     """Write ``env`` over the environment area this process was started with, so that
     /proc/<pid>/environ shows it (in this process and in those it forks). Return False when
     it does not fit. ``os.environ`` must already hold ``env``: the C environment then lives
@@ -345,7 +351,7 @@ def take_proc_environ(env):
     return True
 
 
-def watch_owner(pid, folder):
+def watch_owner(pid: int, folder: str) -> int:
     """A pidfd of our parent, worker process ``pid``. When it is gone already, remove our
     folder and exit."""
     try:
@@ -358,7 +364,7 @@ def watch_owner(pid, folder):
     sys.exit("the worker that started this controller is gone")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     path, folder, owner = argv
     if ROOM not in os.environ:
         sys.exit("the warm controller needs its placeholder environment")

@@ -16,7 +16,7 @@ PREFIX = "set -- "  # what the node evaluates, so both read the text the same wa
 
 
 @functools.lru_cache(maxsize=512)
-def problem(text):
+def problem(text: str) -> str | None:
     """Return bash's complaint about ``text`` as argv, or None when it parses."""
     if not text.strip():
         return None
@@ -44,7 +44,7 @@ def problem(text):
     return first.split(": ", 3)[-1] if first.startswith(BASH + ": -c: ") else first
 
 
-def check(field, text):
+def check(field: str, text: str | None) -> str | None:
     """Return ``text`` if it parses as shell words, else raise InvalidInput naming ``field``."""
     found = problem(text or "")
     if found:

@@ -1,10 +1,11 @@
 """Crontabs: a job of the project run on a five-field cron schedule, created switched off."""
 
+from typing import Any
+
 from peewee import fn
 
 from engine.catalog import jobs
 from engine.errors import InvalidInput, NotFound
-from engine.run.tasks import MUTEX_POLICIES
 from engine.schedule import cron, scheduler
 from engine.store.clock import fmt, now
 from engine.store.listing import as_dict, common_filters, paged
@@ -32,12 +33,12 @@ CRONTAB = {
     "cron": Field(required=True, max_len=cron.MAX_LEN, allow_empty=False),
     "mutex": Field(pattern=ALNUM, max_len=100, default=""),
     # Absent on an edit keeps the crontab's policy (OpenC3 clients do not send it).
-    "mutex_policy": Field(choices=MUTEX_POLICIES, allow_empty=False),
+    "mutex_policy": Field(choices=jobs.MUTEX_POLICIES, allow_empty=False),
 }
 STATUS = {"status": Field(required=True, choices=STATUSES)}
 
 
-def _checked(projectid, params):
+def _checked(projectid: int, params: Any) -> dict[str, Any]:
     values = check(params, CRONTAB)
     cron.parse(values["cron"])
     try:
@@ -47,21 +48,21 @@ def _checked(projectid, params):
     return values
 
 
-def _find(projectid, crontabid):
+def _find(projectid: int, crontabid: int | str) -> Crontab:
     return in_project(Crontab, projectid, "crontabid", crontabid, "crontab")
 
 
-def list_crontabs(projectid, params):
+def list_crontabs(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's crontabs, newest first (common filters; paging)."""
     query = Crontab.select().where(Crontab.projectid == projectid, Crontab.status != "deleted")
     query = common_filters(query, Crontab, params)
     return [as_dict(r, FIELDS) for r in paged(query.order_by(Crontab.id.desc()), params)]
 
 
-def count_crontabs(projectid):
+def count_crontabs(projectid: int) -> dict[str, int]:
     """Count the project's crontabs that are switched on and off."""
     counts = dict.fromkeys(STATUSES, 0)
-    rows = (
+    rows: Any = (  # tuples(): (status, count) pairs, not rows
         Crontab.select(Crontab.status, fn.COUNT(Crontab.id))
         .where(Crontab.projectid == projectid, Crontab.status.in_(STATUSES))
         .group_by(Crontab.status)
@@ -71,7 +72,7 @@ def count_crontabs(projectid):
     return counts
 
 
-def get_crontab(projectid, crontabid, count=5):
+def get_crontab(projectid: int, crontabid: int | str, count: int = 5) -> dict[str, Any]:
     """Return one crontab with its next ``count`` fire times in the schedule zone
     (``OPSJOB_TZ``, named in ``tz``)."""
     row = _find(projectid, crontabid)
@@ -79,7 +80,9 @@ def get_crontab(projectid, crontabid, count=5):
     return {**as_dict(row, FIELDS), "cont": "", "next": upcoming, "tz": scheduler.zone_name()}
 
 
-def save_crontab(projectid, params, user, crontabid=None):
+def save_crontab(
+    projectid: int, params: dict[str, Any], user: str, crontabid: int | str | None = None
+) -> int:
     """Create a crontab (switched off), or edit one of the project's; return its id."""
     values = _checked(projectid, params)
     if values["mutex_policy"] is None:
@@ -88,7 +91,7 @@ def save_crontab(projectid, params, user, crontabid=None):
     return save(Crontab, projectid, values, user, row, status="unavailable").id
 
 
-def set_status(projectid, crontabid, params, user):
+def set_status(projectid: int, crontabid: int | str, params: dict[str, Any], user: str) -> bool:
     """Switch a crontab on (``available``) or off (``unavailable``)."""
     values = check(params, STATUS)
     row = _find(projectid, crontabid)
@@ -97,6 +100,6 @@ def set_status(projectid, crontabid, params, user):
     return True
 
 
-def delete_crontab(projectid, crontabid, user):
+def delete_crontab(projectid: int, crontabid: int | str, user: str) -> bool:
     """Soft delete a crontab."""
     return soft_delete(_find(projectid, crontabid), user)

@@ -1,6 +1,8 @@
 """Environment: the platform-wide key/value settings (notification flags, templates)."""
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from engine.errors import InvalidInput
 from engine.store.clock import now
@@ -12,7 +14,7 @@ VALUE = re.compile(NO_CONTROL)
 MAX_KEY, MAX_VALUE = 200, 5000
 
 
-def _key(key):
+def _key(key: str) -> str:
     shown = (key if len(key) <= 40 else key[:40] + "...") or "''"
     if not KEY.fullmatch(key):
         raise InvalidInput(f"{shown}: the key must match {KEY.pattern}")
@@ -21,7 +23,7 @@ def _key(key):
     return key
 
 
-def _value(key, value):
+def _value(key: str, value: Any) -> str:
     # Only text is stored: a JSON true or 1 is refused so that flags, which must be the
     # exact string "true" to take effect, never silently mean something else.
     if not isinstance(value, str):
@@ -33,12 +35,12 @@ def _value(key, value):
     return value
 
 
-def get_all():
+def get_all() -> dict[str, str]:
     """Return every key and its value as one dict."""
     return {r.key: r.value for r in Environment.select().order_by(Environment.key)}
 
 
-def set_values(params, user):
+def set_values(params: Any, user: str) -> int:
     """Upsert every ``key: value`` of ``params``; return the number of keys.
 
     Keys are ``[A-Za-z0-9]+`` (at most 200 characters) and values are strings of at most
@@ -65,7 +67,7 @@ def set_values(params, user):
     return len(pairs)
 
 
-def delete_keys(keys):
+def delete_keys(keys: Iterable[str]) -> int:
     """Delete the keys named in ``keys``; return how many existed."""
     names = [_key(k) for k in keys]
     if not names:

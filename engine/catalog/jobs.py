@@ -1,9 +1,12 @@
 """Jobs: ordered lists of steps, saved whole in one transaction, with their variables synced."""
 
+from typing import Any
+
 from peewee import SQL, fn
 
 from engine.access import auth
 from engine.catalog import steps, variables
+from engine.catalog.shapes import CheckedStep
 from engine.errors import Forbidden, InvalidInput, NotFound
 from engine.store.clock import now
 from engine.store.ids import new_uuid
@@ -12,6 +15,8 @@ from engine.store.models import Job, Variable, database
 from engine.store.prepared import Prepared
 from engine.store.records import find, soft_delete, unique
 from engine.store.validate import Field, check
+
+MUTEX_POLICIES = ("fail", "skip", "queue")  # what a task does when its mutex is held
 
 JOB = {
     "name": Field(required=True, max_len=100, allow_empty=False),
@@ -55,14 +60,17 @@ LIST_COLUMNS = Columns(
 )
 
 
-def _checked(projectid, params, admin=False):
+def _checked(
+    projectid: int, params: Any, admin: bool = False
+) -> tuple[dict[str, Any], list[tuple[str, CheckedStep]], dict[str, str]]:
     """Validate a whole job body; return (job fields, [(kind, step fields)], variable refs)."""
     values = check(params, JOB)
     if not values["data"]:
         raise InvalidInput("data: needs at least one step")
     if len(values["data"]) > MAX_STEPS:
         raise InvalidInput(f"data: at most {MAX_STEPS} steps")
-    checked, refs = [], {}
+    checked: list[tuple[str, CheckedStep]] = []
+    refs: dict[str, set[str]] = {}
     for n, raw in enumerate(values["data"], start=1):
         try:
             step = steps.validate_step(raw, projectid, admin=admin)
@@ -81,25 +89,27 @@ def _checked(projectid, params, admin=False):
     return values, checked, env
 
 
-def _store_steps(jobuuid, checked):
+def _store_steps(jobuuid: str, checked: list[tuple[str, CheckedStep]]) -> str:
     return ",".join(steps.store(kind, step, jobuuid) for kind, step in checked)
 
 
-def _find(projectid, match, what, permanent_only):
+def _find(projectid: int, match: Any, what: str, permanent_only: bool) -> Job:
     permanent = (Job.status == "permanent",) if permanent_only else ()
     return find(Job, what, Job.projectid == projectid, match, *permanent)
 
 
-def live_job(projectid, jobuuid, field="jobuuid", permanent_only=False):
+def live_job(
+    projectid: int, jobuuid: str, field: str = "jobuuid", permanent_only: bool = False
+) -> Job:
     """Return a non-deleted job of the project by uuid, or raise NotFound naming ``field``."""
     return _find(projectid, Job.uuid == jobuuid, f"{field}: job {jobuuid}", permanent_only)
 
 
-def _by_name(projectid, name, permanent_only=True):
+def _by_name(projectid: int, name: str, permanent_only: bool = True) -> Job:
     return _find(projectid, Job.name == name, f"name: job {name}", permanent_only)
 
 
-def create_job(projectid, params, user, admin=False):
+def create_job(projectid: int, params: dict[str, Any], user: str, admin: bool = False) -> str:
     """Create a job from ``name``, ``permanent`` and the steps in ``data``; return its uuid.
     Only an ``admin`` may save a playbook step with a ``path:`` source."""
     values, checked, env = _checked(projectid, params, admin)
@@ -120,7 +130,9 @@ def create_job(projectid, params, user, admin=False):
     return jobuuid
 
 
-def edit_job(projectid, jobuuid, params, user, admin=False):
+def edit_job(
+    projectid: int, jobuuid: str, params: dict[str, Any], user: str, admin: bool = False
+) -> bool:
     """Replace a job's name and steps (new step rows; old ones stay for running tasks)."""
     values, checked, env = _checked(projectid, params, admin)
     with database.atomic(), unique("name", values["name"]):
@@ -137,7 +149,7 @@ def edit_job(projectid, jobuuid, params, user, admin=False):
     return True
 
 
-def update_mon(projectid, params, user):
+def update_mon(projectid: int, params: dict[str, Any], user: str) -> bool:
     """Set a job's monitoring trigger: ``status`` (mon_status) and ``mon_ids``."""
     values = check(params, MON)
     with database.atomic():
@@ -154,7 +166,7 @@ def update_mon(projectid, params, user):
     return True
 
 
-def list_jobs(projectid, params):
+def list_jobs(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's permanent jobs with ``stepcount`` and ``hasvariable``."""
     listed = _listed(projectid)
     query = common_filters(listed, Job, params)
@@ -168,7 +180,7 @@ def list_jobs(projectid, params):
     return rows
 
 
-def _listed(projectid):
+def _listed(projectid: Any) -> Any:
     return (
         LIST_COLUMNS.select()
         .where(Job.projectid == projectid, Job.status == "permanent")
@@ -179,7 +191,7 @@ def _listed(projectid):
 JOB_PAGE = Prepared(lambda arg: _listed(arg("projectid")).limit(arg("limit")).offset(arg("offset")))
 
 
-def count_jobs(projectid):
+def count_jobs(projectid: int) -> dict[str, int]:
     """Count the project's permanent jobs."""
     n = (
         Job.select(fn.COUNT(Job.id))
@@ -189,7 +201,7 @@ def count_jobs(projectid):
     return {"permanent": n}
 
 
-def get_job(projectid, jobuuid, name=None):
+def get_job(projectid: int, jobuuid: str, name: str | None = None) -> dict[str, Any]:
     """Return a permanent job with its steps in order; ``jobuuid='byname'`` looks up ``name``
     and, as OpenC3 does, answers ``{}`` when there is no such job (the CI flow page relies
     on it)."""
@@ -206,7 +218,7 @@ def get_job(projectid, jobuuid, name=None):
     return detail
 
 
-def delete_job(projectid, jobuuid, user, byname=False):
+def delete_job(projectid: int, jobuuid: str, user: str, byname: bool = False) -> bool:
     """Soft delete a job, by uuid or by name."""
     job = (
         _by_name(projectid, jobuuid, permanent_only=False)
@@ -224,7 +236,7 @@ COPY = {
 }
 
 
-def copy_job(projectid, params, principal):
+def copy_job(projectid: int, params: dict[str, Any], principal: auth.Principal) -> str:
     """Deep-copy a job (steps, variables, status) under a new name, possibly across projects.
 
     The caller needs read on the source project and write on the target project.

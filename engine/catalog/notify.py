@@ -3,6 +3,8 @@
 The special user ``_`` stands for whoever triggered the task.
 """
 
+from typing import Any
+
 from engine.store.listing import as_dict, common_filters, paged
 from engine.store.models import Notify, database
 from engine.store.records import in_project, soft_delete, unique
@@ -15,14 +17,14 @@ NOTIFY = {
 }
 
 
-def list_notify(projectid, params):
+def list_notify(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's notified users (filters: name on user, creator, dates; paging)."""
     query = Notify.select().where(Notify.projectid == projectid, Notify.status != "deleted")
     query = common_filters(query, Notify, params, name_column=Notify.user)
     return [as_dict(r, LIST_FIELDS) for r in paged(query.order_by(Notify.id.desc()), params)]
 
 
-def add_notify(projectid, params, user):
+def add_notify(projectid: int, params: dict[str, Any], user: str) -> int:
     """Add a user to notify; return the new row's id."""
     who = check(params, NOTIFY)["user"]
     with database.atomic(), unique("user", who):
@@ -30,7 +32,7 @@ def add_notify(projectid, params, user):
     return row.id
 
 
-def delete_notify(projectid, notifyid, user):
+def delete_notify(projectid: int, notifyid: int | str, user: str) -> bool:
     """Stop notifying a user (soft delete: the user can be added again)."""
     row = in_project(Notify, projectid, "id", notifyid, "notify")
     return soft_delete(row, user, name_field="user")

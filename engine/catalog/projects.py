@@ -1,5 +1,7 @@
 """Projects: the unit of isolation. Project 0 holds what every project shares."""
 
+from typing import Any
+
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.messages import outbound
 from engine.messages.notifiers import NotifyError, check_http_url, safe_url
@@ -17,7 +19,7 @@ PROJECT = {
 }
 
 
-def add_project(projectid, name, user):
+def add_project(projectid: int, name: str, user: str) -> Project:
     """Create project ``projectid`` called ``name``."""
     values = check({"name": name}, {"name": PROJECT["name"]})
     if projectid < 0:
@@ -27,12 +29,12 @@ def add_project(projectid, name, user):
     return Project.create(id=projectid, name=values["name"], edit_user=user)
 
 
-def ensure_project(projectid, name):
+def ensure_project(projectid: int, name: str) -> Project:
     """Create project ``projectid`` unless it exists."""
     return Project.get_or_create(id=projectid, defaults={"name": name})[0]
 
 
-def get_project(projectid):
+def get_project(projectid: int) -> dict[str, Any]:
     """Return the project row as a dict; a webhook URL shows only its scheme and host."""
     row = Project.get_or_none(Project.id == projectid)
     if row is None:
@@ -40,7 +42,7 @@ def get_project(projectid):
     return {**as_dict(row, FIELDS), "webhook": safe_url(row.webhook) if row.webhook else ""}
 
 
-def update_project(projectid, params, user):
+def update_project(projectid: int, params: dict[str, Any], user: str) -> bool:
     """Change a project's ``status`` (active|inactive), ``name`` and/or ``webhook``."""
     values = check(params, PROJECT)
     row = Project.get_or_none(Project.id == projectid)
@@ -61,7 +63,7 @@ def update_project(projectid, params, user):
     return True
 
 
-def check_webhook(url):
+def check_webhook(url: str) -> None:
     """Raise InvalidInput unless ``url`` is an http(s) URL whose every address
     OPSJOB_WEBHOOK_ALLOW allows (delivery checks again, in case DNS changes)."""
     try:
@@ -75,7 +77,7 @@ def check_webhook(url):
         raise InvalidInput(f"webhook: {e}") from None
 
 
-def ensure_demo(user):
+def ensure_demo(user: str) -> bool:
     """Create the demo project (1) whose only machine is this host over Ansible's local
     connection, unless project 1 exists. Return True if it was created."""
     from engine.store.models import Nodelist

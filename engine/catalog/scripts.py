@@ -1,5 +1,7 @@
 """Scripts: stored script bodies, per project plus the global ones of project 0."""
 
+from typing import Any
+
 from engine.store.listing import as_dict, common_filters, paged
 from engine.store.models import Job, PluginCmd, Script, database
 from engine.store.records import find, in_project, row_id, save, soft_delete, unique
@@ -24,11 +26,11 @@ SCRIPT = {
 LIST_FILTERS = {"type": Field(choices=TYPES, allow_empty=False)}  # "" means any type
 
 
-def _citing_jobs(script_ids):
+def _citing_jobs(script_ids: list[int]) -> dict[int, str]:
     """Map script id -> sorted names of permanent jobs whose cmd steps cite it."""
     if not script_ids:
         return {}
-    rows = (
+    rows: Any = (  # objects(): each row carries the job's columns too
         PluginCmd.select(PluginCmd.scripts_cont, Job.name, Job.uuids, PluginCmd.uuid)
         .join(Job, on=(PluginCmd.jobuuid == Job.uuid))
         .where(
@@ -38,14 +40,14 @@ def _citing_jobs(script_ids):
         )
         .objects()
     )
-    found = {}
+    found: dict[int, set[str]] = {}
     for r in rows:
         if f"cmd_{r.uuid}" in r.uuids.split(","):
             found.setdefault(int(r.scripts_cont), set()).add(r.name)
     return {k: ",".join(sorted(v)) for k, v in found.items()}
 
 
-def list_scripts(projectid, params):
+def list_scripts(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's scripts and the global ones, with the jobs citing each."""
     query = Script.select().where(
         Script.projectid.in_([projectid, 0]), Script.status == "available"
@@ -59,7 +61,7 @@ def list_scripts(projectid, params):
     return [{**as_dict(r, LIST_FIELDS), "jobname": jobs.get(r.id, "")} for r in rows]
 
 
-def get_script(projectid, scriptsid):
+def get_script(projectid: int, scriptsid: int | str) -> dict[str, Any]:
     """Return one script of the project or a global one, with its content."""
     sid = row_id("scriptsid", scriptsid)
     row = find(
@@ -68,7 +70,9 @@ def get_script(projectid, scriptsid):
     return as_dict(row, (*LIST_FIELDS, "cont"))
 
 
-def save_script(projectid, params, user, scriptsid=None):
+def save_script(
+    projectid: int, params: dict[str, Any], user: str, scriptsid: int | str | None = None
+) -> int:
     """Create a script, or replace one of this project's own scripts; return its id."""
     values = check(params, SCRIPT)
     with database.atomic(), unique("name", values["name"]):
@@ -78,7 +82,7 @@ def save_script(projectid, params, user, scriptsid=None):
         return save(Script, projectid, values, user, row).id
 
 
-def delete_script(projectid, scriptsid, user):
+def delete_script(projectid: int, scriptsid: int | str, user: str) -> bool:
     """Soft delete one of this project's own scripts."""
     row = in_project(Script, projectid, "scriptsid", scriptsid, "script")
     return soft_delete(row, user, milliseconds=False)

@@ -1,15 +1,26 @@
 """Job steps: the fields of each step type, their validation, and their stored rows."""
 
-from engine.ansible import playbook_source
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
 from engine.catalog import argv
+from engine.catalog.shapes import CheckedStep, StepShape
 from engine.catalog.variables import names_in
 from engine.errors import Forbidden, InvalidInput
+from engine.playbooks import source as playbook_source
 from engine.store.ids import new_uuid
 from engine.store.listing import as_dict
-from engine.store.models import Nodegroup, PluginCmd, PluginPlaybook, PluginScp, Script
+from engine.store.models import (
+    Nodegroup,
+    PluginCmd,
+    PluginPlaybook,
+    PluginScp,
+    Script,
+    StepRow,
+)
 from engine.store.validate import DIGITS, INT64, NO_CONTROL, NODES, VARNODES, WORD, Field, check
 
-PLUGINS = {"cmd": PluginCmd, "scp": PluginScp, "playbook": PluginPlaybook}
+PLUGINS: dict[str, type[StepRow]] = {"cmd": PluginCmd, "scp": PluginScp, "playbook": PluginPlaybook}
 UNSUPPORTED_PLUGINS = {"approval": "approval steps are not supported"}
 
 COMMON = {
@@ -122,7 +133,7 @@ SCP_FIELDS = (
 )
 
 
-def _nodes(name, kind, value, projectid):
+def _nodes(name: str, kind: str, value: str, projectid: int) -> str:
     """Check a node list field of type ``kind`` (builtin|group|variable); return its value,
     with a group id in plain form (``007`` becomes ``7``)."""
     Field(pattern=NODE_CONT[kind], max_len=2000).clean(name, value)
@@ -150,7 +161,7 @@ PATH_SOURCE = (
 )
 
 
-def require_operator_sources(step_rows, admin):
+def require_operator_sources(step_rows: Iterable[tuple[str, Any]], admin: bool) -> None:
     """Refuse the ``path:`` playbook sources of a job's steps (``[(kind, row)]`` as
     :func:`load` gives them) unless ``admin``; the Forbidden names the step and the field."""
     if admin:
@@ -160,7 +171,9 @@ def require_operator_sources(step_rows, admin):
             raise Forbidden(f"step {n}: {PATH_SOURCE}")
 
 
-def validate_step(raw, projectid, direct=False, admin=False):
+def validate_step(
+    raw: Any, projectid: int, direct: bool = False, admin: bool = False
+) -> CheckedStep:
     """Return the checked fields of one step, or raise InvalidInput (without the step prefix).
 
     ``direct`` is a step run on its own (plugin_cmd/plugin_scp): no ``variable`` node lists,
@@ -220,10 +233,10 @@ def validate_step(raw, projectid, direct=False, admin=False):
             Field(pattern=NO_CONTROL, max_len=500).clean(path, values[path])
         values["scp_delete"] = int(values["scp_delete"])
     values.update(common)
-    return values
+    return cast(CheckedStep, values)  # check() returns the fields of the spec chosen above
 
 
-def references(kind, values):
+def references(kind: str, values: Mapping[str, Any]) -> list[str]:
     """Return the variable names a step's substituted fields use."""
     if kind == "playbook":
         texts = [values[k] for k in ("node_cont", "source", "playbook", "tags", "skip_tags")]
@@ -234,7 +247,7 @@ def references(kind, values):
     return [n for text in texts for n in names_in(text)]
 
 
-def store(kind, values, jobuuid):
+def store(kind: str, values: Mapping[str, Any], jobuuid: str | None) -> str:
     """Insert a new step row and return its ``<plugin_type>_<uuid>`` reference."""
     model = PLUGINS[kind]
     columns = {k: v for k, v in values.items() if k in model._meta.fields and k != "plugin_type"}
@@ -242,15 +255,15 @@ def store(kind, values, jobuuid):
     return f"{kind}_{row.uuid}"
 
 
-def load(uuids):
+def load(uuids: str) -> list[tuple[str, StepRow]]:
     """Return the stored steps named in a job's ``uuids`` list, in order, as dicts."""
     refs = [r.split("_", 1) for r in uuids.split(",") if r]
-    rows = {}
+    rows: dict[tuple[str, str], StepRow] = {}
     for kind, model in PLUGINS.items():
         wanted = [u for k, u in refs if k == kind]
         if wanted:
             rows.update({(kind, r.uuid): r for r in model.select().where(model.uuid.in_(wanted))})
-    steps = []
+    steps: list[tuple[str, StepRow]] = []
     for kind, uuid in refs:
         row = rows.get((kind, uuid))
         if row is not None:
@@ -258,7 +271,7 @@ def load(uuids):
     return steps
 
 
-def shape(kind, row):
+def shape(kind: str, row: StepRow) -> StepShape:
     """Return a step as the API shows it (OpenC3 leaves out plugin_type; so do we)."""
     fields = {"cmd": CMD_FIELDS, "scp": SCP_FIELDS, "playbook": PLAYBOOK_FIELDS}[kind]
-    return as_dict(row, fields)
+    return cast(StepShape, as_dict(row, fields))  # the fields of its kind's shape

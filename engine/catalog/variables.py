@@ -1,6 +1,8 @@
 """Job variables: the ``$name``/``${name}`` grammar, substitution, and the variable routes."""
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from engine.errors import InvalidInput, NotFound
 from engine.store.clock import now
@@ -45,9 +47,9 @@ LIST = {
 }
 
 
-def names_in(text):
+def names_in(text: str | None) -> list[str]:
     """Return the variable names referenced in ``text``, in order of first use."""
-    seen = []
+    seen: list[str] = []
     for braced, bare in REFERENCE.findall(text or ""):
         name = braced or bare
         if name not in seen:
@@ -55,14 +57,14 @@ def names_in(text):
     return seen
 
 
-def substitute(text, values):
+def substitute(text: str | None, values: Mapping[str, Any]) -> tuple[str, list[str]]:
     """Replace every reference in ``text`` from ``values``; return (text, missing names).
 
     An empty value counts as undefined, as in OpenC3.
     """
-    missing = []
+    missing: list[str] = []
 
-    def repl(match):
+    def repl(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         value = values.get(name)
         if value is None or value == "":
@@ -74,11 +76,11 @@ def substitute(text, values):
     return REFERENCE.sub(repl, text or ""), missing
 
 
-def is_special(name):
+def is_special(name: str) -> bool:
     return name in SPECIAL or name.startswith("wk_")
 
 
-def sync(jobuuid, references, user):
+def sync(jobuuid: str, references: Mapping[str, str], user: str) -> None:
     """Make the job's variables match ``references`` (name -> env): add new ones empty,
     refresh ``env``, and delete names no longer referenced (special ones included)."""
     existing = {v.name: v for v in Variable.select().where(Variable.jobuuid == jobuuid)}
@@ -94,7 +96,7 @@ def sync(jobuuid, references, user):
         Variable.delete().where(Variable.jobuuid == jobuuid, Variable.name.in_(gone)).execute()
 
 
-def launch_role(jobuuid, group=None):
+def launch_role(jobuuid: str, group: str | None = None) -> str:
     """Return the role that runs a job and operates its tasks: ``control`` when its
     ``_authorization_`` variable is ``true`` (or equals the JOBX ``group``), else ``write``."""
     accepted = ["true"] if group is None else ["true", group]
@@ -110,7 +112,7 @@ def launch_role(jobuuid, group=None):
     return "control" if shortcut else "write"
 
 
-def _job_in_project(projectid, jobuuid):
+def _job_in_project(projectid: int, jobuuid: str) -> Job | None:
     return (
         Job.select()
         .where(Job.uuid == jobuuid, Job.projectid == projectid, Job.status != "deleted")
@@ -118,7 +120,7 @@ def _job_in_project(projectid, jobuuid):
     )
 
 
-def list_variables(projectid, jobuuid, params):
+def list_variables(projectid: int, jobuuid: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List a job's variables, sorted by ``describe`` (filters: empty, exclude, env)."""
     values = check(params, LIST)
     if _job_in_project(projectid, jobuuid) is None:
@@ -135,7 +137,7 @@ def list_variables(projectid, jobuuid, params):
     return [as_dict(v, FIELDS) for v in query.order_by(Variable.describe, Variable.name)]
 
 
-def run_values(jobuuid, given):
+def run_values(jobuuid: str | None, given: Mapping[str, Any]) -> dict[str, Any]:
     """The variables of a run: the job's values (``jobuuid`` None: none), overridden by
     non-empty ``given`` task values. Empty counts as undefined, as in OpenC3."""
     values = job_values(jobuuid) if jobuuid else {}
@@ -143,17 +145,17 @@ def run_values(jobuuid, given):
     return values
 
 
-def job_values(jobuuid):
+def job_values(jobuuid: str) -> dict[str, str]:
     """Return ``{name: value}`` of a job's variables."""
     return {v.name: v.value for v in Variable.select().where(Variable.jobuuid == jobuuid)}
 
 
-def _require_job(projectid, jobuuid):
+def _require_job(projectid: int, jobuuid: str) -> None:
     if _job_in_project(projectid, jobuuid) is None:
         raise InvalidInput(f"jobuuid: job {jobuuid} does not exist in project {projectid}")
 
 
-def upsert_variable(projectid, params, user):
+def upsert_variable(projectid: int, params: dict[str, Any], user: str) -> bool:
     """Create or replace one variable of a job, keyed by (jobuuid, name)."""
     values = check(params, UPSERT)
     _require_job(projectid, values["jobuuid"])
@@ -169,7 +171,7 @@ def upsert_variable(projectid, params, user):
     return True
 
 
-def update_variables(projectid, params, user):
+def update_variables(projectid: int, params: dict[str, Any], user: str) -> None:
     """Bulk update: special names (``_exit_``, ``wk_*``, …) are upserted; other names are
     only updated, so a name the job does not reference is ignored."""
     values = check(params, BULK)
@@ -194,7 +196,7 @@ def update_variables(projectid, params, user):
     return None
 
 
-def delete_variable(projectid, params):
+def delete_variable(projectid: int, params: dict[str, Any]) -> bool:
     """Delete one variable of a job (a hard delete)."""
     values = check(params, DELETE)
     _require_job(projectid, values["jobuuid"])

@@ -2,6 +2,7 @@
 the variable routes that address a job by its numeric id (OpenC3's ``byid``)."""
 
 import hmac
+from typing import Any
 
 from engine.access import auth
 from engine.catalog.variables import FIELDS
@@ -23,25 +24,25 @@ UPDATE = {
 BYID = {"name": NAME}
 
 
-def _job(projectid, jobuuid):
+def _job(projectid: int, jobuuid: str) -> Job:
     job = Job.get_or_none(Job.uuid == jobuuid, Job.projectid == projectid, Job.status != "deleted")
     if job is None:
         raise NotFound(f"jobuuid: job {jobuuid} does not exist")
     return job
 
 
-def _sign(projectid, jobuuid, name):
+def _sign(projectid: int, jobuuid: str, name: str) -> str:
     return secrets.sign("token", "variable", str(projectid), jobuuid, name)[:32]
 
 
-def token(projectid, jobuuid, params):
+def token(projectid: int, jobuuid: str, params: dict[str, Any]) -> str:
     """Return the token that sets variable ``name`` of the job through :func:`update`."""
     name = check(params, TOKEN)["name"]
     _job(projectid, jobuuid)
     return _sign(projectid, jobuuid, name)
 
 
-def update(projectid, fields):
+def update(projectid: int, fields: dict[str, Any]) -> bool:
     """Set a variable's ``option`` list (or its value with ``updatevalue``) through its token."""
     values = check(fields, UPDATE)
     try:
@@ -61,7 +62,7 @@ def update(projectid, fields):
     return True
 
 
-def _job_by_id(jobid, principal, role):
+def _job_by_id(jobid: int | str, principal: auth.Principal, role: str) -> Job:
     job = Job.get_or_none(Job.id == int(jobid), Job.status != "deleted")
     if job is None or not principal.allows(job.projectid, "read"):
         raise NotFound(f"jobid: job {jobid} does not exist")
@@ -69,14 +70,14 @@ def _job_by_id(jobid, principal, role):
     return job
 
 
-def list_by_id(jobid, principal):
+def list_by_id(jobid: int | str, principal: auth.Principal) -> list[dict[str, Any]]:
     """List the variables of the job with numeric id ``jobid`` (read on its project)."""
     job = _job_by_id(jobid, principal, "read")
     query = Variable.select().where(Variable.jobuuid == job.uuid)
     return [as_dict(v, FIELDS) for v in query.order_by(Variable.describe, Variable.name)]
 
 
-def delete_by_id(jobid, params, principal):
+def delete_by_id(jobid: int | str, params: dict[str, Any], principal: auth.Principal) -> int:
     """Delete variable ``name`` of the job with numeric id ``jobid`` (delete on its project);
     return how many were deleted. Deleting one that is gone answers 0, as in OpenC3: the UI
     removes a light application's ``_authorization_`` this way and goes on only on success."""

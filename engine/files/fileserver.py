@@ -9,8 +9,10 @@ token's job for each file it stores.
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from secrets import token_hex, token_urlsafe
+from typing import TYPE_CHECKING, Any
 
 from engine.access import auth, tokens
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, OpsjobError, TooLarge
@@ -20,6 +22,9 @@ from engine.store.listing import as_dict, common_filters, paged
 from engine.store.models import FileServer
 from engine.store.records import in_project, soft_delete
 from engine.store.validate import Field, check
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 LIST_FIELDS = (
     "id",
@@ -43,15 +48,17 @@ FILE = {"name": Field(required=True, max_len=1000, pattern=None)}
 LINK = Field(required=True, pattern=r"[A-Za-z0-9_-]{32}", max_len=32)
 LINK_SECONDS = 60  # a download link is opened by the browser right after it is made
 
-_settings = {"value": None}
+_settings: dict[str, "Settings | None"] = {"value": None}
+# One part of a multipart upload: (form field, file name or None for a plain field, stream).
+Part = tuple[str | None, str | None, filestore.Readable]
 
 
-def register(huey, settings):
+def register(huey: Any, settings: "Settings") -> None:
     """Remember the settings (the store's directory and the upload limit)."""
     _settings["value"] = settings
 
 
-def _config():
+def _config() -> "Settings":
     if _settings["value"] is None:
         raise RuntimeError("the file store is not configured (engine.boot.start)")
     return _settings["value"]
@@ -67,7 +74,7 @@ class Download:
     stream: object  # an open binary file; the caller closes it
 
 
-def list_files(projectid, params):
+def list_files(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's files, newest first (filters: name, create_user, edit_user, dates)."""
     query = FileServer.select().where(
         FileServer.projectid == projectid, FileServer.status != "deleted"
@@ -76,13 +83,15 @@ def list_files(projectid, params):
     return [as_dict(r, LIST_FIELDS) for r in paged(query.order_by(FileServer.id.desc()), params)]
 
 
-def _receive_all(parts, content_length):
+def _receive_all(
+    parts: Iterable[Part], content_length: int | None
+) -> list[tuple[str, filestore.Blob]]:
     """Stream every file part to a temporary file; return ``[(name, blob)]``."""
     settings = _config()
     limit = settings.max_upload
     if content_length and content_length > limit + BODY_OVERHEAD:
         raise TooLarge(f"file: the upload is larger than the limit of {limit} bytes")
-    received = []
+    received: list[tuple[str, filestore.Blob]] = []
     try:
         for field, filename, stream in parts:
             if filename is None:
@@ -111,13 +120,15 @@ def _store(projectid, received, create_user, edit_user):
     return rows
 
 
-def upload(projectid, parts, user, content_length=None):
+def upload(
+    projectid: int, parts: Iterable[Part], user: str, content_length: int | None = None
+) -> int:
     """Store the uploaded files (a name already there is replaced); return how many."""
     received = _receive_all(parts, content_length)
     return len(_store(projectid, received, user, user))
 
 
-def check_token(projectid, token):
+def check_token(projectid: int, token: str | None) -> dict[str, Any]:
     """Return the live upload token of the project (or of project 0), or raise Forbidden."""
     try:
         token = TOKEN.clean("token", token)
@@ -131,7 +142,13 @@ def check_token(projectid, token):
     return found
 
 
-def token_upload(projectid, token, parts, params, content_length=None):
+def token_upload(
+    projectid: int,
+    token: Any,
+    parts: Iterable[Part],
+    params: dict[str, Any],
+    content_length: int | None = None,
+) -> dict[str, Any]:
     """Store files with an upload token; a job token then starts its job once per file
     with ``version=<file name>``. Return ``{count, uuids}``."""
     found = check_token(projectid, token)
@@ -167,18 +184,18 @@ def token_upload(projectid, token, parts, params, content_length=None):
     return {"count": len(rows), "uuids": uuids}
 
 
-def open_file(projectid, params):
+def open_file(projectid: int, params: dict[str, Any]) -> Download:
     """Open a stored file by ``name`` for download."""
     name = check(params, FILE)["name"]
     filestore.check_name("name", name)
-    row = filestore.live_row(projectid, name)
+    row: Any = filestore.live_row(projectid, name)  # not None once path is not
     path = filestore.path_of(_config(), projectid, name) if row is not None else None
     if path is None:
         raise NotFound(f"name: file {name} does not exist")
     return Download(name=row.name, size=row.size, md5=row.md5, stream=open(path, "rb"))
 
 
-def link_file(projectid, params):
+def link_file(projectid: int, params: dict[str, Any]) -> str:
     """Make a short-lived, single-use download link to a stored file by ``name`` and return
     its name (OpenC3's two-step download: the browser then opens ``/download/<link>``).
 
@@ -198,7 +215,7 @@ def link_file(projectid, params):
     return link
 
 
-def open_link(link):
+def open_link(link: str | None) -> Download:
     """Open the file behind a download link, using the link up; raise NotFound when it is
     unknown, used or expired."""
     try:
@@ -224,13 +241,13 @@ def open_link(link):
     return open_file(record["projectid"], {"name": record["name"]})
 
 
-def _links_dir():
+def _links_dir() -> str:
     folder = os.path.join(filestore.root(_config()), "links")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     return folder
 
 
-def _sweep_links(folder):
+def _sweep_links(folder: str) -> None:
     """Remove links that expired without being used."""
     cutoff = time.time() - LINK_SECONDS
     for entry in os.scandir(folder):
@@ -241,6 +258,6 @@ def _sweep_links(folder):
             pass
 
 
-def delete_file(projectid, fileid, user):
+def delete_file(projectid: int, fileid: int | str, user: str) -> bool:
     """Remove a file from the project's store (soft: the row stays, marked deleted)."""
     return soft_delete(in_project(FileServer, projectid, "id", fileid, "file"), user)

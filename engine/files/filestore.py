@@ -12,7 +12,9 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from peewee import IntegrityError
 
@@ -20,6 +22,9 @@ from engine.errors import InvalidInput, TooLarge
 from engine.files import safetree
 from engine.store.clock import now
 from engine.store.models import FileServer, database
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 CHUNK = 1 << 20
 MAX_NAME = 200
@@ -33,6 +38,12 @@ STORE_TARGET = {
 }
 
 
+class Readable(Protocol):
+    """What incoming bytes are read from: a file, or an upload part's stream."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 @dataclass
 class Blob:
     """A complete incoming file: where it waits, and what it is."""
@@ -43,19 +54,19 @@ class Blob:
     sha256: str
 
 
-def root(settings):
+def root(settings: "Settings") -> str:
     """Return the absolute directory of the file store."""
     return os.path.join(os.path.abspath(settings.home), "filestore")
 
 
-def blob_path(settings, sha256):
+def blob_path(settings: "Settings", sha256: str) -> str:
     """Return where the blob with this SHA-256 lives."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256 or ""):
         raise ValueError(f"sha256: not a digest: {sha256!r}")
     return os.path.join(root(settings), "blobs", sha256[:2], sha256)
 
 
-def check_name(field, name):
+def check_name(field: str, name: object) -> str:
     """Return ``name`` if it is a plain file name, else raise InvalidInput naming ``field``."""
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"{field}: a file name is required")
@@ -69,7 +80,7 @@ def check_name(field, name):
     return name
 
 
-def receive(settings, chunks, field, limit):
+def receive(settings: "Settings", chunks: Iterable[bytes], field: str, limit: float) -> Blob:
     """Write the byte chunks of one incoming file to a temporary file, hashing them.
 
     Raise TooLarge (and leave nothing behind) once more than ``limit`` bytes arrived.
@@ -93,7 +104,7 @@ def receive(settings, chunks, field, limit):
     return Blob(path=path, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest())
 
 
-def read_chunks(stream, size=CHUNK):
+def read_chunks(stream: Readable, size: int = CHUNK) -> Iterator[bytes]:
     """Yield ``stream`` in chunks of at most ``size`` bytes."""
     while True:
         chunk = stream.read(size)
@@ -102,7 +113,7 @@ def read_chunks(stream, size=CHUNK):
         yield chunk
 
 
-def discard(blob):
+def discard(blob: Blob) -> None:
     """Remove an incoming file that will not be kept."""
     try:
         os.unlink(blob.path)
@@ -110,7 +121,7 @@ def discard(blob):
         pass
 
 
-def keep(settings, blob):
+def keep(settings: "Settings", blob: Blob) -> str:
     """Move an incoming file into the store (a blob already there is simply reused)."""
     final = blob_path(settings, blob.sha256)
     os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -122,7 +133,9 @@ def keep(settings, blob):
     return final
 
 
-def record(projectid, name, blob, create_user, edit_user):
+def record(
+    projectid: int, name: str, blob: Blob, create_user: str, edit_user: str
+) -> FileServer | None:
     """Name ``blob`` ``name`` in the project: a row of the same name is replaced (new id)."""
     for attempt in range(3):
         try:
@@ -150,7 +163,7 @@ def record(projectid, name, blob, create_user, edit_user):
     return None
 
 
-def live_row(projectid, name):
+def live_row(projectid: int, name: str) -> FileServer | None:
     """Return the live row named ``name`` in the project, or None."""
     return (
         FileServer.select()
@@ -163,7 +176,7 @@ def live_row(projectid, name):
     )
 
 
-def path_of(settings, projectid, name):
+def path_of(settings: "Settings", projectid: int | str, name: str) -> str | None:
     """Return the absolute path of the blob named ``name`` in the project's store, or None."""
     check_name("sp", name)
     row = live_row(int(projectid), name)
@@ -173,7 +186,7 @@ def path_of(settings, projectid, name):
     return path if os.path.isfile(path) else None
 
 
-def staging_dir(settings, key):
+def staging_dir(settings: "Settings", key: str) -> str:
     """Return an empty directory for one pull into the store (``key`` names the task).
 
     Pulled trees are kept out of the run dirs, whose sweep reads files by name.
@@ -187,7 +200,7 @@ def staging_dir(settings, key):
     return path + "/"
 
 
-def store_pulled(settings, projectid, staging, user):
+def store_pulled(settings: "Settings", projectid: int | str, staging: str, user: str) -> str:
     """Move the file an scp step pulled into ``staging`` into the project's store.
 
     The pulled tree came from a node, so it is read with :mod:`engine.files.safetree`: only a

@@ -9,6 +9,7 @@ the tree is read cannot redirect a read either.
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO that appeared after the check must not hang the reader.
@@ -23,16 +24,16 @@ class Unsafe(OSError):
 class Listing:
     """What a tree holds: readable files and directories, and what was skipped and why."""
 
-    files: list = field(default_factory=list)  # relative paths of regular files
-    dirs: list = field(default_factory=list)  # relative paths of directories
-    skipped: list = field(default_factory=list)  # [(relative path, reason)]
+    files: list[str] = field(default_factory=list)  # relative paths of regular files
+    dirs: list[str] = field(default_factory=list)  # relative paths of directories
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
 
-    def notes(self):
+    def notes(self) -> list[str]:
         """One line per skipped entry, for a log."""
         return [f"skipped {rel}: {reason}, not followed" for rel, reason in self.skipped]
 
 
-def refusal(st):
+def refusal(st: os.stat_result) -> str | None:
     """Return why an entry with stat result ``st`` must not be read, or None."""
     mode = st.st_mode
     if stat.S_ISDIR(mode):
@@ -50,11 +51,11 @@ def refusal(st):
     return "not a regular file"
 
 
-def _open_dir(root):
+def _open_dir(root: str) -> int:
     return os.open(os.path.normpath(root), _DIR)
 
 
-def scan(root, recursive=True):
+def scan(root: str, recursive: bool = True) -> Listing:
     """List the tree under ``root`` (``root`` itself must be a real directory)."""
     listing = Listing()
     fd = _open_dir(root)
@@ -68,7 +69,7 @@ def scan(root, recursive=True):
     return listing
 
 
-def _scan(fd, prefix, listing, recursive):
+def _scan(fd: int, prefix: str, listing: Listing, recursive: bool) -> None:
     for name in sorted(os.listdir(fd)):
         rel = prefix + name
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -91,7 +92,7 @@ def _scan(fd, prefix, listing, recursive):
                     os.close(sub)
 
 
-def open_file(root, rel):
+def open_file(root: str, rel: str) -> BinaryIO:
     """Open the regular file ``rel`` under ``root`` for binary reading, or raise Unsafe."""
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
@@ -114,7 +115,7 @@ def open_file(root, rel):
     return _checked(file_fd, rel)
 
 
-def open_path(path):
+def open_path(path: str) -> BinaryIO:
     """Open ``path`` for binary reading if it is a regular, single-link file, else raise Unsafe.
 
     The last component is never followed; use it for a known file in a directory that
@@ -127,7 +128,7 @@ def open_path(path):
     return _checked(file_fd, path)
 
 
-def _checked(file_fd, what):
+def _checked(file_fd: int, what: str) -> BinaryIO:
     try:
         st = os.fstat(file_fd)
         reason = refusal(st) or (None if stat.S_ISREG(st.st_mode) else "not a regular file")

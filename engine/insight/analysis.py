@@ -7,6 +7,7 @@ counts them.
 """
 
 import datetime
+from typing import Any
 
 import pandas as pd
 from peewee import SQL, Case, fn
@@ -25,7 +26,7 @@ COUNT = Field(int, default=10, minimum=1, maximum=1000, allow_empty=False)
 ALL = Field(bool, default=False)
 
 
-def since(today=None, days=WINDOW):
+def since(today: datetime.datetime | None = None, days: int = WINDOW) -> datetime.datetime:
     """Return midnight ``days`` days before ``today`` (local time)."""
     today = today or clock.now()
     return datetime.datetime.combine(
@@ -33,7 +34,7 @@ def since(today=None, days=WINDOW):
     )
 
 
-def day_of(column):
+def day_of(column: Any) -> Any:
     """SQL for the day of a datetime column, in the bound database's dialect (the value is
     ``YYYY-MM-DD`` text or a date)."""
     if is_sqlite():
@@ -41,19 +42,19 @@ def day_of(column):
     return column.cast("date")  # twice as fast as to_char over a month of every project
 
 
-def hour_of(column):
+def hour_of(column: Any) -> Any:
     """SQL for the hour (0-23) of a datetime column (``HH`` text or a number)."""
     if is_sqlite():
         return fn.SUBSTR(column, 12, 2)
     return fn.date_part(SQL("'hour'"), column)
 
 
-def _recent(projectid, today):
+def _recent(projectid: int | None, today: datetime.datetime | None) -> Any:
     query = Task.starttime > since(today)
     return query if projectid is None else query & (Task.projectid == projectid)
 
 
-def last(projectid, count=10):
+def last(projectid: int, count: Any = 10) -> pd.DataFrame:
     """Return the project's ``count`` newest tasks: user, runtime (seconds), starttime,
     finishtime, status, name."""
     count = one("count", count, COUNT)
@@ -67,7 +68,9 @@ def last(projectid, count=10):
     return pd.DataFrame(list(rows), columns=LAST_COLUMNS)
 
 
-def by_date(projectid, all_projects=False, today=None):
+def by_date(
+    projectid: int, all_projects: Any = False, today: datetime.datetime | None = None
+) -> pd.DataFrame:
     """Return exactly 30 rows ending today: date (``YYYY-MM-DD``), total, success — tasks
     started that day in the project (or in every project with ``all_projects``)."""
     all_projects = one("all", all_projects, ALL)
@@ -88,7 +91,7 @@ def by_date(projectid, all_projects=False, today=None):
     return frame.rename_axis("date").reset_index()
 
 
-def by_hour(projectid, today=None):
+def by_hour(projectid: int, today: datetime.datetime | None = None) -> pd.DataFrame:
     """Return hour (``HH``) and count of the project's tasks started in the last 30 days,
     only hours that have tasks, in hour order."""
     rows = (
@@ -103,7 +106,7 @@ def by_hour(projectid, today=None):
     return frame.sort_values("hour", ignore_index=True)
 
 
-def runtime(projectid, today=None):
+def runtime(projectid: int, today: datetime.datetime | None = None) -> pd.DataFrame:
     """Return the runtime distribution of the project's tasks of the last 30 days: bucket
     (minutes: 0-1, 1-3, 3-5, 5-10, 10-30, 30+), count and percent; a task without a runtime
     counts as 30+."""
@@ -112,7 +115,7 @@ def runtime(projectid, today=None):
         for n, (_, low, high) in enumerate(RUNTIME_BUCKETS)
     ]
     bucket = Case(None, whens, len(RUNTIME_BUCKETS))
-    rows = (
+    rows: Any = (  # tuples, which peewee's stubs do not tell
         Task.select(bucket, fn.COUNT(SQL("*")))
         .where(_recent(projectid, today))
         .group_by(SQL("1"))
@@ -128,7 +131,7 @@ def runtime(projectid, today=None):
     return frame
 
 
-def statistics(today=None):
+def statistics(today: datetime.datetime | None = None) -> pd.DataFrame:
     """Return task counts per project over the last 30 days, every project, most first:
     id (the project id), count, name (the project id, as OpenC3 names it)."""
     count = fn.COUNT(SQL("*"))

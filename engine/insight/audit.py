@@ -9,6 +9,8 @@ import getpass
 import json
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.errors import Forbidden, InvalidInput
@@ -57,12 +59,12 @@ FIELDS = (
 )
 
 
-def is_secret(name):
+def is_secret(name: str) -> bool:
     """Tell whether a field called ``name`` holds a secret (``tokenid`` and the like are ids)."""
     return bool(SECRET_NAME.search(name)) and not name.lower().endswith("id")
 
 
-def mask_url(value):
+def mask_url(value: str) -> str:
     """Keep a URL's scheme and host; mask its user info, path and query."""
     try:
         parts = urlsplit(value)
@@ -75,13 +77,13 @@ def mask_url(value):
     return urlunsplit((parts.scheme, host, "/" + MASK if rest else parts.path, "", ""))
 
 
-def mask_text(text):
+def mask_text(text: str) -> str:
     """Mask secrets written inside free text: ``name=value`` pairs and URL user info."""
     text = URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
     return SECRET_IN_TEXT.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
 
 
-def mask(value, name=""):
+def mask(value: Any, name: str = "") -> Any:
     """Return ``value`` with every secret in it masked (recursively), each string cut short."""
     if name and is_secret(name):
         return MASK if value not in (None, "") else value
@@ -101,7 +103,7 @@ def mask(value, name=""):
     return type(value).__name__  # uploads and other objects: their kind, never their content
 
 
-def summarize(fields):
+def summarize(fields: Any) -> str:
     """Return the masked fields of a change as compact JSON, cut to a bounded size."""
     text = json.dumps(mask(fields or {}), ensure_ascii=False, sort_keys=True, default=str)
     if len(text) > MAX_SUMMARY:
@@ -109,7 +111,7 @@ def summarize(fields):
     return text
 
 
-def project_of(projectid, ids):
+def project_of(projectid: Any, ids: Mapping[str, Any]) -> int | None:
     """Return the project a change belongs to: the route's, or that of the task or job it
     names (routes without a project in their path), or None."""
     if projectid not in (None, ""):
@@ -128,18 +130,18 @@ def project_of(projectid, ids):
 
 def record(
     *,
-    user,
-    via,
-    route,
-    obj,
-    method="",
-    key_id=0,
-    source="",
-    projectid=None,
-    object_id="",
-    status=200,
-    fields=None,
-):
+    user: str | None,
+    via: str,
+    route: str,
+    obj: str,
+    method: str = "",
+    key_id: int | None = 0,
+    source: str | None = "",
+    projectid: int | None = None,
+    object_id: Any = "",
+    status: int = 200,
+    fields: Any = None,
+) -> AuditLog:
     """Store one audit entry; ``fields`` (the request's parameters) are masked and summarized."""
     return AuditLog.create(
         time=now(),
@@ -157,7 +159,9 @@ def record(
     )
 
 
-def record_cli(command, obj, object_id="", projectid=None, fields=None):
+def record_cli(
+    command: str, obj: str, object_id: Any = "", projectid: int | None = None, fields: Any = None
+) -> AuditLog:
     """Store the entry of an ``opsjob`` command that changed something (the user is the
     account that ran it)."""
     try:
@@ -176,7 +180,7 @@ def record_cli(command, obj, object_id="", projectid=None, fields=None):
     )
 
 
-def entries(principal, params):
+def entries(principal: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List audit entries, newest first. Admins see every entry; a caller with the delete
     role on a project sees that project's entries (``project`` is then required)."""
     values = check(params, FILTERS)
@@ -203,7 +207,7 @@ def entries(principal, params):
     return [_shape(r) for r in rows]
 
 
-def _shape(row):
+def _shape(row: Any) -> dict[str, Any]:
     out = {name: getattr(row, name) for name in FIELDS}
     out["time"] = fmt(row.time)
     return out

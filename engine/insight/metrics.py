@@ -15,11 +15,19 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
 from engine.run import events
 from engine.store.models import Task, database
+
+if TYPE_CHECKING:
+    from prometheus_client.core import GaugeMetricFamily
+
+    from engine.ansible.results import RunOutcome
+    from engine.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +37,11 @@ ALIVE_WITHIN = 30.0  # seconds: a worker whose last heartbeat is older does not 
 FINAL = ("success", "fail", "refuse")
 SECONDS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 REQUEST_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-_m = {}  # name -> metric, built once per process by prepare()
+_m: dict[str, Any] = {}  # name -> metric, built once per process by prepare()
 _state = {"warned": False}
 
 
-def directory(settings):
+def directory(settings: "Settings") -> str:
     """Return this machine's metrics directory for ``settings``; a ``PROMETHEUS_MULTIPROC_DIR``
     the operator set wins (one an opsjob parent process chose for its own home does not)."""
     given = os.environ.get(DIR_ENV)
@@ -42,12 +50,12 @@ def directory(settings):
     return os.path.join(os.path.abspath(settings.home), "metrics", socket.gethostname())
 
 
-def _pid_of(path):
+def _pid_of(path: str) -> int | None:
     match = re.search(r"_(\d+)\.db$", path)
     return int(match.group(1)) if match else None
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,10 +65,12 @@ def _alive(pid):
     return True
 
 
-def mark_dead(path):
+def mark_dead(path: str) -> set[int]:
     """Drop the live gauges of every process gone from ``path``; return the pids still alive."""
     from prometheus_client import multiprocess
 
+    alive: set[int]
+    dead: set[int]
     alive, dead = set(), set()
     for name in glob.glob(os.path.join(path, "*.db")):
         pid = _pid_of(name)
@@ -71,7 +81,7 @@ def mark_dead(path):
     return alive
 
 
-def process_gone(pid):
+def process_gone(pid: int) -> None:
     """Mark server process ``pid`` dead (gunicorn's ``child_exit`` hook, as the library asks)."""
     from prometheus_client import multiprocess
 
@@ -107,7 +117,7 @@ def _backed_mmaped_dict():
     return BackedMmapedDict
 
 
-def prepare(settings):
+def prepare(settings: "Settings") -> None:
     """Put this process's metrics in multiprocess mode under ``settings`` and build them (once)."""
     if _m:
         return
@@ -117,7 +127,8 @@ def prepare(settings):
         os.environ[DIR_ENV] = os.environ[CHOSEN_ENV] = path
     from prometheus_client import values
 
-    values.MmapedDict = _backed_mmaped_dict()  # looked up there each time a file is opened
+    # looked up there each time a file is opened (the stubs forbid replacing a class)
+    values.MmapedDict = _backed_mmaped_dict()  # type: ignore[misc]
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.get_value_class()  # imported before the directory was set
     if not mark_dead(path) - {os.getpid()}:  # nothing here is alive: a fresh start
@@ -126,7 +137,7 @@ def prepare(settings):
     _build()
 
 
-def _build():
+def _build() -> None:
     from prometheus_client import Counter, Gauge, Histogram
 
     _m.update(
@@ -164,7 +175,7 @@ def _build():
     )
 
 
-def register(huey, settings):
+def register(huey: Any, settings: "Settings") -> None:
     """Build this process's metrics and follow task events (a queue extension)."""
     prepare(settings)
     events.subscribe("task_changed", on_task_changed)
@@ -174,12 +185,12 @@ def register(huey, settings):
 # -- observing (in memory: a write into this process's mapped file) -----------------------------
 
 
-def _never_fails(observe):
+def _never_fails(observe: Callable[..., None]) -> Callable[..., None]:
     """Let no failure to count (a metrics directory removed under a process) reach a request
     or a run: it is logged once per process."""
 
     @functools.wraps(observe)
-    def guarded(*args):
+    def guarded(*args: Any) -> None:
         if not _m:
             return
         try:
@@ -193,13 +204,13 @@ def _never_fails(observe):
 
 
 @_never_fails
-def observe_request(method, route, status, seconds):
+def observe_request(method: str, route: str, status: int | str, seconds: float) -> None:
     """Count one API request."""
     _m["request"].labels(method, route, str(status)).observe(seconds)
 
 
 @_never_fails
-def on_task_changed(uuid, status):
+def on_task_changed(uuid: str, status: str) -> None:
     if status not in FINAL:
         return
     row = Task.select(Task.runtime).where(Task.uuid == uuid).first()
@@ -208,7 +219,7 @@ def on_task_changed(uuid, status):
 
 
 @_never_fails
-def on_step_finished(task, step, outcome):
+def on_step_finished(task: Any, step: Mapping[str, Any], outcome: "RunOutcome") -> None:
     seconds = max(0.0, (outcome.ended or 0.0) - (outcome.started or 0.0))
     _m["step"].labels(step.get("kind", ""), outcome.status).observe(seconds)
     for result in outcome.hosts.values():
@@ -216,19 +227,19 @@ def on_step_finished(task, step, outcome):
 
 
 @_never_fails
-def notification(channel, outcome):
+def notification(channel: str, outcome: str) -> None:
     """Count one notification attempt."""
     _m["notifications"].labels(channel, outcome).inc()
 
 
 @_never_fails
-def fired():
+def fired() -> None:
     """Count one task the scheduler started."""
     _m["fires"].inc()
 
 
 @_never_fails
-def heartbeat(worker):
+def heartbeat(worker: str) -> None:
     """Say that this worker process is alive now."""
     _m["heartbeat"].labels(worker).set(time.time())
 
@@ -239,10 +250,10 @@ def heartbeat(worker):
 class _Counted:
     """Figures counted from the database and the queue when scraped."""
 
-    def __init__(self, metrics_dir):
+    def __init__(self, metrics_dir: str) -> None:
         self.metrics_dir = metrics_dir
 
-    def collect(self):
+    def collect(self) -> Iterator["GaugeMetricFamily"]:
         from prometheus_client.core import GaugeMetricFamily
 
         tasks = GaugeMetricFamily(
@@ -251,7 +262,7 @@ class _Counted:
             labels=["project", "status"],
         )
         database.connect(reuse_if_open=True)  # the request's connection, closed with it
-        rows = (
+        rows: Any = (  # tuples, which peewee's stubs do not tell
             Task.select(Task.projectid, Task.status, fn.COUNT(Task.id))
             .group_by(Task.projectid, Task.status)
             .tuples()
@@ -266,7 +277,7 @@ class _Counted:
             )
 
 
-def _queue_depth():
+def _queue_depth() -> int | None:
     from engine.run import queue
 
     try:
@@ -276,7 +287,7 @@ def _queue_depth():
         return None
 
 
-def _workers_alive(families):
+def _workers_alive(families: list[Any]) -> "GaugeMetricFamily":
     from prometheus_client.core import GaugeMetricFamily
 
     cutoff = time.time() - ALIVE_WITHIN
@@ -291,7 +302,7 @@ def _workers_alive(families):
     )
 
 
-def scrape():
+def scrape() -> tuple[str, str]:
     """Return ``(content type, text)``: every process's metrics plus the counted figures."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -303,7 +314,7 @@ def scrape():
     families = list(files.collect())
 
     class _Gathered:
-        def collect(self):
+        def collect(self) -> Iterator[Any]:
             yield from families
             yield _workers_alive(families)
 

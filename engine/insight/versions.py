@@ -10,17 +10,24 @@ OpenC3 accepts lowercase values only; opsjob accepts uppercase letters too.
 
 import datetime
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from peewee import fn
 
 from engine.errors import NotFound
-from engine.run import events, nodes
+from engine.machines import nodes
+from engine.run import events
 from engine.run.worker import task_values
 from engine.store import clock
 from engine.store.listing import DATE, as_dict, paged, time_range
 from engine.store.models import Task, Vv, database
 from engine.store.validate import ONE_LINE, Field, check, one
+
+if TYPE_CHECKING:
+    from engine.ansible.results import RunOutcome
+    from engine.store.settings import Settings
 
 # NAME has at least two characters; the value is a version-like word.
 PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9_]+):\[([A-Za-z0-9._-]+)\]")
@@ -41,9 +48,9 @@ FILTERS = {
 LIST = {"appname": Field(pattern=r"[A-Za-z0-9_.-]*", max_len=MAX_NAME - 12)}
 
 
-def scan(text):
+def scan(text: str | None) -> dict[str, str]:
     """Return ``{NAME: value}`` reported in ``text`` (the last report of a name wins)."""
-    found = {}
+    found: dict[str, str] = {}
     for name, value in PATTERN.findall(text or ""):
         if len(name) <= MAX_NAME and len(value) <= MAX_VALUE:
             found.pop(name, None)  # keep the order of the last reports
@@ -51,7 +58,12 @@ def scan(text):
     return dict(list(found.items())[-MAX_PER_NODE:])
 
 
-def record(projectid, node, values, stamp=None):
+def record(
+    projectid: int,
+    node: str,
+    values: Mapping[str, Any],
+    stamp: datetime.datetime | None = None,
+) -> int:
     """Upsert ``{name: value}`` of ``node`` in project ``projectid``."""
     if not values or not node:
         return 0
@@ -78,7 +90,7 @@ def record(projectid, node, values, stamp=None):
 # -- listeners ----------------------------------------------------------------------------------
 
 
-def capture(task, step, outcome):
+def capture(task: Any, step: Mapping[str, Any], outcome: "RunOutcome") -> None:
     """Store what each node of a finished cmd step reported (the ``step_finished`` listener)."""
     if step.get("kind") != "cmd":
         return
@@ -87,7 +99,7 @@ def capture(task, step, outcome):
         record(task.projectid, node, scan(result.output or result.stdout), stamp)
 
 
-def version_target(values):
+def version_target(values: Mapping[str, Any]) -> tuple[str, str, list[str]] | None:
     """Return ``(vv name, version, [nodes])`` a job run books, or None without version+ip."""
     version, ip = values.get("version"), values.get("ip")
     if version in (None, "") or ip in (None, ""):
@@ -97,7 +109,7 @@ def version_target(values):
     return name[:MAX_NAME], str(version), nodes.split(str(ip))
 
 
-def book_version(uuid, status):
+def book_version(uuid: str, status: str) -> None:
     """Write a job's ``VERSION`` vv: ``Do_<v>`` when it starts, ``<v>`` when it succeeds."""
     if status not in ("running", "success"):
         return
@@ -114,7 +126,7 @@ def book_version(uuid, status):
         record(task.projectid, node, {name: value}, stamp)
 
 
-def register(huey, settings):
+def register(huey: Any, settings: "Settings") -> None:
     """Listen to step and task events (called by ``engine.boot.start``)."""
     events.subscribe("step_finished", capture)
     events.subscribe("task_changed", book_version)
@@ -123,7 +135,7 @@ def register(huey, settings):
 # -- queries ------------------------------------------------------------------------------------
 
 
-def _filtered(projectid, params):
+def _filtered(projectid: int, params: dict[str, Any]) -> Any:
     values = check(params, FILTERS)
     query = Vv.select().where(Vv.projectid == projectid)
     for column in ("node", "name"):
@@ -132,14 +144,14 @@ def _filtered(projectid, params):
     return time_range(query, Vv.update_time, "time_start", "time_end", values)
 
 
-def list_values(projectid, params):
+def list_values(projectid: int, params: dict[str, Any]) -> list[dict[str, Any]]:
     """List the project's version variables, newest first (filters: node, name exact,
     time_start/time_end on the update time; paging)."""
     query = _filtered(projectid, params).order_by(Vv.update_time.desc(), Vv.id.desc())
     return [as_dict(row, FIELDS) for row in paged(query, params)]
 
 
-def table(projectid, params):
+def table(projectid: int, params: dict[str, Any]) -> pd.DataFrame:
     """Return the version table: one row per node (index ``NODE``), one column per name in
     name order, None where a node has no value (same filters as :func:`list_values`)."""
     query = _filtered(projectid, params).select(Vv.node, Vv.name, Vv.value)
@@ -150,7 +162,7 @@ def table(projectid, params):
     return wide.where(wide.notna(), None)
 
 
-def version_share(projectid, today=None):
+def version_share(projectid: int, today: datetime.datetime | None = None) -> pd.DataFrame:
     """Return, for ``VERSION`` and each ``APP_*_VERSION`` updated in the last 365 days, the
     share of nodes on each value: columns name, value, count, percent (name order)."""
     today = today or clock.now()
@@ -175,18 +187,21 @@ def version_share(projectid, today=None):
     return frame.sort_values(["name", "value"], ignore_index=True)
 
 
-def distinct_values(projectid, params):
+def distinct_values(projectid: int, params: dict[str, Any]) -> list[str]:
     """Return the distinct values of the project, newest first, without ``Do_*`` markers;
     ``appname`` narrows to ``APP_<appname>_VERSION``."""
     values = check(params, LIST)
-    query = Vv.select(Vv.value).where(Vv.projectid == projectid, fn.SUBSTR(Vv.value, 1, 3) != "Do_")
+    # its .tuples() yield tuples, which peewee's stubs do not tell
+    query: Any = Vv.select(Vv.value).where(
+        Vv.projectid == projectid, fn.SUBSTR(Vv.value, 1, 3) != "Do_"
+    )
     if values["appname"]:
         query = query.where(Vv.name == f"APP_{values['appname']}_VERSION")
     newest = fn.MAX(Vv.update_time)
     return [value for (value,) in query.group_by(Vv.value).order_by(newest.desc()).tuples()]
 
 
-def delete_node(projectid, node):
+def delete_node(projectid: int, node: str) -> int:
     """Delete every version variable of ``node`` in the project."""
     node = one("node", node, NODE)
     deleted = Vv.delete().where(Vv.projectid == projectid, Vv.node == node).execute()

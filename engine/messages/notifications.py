@@ -21,6 +21,8 @@ webhook that ``OPSJOB_WEBHOOK_ALLOW`` does not allow (checked again at each deli
 
 import logging
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.catalog import environment
 from engine.errors import NotFound
@@ -32,6 +34,11 @@ from engine.store.db import database
 from engine.store.ids import new_uuid
 from engine.store.listing import as_dict
 from engine.store.models import Notify, NotifyLog, Project, Task, User
+
+if TYPE_CHECKING:
+    from huey import Huey
+
+    from engine.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +75,10 @@ LOG_FIELDS = (
     "detail",
     "create_time",
 )
-_state = {"settings": None, "channels": [], "deliver": None}
+_state: dict[str, Any] = {"settings": None, "channels": [], "deliver": None}
 
 
-def register(huey, settings):
+def register(huey: "Huey", settings: "Settings") -> None:
     """Load the channels; queue a delivery for every notified task status from now on."""
     _state["settings"] = settings
     outbound.configure(settings.webhook_allow)
@@ -85,7 +92,7 @@ def register(huey, settings):
             log.error("%s; email notifications will be recorded as errors", e)
 
 
-def on_task_changed(uuid, status):
+def on_task_changed(uuid: str, status: str) -> None:
     """Listener: queue the notification of a task that succeeded, failed or waits."""
     if status in NOTIFIED and _state["deliver"] is not None:
         _state["deliver"](uuid, status, new_uuid())
@@ -94,22 +101,22 @@ def on_task_changed(uuid, status):
 # -- building a notification --------------------------------------------------------------------
 
 
-def render(template, values):
+def render(template: str, values: Mapping[str, Any]) -> str:
     """Replace every ``${name}`` of ``values`` in ``template``; leave other text as it is."""
 
-    def one(m):
+    def one(m: re.Match[str]) -> str:
         name = m.group(1)
         return str(values[name]) if name in values else m.group(0)
 
     return PLACEHOLDER.sub(one, template)
 
 
-def template(env, key):
+def template(env: Mapping[str, Any], key: str) -> str:
     """Return the template ``key`` from the environment, or OpenC3's default when unset."""
     return env.get(key) or DEFAULT_TEMPLATES[key]
 
 
-def task_fields(task, status):
+def task_fields(task: Task, status: str) -> notifiers.TaskFields:
     """Return the values templates can name, for ``task`` notified as ``status``."""
     project = Project.get_or_none(Project.id == task.projectid)
     return {
@@ -127,7 +134,7 @@ def task_fields(task, status):
     }
 
 
-def recipients(task):
+def recipients(task: Task) -> tuple[list[str], list[str], list[str]]:
     """Return ``(names, emails, without_email)`` for ``task``'s project notify list."""
     entries = (
         Notify.select(Notify.user)
@@ -153,7 +160,7 @@ def recipients(task):
     return names, emails, without
 
 
-def build(task, status, env=None):
+def build(task: Task, status: str, env: dict[str, Any] | None = None) -> notifiers.Note:
     """Render the notification of ``task`` entering ``status``."""
     env = environment.get_all() if env is None else env
     values = task_fields(task, status)
@@ -178,7 +185,7 @@ def build(task, status, env=None):
 # -- delivering ---------------------------------------------------------------------------------
 
 
-def deliver(uuid, status, event):
+def deliver(uuid: str, status: str, event: str) -> None:
     """Queue task: deliver the notification ``event`` of task ``uuid`` entering ``status``."""
     with database.connection_context():
         delay = _deliver(uuid, status, event)
@@ -188,7 +195,7 @@ def deliver(uuid, status, event):
         raise RetryTask(delay=delay)
 
 
-def _deliver(uuid, status, event):
+def _deliver(uuid: str, status: str, event: str) -> int | None:
     """Try every channel still owed; return the delay before a retry, or None when done."""
     task = Task.get_or_none(Task.uuid == uuid)
     if task is None:
@@ -222,7 +229,7 @@ def _deliver(uuid, status, event):
     return None
 
 
-def _send(channel, note, to):
+def _send(channel: notifiers.Channel, note: notifiers.Note, to: list[str]) -> tuple[str, str]:
     """Send ``note`` on ``channel``; return ``(outcome, detail)``."""
     if not to:
         return "skipped", "no recipients"
@@ -239,7 +246,16 @@ def _send(channel, note, to):
         return "error", f"internal error: {type(e).__name__}"
 
 
-def _record(task, event, status, channel, attempt, outcome, to, detail):
+def _record(
+    task: Task,
+    event: str,
+    status: str,
+    channel: str,
+    attempt: int,
+    outcome: str,
+    to: list[str],
+    detail: str,
+) -> None:
     metrics.notification(channel, outcome)
     NotifyLog.create(
         taskuuid=task.uuid,
@@ -253,7 +269,7 @@ def _record(task, event, status, channel, attempt, outcome, to, detail):
     )
 
 
-def _flag(uuid, event):
+def _flag(uuid: str, event: str) -> int:
     """OpenC3's notify value for an event: 2 delivered, 3 delivery failed, 4 error."""
     latest = {}
     for row in (
@@ -268,7 +284,7 @@ def _flag(uuid, event):
 # -- reading ------------------------------------------------------------------------------------
 
 
-def attempts(projectid, uuid):
+def attempts(projectid: int, uuid: str) -> list[dict[str, Any]]:
     """Return every delivery attempt of task ``uuid``'s notifications, oldest first."""
     task = Task.get_or_none(Task.uuid == uuid, Task.projectid == projectid)
     if task is None:

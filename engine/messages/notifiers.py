@@ -16,9 +16,13 @@ import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from engine.messages import outbound
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 TIMEOUT = 10
 
@@ -35,6 +39,22 @@ class Refused(NotifyError):
     """The destination is not allowed (OPSJOB_WEBHOOK_ALLOW); retrying cannot help."""
 
 
+class TaskFields(TypedDict):
+    """The task fields a notification's templates can name (and a webhook receives)."""
+
+    id: int
+    projectid: int
+    uuid: str
+    name: str
+    user: str
+    calltype: str
+    status: str
+    starttime: str
+    finishtime: str  # "" while the task waits
+    projectname: str
+    notifytype: str
+
+
 @dataclass
 class Note:
     """One notification, rendered: what every channel needs to send it."""
@@ -44,19 +64,19 @@ class Note:
     title: str
     content: str
     sms: str
-    names: list  # recipients as the notify list names them (`_` resolved)
-    emails: list  # recipients' email addresses
-    without_email: list  # names of users who have no email address
-    fields: dict  # the task fields the templates can use
+    names: list[str]  # recipients as the notify list names them (`_` resolved)
+    emails: list[str]  # recipients' email addresses
+    without_email: list[str]  # names of users who have no email address
+    fields: TaskFields
     webhook: str = ""  # the project's webhook URL
-    env: dict = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
 
-    def flag(self, channel):
+    def flag(self, channel: str) -> bool:
         """Tell whether ``is<Calltype><Status><channel>`` is set to the exact string true."""
         return self.env.get(f"is{self.calltype}{self.status}{channel}") == "true"
 
 
-def safe_url(url):
+def safe_url(url: str) -> str:
     """Show a URL without credentials, path or query: ``scheme://host:port/...``."""
     try:
         parts = urlsplit(url)
@@ -67,7 +87,7 @@ def safe_url(url):
     return f"{parts.scheme}://{host}{port}" + ("/..." if parts.path not in ("", "/") else "")
 
 
-def check_http_url(url, what):
+def check_http_url(url: str, what: str) -> None:
     """Raise NotifyError unless ``url`` is an http(s) URL with a host."""
     try:
         parts = urlsplit(url)
@@ -78,7 +98,7 @@ def check_http_url(url, what):
         raise NotifyError(f"{what}: must be an http:// or https:// URL")
 
 
-def post_json(url, body, what, trusted=False):
+def post_json(url: str, body: dict[str, Any], what: str, trusted: bool = False) -> str:
     """POST ``body`` as JSON to ``url``; return ``ok: HTTP <code>`` or raise.
 
     Unless ``trusted`` (an admin-set URL), the destination must be allowed by
@@ -107,16 +127,16 @@ class Email:
 
     name = "email"
 
-    def __init__(self, settings):
+    def __init__(self, settings: "Settings") -> None:
         self.url = settings.smtp_url
 
-    def wanted(self, note):
+    def wanted(self, note: Note) -> bool:
         return note.flag("Email")
 
-    def recipients(self, note):
+    def recipients(self, note: Note) -> list[str]:
         return note.emails
 
-    def send(self, note):
+    def send(self, note: Note) -> str:
         if not self.url:
             raise NotifyError("OPSJOB_SMTP_URL is not set")
         smtp = SmtpUrl.parse(self.url)
@@ -128,7 +148,7 @@ class Email:
         msg["Message-ID"] = make_msgid(domain=smtp.sender.rsplit("@", 1)[-1] or None)
         msg.set_content(note.content)
         try:
-            refused = smtp.send(msg, note.emails)
+            refused: dict[str, tuple[int, bytes]] | str = smtp.send(msg, note.emails)
         except smtplib.SMTPRecipientsRefused as e:
             refused = ", ".join(e.recipients)
             raise DeliveryFailed(f"every recipient was refused: {refused}") from None
@@ -153,7 +173,7 @@ class SmtpUrl:
     cafile: str
 
     @classmethod
-    def parse(cls, url):
+    def parse(cls, url: str) -> "SmtpUrl":
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -178,18 +198,20 @@ class SmtpUrl:
         )
 
     @property
-    def where(self):
+    def where(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
 
-    def scrub(self, text):
+    def scrub(self, text: str) -> str:
         return text.replace(self.password, "***") if self.password else text
 
-    def _tls(self):
+    def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.cafile or None)
 
-    def send(self, msg, to):
+    def send(self, msg: EmailMessage, to: list[str]) -> dict[str, tuple[int, bytes]]:
         if self.scheme == "smtps":
-            conn = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT, context=self._tls())
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=TIMEOUT, context=self._tls()
+            )
         else:
             conn = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT)
         with conn:
@@ -211,16 +233,16 @@ class Sms:
 
     name = "sms"
 
-    def __init__(self, settings):
+    def __init__(self, settings: "Settings") -> None:
         self.url = settings.sms_webhook
 
-    def wanted(self, note):
+    def wanted(self, note: Note) -> bool:
         return note.flag("Sms")
 
-    def recipients(self, note):
+    def recipients(self, note: Note) -> list[str]:
         return note.names
 
-    def send(self, note):
+    def send(self, note: Note) -> str:
         if not self.url:
             raise NotifyError("OPSJOB_SMS_WEBHOOK is not set")
         body = {"to": note.names, "text": note.sms}
@@ -233,16 +255,16 @@ class Webhook:
 
     name = "webhook"
 
-    def __init__(self, settings):
+    def __init__(self, settings: "Settings") -> None:
         pass
 
-    def wanted(self, note):
+    def wanted(self, note: Note) -> bool:
         return bool(note.webhook)
 
-    def recipients(self, note):
+    def recipients(self, note: Note) -> list[str]:
         return [safe_url(note.webhook)]
 
-    def send(self, note):
+    def send(self, note: Note) -> str:
         body = {
             "title": note.title,
             "content": note.content,
@@ -253,9 +275,10 @@ class Webhook:
         return post_json(note.webhook, body, "webhook")
 
 
-REGISTRY = {"email": Email, "sms": Sms, "webhook": Webhook}
+Channel = Email | Sms | Webhook
+REGISTRY: dict[str, type[Channel]] = {"email": Email, "sms": Sms, "webhook": Webhook}
 
 
-def load(settings):
+def load(settings: "Settings") -> list[Channel]:
     """Return one instance of every channel, in delivery order."""
     return [cls(settings) for cls in REGISTRY.values()]

@@ -21,7 +21,9 @@ import logging
 import re
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,10 @@ PUBLIC = "public"
 PATTERN = re.compile(r"[a-z0-9*]([a-z0-9*.-]*[a-z0-9*])?")
 # Special-purpose ranges Python's ``is_global`` still counts as global.
 NOT_PUBLIC = (ipaddress.ip_network("192.0.0.0/24"),)
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Sockaddrs = Sequence[tuple[socket.AddressFamily, tuple[Any, ...]]]  # (family, sockaddr)
 
 
 class Refused(Exception):
@@ -40,7 +46,7 @@ class Unreachable(Exception):
     """The destination could not be resolved or reached (details only in the server log)."""
 
 
-def is_public(addr):
+def is_public(addr: Address) -> bool:
     """Tell whether ``addr`` is globally routable: not loopback, link-local, private,
     unspecified, multicast, reserved or shared (CGNAT), nor an IPv6 form of such an address."""
     if addr.version == 6:
@@ -58,7 +64,7 @@ def is_public(addr):
     )
 
 
-def _plain(addr):
+def _plain(addr: Address) -> Address:
     """An IPv4-mapped IPv6 address as the IPv4 address it stands for."""
     return addr.ipv4_mapped if addr.version == 6 and addr.ipv4_mapped is not None else addr
 
@@ -68,11 +74,11 @@ class Policy:
     """Where outbound requests may go."""
 
     public: bool = True
-    networks: tuple = ()
-    patterns: tuple = ()
+    networks: tuple[Network, ...] = ()
+    patterns: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str | None) -> "tuple[Policy, list[str]]":
         """Return ``(policy, bad entries)`` for an ``OPSJOB_WEBHOOK_ALLOW`` value."""
         public, networks, patterns, bad = False, [], [], []
         for entry in (e.strip().lower() for e in (text or "").split(",")):
@@ -92,10 +98,10 @@ class Policy:
                 patterns.append(entry.rstrip("."))
         return cls(public, tuple(networks), tuple(patterns)), bad
 
-    def allows_name(self, host):
+    def allows_name(self, host: str) -> bool:
         return any(fnmatch.fnmatchcase(host, p) for p in self.patterns)
 
-    def allows_address(self, addr):
+    def allows_address(self, addr: Address) -> bool:
         addr = _plain(addr)
         if self.public and is_public(addr):
             return True
@@ -105,7 +111,7 @@ class Policy:
 _state = {"policy": Policy()}
 
 
-def configure(text):
+def configure(text: str | None) -> Policy:
     """Set the policy from an ``OPSJOB_WEBHOOK_ALLOW`` value; log and skip bad entries (a
     skipped entry allows nothing)."""
     policy, bad = Policy.parse(text)
@@ -115,12 +121,12 @@ def configure(text):
     return policy
 
 
-def policy():
+def policy() -> Policy:
     """Return the configured policy (``public`` until configured)."""
     return _state["policy"]
 
 
-def _target(url):
+def _target(url: str) -> tuple[str, str, int]:
     """Return ``(scheme, host, port)`` of an http(s) URL; the host in its ASCII form."""
     parts = urlsplit(url)
     try:
@@ -134,7 +140,7 @@ def _target(url):
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
 
 
-def resolve(host, port):
+def resolve(host: str, port: int) -> Sockaddrs:
     """Return the distinct ``(family, sockaddr)`` a name resolves to, in resolver order."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -149,7 +155,7 @@ def resolve(host, port):
     return out
 
 
-def checked_addresses(url, allow=None):
+def checked_addresses(url: str, allow: Policy | None = None) -> Sockaddrs:
     """Resolve ``url``'s host; return its addresses if ``allow`` (a Policy; None: the
     configured one) allows every one of them, else raise Refused (or Unreachable)."""
     allow = policy() if allow is None else allow
@@ -164,7 +170,7 @@ def checked_addresses(url, allow=None):
     return addresses
 
 
-def check(url, allow=None):
+def check(url: str, allow: Policy | None = None) -> None:
     """Raise Refused (or Unreachable) unless ``url`` may be called; resolve its host only
     when a host pattern does not allow the name itself."""
     allow = policy() if allow is None else allow
@@ -176,9 +182,9 @@ def check(url, allow=None):
 class _Pinned(http.client.HTTPConnection):
     """Connect to ``addresses`` (resolved beforehand); the Host header and TLS keep the name."""
 
-    addresses = ()
+    addresses: Sockaddrs = ()
 
-    def connect(self):
+    def connect(self) -> None:
         error = None
         for family, sockaddr in self.addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -199,7 +205,14 @@ class _PinnedTLS(http.client.HTTPSConnection, _Pinned):
     """HTTPS over :class:`_Pinned`: the certificate is checked against the URL's host."""
 
 
-def post(url, body, headers, timeout, allow=None, trusted=False):
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    allow: Policy | None = None,
+    trusted: bool = False,
+) -> int:
     """POST ``body`` (bytes) to ``url``; return the response's status code.
 
     Unless ``trusted`` (an admin-set URL), every address of the host must be allowed by
@@ -210,7 +223,9 @@ def post(url, body, headers, timeout, allow=None, trusted=False):
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if scheme == "https":
-        conn = _PinnedTLS(host, port, timeout=timeout, context=ssl.create_default_context())
+        conn: _Pinned = _PinnedTLS(
+            host, port, timeout=timeout, context=ssl.create_default_context()
+        )
     else:
         conn = _Pinned(host, port, timeout=timeout)
     conn.addresses = addresses

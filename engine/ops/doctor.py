@@ -12,9 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 from engine.store import resources, secrets
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 DISTRIBUTION = "opsjob"
 ANSIBLE_CORE = ((2, 19), (2, 20))  # [low, high): the range setup.py pins
@@ -22,7 +27,7 @@ MIN_FREE_BYTES = 1 << 30
 TIMEOUT = 5  # seconds a network check may take
 
 
-def check_names():
+def check_names() -> tuple[bool, str]:
     """Fail when another installed distribution provides one of opsjob's top-level names."""
     providers = importlib.metadata.packages_distributions()
     clashes = []
@@ -35,11 +40,11 @@ def check_names():
     missing = [n for n in resources.TOP_LEVEL if importlib.util.find_spec(n) is None]
     if missing:
         return False, "not importable: " + ", ".join(missing)
-    where = os.path.dirname(os.path.dirname(importlib.util.find_spec("engine").origin))
+    where = os.path.dirname(os.path.dirname(cast(Any, importlib.util.find_spec("engine")).origin))
     return True, f"{', '.join(resources.TOP_LEVEL)} from {where}; no other distribution has them"
 
 
-def check_database(settings):
+def check_database(settings: "Settings") -> tuple[bool, str]:
     """Connect, run a query and compare the schema version with this code's."""
     from engine.store import schema
     from engine.store.db import database, open_database
@@ -60,7 +65,7 @@ def check_database(settings):
     return True, f"{shown}: schema version {version}"
 
 
-def check_queue(settings):
+def check_queue(settings: "Settings") -> tuple[bool, str]:
     """Reach the queue: ping Redis, or open the SQLite queue file."""
     url = settings.queue_url
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -88,7 +93,7 @@ def check_queue(settings):
     return True, f"{path}: readable"
 
 
-def check_secret_key(settings):
+def check_secret_key(settings: "Settings") -> tuple[bool, str]:
     """Load the Fernet key(s) and check the key file is private."""
     try:
         fernet, source = secrets._load(settings)
@@ -104,7 +109,7 @@ def check_secret_key(settings):
     return True, f"from {source}"
 
 
-def check_ansible():
+def check_ansible() -> tuple[bool, str]:
     """Check the ansible-core version and that ansible-playbook sits next to this Python."""
     from ansible.release import __version__
 
@@ -120,7 +125,7 @@ def check_ansible():
     return True, f"ansible-core {__version__}, {found}"
 
 
-def check_ssh():
+def check_ssh() -> tuple[bool, str]:
     """Find the ssh client steps connect with."""
     ssh = shutil.which("ssh")
     if not ssh:
@@ -129,7 +134,7 @@ def check_ssh():
     return True, f"{ssh}: {(out.stderr or out.stdout).strip()}"
 
 
-def check_free_space(settings, minimum=MIN_FREE_BYTES):
+def check_free_space(settings: "Settings", minimum: int = MIN_FREE_BYTES) -> tuple[bool, str]:
     """Report the free space where the file store lives; fail under ``minimum`` bytes."""
     from engine.files.filestore import root
 
@@ -144,7 +149,7 @@ def check_free_space(settings, minimum=MIN_FREE_BYTES):
     return True, detail
 
 
-def checks(settings):
+def checks(settings: "Settings") -> list[tuple[str, Callable[[], tuple[bool, str]]]]:
     """Return the checks in order, as ``(name, callable)``."""
     return [
         ("packages", check_names),
@@ -157,7 +162,7 @@ def checks(settings):
     ]
 
 
-def run(settings):
+def run(settings: "Settings") -> Iterator[tuple[str, bool, str]]:
     """Run every check; yield ``(name, ok, detail)``."""
     for name, check in checks(settings):
         try:
@@ -167,18 +172,18 @@ def run(settings):
         yield name, ok, " ".join(detail.split())
 
 
-def _brief(exc):
+def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def _redact(url):
+def _redact(url: str) -> str:
     parts = urlparse(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)
     return url
 
 
-def _size(n):
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -7,6 +7,11 @@ import datetime
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 request_id = contextvars.ContextVar("opsjob_request_id", default="")
@@ -14,7 +19,7 @@ task_uuid = contextvars.ContextVar("opsjob_task_uuid", default="")
 
 
 @contextlib.contextmanager
-def for_task(uuid):
+def for_task(uuid: str) -> Iterator[None]:
     """Name task ``uuid`` in the log lines of this thread until the block ends."""
     token = task_uuid.set(uuid)
     try:
@@ -26,7 +31,7 @@ def for_task(uuid):
 class JsonLines(logging.Formatter):
     """Format a record as one JSON object on one line."""
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         line = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
                 timespec="milliseconds"
@@ -42,7 +47,7 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure(settings):
+def configure(settings: "Settings") -> None:
     """Send the root logger's lines to stderr in ``settings.log_format`` at its level."""
     if settings.log_format not in ("text", "json"):
         from engine.errors import InvalidInput
@@ -56,14 +61,14 @@ def configure(settings):
     elif root.handlers:  # configured by the host program (a test runner, a notebook): keep it
         return
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler: Any = logging.StreamHandler(sys.stderr)  # tagged as opsjob's below
         handler.opsjob = True
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
 
 
-def gunicorn_config(settings):
+def gunicorn_config(settings: "Settings") -> dict[str, Any]:
     """Return gunicorn's ``logconfig_dict`` that prints its lines (and uvicorn's, which go to
     its error log) as JSON, each line once."""
     level = settings.log_level.upper()

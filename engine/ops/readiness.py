@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Callable
 
 from engine.run import queue
 from engine.store.db import database
@@ -12,16 +13,16 @@ log = logging.getLogger(__name__)
 TIMEOUT = 2.0  # seconds each check may take
 
 
-def _database():
+def _database() -> None:
     with database.connection_context():
         database.execute_sql("SELECT 1").fetchall()
 
 
-def _bounded(name, probe, timeout):
+def _bounded(name: str, probe: Callable[[], object], timeout: float) -> str:
     """Run ``probe`` in a thread; return "ok", or a short reason (details go to the log)."""
-    outcome = {}
+    outcome: dict[str, str] = {}
 
-    def run():
+    def run() -> None:
         try:
             probe()
             outcome["state"] = "ok"
@@ -38,7 +39,7 @@ def _bounded(name, probe, timeout):
     return outcome["state"]
 
 
-def check(timeout=TIMEOUT):
+def check(timeout: float = TIMEOUT) -> dict[str, str]:
     """Return ``{"database": state, "queue": state}``; each state is "ok" or why not."""
     return {
         "database": _bounded("database", _database, timeout),

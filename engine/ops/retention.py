@@ -27,6 +27,8 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from peewee import IntegrityError, fn
 
@@ -44,6 +46,9 @@ from engine.store.models import (
     Task,
     TaskMutex,
 )
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +68,10 @@ TASK_ROWS = [
 ]
 # Tables whose rows age out by a time column of their own.
 DATED = [(CmdLog, CmdLog.time), (AuditLog, AuditLog.time)]
-_state = {"settings": None}
+_state: dict[str, Any] = {"settings": None}
 
 
-def register(huey, settings):
+def register(huey: Any, settings: "Settings") -> None:
     """Start-up hook (engine.boot.EXTENSIONS): ask for the daily prune every hour."""
     from huey import crontab
 
@@ -74,21 +79,27 @@ def register(huey, settings):
     huey.periodic_task(crontab(minute="7"), name="opsjob.prune_daily")(daily)
 
 
-def cutoff(settings, at=None):
+def cutoff(settings: "Settings", at: datetime.datetime | None = None) -> datetime.datetime | None:
     """Return the time before which finished history goes, or None when it is kept forever."""
     if settings.retention_days <= 0:
         return None
     return (at or now()) - datetime.timedelta(days=settings.retention_days)
 
 
-def prune(settings, dry_run=False, at=None, batch=BATCH, pause=PAUSE):
+def prune(
+    settings: "Settings",
+    dry_run: bool = False,
+    at: datetime.datetime | None = None,
+    batch: int = BATCH,
+    pause: float = PAUSE,
+) -> dict[str, int]:
     """Delete (or with ``dry_run`` only count) what is older than the retention period.
 
     Return ``{what: count}``: rows per table, ``blobs`` and ``blob_bytes``, and with SQLite
     ``freed_pages`` returned to the file system.
     """
     limit = cutoff(settings, at)
-    counts = Counter()
+    counts: Counter[str] = Counter()
     if limit is None:
         return {}
     with database.connection_context():
@@ -104,7 +115,7 @@ def prune(settings, dry_run=False, at=None, batch=BATCH, pause=PAUSE):
     return {k: v for k, v in counts.items() if v}
 
 
-def _old_tasks(limit, after, batch):
+def _old_tasks(limit: datetime.datetime, after: int, batch: int) -> list[Any]:
     return list(
         Task.select(Task.id, Task.uuid)
         .where(
@@ -119,7 +130,9 @@ def _old_tasks(limit, after, batch):
     )
 
 
-def _prune_tasks(limit, counts, dry_run, batch, pause):
+def _prune_tasks(
+    limit: datetime.datetime, counts: Counter[str], dry_run: bool, batch: int, pause: float
+) -> None:
     after = 0
     while rows := _old_tasks(limit, after, batch):
         started = time.monotonic()
@@ -141,13 +154,17 @@ def _prune_tasks(limit, counts, dry_run, batch, pause):
         _rest(started, pause)
 
 
-def _prune_orphan_notices(limit, counts, dry_run, batch, pause):
+def _prune_orphan_notices(
+    limit: datetime.datetime, counts: Counter[str], dry_run: bool, batch: int, pause: float
+) -> None:
     """Delete notification attempts older than ``limit`` whose task is already gone."""
     gone = ~fn.EXISTS(Task.select(Task.id).where(Task.uuid == NotifyLog.taskuuid))
     _prune_rows(NotifyLog, (NotifyLog.create_time < limit) & gone, counts, dry_run, batch, pause)
 
 
-def _prune_rows(model, old, counts, dry_run, batch, pause):
+def _prune_rows(
+    model: Any, old: Any, counts: Counter[str], dry_run: bool, batch: int, pause: float
+) -> None:
     """Delete the ``model`` rows matching ``old``, ``batch`` ids at a time."""
     table, after = model._meta.table_name, 0
     while ids := [
@@ -167,14 +184,16 @@ def _prune_rows(model, old, counts, dry_run, batch, pause):
         _rest(started, pause)
 
 
-def _rest(started, pause):
+def _rest(started: float, pause: float) -> None:
     """Pause after a batch at least as long as it took (no pause when ``pause`` is 0): a prune
     takes at most about half of the database's write time and of a CPU."""
     if pause:
         time.sleep(max(pause, time.monotonic() - started))
 
 
-def _prune_blobs(settings, limit, counts, dry_run):
+def _prune_blobs(
+    settings: "Settings", limit: datetime.datetime, counts: Counter[str], dry_run: bool
+) -> None:
     """Remove blobs no file row names once they are older than the cut-off.
 
     A blob is first renamed aside, then checked again: an upload that reuses it touches it
@@ -184,7 +203,7 @@ def _prune_blobs(settings, limit, counts, dry_run):
     from engine.files.filestore import root
 
     oldest = limit.timestamp()
-    naming = FileServer.select(FileServer.sha256).where(
+    naming: Any = FileServer.select(FileServer.sha256).where(  # Any: .tuples() below
         (FileServer.status != "deleted") | (FileServer.edit_time >= limit)
     )  # the rows a prune keeps (a dry run has not deleted the others)
     named = {r[0] for r in naming.distinct().tuples()}
@@ -211,7 +230,7 @@ def _prune_blobs(settings, limit, counts, dry_run):
     _prune_uploads(os.path.join(root(settings), "tmp"), counts, dry_run)
 
 
-def _blob_files(folder):
+def _blob_files(folder: str) -> Iterator[tuple[str, str]]:
     """Yield ``(path, sha256)`` of the regular files laid out as blobs under ``folder``."""
     try:
         shelves = list(os.scandir(folder))
@@ -232,7 +251,7 @@ def _blob_files(folder):
                 yield os.path.join(shelf.path, name), name
 
 
-def _prune_uploads(folder, counts, dry_run):
+def _prune_uploads(folder: str, counts: Counter[str], dry_run: bool) -> None:
     """Remove uploads that stopped halfway and were left in the store's ``tmp`` folder."""
     try:
         entries = list(os.scandir(folder))
@@ -246,7 +265,7 @@ def _prune_uploads(folder, counts, dry_run):
                     os.unlink(entry.path)
 
 
-def reclaim(pause=PAUSE, pages=VACUUM_PAGES):
+def reclaim(pause: float = PAUSE, pages: int = VACUUM_PAGES) -> int:
     """On SQLite with ``auto_vacuum=INCREMENTAL``, return free pages to the file system a few
     at a time; return how many. Elsewhere return 0 (freed space is reused in place)."""
     if not is_sqlite():
@@ -266,7 +285,7 @@ def reclaim(pause=PAUSE, pages=VACUUM_PAGES):
         return freed
 
 
-def vacuum():
+def vacuum() -> None:
     """Rewrite the database once to give back all free space (``opsjob prune --vacuum``).
 
     On SQLite this also switches an older database to ``auto_vacuum=INCREMENTAL``.
@@ -277,7 +296,7 @@ def vacuum():
         database.execute_sql("VACUUM")
 
 
-def daily(settings=None, day=None):
+def daily(settings: "Settings | None" = None, day: int | None = None) -> dict[str, int] | None:
     """Periodic: run the day's prune unless another scheduler already started it today.
 
     Return the counts, or None when the day's prune was someone else's.

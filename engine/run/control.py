@@ -1,11 +1,13 @@
 """Operating tasks: step (subtask) views, decision/pause control, kill, and log reads."""
 
 import time
+from typing import Any, cast
 
 from engine.access import auth
 from engine.catalog import steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from engine.run import events, lifecycle, logs
+from engine.run.shapes import HostView, SubtaskView, TaskLog
 from engine.store.clock import now
 from engine.store.listing import Columns, as_dict
 from engine.store.models import HostResult, Subtask, Task, database
@@ -38,14 +40,16 @@ VISIBLE = Columns(Task, ("uuid", "projectid", "jobuuid", "status"))
 VISIBLE_TASK = Prepared(lambda arg: VISIBLE.select().where(Task.uuid == arg("uuid")).limit(1))
 
 
-def _task(projectid, taskuuid, field="taskuuid"):
+def _task(projectid: int, taskuuid: str, field: str = "taskuuid") -> Task:
     task = Task.get_or_none(Task.uuid == taskuuid, Task.projectid == projectid)
     if task is None:
         raise NotFound(f"{field}: task {taskuuid} does not exist")
     return task
 
 
-def host_results(taskuuid, stepuuid=None, latest_only=False):
+def host_results(
+    taskuuid: str, stepuuid: str | None = None, latest_only: bool = False
+) -> list[HostView]:
     """Return per-host results of a task (or one step), oldest attempt first."""
     query = HostResult.select().where(HostResult.taskuuid == taskuuid)
     if stepuuid is not None:
@@ -54,51 +58,63 @@ def host_results(taskuuid, stepuuid=None, latest_only=False):
     if latest_only and rows:
         last = max(r.attempt for r in rows)
         rows = [r for r in rows if r.attempt == last]
-    return [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows]
+    return cast("list[HostView]", [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows])
 
 
-def task_hosts(projectid, taskuuid):
+def task_hosts(projectid: int, taskuuid: str) -> list[HostView]:
     """Return every per-host result of a task (jobs and single steps), in the order they ran."""
     task = _task(projectid, taskuuid, field="uuid")
     rows = HostResult.select().where(HostResult.taskuuid == task.uuid).order_by(HostResult.id)
-    return [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows]
+    return cast("list[HostView]", [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows])
 
 
-def _extended(kind, uuid):
+def _extended(kind: str, uuid: str) -> dict[str, Any]:
     model = steps.PLUGINS[kind]
     row = model.get_or_none(model.uuid == uuid)
     return {"id": row.id, **steps.shape(kind, row)} if row is not None else {}
 
 
-def list_subtasks(projectid, taskuuid):
+def list_subtasks(projectid: int, taskuuid: str) -> list[SubtaskView]:
     """Return the steps of a ``jobs`` task in order, with their definition and host results."""
     task = _task(projectid, taskuuid)
     rows = Subtask.select().where(Subtask.parent_uuid == task.uuid).order_by(Subtask.position)
-    return [
-        {
-            **as_dict(r, SUBTASK_FIELDS),
-            "extended": _extended(r.subtask_type, r.uuid),
-            "hosts": host_results(task.uuid, r.uuid, latest_only=True),
-        }
-        for r in rows
-    ]
+    return cast(
+        "list[SubtaskView]",
+        [
+            {
+                **as_dict(r, SUBTASK_FIELDS),
+                "extended": _extended(r.subtask_type, r.uuid),
+                "hosts": host_results(task.uuid, r.uuid, latest_only=True),
+            }
+            for r in rows
+        ],
+    )
 
 
-def get_subtask(projectid, taskuuid, subtaskuuid):
+def get_subtask(projectid: int, taskuuid: str, subtaskuuid: str) -> SubtaskView:
     """Return one step of a task with every attempt's host results."""
     task = _task(projectid, taskuuid)
     row = Subtask.get_or_none(Subtask.parent_uuid == task.uuid, Subtask.uuid == subtaskuuid)
     if row is None:
         raise NotFound(f"subtaskuuid: step {subtaskuuid} is not part of task {taskuuid}")
     ext = _extended(row.subtask_type, row.uuid)
-    return {
-        **as_dict(row, SUBTASK_FIELDS),
-        "extended": {k: ext.get(k) for k in ("id", "uuid", "name", "user", "timeout", "pause")},
-        "hosts": host_results(task.uuid, row.uuid),
-    }
+    return cast(
+        SubtaskView,
+        {
+            **as_dict(row, SUBTASK_FIELDS),
+            "extended": {k: ext.get(k) for k in ("id", "uuid", "name", "user", "timeout", "pause")},
+            "hosts": host_results(task.uuid, row.uuid),
+        },
+    )
 
 
-def control(projectid, params, principal, allowed=("next", "fail", "running", "ignore"), role=None):
+def control(
+    projectid: int,
+    params: dict[str, Any],
+    principal: auth.Principal,
+    allowed: tuple[str, ...] = ("next", "fail", "running", "ignore"),
+    role: str | None = None,
+) -> int:
     """Release a pause (``next``) or decide a failed step (``running`` retries the failed
     hosts, ``ignore`` goes on, ``fail`` stops the task). The caller needs ``role``, by default
     the one that runs the task's job (control when its ``_authorization_`` is true)."""
@@ -132,7 +148,7 @@ def control(projectid, params, principal, allowed=("next", "fail", "running", "i
     return 1
 
 
-def _check_retry(taskuuid, values):
+def _check_retry(taskuuid: str, values: dict[str, Any]) -> None:
     """Refuse a retry that would run nothing: every host left is of unknown outcome."""
     step = Subtask.get_or_none(
         Subtask.parent_uuid == taskuuid,
@@ -159,12 +175,12 @@ def _check_retry(taskuuid, values):
         )
 
 
-def _visible_task(uuid, principal, role):
+def _visible_task(uuid: str, principal: auth.Principal, role: str) -> dict[str, Any]:
     _authenticated(principal)
     return _visible(VISIBLE.first(VISIBLE_TASK, uuid=uuid[:12]), uuid, principal, role)
 
 
-def _authenticated(principal):
+def _authenticated(principal: auth.Principal | None) -> None:
     if principal is None:
         raise Unauthenticated("missing credentials: send 'Authorization: Bearer <key>'")
 
@@ -178,7 +194,7 @@ def _visible(task, uuid, principal, role):
     return task
 
 
-def kill(uuid, principal, wait_seconds=5.0):
+def kill(uuid: str, principal: auth.Principal, wait_seconds: float = 5.0) -> str:
     """Stop a task: a queued or waiting one at once, a running one through its worker.
 
     Return the message OpenC3 answers with.
@@ -208,11 +224,11 @@ def kill(uuid, principal, wait_seconds=5.0):
     return "kill requested; the worker stops the task at its next check"
 
 
-def read_log(uuid, principal, offset):
+def read_log(uuid: str, principal: auth.Principal, offset: Any) -> TaskLog:
     """Return the log of a task from ``offset``: ``{log, offset, done, status, uuid}``."""
     offset = LOG["offset"].clean("offset", offset)
     _authenticated(principal)
     # One statement reads the task and its text; nothing of it leaves before the check.
     read = _visible(logs.read(uuid[:12], offset), uuid, principal, "read")
     del read["projectid"]
-    return {**read, "uuid": uuid[:12]}
+    return cast(TaskLog, {**read, "uuid": uuid[:12]})

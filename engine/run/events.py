@@ -5,6 +5,8 @@ announced after its change is stored. A failing listener is logged and never bre
 """
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -12,22 +14,22 @@ log = logging.getLogger(__name__)
 #   ("waiting"), or ended ("success", "fail", "refuse").
 # step_finished(task, step, outcome): a step run ended; ``outcome`` is a results.RunOutcome.
 EVENTS = ("task_changed", "step_finished")
-_listeners = {name: [] for name in EVENTS}
+_listeners: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
 
 
-def subscribe(event, listener):
+def subscribe(event: str, listener: Callable[..., Any]) -> None:
     """Call ``listener`` on every ``event`` from now on."""
     if listener not in _listeners[event]:
         _listeners[event].append(listener)
 
 
-def clear():
+def clear() -> None:
     """Forget every listener (for tests)."""
     for listeners in _listeners.values():
         listeners.clear()
 
 
-def emit(event, *args):
+def emit(event: str, *args: Any) -> None:
     """Announce ``event`` to its listeners."""
     for listener in list(_listeners[event]):
         try:

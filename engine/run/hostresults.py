@@ -1,6 +1,7 @@
 """The per-host results of a step's attempts: the rows, storing them, and whom a retry runs."""
 
 from engine.run.lifecycle import durably
+from engine.run.shapes import HostRow
 from engine.store.db import database
 from engine.store.models import HostResult
 
@@ -8,18 +9,18 @@ NOT_RUN_AGAIN = "not run again: its outcome is unknown (it may have run the step
 
 
 def row(
-    taskuuid,
-    stepuuid,
-    attempt,
-    host,
-    status,
-    rc=None,
-    start=None,
-    end=None,
-    stdout="",
-    stderr="",
-    msg="",
-):
+    taskuuid: str,
+    stepuuid: str,
+    attempt: int,
+    host: str,
+    status: str,
+    rc: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    stdout: str | None = "",
+    stderr: str | None = "",
+    msg: str = "",
+) -> HostRow:
     """One host's result of one attempt, as a row to insert."""
     return {
         "taskuuid": taskuuid,
@@ -35,7 +36,9 @@ def row(
     }
 
 
-def retry_hosts(taskuuid, stepuuid, attempt, retry_unknown):
+def retry_hosts(
+    taskuuid: str, stepuuid: str, attempt: int, retry_unknown: bool
+) -> tuple[set[str], list[str]]:
     """Hosts a retry after ``attempt`` runs again, and those of unknown outcome it leaves alone.
 
     Hosts known to have failed run again; hosts whose outcome is unknown (they may have run
@@ -54,12 +57,12 @@ def retry_hosts(taskuuid, stepuuid, attempt, retry_unknown):
     return failed, sorted(unknown)
 
 
-def save(taskuuid, stepuuid, attempt, rows):
+def save(taskuuid: str, stepuuid: str, attempt: int, rows: list[HostRow]) -> None:
     """Store the host results of one attempt (safe to repeat after a lost connection)."""
     if not rows:
         return
 
-    def replace():
+    def replace() -> None:
         with database.atomic():
             HostResult.delete().where(
                 HostResult.taskuuid == taskuuid,

@@ -11,6 +11,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from peewee import fn
 
@@ -21,30 +23,38 @@ from engine.store.clock import now
 from engine.store.db import database, drop_connection, is_transient, retrying
 from engine.store.models import Subtask, Task
 
+if TYPE_CHECKING:
+    from huey import Huey
+
+    from engine.store.settings import Settings
+
 log = logging.getLogger(__name__)
 
-_settings = {"value": None}
+_settings: dict[str, Any] = {"value": None}  # the Settings, once registered
 FINAL = ("success", "fail", "refuse")
 HEARTBEAT_POLL = 0.5
 
 
-def settings():
+_R = TypeVar("_R")
+
+
+def settings() -> "Settings":
     return _settings["value"]
 
 
-def durably(fn, *args, what="database call", **kwargs):
+def durably(fn: Callable[..., _R], *args: Any, what: str = "database call", **kwargs: Any) -> _R:
     """Run a database call of a task's run, riding out a lost connection for up to a lease:
     by then the heartbeat has stopped the run, and the task is failed as lost."""
     lease = settings().task_lease if settings() else 60
     return retrying(fn, *args, seconds=lease, what=what, **kwargs)
 
 
-def worker_name():
+def worker_name() -> str:
     s = settings()
     return (s.worker_name if s and s.worker_name else socket.gethostname())[:100]
 
 
-def register_periodic(huey, value):
+def register_periodic(huey: "Huey", value: "Settings") -> None:
     """Remember the settings; schedule the lost-task sweep on the queue's periodic scheduler."""
     from huey import crontab
 
@@ -55,7 +65,7 @@ def register_periodic(huey, value):
 # -- claiming and finishing -------------------------------------------------------------------
 
 
-def claim(uuid):
+def claim(uuid: str) -> Task | None:
     """Take task ``uuid`` for this worker if it is new, or waiting and woken. Return it or None."""
     stamp, epoch = now(), time.time()
     claimed = (
@@ -77,13 +87,13 @@ def claim(uuid):
     return Task.get(Task.uuid == uuid) if claimed else None
 
 
-def finish(uuid, status, reason=None):
+def finish(uuid: str, status: str, reason: str | None = None) -> None:
     """End a running task with ``status``; the first reason given sticks."""
     if durably(_finish, uuid, status, reason, what=f"task {uuid}: finish"):
         events.emit("task_changed", uuid, status)
 
 
-def _finish(uuid, status, reason):
+def _finish(uuid: str, status: str, reason: str | None) -> int:
     task = Task.get(Task.uuid == uuid)
     end = time.time()
     fields = {
@@ -99,7 +109,7 @@ def _finish(uuid, status, reason):
     return Task.update(**fields).where(Task.uuid == uuid, Task.status == "running").execute()
 
 
-def park(uuid, announce=True):
+def park(uuid: str, announce: bool = True) -> int:
     """Move a running task to ``waiting``: it holds no worker until a control call wakes it.
 
     Inside a transaction, pass ``announce=False`` and announce after the commit.
@@ -115,7 +125,7 @@ def park(uuid, announce=True):
     return parked
 
 
-def wake(uuid):
+def wake(uuid: str) -> None:
     """Queue a waiting task to resume."""
     from engine.run.queue import enqueue_run
 
@@ -123,7 +133,7 @@ def wake(uuid):
         enqueue_run(uuid)
 
 
-def sweep():
+def sweep() -> int:
     """Fail running tasks whose worker stopped renewing the lease; requeue lost messages.
 
     What a dead worker of this host left running (its local Ansible processes, the commands
@@ -153,12 +163,12 @@ def sweep():
     return len(lost)
 
 
-def stranded_after():
+def stranded_after() -> int:
     """Seconds a task may wait for its queue message before it is sent again: one lease."""
     return max(1, int(settings().task_lease))
 
 
-def requeue_stranded():
+def requeue_stranded() -> list[str]:
     """Send again the tasks whose queue message was lost (say, the API died between storing a
     task and queueing it, or the queue was down), whatever the queue's depth.
 
@@ -204,7 +214,7 @@ class Heartbeat(threading.Thread):
     heartbeat then sets ``lost`` and cancels the run, whose outcome it could not record.
     """
 
-    def __init__(self, uuid, lease, cancel):
+    def __init__(self, uuid: str, lease: float, cancel: threading.Event) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{uuid}")
         self.uuid, self.lease, self.cancel = uuid, lease, cancel
         self.stopped = threading.Event()
@@ -212,8 +222,8 @@ class Heartbeat(threading.Thread):
         self.lost = ""
         self.renewed = time.monotonic()  # the claim set the lease just now
 
-    def run(self):
-        down_since = None
+    def run(self) -> None:
+        down_since: float | None = None
         try:
             while not self.stopped.wait(HEARTBEAT_POLL):
                 try:
@@ -244,7 +254,7 @@ class Heartbeat(threading.Thread):
                 except Exception:
                     drop_connection()
 
-    def _beat(self):
+    def _beat(self) -> None:
         task = Task.select(Task.kill_by, Task.status).where(Task.uuid == self.uuid).first()
         if task is None or task.status != "running":
             self.cancel.set()
@@ -258,16 +268,16 @@ class Heartbeat(threading.Thread):
             ).execute()
             self.renewed = sent
 
-    def _check_lease(self):
+    def _check_lease(self) -> None:
         if not self.lost and time.monotonic() - self.renewed >= self.lease:
             self._give_up(f"the database was unreachable for {self.lease} s (the task's lease)")
 
-    def _give_up(self, why):
+    def _give_up(self, why: str) -> None:
         self.lost = why
         log.error("task %s: %s; stopping its steps", self.uuid, why)
         self.cancel.set()
 
-    def stop(self):
+    def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=5)
 

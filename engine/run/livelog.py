@@ -8,6 +8,7 @@ boundary).
 """
 
 import re
+from typing import Any
 
 from engine.access import auth, tickets
 from engine.errors import NotFound, Unauthenticated
@@ -27,17 +28,19 @@ MARKER = re.compile(r"\[[^\]\n]*\] (?:step (?P<step>[0-9]+)\b|(?P<task>task) )")
 class Follower:
     """The state of one reader: where it is in the log, and which section it is in."""
 
-    def __init__(self, task, position=None, subtask_id=None):
+    def __init__(
+        self, task: str, position: int | None = None, subtask_id: int | None = None
+    ) -> None:
         self.task = task  # the task's uuid
         self.position = position  # 1-based step number, or None for the whole log
         self.subtask_id = subtask_id
         self.offset = 0
-        self.section = None  # the step number the last marker line opened
+        self.section: int | None = None  # the step number the last marker line opened
         self.seen_step = False  # a line of this step was read
         self.left_step = False  # a later section began after this step's lines
         self.partial = ""  # the end of the text read so far, up to its last newline
 
-    def poll(self):
+    def poll(self) -> tuple[str, bool]:
         """Return ``(text, done)``: what was written since the last poll, and whether the
         task (or step) has ended and everything of it was read."""
         status = Task.select(Task.status).where(Task.uuid == self.task).scalar()
@@ -63,7 +66,7 @@ class Follower:
             done = step in STEP_OVER
         return text, done
 
-    def _step_lines(self, text):
+    def _step_lines(self, text: str) -> str:
         lines = (self.partial + text).split("\n")
         self.partial = lines.pop()  # the last line is complete only once its newline arrives
         kept = []
@@ -80,7 +83,7 @@ class Follower:
         return "".join(kept)
 
 
-def follow(loguuid, principal):
+def follow(loguuid: str | None, principal: auth.Principal | None) -> Follower:
     """Return a :class:`Follower` for ``loguuid`` once ``principal`` may read its project."""
     if principal is None:
         raise Unauthenticated("missing credentials: send a key or a ticket")
@@ -103,7 +106,7 @@ def follow(loguuid, principal):
     return Follower(task.uuid, step.position + 1, step.id)
 
 
-def project_of(loguuid):
+def project_of(loguuid: str | None) -> int | None:
     """Return the project of the task ``loguuid`` names, or None."""
     match = LOGUUID.fullmatch(loguuid or "")
     if match is None:
@@ -111,7 +114,7 @@ def project_of(loguuid):
     return Task.select(Task.projectid).where(Task.uuid == match["task"]).scalar()
 
 
-def ticket(params, principal, key):
+def ticket(params: dict[str, Any], principal: auth.Principal, key: str) -> dict[str, Any]:
     """Issue a websocket ticket for the live log ``uuid`` names (read on its project)."""
     loguuid = check(params, TICKET)["uuid"]
     projectid = project_of(loguuid)

@@ -19,16 +19,16 @@ CUT = "[... {cut} characters cut ...]\n"
 class LogCap:
     """Decide what of a task's log is stored now, what is held as its tail, and what is cut."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.head = limit - limit // 2
         self.tail_limit = limit // 2
-        self.tail = deque()
+        self.tail: deque[str] = deque()
         self.tail_size = 0
         self.cut = 0
         self.over = False
 
-    def admit(self, stored, text):
+    def admit(self, stored: int, text: str) -> str:
         """Return the part of ``text`` to store now, given ``stored`` characters already
         stored or buffered; hold the rest as the tail."""
         if self.limit <= 0:
@@ -44,7 +44,7 @@ class LogCap:
         self._hold(text[room:])
         return text[:room] + HELD.format(limit=self.limit, tail=self.tail_limit)
 
-    def _hold(self, text):
+    def _hold(self, text: str) -> None:
         self.tail.append(text)
         self.tail_size += len(text)
         while self.tail_size > self.tail_limit:
@@ -59,7 +59,7 @@ class LogCap:
             self.tail_size -= dropped
             self.cut += dropped
 
-    def release(self):
+    def release(self) -> str:
         """Return what was held back (a line saying how much was cut, then the tail), once."""
         if not self.tail and not self.cut:
             return ""

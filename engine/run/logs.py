@@ -4,10 +4,13 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from peewee import JOIN, fn
 
 from engine.run.logcap import LogCap
+from engine.run.shapes import LogRead
 from engine.store.db import retrying
 from engine.store.faults import first_line, is_disk_full
 from engine.store.models import LogChunk, Task, database
@@ -27,15 +30,17 @@ FINAL = ("success", "fail", "refuse")
 class LogWriter:
     """Buffer log text for one task and write it in batches (never a row per line)."""
 
-    def __init__(self, taskuuid, retry_seconds=30.0, max_chars=MAX_LOG_CHARS):
+    def __init__(
+        self, taskuuid: str, retry_seconds: float = 30.0, max_chars: int = MAX_LOG_CHARS
+    ) -> None:
         self.taskuuid = taskuuid
         self.retry_seconds = retry_seconds  # how long a write rides out a lost connection
         self.lock = threading.Lock()
         self.flushing = threading.Lock()  # one flush at a time: chunks land in offset order
-        self.timer = None
+        self.timer: threading.Timer | None = None
         self.stalled = False  # the last write found the disk full
         self.dropped = 0  # lines not kept while the disk was full
-        self.buffer = []
+        self.buffer: list[str] = []
         self.size = 0
         self.last_flush = time.monotonic()
         with database.connection_context():
@@ -48,7 +53,7 @@ class LogWriter:
         self.offset = last.offset + int(last.n) if last else 0
         self.cap = LogCap(max_chars)
 
-    def write(self, text):
+    def write(self, text: str) -> None:
         """Append ``text``; flush when enough is buffered or enough time passed."""
         if not text:
             return
@@ -67,10 +72,10 @@ class LogWriter:
         else:
             self._later(FLUSH_SECONDS)
 
-    def line(self, text):
+    def line(self, text: str) -> None:
         self.write(text.rstrip("\n") + "\n")
 
-    def finish(self):
+    def finish(self) -> None:
         """End this turn at the task: store the tail the cap held back, then flush."""
         with self.lock:
             tail = self.cap.release()
@@ -79,7 +84,7 @@ class LogWriter:
                 self.size += len(tail)
         self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         """Write what is buffered as one chunk. On a full disk keep it (up to HELD_CHARS) and
         try again every STALLED_RETRY seconds; any other failure is raised."""
         with self.flushing:
@@ -116,7 +121,7 @@ class LogWriter:
                 self.stalled = False
                 log.warning("task %s: log lines are stored again", self.taskuuid)
 
-    def _stall(self, exc):
+    def _stall(self, exc: Exception) -> None:
         if not self.stalled:
             self.stalled = True
             message = f"task {self.taskuuid}: log lines held in memory: {first_line(exc)}"
@@ -124,7 +129,7 @@ class LogWriter:
             print(f"opsjob: {message}", file=sys.stderr, flush=True)  # the log may be on it
         self._later(STALLED_RETRY)
 
-    def _later(self, seconds):
+    def _later(self, seconds: float) -> None:
         """Flush in ``seconds`` from a timer thread, unless one is already due."""
         with self.lock:
             if self.timer is not None:
@@ -133,7 +138,7 @@ class LogWriter:
             timer.daemon = True
         timer.start()
 
-    def _tick(self):
+    def _tick(self) -> None:
         with self.lock:
             self.timer = None
         try:
@@ -142,7 +147,7 @@ class LogWriter:
             log.exception("task %s: storing log lines failed", self.taskuuid)
 
 
-def _text_from(arg):
+def _text_from(arg: Callable[[str], Any]) -> Any:
     """The task's project and status, joined with the chunks that hold its text from
     ``offset`` on (none: one row without a chunk). One statement reads both, so from the same
     snapshot: once the status is final there, all of the text is there too."""
@@ -164,7 +169,7 @@ def _text_from(arg):
 TEXT_FROM = Prepared(_text_from)
 
 
-def read(taskuuid, offset=0, limit=READ_LIMIT):
+def read(taskuuid: str, offset: int = 0, limit: int = READ_LIMIT) -> LogRead | None:
     """Return ``{log, offset, done, status, projectid}``: the text from ``offset`` on, the
     offset to ask next, and the task's status and project; None when there is no such task.
 

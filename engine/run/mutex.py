@@ -16,6 +16,8 @@ end. A task that finds the mutex held follows its policy:
 """
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from peewee import IntegrityError, fn
 
@@ -24,6 +26,11 @@ from engine.store.clock import now
 from engine.store.db import database
 from engine.store.models import Task, TaskMutex
 
+if TYPE_CHECKING:
+    from huey import Huey
+
+    from engine.store.settings import Settings
+
 log = logging.getLogger(__name__)
 
 POLICIES = ("fail", "skip", "queue")
@@ -31,7 +38,7 @@ ENDED = ("success", "fail", "refuse")
 GO = object()  # the gate's answer when the task holds the mutex (or has none) and may run
 
 
-def register(huey, settings):
+def register(huey: "Huey", settings: "Settings") -> None:
     """Release mutexes when their holder ends; sweep stale holders and stuck queues."""
     from huey import crontab
 
@@ -42,7 +49,7 @@ def register(huey, settings):
 # -- taking the mutex at the first claim --------------------------------------------------------
 
 
-def gate(task, note=None):
+def gate(task: Task, note: Callable[[str], None] | None = None) -> object:
     """Decide whether a just-claimed ``task`` may run; ``note(text)`` writes to its log.
 
     Return :data:`GO` when it may run (it now holds its mutex), ``(status, reason)`` when it
@@ -70,7 +77,7 @@ def gate(task, note=None):
     return None
 
 
-def _acquire(task):
+def _acquire(task: Task) -> str | None:
     """Insert the mutex row for ``task``; return None if taken, else the holder's uuid."""
     for _ in range(3):
         try:
@@ -91,7 +98,7 @@ def _acquire(task):
     return _holder(task.projectid, task.mutex) or "an unknown task"
 
 
-def _holder(projectid, mutex):
+def _holder(projectid: int, mutex: str) -> str | None:
     return (
         TaskMutex.select(TaskMutex.taskuuid)
         .where(TaskMutex.projectid == projectid, TaskMutex.mutex == mutex)
@@ -99,7 +106,7 @@ def _holder(projectid, mutex):
     )
 
 
-def _clear_if_stale(projectid, mutex, holder):
+def _clear_if_stale(projectid: int, mutex: str, holder: str) -> bool:
     """Delete the row of a holder that has ended or vanished; tell whether it was stale."""
     status = Task.select(Task.status).where(Task.uuid == holder).scalar()
     if status is not None and status not in ENDED:
@@ -111,7 +118,7 @@ def _clear_if_stale(projectid, mutex, holder):
     return True
 
 
-def _requeue(task, note, why):
+def _requeue(task: Task, note: Callable[[str], None] | None, why: str) -> None:
     """Put a claimed task back to ``init``, as if it had never been claimed."""
     Task.update(
         status="init", slave="", pid=None, lease_until=None, starttime=None, starttimems=None
@@ -123,7 +130,7 @@ def _requeue(task, note, why):
 # -- handing the mutex on -----------------------------------------------------------------------
 
 
-def _head(projectid, mutex):
+def _head(projectid: int, mutex: str) -> Task | None:
     """Return the earliest queued task waiting for ``mutex``, or None."""
     return (
         Task.select(Task.id, Task.uuid)
@@ -138,13 +145,13 @@ def _head(projectid, mutex):
     )
 
 
-def _nudge(uuid):
+def _nudge(uuid: str) -> None:
     from engine.run.queue import enqueue_run
 
     enqueue_run(uuid)
 
 
-def wake_next(projectid, mutex):
+def wake_next(projectid: int, mutex: str) -> str | None:
     """Queue the earliest task waiting for ``mutex`` to run; return its uuid or None."""
     head = _head(projectid, mutex)
     if head is not None:
@@ -153,7 +160,7 @@ def wake_next(projectid, mutex):
     return None
 
 
-def release(uuid):
+def release(uuid: str) -> bool:
     """Drop the mutex ``uuid`` holds, if any, and wake the next task queued for it."""
     row = TaskMutex.select().where(TaskMutex.taskuuid == uuid).first()
     if row is None:
@@ -164,18 +171,18 @@ def release(uuid):
     return False
 
 
-def on_task_changed(uuid, status):
+def on_task_changed(uuid: str, status: str) -> None:
     """Listener: a task that ended gives its mutex up."""
     if status in ENDED:
         release(uuid)
 
 
-def sweep():
+def sweep() -> list[str | None]:
     """Clear rows of holders that ended without saying so, and wake queues nobody holds."""
     with database.connection_context():
         for row in list(TaskMutex.select()):
             _clear_if_stale(row.projectid, row.mutex, row.taskuuid)
-        queued = (
+        queued: Any = (  # tuples, which peewee's stubs type as Task rows
             Task.select(Task.projectid, Task.mutex, fn.MIN(Task.id))
             .where(Task.mutex_policy == "queue", Task.mutex != "", Task.status == "init")
             .group_by(Task.projectid, Task.mutex)

@@ -5,6 +5,8 @@ worker can pick up any task, and a lost message never loses a task (see ``requeu
 """
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from huey import SqliteHuey
 
@@ -13,10 +15,15 @@ from engine.run import events
 from engine.run.queueguard import GuardedRedisHuey
 from engine.store.faults import first_line, is_connection_error
 
-_state = {"huey": None, "run": None}
+if TYPE_CHECKING:
+    from huey import Huey
+
+    from engine.store.settings import Settings
+
+_state: dict[str, Any] = {"huey": None, "run": None}
 
 
-def configure(settings, run_task):
+def configure(settings: "Settings", run_task: Callable[[str], None]) -> "Huey":
     """Create the huey instance for ``settings`` and bind ``run_task`` as the run entry point.
 
     Called by :func:`engine.boot.start`, which also registers the other rooms' queue tasks.
@@ -32,14 +39,14 @@ def configure(settings, run_task):
     return huey
 
 
-def huey():
+def huey() -> "Huey":
     """Return the configured huey instance."""
     if _state["huey"] is None:
         raise RuntimeError("the queue is not configured; call engine.boot.start(settings)")
     return _state["huey"]
 
 
-def enqueue_run(uuid):
+def enqueue_run(uuid: str) -> None:
     """Ask a worker to run (or resume) task ``uuid``.
 
     Raise :class:`Unavailable` when the queue cannot be reached. The task is in the database
@@ -58,7 +65,7 @@ def enqueue_run(uuid):
         ) from None
 
 
-def ping():
+def ping() -> None:
     """Raise :class:`Unavailable` unless the queue answers (used by readiness checks)."""
     storage = huey().storage
     try:

@@ -6,9 +6,12 @@ thread at a time tries the queue, after 1, 2, 4, ... seconds (at most ``MAX_DELA
 each try writes one line. The first success closes the outage with one more line.
 """
 
+import datetime
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from huey import RedisHuey
 from huey.consumer import Consumer, Scheduler
@@ -26,19 +29,21 @@ READ_TIMEOUT = 10  # seconds a reply may take (a blocking read waits 1 s): a fro
 class Outage:
     """Whether the queue is reachable, and when to try it next while it is not."""
 
-    def __init__(self, url, first_delay=FIRST_DELAY, max_delay=MAX_DELAY):
+    def __init__(
+        self, url: str, first_delay: float = FIRST_DELAY, max_delay: float = MAX_DELAY
+    ) -> None:
         self.url = redact(url)
         self.first_delay, self.max_delay = first_delay, max_delay
         self.lock = threading.Lock()
-        self.since = None  # monotonic time the outage began; None while the queue is up
+        self.since: float | None = None  # monotonic start of the outage; None while up
         self.attempt = 0
         self.next_try = 0.0
 
     @property
-    def down(self):
+    def down(self) -> bool:
         return self.since is not None
 
-    def turn(self):
+    def turn(self) -> int | None:
         """Return a token if this thread may use the queue now; else wait (≤ 1 s) and return
         None. While the queue is down only one thread at a time gets a turn."""
         with self.lock:
@@ -51,7 +56,7 @@ class Outage:
         time.sleep(min(1.0, wait))
         return None
 
-    def failed(self, exc, token=0):
+    def failed(self, exc: Exception, token: int = 0) -> None:
         """Record that a use of the queue with ``token`` failed with ``exc``."""
         with self.lock:
             now = time.monotonic()
@@ -77,7 +82,7 @@ class Outage:
                 return  # a call that was under way when the outage began
             self.next_try = now + self._delay()
 
-    def succeeded(self):
+    def succeeded(self) -> None:
         """Record that the queue answered; close the outage if one is open."""
         if self.since is None:
             return
@@ -90,14 +95,14 @@ class Outage:
                 )
                 self.since, self.attempt = None, 0
 
-    def _delay(self):
+    def _delay(self) -> float:
         return min(self.max_delay, self.first_delay * 2 ** max(0, self.attempt - 1))
 
 
 class GuardedRedisHuey(RedisHuey):
     """RedisHuey whose consumer side waits out outages instead of failing in a loop."""
 
-    def __init__(self, name, url):
+    def __init__(self, name: str, url: str) -> None:
         from redis import ConnectionPool
 
         pool = ConnectionPool.from_url(
@@ -106,7 +111,7 @@ class GuardedRedisHuey(RedisHuey):
         super().__init__(name, connection_pool=pool, results=False)
         self.outage = Outage(url)
 
-    def _guarded(self, call, idle):
+    def _guarded(self, call: Callable[[], Any], idle: Any) -> Any:
         token = self.outage.turn()
         if token is None:
             return idle
@@ -120,18 +125,18 @@ class GuardedRedisHuey(RedisHuey):
         self.outage.succeeded()
         return value
 
-    def dequeue(self):
+    def dequeue(self) -> Any:
         return self._guarded(super().dequeue, None)
 
-    def read_schedule(self, timestamp=None):
+    def read_schedule(self, timestamp: datetime.datetime | None = None) -> list[Any]:
         if self.outage.down:
             return []  # the worker threads probe; the scheduler only waits
         return self._guarded(lambda: super(GuardedRedisHuey, self).read_schedule(timestamp), [])
 
-    def create_consumer(self, **options):
+    def create_consumer(self, **options: Any) -> "GuardedConsumer":
         return GuardedConsumer(self, **options)
 
-    def check(self):
+    def check(self) -> bool:
         """Ping the queue once; report a failure as the start of an outage. Return success."""
         try:
             self.storage.conn.ping()
@@ -147,7 +152,7 @@ class GuardedRedisHuey(RedisHuey):
 class GuardedScheduler(Scheduler):
     """Skip the periodic enqueues while the queue is down (they would only fail)."""
 
-    def enqueue_periodic_tasks(self, now):
+    def enqueue_periodic_tasks(self, now: datetime.datetime) -> None:
         if getattr(self.huey, "outage", None) is not None and self.huey.outage.down:
             return
         return super().enqueue_periodic_tasks(now)

@@ -5,15 +5,22 @@ Both the worker (before it runs a step) and the third-party dry-run (which runs 
 database (machines, groups, cited scripts, the file store) but writes nothing.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from engine.ansible import playbook
 from engine.catalog import argv as shellargv
 from engine.catalog import variables
 from engine.errors import InvalidInput
 from engine.files import filestore
-from engine.run import nodes
+from engine.machines import nodes
+from engine.run.shapes import Resolved
 from engine.store.models import Script
+
+if TYPE_CHECKING:
+    from engine.store.models import Task
+    from engine.store.settings import Settings
 
 # Where a step that pulls into the file store copies to: the controller itself.
 STORE_HOST = "opsjob-file-store"
@@ -24,28 +31,35 @@ class StepPlan:
     """What one step would do, and what stops it from running."""
 
     kind: str  # "cmd", "scp" or "playbook"
-    targets: list = field(default_factory=list)  # [playbook.Host] of the project
-    refused: list = field(default_factory=list)  # node names outside the project
-    missing: list = field(default_factory=list)  # undefined variables, in order of use
-    problems: list = field(default_factory=list)  # other reasons it cannot run
-    make: object = None  # callable(targets) -> playbook.Compiled
-    args: dict = field(default_factory=dict)  # the substituted arguments, for display
+    targets: list[playbook.Host] = field(default_factory=list)  # of the project
+    refused: list[str] = field(default_factory=list)  # node names outside the project
+    missing: list[str] = field(default_factory=list)  # undefined variables, in order of use
+    problems: list[str] = field(default_factory=list)  # other reasons it cannot run
+    make: Callable[[list[playbook.Host]], playbook.Compiled] | None = None
+    args: dict[str, Any] = field(default_factory=dict)  # the substituted arguments, for display
     pull_to_store: bool = False  # an scp whose destination is the project's file store
 
     @property
-    def runnable(self):
+    def runnable(self) -> bool:
         """Whether nothing stops the step (a refused node is judged per run, by the caller)."""
         return not self.missing and not self.problems
 
 
-def _adder(target):
-    def add(names):
+def _adder(target: list[str]) -> Callable[[Iterable[str]], None]:
+    def add(names: Iterable[str]) -> None:
         target.extend(n for n in names if n not in target)
 
     return add
 
 
-def plan_step(projectid, step, values, *, settings, staging=None):
+def plan_step(
+    projectid: int,
+    step: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    settings: "Settings",
+    staging: str | None = None,
+) -> StepPlan:
     """Plan ``step`` (a stored step as :func:`engine.catalog.steps.shape` gives it, plus ``kind``).
 
     ``values`` are the run's variables (:func:`engine.catalog.variables.run_values`);
@@ -54,12 +68,12 @@ def plan_step(projectid, step, values, *, settings, staging=None):
     plan = StepPlan(kind=step["kind"])
     missing = _adder(plan.missing)
 
-    def sub(text):
+    def sub(text: str) -> str:
         out, gone = variables.substitute(text, values)
         missing(gone)
         return out
 
-    def hosts(kind, text):
+    def hosts(kind: str, text: str) -> nodes.Resolution:
         try:
             return nodes.resolve(projectid, kind, text, values)
         except nodes.VariableUndefined as e:
@@ -67,7 +81,7 @@ def plan_step(projectid, step, values, *, settings, staging=None):
             return nodes.Resolution([], [])
 
     if plan.kind == "playbook":
-        from engine.ansible.playbook_plan import plan_playbook
+        from engine.playbooks.plan import plan_playbook
 
         plan_playbook(plan, projectid, step, values, settings, sub, hosts)
     elif plan.kind == "cmd":
@@ -77,7 +91,18 @@ def plan_step(projectid, step, values, *, settings, staging=None):
     return plan
 
 
-def _plan_cmd(plan, projectid, step, values, sub, hosts):
+Sub = Callable[[str], str]
+Hosts = Callable[[str, str], nodes.Resolution]
+
+
+def _plan_cmd(
+    plan: StepPlan,
+    projectid: int,
+    step: dict[str, Any],
+    values: dict[str, Any],
+    sub: Sub,
+    hosts: Hosts,
+) -> None:
     found = hosts(step["node_type"], step["node_cont"])
     argv = sub(step["scripts_argv"])
     if not plan.missing:  # a value may have broken it: such an argv never reaches a node
@@ -109,7 +134,7 @@ def _plan_cmd(plan, projectid, step, values, sub, hosts):
         "timeout": int(step["timeout"]),
     }
 
-    def make(targets):
+    def make(targets: list[playbook.Host]) -> playbook.Compiled:
         return playbook.compile_cmd(
             targets,
             script,
@@ -123,7 +148,15 @@ def _plan_cmd(plan, projectid, step, values, sub, hosts):
     plan.make = make
 
 
-def _plan_scp(plan, projectid, step, settings, staging, sub, hosts):
+def _plan_scp(
+    plan: StepPlan,
+    projectid: int,
+    step: dict[str, Any],
+    settings: "Settings",
+    staging: str | None,
+    sub: Sub,
+    hosts: Hosts,
+) -> None:
     sp, dp = sub(step["sp"]), sub(step["dp"])
     chown, chmod = step["chown"], step["chmod"]
     if step["dst_type"] == "fileserver":
@@ -162,7 +195,7 @@ def _plan_scp(plan, projectid, step, settings, staging, sub, hosts):
         "timeout": int(step["timeout"]),
     }
 
-    def make(targets):
+    def make(targets: list[playbook.Host]) -> playbook.Compiled:
         return playbook.compile_scp(
             source,
             sp,
@@ -178,7 +211,9 @@ def _plan_scp(plan, projectid, step, settings, staging, sub, hosts):
     plan.make = make
 
 
-def resolve(task, step, values, settings):
+def resolve(
+    task: "Task", step: dict[str, Any], values: dict[str, Any], settings: "Settings"
+) -> Resolved:
     """Turn a stored step of ``task`` into its targets, a compile function and a pull to run after.
 
     Raise :class:`InvalidInput` when the step cannot run (a node group whose inventory does not

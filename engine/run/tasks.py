@@ -1,15 +1,19 @@
 """Tasks: launching runs (job, byname, redo, single steps) and reading them back."""
 
+import datetime
 import functools
 import json
+from typing import Any, cast
 
 import yaml
 from peewee import fn
 
 from engine.access import auth
-from engine.catalog import jobs, nodeinfo, steps, variables
+from engine.catalog import jobs, steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.machines import nodeinfo
 from engine.run import queue
+from engine.run.shapes import StepLaunch, TaskDetail, TaskRow
 from engine.store import clock
 from engine.store.ids import new_uuid
 from engine.store.listing import DATE, Columns, day, page_bounds, paged, time_range
@@ -44,20 +48,19 @@ DETAIL_FIELDS = LIST_FIELDS + (
     "create_time",
 )
 MAX_VARIABLES = 200
-MUTEX_POLICIES = ("fail", "skip", "queue")  # what a task does when its mutex is held
 
 LAUNCH = {
     "jobuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "variable": Field(dict, default={}),
     "mutex": Field(default="", pattern=ALNUM, max_len=100),
-    "mutex_policy": Field(default="fail", choices=MUTEX_POLICIES, allow_empty=False),
+    "mutex_policy": Field(default="fail", choices=jobs.MUTEX_POLICIES, allow_empty=False),
 }
 BYNAME = {
     "jobname": Field(required=True, max_len=100, allow_empty=False),
     "variable": Field(dict, default={}),
     "uuid": Field(pattern=r"[A-Za-z0-9]{12}", max_len=12),
     "mutex": Field(default="", pattern=ALNUM, max_len=100),
-    "mutex_policy": Field(default="fail", choices=MUTEX_POLICIES, allow_empty=False),
+    "mutex_policy": Field(default="fail", choices=jobs.MUTEX_POLICIES, allow_empty=False),
 }
 LIST = {
     "name": Field(max_len=200),
@@ -88,11 +91,11 @@ BYMON = {
 }
 
 
-def check_variables(raw, field="variable"):
+def check_variables(raw: dict[str, Any], field: str = "variable") -> dict[str, str]:
     """Return a task's variable hash as ``{name: text}``, or raise naming the bad entry."""
     if len(raw) > MAX_VARIABLES:
         raise InvalidInput(f"{field}: at most {MAX_VARIABLES} variables")
-    out = {}
+    out: dict[str, str] = {}
     for name, value in raw.items():
         Field(required=True, pattern=r"[A-Za-z0-9_]+", max_len=200).clean(f"{field}.{name}", name)
         if isinstance(value, (dict, list)):
@@ -102,19 +105,19 @@ def check_variables(raw, field="variable"):
 
 
 def _create(
-    projectid,
-    principal,
+    projectid: int,
+    principal: auth.Principal,
     *,
-    name,
-    jobtype,
-    jobuuid,
-    variable,
-    mutex="",
-    mutex_policy="fail",
-    uuid=None,
-    calltype=None,
-    extid="",
-):
+    name: str,
+    jobtype: str,
+    jobuuid: str,
+    variable: dict[str, Any],
+    mutex: str = "",
+    mutex_policy: str = "fail",
+    uuid: str | None = None,
+    calltype: str | None = None,
+    extid: str = "",
+) -> Task:
     task = Task.create(
         projectid=projectid,
         uuid=uuid or new_uuid(),
@@ -131,12 +134,12 @@ def _create(
     return task
 
 
-def _launch(task):
+def _launch(task: Task) -> str:
     queue.enqueue_run(task.uuid)
     return task.uuid
 
 
-def run_job(projectid, params, principal):
+def run_job(projectid: int, params: dict[str, Any], principal: auth.Principal) -> str:
     """Start a job by uuid with an optional ``variable`` hash; return the task uuid."""
     values = check(params, LAUNCH)
     try:
@@ -147,7 +150,7 @@ def run_job(projectid, params, principal):
     return _start_job(projectid, principal, job, values)
 
 
-def run_job_byname(projectid, params, principal):
+def run_job_byname(projectid: int, params: dict[str, Any], principal: auth.Principal) -> str | None:
     """Start a job by name. A given ``uuid`` makes the call idempotent: if that task exists,
     nothing is created and ``None`` is returned."""
     values = check(params, BYNAME)
@@ -160,7 +163,13 @@ def run_job_byname(projectid, params, principal):
     return _start_job(projectid, principal, job, values, uuid=values["uuid"])
 
 
-def _start_job(projectid, principal, job, values, uuid=None):
+def _start_job(
+    projectid: int,
+    principal: auth.Principal,
+    job: Job,
+    values: dict[str, Any],
+    uuid: str | None = None,
+) -> str:
     """Store a task of ``job`` with the checked launch ``values`` and queue it."""
     steps.require_operator_sources(steps.load(job.uuids), principal.admin)
     variable = check_variables(values["variable"])
@@ -179,7 +188,9 @@ def _start_job(projectid, principal, job, values, uuid=None):
     return _launch(task)
 
 
-def run_step(projectid, kind, params, principal):
+def run_step(
+    projectid: int, kind: str, params: dict[str, Any], principal: auth.Principal
+) -> StepLaunch:
     """Start a single cmd or scp step (OpenC3's plugin_cmd / plugin_scp); return the task."""
     values = dict(params)
     values["plugin_type"] = kind
@@ -204,7 +215,7 @@ def run_step(projectid, kind, params, principal):
     }
 
 
-def redo(projectid, params, principal):
+def redo(projectid: int, params: dict[str, Any], principal: auth.Principal) -> str:
     """Start a task again with the same job, variables and mutex; return the new uuid."""
     values = check(params, REDO)
     old = Task.get_or_none(Task.uuid == values["taskuuid"], Task.projectid == projectid)
@@ -235,7 +246,7 @@ YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when b
 YAML_KEPT_CHARS = 4096  # variable texts up to this long keep their YAML (a task's never changes)
 
 
-def _shape(task):
+def _shape(task: dict[str, Any]) -> dict[str, Any]:
     """Finish a task row of LIST_COLUMNS or DETAIL_COLUMNS: runtime text, variables as YAML."""
     if task["runtime"] is not None:
         task["runtime"] = f"{task['runtime']:.3f}"
@@ -244,7 +255,7 @@ def _shape(task):
     return task
 
 
-def _yaml(raw):
+def _yaml(raw: str) -> str:
     if raw == "{}":
         return ""
     return yaml.dump(
@@ -256,12 +267,12 @@ def _yaml(raw):
 _kept_yaml = functools.lru_cache(maxsize=4096)(_yaml)
 
 
-def list_tasks(projectid, params):
+def list_tasks(projectid: int, params: dict[str, Any]) -> list[TaskRow]:
     """List the project's tasks, newest first (filters: name, user, status, taskuuid, dates)."""
     values = check(params, LIST)
     if not any(values.values()):  # no filter: the page a poll asks for
         rows = LIST_COLUMNS.rows(TASK_PAGE, projectid=projectid, **page_bounds(params))
-        return [_shape(t) for t in rows]
+        return cast("list[TaskRow]", [_shape(t) for t in rows])
     query = _listed(projectid)
     if values["name"]:
         query = query.where(Task.name.contains(values["name"]))
@@ -271,10 +282,10 @@ def list_tasks(projectid, params):
     if values["taskuuid"]:
         query = query.where(Task.uuid == values["taskuuid"])
     query = time_range(query, Task.create_time, "time_start", "time_end", values)
-    return [_shape(t) for t in LIST_COLUMNS.rows(paged(query, params))]
+    return cast("list[TaskRow]", [_shape(t) for t in LIST_COLUMNS.rows(paged(query, params))])
 
 
-def _listed(projectid):
+def _listed(projectid: Any) -> Any:
     return LIST_COLUMNS.select().where(Task.projectid == projectid).order_by(Task.id.desc())
 
 
@@ -302,14 +313,14 @@ def _counts(projectid, *where):
     return counts
 
 
-def count_tasks(projectid, today=None):
+def count_tasks(projectid: int, today: datetime.datetime | None = None) -> dict[str, int]:
     """Count the project's tasks by status, for tasks started in the current month."""
     today = today or clock.now()
     first = today.replace(day=1, hour=0, minute=0, second=0)
     return _counts(projectid, Task.starttime >= first)
 
 
-def total_count(projectid, params):
+def total_count(projectid: int, params: dict[str, Any]) -> dict[str, int]:
     """Count the project's tasks by status, for tasks started from ``time_start`` to
     ``time_end`` (days, both included)."""
     values = check(params, TOTAL)
@@ -320,15 +331,15 @@ def total_count(projectid, params):
     )
 
 
-def get_task(projectid, uuid):
+def get_task(projectid: int, uuid: str) -> TaskDetail:
     """Return one task of the project."""
     task = DETAIL_COLUMNS.first(TASK_DETAIL, uuid=uuid, projectid=projectid)
     if task is None:
         raise NotFound(f"uuid: task {uuid} does not exist")
-    return _shape(task)
+    return cast(TaskDetail, _shape(task))
 
 
-def task_of(projectid, uuid, field="taskuuid"):
+def task_of(projectid: int, uuid: str, field: str = "taskuuid") -> Task:
     """Return the Task row of the project, or raise NotFound naming ``field``."""
     task = Task.get_or_none(Task.uuid == uuid, Task.projectid == projectid)
     if task is None:
@@ -336,7 +347,7 @@ def task_of(projectid, uuid, field="taskuuid"):
     return task
 
 
-def authorization(projectid, params):
+def authorization(projectid: int, params: dict[str, Any]) -> int:
     """Answer 1 when job ``jobname`` of the project may be run with the control role by JOBX
     group ``group`` (its ``_authorization_`` is ``true`` or that group), else 0."""
     values = check(params, AUTHORIZATION)
@@ -346,7 +357,7 @@ def authorization(projectid, params):
     return 1 if variables.launch_role(job.uuid, group=values["group"]) == "control" else 0
 
 
-def run_job_bymon(projectid, params, principal):
+def run_job_bymon(projectid: int, params: dict[str, Any], principal: auth.Principal) -> str:
     """Start a job for a monitoring alert: the job's ``mon_status`` must be on and ``tpl_id``
     or ``exp_id`` one of its ``mon_ids``; variable ``ip`` is the endpoint's inner address.
     Refused while the job already has a queued, running or waiting task. Return the uuid."""

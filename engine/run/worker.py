@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING, Any
 
 from engine.ansible import runner
 from engine.catalog import variables
@@ -26,14 +27,19 @@ from engine.run.lifecycle import (
     wake,
     worker_name,
 )
+from engine.run.shapes import HostRow, Resolved
 from engine.store.clock import now
 from engine.store.db import database
 from engine.store.models import Job, Subtask, Task
 
+if TYPE_CHECKING:
+    from engine.ansible.playbook import Compiled, Host
+    from engine.ansible.results import HostResult
+
 log = logging.getLogger(__name__)
 
 
-def task_values(task):
+def task_values(task: Task) -> dict[str, Any]:
     """The variables of ``task``'s run (see :func:`engine.catalog.variables.run_values`)."""
     jobuuid = task.jobuuid if task.jobtype == "jobs" else None
     return variables.run_values(jobuuid, json.loads(task.variable or "{}"))
@@ -43,7 +49,7 @@ class StepFailed(Exception):
     """A step cannot run at all (undefined variable, missing script); the task fails."""
 
 
-def run_task(uuid):
+def run_task(uuid: str) -> None:
     """Queue entry point: claim task ``uuid`` and run it until it ends or parks."""
     with logformat.for_task(uuid), database.connection_context():
         task = durably(claim, uuid, what=f"task {uuid}: claim")
@@ -60,7 +66,7 @@ def run_task(uuid):
 class TaskRun:
     """One worker's turn at one task."""
 
-    def __init__(self, task):
+    def __init__(self, task: Task) -> None:
         self.task = task
         self.cancel = threading.Event()
         lease, most = settings().task_lease, settings().max_log_bytes
@@ -68,7 +74,7 @@ class TaskRun:
         self.workdir = os.path.join(os.path.abspath(settings().home), "runs")
 
     # The outcome of ``_run`` is (status, reason), or None when the task was parked.
-    def run(self):
+    def run(self) -> None:
         beat = Heartbeat(self.task.uuid, settings().task_lease, self.cancel)
         beat.start()
         self.heartbeat = beat
@@ -125,7 +131,7 @@ class TaskRun:
 
     # -- plan and variables
 
-    def _make_plan(self):
+    def _make_plan(self) -> None:
         """Snapshot the steps at the first claim: later job edits do not change this run."""
         task = self.task
         if task.jobtype == "jobs":
@@ -151,15 +157,15 @@ class TaskRun:
             Task.update(plan=json.dumps(plan)).where(Task.uuid == task.uuid).execute()
         self.task = Task.get(Task.uuid == task.uuid)
 
-    def _variables(self):
+    def _variables(self) -> dict[str, Any]:
         return task_values(self.task)
 
-    def _exit_on_error(self, kind):
+    def _exit_on_error(self, kind: str) -> bool:
         return str(self.values.get("_exit_", "")).lower() in ("1", "true", kind)
 
     # -- steps inside a job
 
-    def _job_step(self, step, sub):
+    def _job_step(self, step: dict[str, Any], sub: Subtask) -> str | tuple[str, str | None] | None:
         """Run or resume one step; return "next", an outcome, or None when parked."""
         uuid = self.task.uuid
         if sub.status is None or sub.status == "running":
@@ -218,7 +224,7 @@ class TaskRun:
             return ("fail", reason or f"step {sub.position + 1} failed")
         return "next"
 
-    def _end_sub(self, sub, status):
+    def _end_sub(self, sub: Subtask, status: str) -> None:
         stamp = now()
         runtime = (stamp - sub.starttime).total_seconds() if sub.starttime else 0.0
         durably(
@@ -227,7 +233,7 @@ class TaskRun:
             .execute
         )
 
-    def _run_direct(self, step):
+    def _run_direct(self, step: dict[str, Any]) -> tuple[str, str | None]:
         result = self._execute(step, None, retry=False)
         if result == "killed":
             return ("fail", None)
@@ -345,10 +351,10 @@ class TaskRun:
             return "failed"
         return "ok"
 
-    def _kept_rows(self, step, attempt, kept):
+    def _kept_rows(self, step: dict[str, Any], attempt: int, kept: list[str]) -> list[HostRow]:
         return [self._row(step, attempt, h, "unknown", msg=hostresults.NOT_RUN_AGAIN) for h in kept]
 
-    def _save_results(self, step, attempt, rows):
+    def _save_results(self, step: dict[str, Any], attempt: int, rows: list[HostRow]) -> None:
         hostresults.save(self.task.uuid, step["uuid"], attempt, rows)
 
     def _row(self, step, attempt, host, status, *result, **fields):
@@ -356,14 +362,14 @@ class TaskRun:
             self.task.uuid, step["uuid"], attempt, host, status, *result, **fields
         )
 
-    def _ansible_log(self, text):
+    def _ansible_log(self, text: str) -> None:
         pass  # per-host output is logged as each host ends (grouped, as OpenC3 shows it)
 
-    def _live_output(self, host, text):
+    def _live_output(self, host: str, text: str) -> None:
         """Log what a host prints while a long step runs, line by line, each with its name."""
         self.log.write("".join(f"{host}| {line}\n" for line in text.splitlines()))
 
-    def _host_ended(self, r):
+    def _host_ended(self, r: "HostResult") -> None:
         """Log a host's output as soon as it ends, so a long step on many hosts shows progress."""
         try:
             self._log_host(r.host, r)
@@ -372,21 +378,21 @@ class TaskRun:
             return
         self.logged_hosts.add(r.host)
 
-    def _log_host(self, name, r):
+    def _log_host(self, name: str, r: "HostResult") -> None:
         head = f"--- {name} [{r.status}" + (f" rc={r.rc}" if r.rc is not None else "") + "]"
         body = r.stdout or ""
         if r.status != "ok" and (r.stderr or r.msg):
             body = body + ("\n" if body and not body.endswith("\n") else "") + (r.stderr or r.msg)
         self.log.write(head + "\n" + (body if body.endswith("\n") or not body else body + "\n"))
 
-    def _resolve(self, step):
+    def _resolve(self, step: dict[str, Any]) -> Resolved:
         try:
             return stepplan.resolve(self.task, step, self.values, settings())
         except InvalidInput as e:
             raise StepFailed(e.info) from None
 
     @staticmethod
-    def _compile(make, targets):
+    def _compile(make: Any, targets: "list[Host]") -> "Compiled":
         try:
             return make(targets)
         except InvalidInput as e:

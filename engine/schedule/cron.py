@@ -25,15 +25,15 @@ ONE_DAY = datetime.timedelta(days=1)
 class Schedule:
     """The parsed form of an expression: the allowed values of each field."""
 
-    minutes: tuple
-    hours: tuple
-    days: frozenset
-    months: frozenset
-    weekdays: frozenset  # 0 = Sunday .. 6 = Saturday
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday .. 6 = Saturday
     day_star: bool
     weekday_star: bool
 
-    def fires_on(self, date):
+    def fires_on(self, date: datetime.date) -> bool:
         """Tell whether the schedule fires at some time of ``date``."""
         if date.month not in self.months:
             return False
@@ -46,14 +46,14 @@ class Schedule:
         return by_day or by_weekday
 
 
-def _number(field, text, low, high, whole):
+def _number(field: str, text: str, low: int, high: int, whole: str) -> int:
     value = int(text)
     if not low <= value <= high:
         raise InvalidInput(f"cron: {field} field '{whole}' is out of range {low}-{high}")
     return value
 
 
-def _element(field, text, low, high, whole):
+def _element(field: str, text: str, low: int, high: int, whole: str) -> range:
     m = ELEMENT.fullmatch(text)
     if m is None:
         raise InvalidInput(
@@ -81,14 +81,14 @@ def _element(field, text, low, high, whole):
     return range(start, end + 1, step)
 
 
-def _field(field, text, low, high):
-    values = set()
+def _field(field: str, text: str, low: int, high: int) -> set[int]:
+    values: set[int] = set()
     for part in text.split(","):
         values.update(_element(field, part, low, high, text))
     return values
 
 
-def parse(expr):
+def parse(expr: object) -> Schedule:
     """Parse ``expr`` into a :class:`Schedule`, or raise InvalidInput naming the bad field."""
     if not isinstance(expr, str):
         raise InvalidInput("cron: must be a string")
@@ -100,7 +100,7 @@ def parse(expr):
 
 
 @functools.lru_cache(maxsize=256)
-def _parse(expr):
+def _parse(expr: str) -> Schedule:
     parts = expr.split()
     if len(parts) != 5:
         raise InvalidInput(
@@ -121,17 +121,17 @@ def _parse(expr):
     )
 
 
-def matches(expr, dt):
+def matches(expr: str, dt: datetime.datetime) -> bool:
     """Tell whether ``expr`` fires in the minute of ``dt``."""
     s = parse(expr)
     return dt.minute in s.minutes and dt.hour in s.hours and s.fires_on(dt.date())
 
 
-def _next_month(date):
+def _next_month(date: datetime.date) -> datetime.date:
     return datetime.date(date.year + date.month // 12, date.month % 12 + 1, 1)
 
 
-def next_times(expr, after, count=5):
+def next_times(expr: str, after: datetime.datetime, count: int = 5) -> list[datetime.datetime]:
     """Return the next ``count`` fire times strictly after ``after``, earliest first.
 
     Days (and whole months) that cannot fire are skipped, so an expression that fires rarely costs
@@ -141,7 +141,7 @@ def next_times(expr, after, count=5):
     s = parse(expr)
     start = after.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
     date, limit = start.date(), start.date().replace(year=start.year + HORIZON_YEARS, day=1)
-    found = []
+    found: list[datetime.datetime] = []
     while len(found) < count and date < limit:
         if date.month not in s.months:
             date = _next_month(date)

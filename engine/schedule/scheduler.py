@@ -21,6 +21,7 @@ import datetime
 import logging
 import time
 import zoneinfo
+from typing import TYPE_CHECKING, Any
 
 from peewee import IntegrityError
 
@@ -32,15 +33,21 @@ from engine.schedule import cron
 from engine.store.db import database
 from engine.store.models import Crontab, CrontabLock, Job, Project
 
+if TYPE_CHECKING:
+    from huey import Huey
+    from huey.api import TaskWrapper
+
+    from engine.store.settings import Settings
+
 log = logging.getLogger(__name__)
 
 EARLY = 5  # seconds into a minute during which ``plan`` still fires that minute
 LATE = 60  # seconds after its minute began beyond which a fire is dropped
 KEEP_LOCKS_MINUTES = 7 * 24 * 60
-_state = {"settings": None, "fire": None}
+_state: dict[str, Any] = {"settings": None, "fire": None}
 
 
-def register(huey, settings):
+def register(huey: "Huey", settings: "Settings") -> "TaskWrapper":
     """Check ``OPSJOB_TZ``; add the minute planner and the fire task to the queue."""
     zone_of(settings.tz)
     _state["settings"] = settings
@@ -58,7 +65,7 @@ def register(huey, settings):
 # -- time ---------------------------------------------------------------------------------------
 
 
-def zone_of(name):
+def zone_of(name: str | None) -> zoneinfo.ZoneInfo | None:
     """Return the ZoneInfo for an IANA name, or None for the server's local zone."""
     if not name:
         return None
@@ -68,7 +75,7 @@ def zone_of(name):
         raise InvalidInput(f"OPSJOB_TZ: unknown time zone {name!r} (use an IANA name)") from None
 
 
-def zone():
+def zone() -> zoneinfo.ZoneInfo | None:
     """Return the zone schedules are read in (None: the server's local zone)."""
     s = _state["settings"]
     if s is None:
@@ -78,13 +85,13 @@ def zone():
     return zone_of(s.tz)
 
 
-def zone_name():
+def zone_name() -> str:
     """Name the zone schedules are read in."""
     z = zone()
     return str(z) if z is not None else "local"
 
 
-def local_minute(timeid):
+def local_minute(timeid: int) -> datetime.datetime:
     """Return the wall-clock time, in the schedule zone, of minute ``timeid``."""
     z = zone()
     if z is None:
@@ -92,13 +99,13 @@ def local_minute(timeid):
     return datetime.datetime.fromtimestamp(timeid * 60, tz=z)
 
 
-def now_in_zone():
+def now_in_zone() -> datetime.datetime:
     """Return the current time in the schedule zone, to the second."""
     z = zone()
     return datetime.datetime.now(z).replace(microsecond=0)
 
 
-def minute_id(when=None):
+def minute_id(when: datetime.datetime | float | None = None) -> int:
     """Return the minute number (minutes since the epoch) of ``when``.
 
     ``when`` is a datetime (naive ones are read in the schedule zone), epoch seconds, or None
@@ -116,7 +123,7 @@ def minute_id(when=None):
 # -- the minute tick ----------------------------------------------------------------------------
 
 
-def plan():
+def plan() -> None:
     """Periodic: schedule the fire of the coming minute; fire this one if it just began."""
     current = time.time()
     this = int(current // 60)
@@ -128,12 +135,12 @@ def plan():
         CrontabLock.delete().where(CrontabLock.timeid < this - KEEP_LOCKS_MINUTES).execute()
 
 
-def enqueue_fire(timeid):
+def enqueue_fire(timeid: int) -> None:
     """Queue the fire of minute ``timeid`` now, as ``plan`` does at each minute boundary."""
     _state["fire"](timeid)
 
 
-def fire_minute(timeid):
+def fire_minute(timeid: int) -> list[str]:
     """Queue task: fire minute ``timeid`` unless the fire comes too late."""
     late = time.time() - timeid * 60
     if late > LATE:
@@ -148,7 +155,7 @@ def fire_minute(timeid):
         return fire(timeid)
 
 
-def due(timeid):
+def due(timeid: int) -> list[Any]:
     """Return the crontabs (with their job's name) that fire in minute ``timeid``."""
     at = local_minute(timeid)
     rows = (
@@ -174,7 +181,7 @@ def due(timeid):
     return out
 
 
-def fire(timeid):
+def fire(timeid: int) -> list[str]:
     """Start a task for every crontab due in minute ``timeid`` that no scheduler has fired
     yet; return the new task uuids."""
     started = []

@@ -26,11 +26,11 @@ EVENTS = (
 BUMP = f"UPDATE {TABLE} SET n = n + 1"
 
 
-def _trigger_name(table, event):
+def _trigger_name(table: str, event: str) -> str:
     return f"{TABLE}_{table}_{event.split()[0].lower()}"
 
 
-def install():
+def install() -> None:
     """Create the counter and its triggers (idempotent)."""
     database.execute_sql(f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY, n BIGINT)")
     _seed()
@@ -54,7 +54,7 @@ def install():
             )
 
 
-def uninstall():
+def uninstall() -> None:
     """Drop the triggers and the counter."""
     for table, event in EVENTS:
         name = _trigger_name(table, event)
@@ -65,7 +65,7 @@ def uninstall():
     database.execute_sql(f"DROP TABLE IF EXISTS {TABLE}")
 
 
-def _seed():
+def _seed() -> None:
     # A random start: a counter emptied and made again never repeats a value a node kept.
     database.execute_sql(
         f"INSERT INTO {TABLE} (id, n) SELECT 1, {database.param} "
@@ -74,7 +74,7 @@ def _seed():
     )
 
 
-def current():
+def current() -> int:
     """Return the counter's value (making the row again if it was emptied)."""
     row = database.execute_sql(f"SELECT n FROM {TABLE}").fetchone()
     if row is None:

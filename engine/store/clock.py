@@ -1,16 +1,21 @@
 """Time, in the server-local form OpenC3 clients expect."""
 
 import datetime
+from typing import overload
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def now():
+def now() -> datetime.datetime:
     """Return the current local time, to the second."""
     return datetime.datetime.now().replace(microsecond=0)
 
 
-def fmt(value):
+@overload
+def fmt(value: None) -> None: ...
+@overload
+def fmt(value: datetime.date | str) -> str: ...
+def fmt(value: datetime.date | str | None) -> str | None:
     """Render a datetime as ``YYYY-MM-DD HH:MM:SS`` (``None`` stays ``None``)."""
     if value is None:
         return None
@@ -21,7 +26,7 @@ def fmt(value):
     return value.strftime(TIME_FORMAT)
 
 
-def deleted_suffix(milliseconds=False):
+def deleted_suffix(milliseconds: bool = False) -> str:
     """Return the suffix a soft-deleted name gets so the name can be reused."""
     t = datetime.datetime.now()
     return (

@@ -4,6 +4,8 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 import peewee
@@ -12,6 +14,7 @@ from playhouse import db_url, pool
 
 database = DatabaseProxy()
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_PRAGMAS = {
     # takes effect on a new database only (see engine.ops.retention.reclaim)
@@ -25,7 +28,7 @@ SQLITE_PRAGMAS = {
 }
 
 
-def open_database(url):
+def open_database(url: str) -> peewee.Database:
     """Bind the models to the database at ``url`` and return the peewee database."""
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
@@ -36,7 +39,7 @@ def open_database(url):
     elif scheme in ("postgres", "postgresql") and "+pool" not in scheme:
         # A connection per request costs 15-25 ms on PostgreSQL: pool them per process.
         pooled = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
-        sizes = {"max_connections": 64, "stale_timeout": 300, "timeout": 30}
+        sizes: dict[str, Any] = {"max_connections": 64, "stale_timeout": 300, "timeout": 30}
         parsed = db_url.connect(pooled, **sizes)  # checks the URL
         db = _PooledPostgres(parsed.database, **sizes, **parsed.connect_params)
     else:
@@ -54,12 +57,12 @@ class _ContextsKept(peewee._ConnectionLocal):
     was replaced would then fail on exit, and a run would fail for nothing.
     """
 
-    def reset(self):
+    def reset(self) -> None:
         contexts = getattr(self, "ctx", [])
         super().reset()
         self.ctx = contexts
 
-    def set_connection(self, conn):
+    def set_connection(self, conn: Any) -> None:
         contexts = self.ctx
         super().set_connection(conn)
         self.ctx = contexts
@@ -68,7 +71,13 @@ class _ContextsKept(peewee._ConnectionLocal):
 _READ = re.compile(r"\s*\(*\s*SELECT\b", re.IGNORECASE)
 
 
-class _ReadsRetried:
+if TYPE_CHECKING:
+    _Mixin = peewee.Database  # what the mixin is mixed into
+else:
+    _Mixin = object
+
+
+class _ReadsRetried(_Mixin):
     """A server database on which a read outside a transaction rides out a lost connection.
 
     After a restart, a failover or terminated backends, the first statement on a connection
@@ -77,7 +86,9 @@ class _ReadsRetried:
     error reaches the caller. Writes are never repeated here (see :func:`retrying`).
     """
 
-    def execute_sql(self, sql, params=None):
+    _state: Any  # peewee keeps each thread's connection there
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
         try:
             return super().execute_sql(sql, params)
         except (OperationalError, InterfaceError):
@@ -86,7 +97,7 @@ class _ReadsRetried:
             drop_connection(self)
             return super().execute_sql(sql, params)
 
-    def _dropped(self):
+    def _dropped(self) -> bool:
         conn = self._state.conn  # the driver marks a connection it found dropped
         return conn is not None and bool(getattr(conn, "closed", 0) or getattr(conn, "broken", 0))
 
@@ -95,7 +106,7 @@ class _PooledPostgres(_ReadsRetried, pool.PooledPostgresqlDatabase):
     """PostgreSQL, with connections pooled per process and reads that ride out a lost one."""
 
 
-def is_sqlite():
+def is_sqlite() -> bool:
     """Tell whether the bound database is SQLite."""
     return database.obj is not None and database.obj.__class__.__name__.startswith("Sqlite")
 
@@ -107,7 +118,7 @@ RETRY_MAX = 2.0
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """Tell whether ``exc`` is a lost or busy connection that a retry may get past.
 
     On PostgreSQL every operational or interface error is about the connection or the server
@@ -121,7 +132,7 @@ def is_transient(exc):
     return True
 
 
-def drop_connection(db=None):
+def drop_connection(db: Any = None) -> None:
     """Forget this thread's connection (of ``db``, by default the bound database), which may
     be dead; the next query opens another.
 
@@ -143,7 +154,7 @@ PING_AFTER = 1.0  # seconds a held connection may sit idle before it is checked 
 HOLD_RETRY_SECONDS = 5.0  # how long a request waits for a lost database to come back
 
 
-def hold_connection():
+def hold_connection() -> None:
     """Give this thread a working connection, keeping the one it used last.
 
     Each request of a server thread reuses that thread's connection: no connect, no PRAGMAs,
@@ -164,11 +175,17 @@ def hold_connection():
     state.held_at = started
 
 
-def _ping():
+def _ping() -> None:
     database.execute_sql("SELECT 1").fetchone()
 
 
-def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
+def retrying(
+    fn: Callable[..., T],
+    *args: Any,
+    seconds: float = 30.0,
+    what: str = "database write",
+    **kwargs: Any,
+) -> T:
     """Call ``fn(*args, **kwargs)``; on a lost connection reconnect and call it again.
 
     Retries back off from RETRY_FIRST to RETRY_MAX seconds and stop after ``seconds``: then
@@ -200,5 +217,5 @@ def retrying(fn, *args, seconds=30.0, what="database write", **kwargs):
         return result
 
 
-def _brief(exc):
+def _brief(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

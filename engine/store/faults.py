@@ -8,11 +8,16 @@ the CLI prints one line instead of a traceback.
 import errno
 import os
 import sqlite3
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 
 from engine.errors import InsufficientStorage, OpsjobError, Unavailable
+
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 SQLITE_FULL = ("database or disk is full",)
@@ -20,7 +25,7 @@ PG_DISK_FULL = "53100"  # SQLSTATE disk_full
 LOW_SPACE = 1 << 20  # bytes free under which an SQLite I/O error means a full disk
 
 
-def redact(url):
+def redact(url: str) -> str:
     """Return ``url`` without its password (``redis://:secret@h/0`` -> ``redis://:***@h/0``)."""
     try:
         parts = urlsplit(url)
@@ -35,7 +40,7 @@ def redact(url):
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def _chain(exc):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     """Yield ``exc`` and the exceptions it was raised from or during."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -44,7 +49,7 @@ def _chain(exc):
         exc = exc.__cause__ or exc.__context__
 
 
-def first_line(exc):
+def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's text, or its class name."""
     for line in str(exc).splitlines():
         if line.strip():
@@ -52,7 +57,7 @@ def first_line(exc):
     return type(exc).__name__
 
 
-def is_disk_full(exc):
+def is_disk_full(exc: BaseException) -> bool:
     """Tell whether ``exc`` (or what caused it) is a write refused for lack of space."""
     for e in _chain(exc):
         if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
@@ -69,7 +74,7 @@ def is_disk_full(exc):
     return False
 
 
-def _sqlite_disk_low():
+def _sqlite_disk_low() -> bool:
     """Tell whether the filesystem of the bound SQLite database is (nearly) full."""
     from engine.store.db import database
 
@@ -83,7 +88,7 @@ def _sqlite_disk_low():
     return st.f_bavail * st.f_frsize < LOW_SPACE
 
 
-def is_connection_error(exc):
+def is_connection_error(exc: BaseException) -> bool:
     """Tell whether ``exc`` means a server (database or queue) could not be reached."""
     import redis
 
@@ -96,7 +101,7 @@ def is_connection_error(exc):
     return False
 
 
-def _sounds_like_connection(exc):
+def _sounds_like_connection(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(
         words in text
@@ -115,7 +120,9 @@ def _sounds_like_connection(exc):
     )
 
 
-def translate(exc, *, database_url="", queue_url="", detail=True):
+def translate(
+    exc: BaseException, *, database_url: str = "", queue_url: str = "", detail: bool = True
+) -> OpsjobError | None:
     """Return the :class:`OpsjobError` that names ``exc`` when it is a known fault, else None.
 
     Without ``detail`` an unreachable server is not described further (API answers do not
@@ -136,7 +143,7 @@ def translate(exc, *, database_url="", queue_url="", detail=True):
     return None
 
 
-def startup_failure(exc, settings):
+def startup_failure(exc: BaseException, settings: "Settings") -> str | None:
     """Return one line that explains why start-up failed, or None when ``exc`` is unexpected."""
     known = translate(exc, database_url=settings.database, queue_url=settings.queue_url)
     if known is not None:

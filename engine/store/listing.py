@@ -2,6 +2,8 @@
 
 import datetime
 import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from peewee import (
     SQL,
@@ -21,6 +23,9 @@ from engine.store.clock import fmt
 from engine.store.db import is_sqlite
 from engine.store.prepared import Prepared
 from engine.store.validate import Field, check
+
+if TYPE_CHECKING:
+    from engine.store.basemodel import Audited, BaseModel
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -43,7 +48,7 @@ COMMON_FILTERS = {
 }
 
 
-def day(name, value, end=False):
+def day(name: str, value: str, end: bool = False) -> datetime.datetime:
     """Turn ``YYYY-MM-DD`` into the first (or last) second of that day."""
     try:
         d = datetime.datetime.strptime(value, "%Y-%m-%d")
@@ -52,7 +57,9 @@ def day(name, value, end=False):
     return d.replace(hour=23, minute=59, second=59) if end else d
 
 
-def time_range(query, column, start_name, end_name, values):
+def time_range(
+    query: Any, column: Any, start_name: str, end_name: str, values: Mapping[str, Any]
+) -> Any:
     """Restrict ``column`` to the days given in ``values[start_name]``..``values[end_name]``."""
     if values.get(start_name):
         query = query.where(column >= day(start_name, values[start_name]))
@@ -61,7 +68,7 @@ def time_range(query, column, start_name, end_name, values):
     return query
 
 
-def common_filters(query, model, params, name_column=None):
+def common_filters(query: Any, model: "type[Audited]", params: Any, name_column: Any = None) -> Any:
     """Apply OpenC3's name LIKE, creator/editor and date-range filters to ``query`` (the
     same query comes back when ``params`` ask for none)."""
     spec = {
@@ -81,20 +88,20 @@ def common_filters(query, model, params, name_column=None):
     return query
 
 
-def paged(query, params):
+def paged(query: Any, params: Any) -> Any:
     """Apply ``page``/``pagesize`` (bounded) to ``query``."""
     values = check(params, PAGING)
     return query.paginate(values["page"], values["pagesize"])
 
 
-def page_bounds(params):
+def page_bounds(params: Any) -> dict[str, int]:
     """Return ``{"limit", "offset"}`` of the page ``page``/``pagesize`` ask for (the values a
     Prepared query of a page takes)."""
     values = check(params, PAGING)
     return {"limit": values["pagesize"], "offset": (values["page"] - 1) * values["pagesize"]}
 
 
-def as_dict(row, names):
+def as_dict(row: Any, names: Iterable[str]) -> dict[str, Any]:
     """Return ``{name: value}`` for ``names`` of ``row``, with times as OpenC3 strings."""
     out = {}
     for name in names:
@@ -112,7 +119,9 @@ class Columns:
     shaped like :func:`as_dict` (peewee builds the SQL of every selected field at every query,
     and converts every value of every row, which costs more than a small query itself)."""
 
-    def __init__(self, model, names, extra=None):
+    def __init__(
+        self, model: "type[BaseModel]", names: Iterable[str], extra: dict[str, Any] | None = None
+    ) -> None:
         """Select the fields ``names`` of ``model``, then each expression of ``extra`` (a dict:
         name -> expression, e.g. a subquery), whose values come as the driver gives them."""
         self.model = model
@@ -137,11 +146,11 @@ class Columns:
         self.json_readers = self.readers + [(fields[n].name, _float) for n in sorted(floats)]
         self.json_ok = not any(isinstance(f, BlobField) for f in fields)
 
-    def select(self):
+    def select(self) -> Any:
         """Start a select of these columns (add where, order and paging as usual)."""
         return self.model.select(self.sql, *self.extra)
 
-    def rows(self, query, **values):
+    def rows(self, query: Any, **values: Any) -> list[dict[str, Any]]:
         """Return the rows of ``query`` (begun with :meth:`select`) as shaped dicts; a
         :class:`Prepared` one runs with ``values``."""
         sql, params = _rendered(query, values)
@@ -159,7 +168,7 @@ class Columns:
         rows = json.loads(one)
         return [self._shape(row, self.json_readers) for row in rows]
 
-    def first(self, query, **values):
+    def first(self, query: Any, **values: Any) -> dict[str, Any] | None:
         """Return the first row of ``query`` as a shaped dict, or None (a :class:`Prepared`
         query limits itself)."""
         if not isinstance(query, Prepared):
@@ -168,23 +177,25 @@ class Columns:
         row = self.model._meta.database.execute_sql(sql, params).fetchone()
         return None if row is None else self._shape(row, self.readers)
 
-    def _shape(self, row, readers):
+    def _shape(
+        self, row: Iterable[Any], readers: list[tuple[str, Callable[[Any], Any]]]
+    ) -> dict[str, Any]:
         out = dict(zip(self.names, row, strict=True))
         for name, reader in readers:
             out[name] = reader(out[name])
         return out
 
 
-def _rendered(query, values):
+def _rendered(query: Any, values: dict[str, Any]) -> tuple[str, list[Any]]:
     """The SQL and parameters of a peewee query, or of a Prepared one with ``values``."""
     return query.render(**values) if isinstance(query, Prepared) else query.sql()
 
 
-def _float(text):
+def _float(text: str | None) -> float | None:
     return None if text is None else float(text)
 
 
-def _reader(field):
+def _reader(field: Any) -> Callable[[Any], Any] | None:
     """Return what turns a value of ``field`` as the driver gives it into what a reply shows,
     or None when it shows as given."""
     if isinstance(field, DateTimeField):
@@ -192,7 +203,7 @@ def _reader(field):
     if isinstance(field, AS_READ):
         return None
 
-    def read(value):
+    def read(value: Any) -> Any:
         value = field.python_value(value)
         return fmt(value) if isinstance(value, datetime.datetime) else value
 

@@ -1,6 +1,8 @@
 """Shared row operations: scoped lookup, unique saves and OpenC3-style soft delete."""
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from peewee import IntegrityError
 
@@ -8,8 +10,13 @@ from engine.errors import Conflict, NotFound
 from engine.store.clock import deleted_suffix, now
 from engine.store.validate import DIGITS, Field, one
 
+if TYPE_CHECKING:
+    from engine.store.basemodel import Audited
 
-def row_id(name, value):
+A = TypeVar("A", bound="Audited")
+
+
+def row_id(name: str, value: Any) -> int:
     """Return ``value`` as a row id, or raise NotFound (a path id that is not a number)."""
     try:
         return int(one(name, value, Field(required=True, pattern=DIGITS, max_len=18)))
@@ -17,7 +24,7 @@ def row_id(name, value):
         raise NotFound(f"{name}: {value} does not exist") from None
 
 
-def live(model, *where, fields=()):
+def live(model: type[A], *where: Any, fields: Sequence[Any] = ()) -> A | None:
     """Return the first row matching ``where`` that is not soft-deleted (only ``fields``, if
     given), or None."""
     query = model.select(*fields).where(*where)
@@ -26,7 +33,7 @@ def live(model, *where, fields=()):
     return query.first()
 
 
-def find(model, what, *where):
+def find(model: type[A], what: str, *where: Any) -> A:
     """Return the one live row matching ``where``, or raise NotFound naming ``what``."""
     row = live(model, *where)
     if row is None:
@@ -34,14 +41,21 @@ def find(model, what, *where):
     return row
 
 
-def in_project(model, projectid, field, value, what):
+def in_project(model: type[A], projectid: int, field: str, value: Any, what: str) -> A:
     """Return the live row whose id is ``value`` (the path field ``field``) in the project,
     or raise NotFound: ``<field>: <what> <id> does not exist``."""
     rid = row_id(field, value)
     return find(model, f"{field}: {what} {rid}", model.id == rid, model.projectid == projectid)
 
 
-def save(model, projectid, values, user, row=None, **create_only):
+def save(
+    model: type[A],
+    projectid: int,
+    values: dict[str, Any],
+    user: str,
+    row: A | None = None,
+    **create_only: Any,
+) -> A:
     """Create a row of the project from ``values`` (plus ``create_only`` fields), or update
     ``row`` with them; record who did it. Return the row."""
     if row is None:
@@ -56,7 +70,7 @@ def save(model, projectid, values, user, row=None, **create_only):
 
 
 @contextmanager
-def unique(field, value):
+def unique(field: str, value: Any) -> Iterator[None]:
     """Turn a unique-constraint failure inside the block into a Conflict naming ``field``."""
     try:
         yield
@@ -64,7 +78,9 @@ def unique(field, value):
         raise Conflict(f"{field}: {value} already exists") from None
 
 
-def soft_delete(row, user, name_field="name", milliseconds=True):
+def soft_delete(
+    row: "Audited", user: str, name_field: str = "name", milliseconds: bool = True
+) -> bool:
     """Mark ``row`` deleted and suffix its unique name so the name can be used again."""
     model, column = type(row), getattr(type(row), name_field)
     suffix = deleted_suffix(milliseconds)

@@ -1,6 +1,8 @@
 """Versioned schema: create a fresh database, or migrate an older one forward in place."""
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from playhouse.migrate import SchemaMigrator, migrate
 
@@ -8,33 +10,38 @@ from engine.store import authversion, models
 from engine.store.db import database
 
 log = logging.getLogger(__name__)
+Migration = Callable[[Any], None]  # up or down, given the schema migrator
 
 
 # A migration that creates a table builds it from today's model, so a column that a later
 # migration adds may already be there: columns are added only where missing.
 
 
-def _add_columns(migrator, columns):
+def _add_columns(migrator: Any, columns: Iterable[tuple[str, str, Any]]) -> None:
     for table, name, field in columns:
         if name not in [c.name for c in database.get_columns(table)]:
             migrate(migrator.add_column(table, name, field))
 
 
-def _drop_columns(migrator, columns):
+def _drop_columns(migrator: Any, columns: Iterable[tuple[str, str, Any]]) -> None:
     for table, name, _ in columns:
         migrate(migrator.drop_column(table, name))
 
 
-def _tables_and_columns(tables=(), columns=(), indexes_of=()):
+def _tables_and_columns(
+    tables: Sequence[Any] = (),
+    columns: Sequence[tuple[str, str, Any]] = (),
+    indexes_of: Sequence[Any] = (),
+) -> tuple[Migration, Migration]:
     """Return (up, down) for a version that adds ``tables``, ``columns`` and model indexes."""
 
-    def up(migrator):
+    def up(migrator: Any) -> None:
         database.create_tables(list(tables), safe=True)
         _add_columns(migrator, columns)
         for model in indexes_of:
             model._schema.create_indexes(safe=True)
 
-    def down(migrator):
+    def down(migrator: Any) -> None:
         database.drop_tables(list(tables))
         _drop_columns(migrator, columns)
         for model in indexes_of:
@@ -45,12 +52,17 @@ def _tables_and_columns(tables=(), columns=(), indexes_of=()):
     return up, down
 
 
-def _version(what, tables=(), columns=(), indexes_of=()):
+def _version(
+    what: str,
+    tables: Sequence[Any] = (),
+    columns: Sequence[tuple[str, str, Any]] = (),
+    indexes_of: Sequence[Any] = (),
+) -> tuple[str, Migration, Migration]:
     return (what, *_tables_and_columns(tables, columns, indexes_of))
 
 
 # version -> (what changed, up from the previous version, down to the previous version)
-MIGRATIONS = {
+MIGRATIONS: dict[int, tuple[str, Migration, Migration]] = {
     2: _version(
         "users have an email address for notifications",
         columns=[("user", "email", models.User.email)],
@@ -124,7 +136,7 @@ MIGRATIONS = {
 LATEST = max([1, *MIGRATIONS])
 
 
-def current_version():
+def current_version() -> int:
     """Return the schema version of the bound database, or 0 if it has no schema yet."""
     if not database.table_exists(models.SchemaVersion._meta.table_name):
         return 0
@@ -132,7 +144,7 @@ def current_version():
     return row.version if row else 0
 
 
-def upgrade():
+def upgrade() -> int:
     """Create the schema, or migrate it to ``LATEST``; idempotent. Return the final version."""
     with database.connection_context():
         version = current_version()
@@ -155,7 +167,7 @@ def upgrade():
         return current_version()
 
 
-def downgrade(target):
+def downgrade(target: int) -> int:
     """Undo migrations down to version ``target`` (for rollbacks and upgrade tests)."""
     with database.connection_context():
         migrator = SchemaMigrator.from_database(database.obj)

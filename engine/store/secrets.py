@@ -10,27 +10,31 @@ import hashlib
 import hmac
 import logging
 import os
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from engine.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from engine.store.settings import Settings
+
 log = logging.getLogger(__name__)
 
 KEY_FILE = "secret.key"
-_state = {"settings": None, "fernet": None, "source": ""}
+_state: dict[str, Any] = {"settings": None, "fernet": None, "source": ""}
 
 
 class SecretKeyError(InvalidInput):
     """No usable secret key is configured, or a stored secret does not decrypt with it."""
 
 
-def key_file(settings):
+def key_file(settings: "Settings") -> str:
     """Return the path of the key file under ``settings.home``."""
     return os.path.join(os.path.abspath(settings.home), KEY_FILE)
 
 
-def _load(settings):
+def _load(settings: "Settings") -> tuple[MultiFernet | None, str]:
     """Return ``(MultiFernet or None, where the key came from)`` for ``settings``."""
     raw, source = settings.secret_key, "OPSJOB_SECRET_KEY"
     if not raw:
@@ -51,7 +55,7 @@ def _load(settings):
         ) from None
 
 
-def configure(settings):
+def configure(settings: "Settings | None") -> None:
     """Load the secret key of ``settings``; raise ValueError when it is malformed."""
     fernet, source = _load(settings) if settings is not None else (None, "")
     _state.update(settings=settings, fernet=fernet, source=source)
@@ -59,7 +63,7 @@ def configure(settings):
         log.info("no secret key configured: credentials with secrets cannot be stored")
 
 
-def ensure_key_file(settings):
+def ensure_key_file(settings: "Settings") -> bool:
     """Create ``$OPSJOB_HOME/secret.key`` (mode 0600) unless a key is configured; return
     True when a new key was written."""
     if settings.secret_key or os.path.exists(key_file(settings)):
@@ -74,7 +78,7 @@ def ensure_key_file(settings):
     return True
 
 
-def _fernet(field):
+def _fernet(field: str) -> MultiFernet:
     fernet = _state["fernet"]
     if fernet is None and _state["settings"] is not None:
         # the key file may have been created after start-up (``opsjob init`` run later)
@@ -88,7 +92,7 @@ def _fernet(field):
     return fernet
 
 
-def available():
+def available() -> bool:
     """Tell whether secrets can be encrypted and decrypted now."""
     try:
         _fernet("secret")
@@ -97,7 +101,7 @@ def available():
     return True
 
 
-def sign(field, *parts):
+def sign(field: str, *parts: str) -> str:
     """Return a hex HMAC-SHA256 of ``parts`` under the first secret key, for links that stand
     in for a login; raise SecretKeyError naming ``field`` when no key is configured."""
     _fernet(field)
@@ -111,12 +115,12 @@ def sign(field, *parts):
     return hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
-def encrypt(field, text):
+def encrypt(field: str, text: str) -> str:
     """Return ``text`` encrypted (a Fernet token); ``field`` names it in errors."""
     return _fernet(field).encrypt(text.encode("utf-8")).decode("ascii")
 
 
-def decrypt(field, token):
+def decrypt(field: str, token: str) -> str:
     """Return the text of ``token``; raise SecretKeyError naming ``field`` when it fails."""
     try:
         return _fernet(field).decrypt(token.encode("ascii")).decode("utf-8")

@@ -2,7 +2,9 @@
 
 import os
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any, Self
 
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
 BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
@@ -244,27 +246,27 @@ class Settings:
     )
 
     @classmethod
-    def from_env(cls, environ=None, **overrides):
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Build settings from ``environ`` (default ``os.environ``); keyword overrides win.
         A value a setting cannot mean is refused (InvalidInput naming the variable)."""
         environ = os.environ if environ is None else environ
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = environ.get(f.metadata["env"])
+            raw: Any = environ.get(f.metadata["env"])
             if raw is not None and raw != "":
                 values[f.name] = _parse(f, raw)
         values.update(overrides)
         return cls(**values)
 
     @property
-    def database(self):
+    def database(self) -> str:
         """The effective database URL."""
         if self.database_url:
             return self.database_url
         return "sqlite:///" + os.path.join(os.path.abspath(self.home), "opsjob.db")
 
 
-def _parse(f, raw):
+def _parse(f: Any, raw: str) -> Any:
     """The value of setting ``f`` that the environment's text ``raw`` means."""
     from engine.errors import InvalidInput
 
@@ -291,7 +293,7 @@ def _parse(f, raw):
     return raw
 
 
-def documented():
+def documented() -> Iterator[tuple[str, Any, str]]:
     """Yield ``(env name, default, doc)`` for every setting, for the README and its test."""
     for f in fields(Settings):
         yield f.metadata["env"], f.default, f.metadata["doc"]

@@ -5,6 +5,8 @@ always learns which field to fix.
 """
 
 import re
+from collections.abc import Collection
+from typing import Any
 
 from engine.errors import InvalidInput
 
@@ -26,19 +28,19 @@ class Field:
 
     def __init__(
         self,
-        kind=str,
+        kind: type = str,
         *,
-        required=False,
-        default=_MISSING,
-        pattern=ONE_LINE,
-        choices=None,
-        max_len=200,
-        minimum=None,
-        maximum=None,
-        allow_empty=True,
-        truthy=False,
-        booleans=False,
-    ):
+        required: bool = False,
+        default: Any = _MISSING,
+        pattern: str | re.Pattern[str] | None = ONE_LINE,
+        choices: Collection[str] | None = None,
+        max_len: int = 200,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        allow_empty: bool = True,
+        truthy: bool = False,
+        booleans: bool = False,
+    ) -> None:
         self.kind = kind
         self.required = required
         self.default = default
@@ -53,7 +55,7 @@ class Field:
         # int: JSON true/false and the strings "true"/"false" read as 1/0.
         self.booleans = booleans
 
-    def clean(self, name, value):
+    def clean(self, name: str, value: Any) -> Any:
         """Return the checked value of ``name`` or raise :class:`InvalidInput`."""
         # OpenC3 clients send null, or "" for a number, list or object, to mean "not set".
         unset = value == "" and (not self.allow_empty or self.kind in (int, list, dict))
@@ -77,7 +79,7 @@ class Field:
             return value
         return value  # kind=object: any JSON value
 
-    def _text(self, name, value):
+    def _text(self, name: str, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise InvalidInput(f"{name}: must be a string")
         value = str(value)
@@ -91,7 +93,7 @@ class Field:
             raise InvalidInput(f"{name}: must not be empty")
         return value
 
-    def _int(self, name, value):
+    def _int(self, name: str, value: Any) -> int:
         if self.booleans and (isinstance(value, bool) or value in ("true", "false")):
             value = int(value in (True, "true"))
         if isinstance(value, bool):
@@ -108,7 +110,7 @@ class Field:
             raise InvalidInput(f"{name}: must be at most {self.maximum}")
         return value
 
-    def _bool(self, name, value):
+    def _bool(self, name: str, value: Any) -> bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, int):
@@ -130,14 +132,14 @@ class Field:
         raise InvalidInput(f"{name}: must be true or false")
 
 
-def check(params, spec, prefix=""):
+def check(params: Any, spec: dict[str, Field], prefix: str = "") -> dict[str, Any]:
     """Check ``params`` against ``spec`` (name -> Field); return the cleaned values.
 
     ``prefix`` is put before every message, e.g. ``"step 2: "``.
     """
     if not isinstance(params, dict):
         raise InvalidInput(f"{prefix.rstrip(': ') or 'body'}: must be an object")
-    cleaned = {}
+    cleaned: dict[str, Any] = {}
     for name, field in spec.items():
         try:
             cleaned[name] = field.clean(name, params.get(name, _MISSING))
@@ -146,6 +148,6 @@ def check(params, spec, prefix=""):
     return cleaned
 
 
-def one(name, value, field):
+def one(name: str, value: Any, field: Field) -> Any:
     """Check a single value against ``field``."""
     return field.clean(name, value)

@@ -54,7 +54,7 @@ DOCUMENTATION = """
 RUN = re.compile(r"-c[0-9]+\.sh c([0-9]+)")
 
 
-class Connection(AnsibleLocal):
+class Connection(AnsibleLocal):  # type: ignore[misc,valid-type]  # loaded at run time
     """Ansible's local connection; see the module docstring."""
 
     def exec_command(self, cmd, in_data=None, sudoable=True):

@@ -1,0 +1,92 @@
+"""The child process that parses node group sources for :mod:`engine.machines.inventory`.
+
+It runs as ``python -m engine.machines.inventory_child ANSWER_PATH`` under a memory limit, reads the
+request on stdin, and writes its answer to ANSWER_PATH; a source's script runs only here.
+"""
+
+import json
+import os
+import resource
+import sys
+from typing import Any
+
+from engine.machines.inventory import MAX_HOSTS, MEMORY_LIMIT, PLUGIN_DIR
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a value Ansible parsed (tagged strings become plain ones)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _parse_group(
+    loader: Any, group: dict[str, Any], machines: list[dict[str, Any]], config: str
+) -> list[list[Any]]:
+    """Parse one group with its plugin; return ``[(name, {ansible_* vars})]``."""
+    from ansible.inventory.data import InventoryData
+    from ansible.inventory.helpers import get_group_vars
+    from ansible.plugins.loader import inventory_loader
+
+    plugin = inventory_loader.get(group["plugin"])
+    if plugin is None or os.path.dirname(os.path.realpath(plugin._original_path)) != (
+        os.path.realpath(PLUGIN_DIR)
+    ):
+        raise ValueError(f"no node group plugin {group['plugin']!r} in {PLUGIN_DIR}")
+    with open(config, "w", encoding="utf-8") as f:
+        json.dump(
+            {"plugin": group["plugin"], "params": group["params"], "machines": machines},
+            f,
+            ensure_ascii=False,
+        )
+    data = InventoryData()
+    plugin.parse(data, loader, config, cache=False)
+    data.reconcile_inventory()
+    hosts = [h for h in data.hosts.values() if not h.implicit]
+    if len(hosts) > MAX_HOSTS:
+        raise ValueError(f"more than {MAX_HOSTS} hosts")
+    out = []
+    for host in hosts:
+        merged = {**get_group_vars(host.get_groups()), **host.vars}
+        out.append(
+            [str(host.name), {k: _plain(v) for k, v in merged.items() if k.startswith("ansible_")}]
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child entry: read the request on stdin, write the answer to the path given."""
+
+    argv = sys.argv[1:] if argv is None else argv
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > MEMORY_LIMIT:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, hard))
+    request = json.load(sys.stdin)
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader
+
+    init_plugin_loader()  # as Ansible's own commands do: collections and FQCNs resolve
+    loader = DataLoader()
+    answer: dict[str, dict[str, Any]] = {}
+    for number, group in enumerate(request["groups"]):
+        config = os.path.join(os.getcwd(), f"group{number}.yml")
+        try:
+            answer[group["key"]] = {
+                "hosts": _parse_group(loader, group, request["machines"], config)
+            }
+        except MemoryError:
+            answer[group["key"]] = {"error": "the inventory source needs too much memory"}
+        except Exception as e:
+            answer[group["key"]] = {"error": str(e) or type(e).__name__}
+    with open(argv[0], "w") as f:
+        json.dump(answer, f)
+
+
+if __name__ == "__main__":
+    main()
