@@ -111,11 +111,8 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> None:
     with database.connection_context():
         if not os.path.exists(key_file):
             os.makedirs(settings.home, exist_ok=True)
-            key = (
-                auth.new_key("admin")
-                if auth.user_exists("admin")
-                else auth.add_user("admin", admin=True)
-            )
+            exists = auth.user_exists("admin")
+            key = auth.new_key("admin") if exists else auth.add_user("admin", admin=True)
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(key + "\n")
