@@ -97,19 +97,21 @@ class Cluster:
         assert status == 200 and data["stat"] is True, (status, data)
         return data
 
-    def add_nodes(self, projectid, addresses, names=None):
-        """Attach loopback nodes to a project, with the connection vars that reach them."""
+    def add_nodes(self, projectid, addresses, names=None, credential=None):
+        """Attach loopback nodes to a project, with the connection vars that reach them; with a
+        ``credential`` (its id), the machines log in with it instead of the key file."""
         for name, address in zip(names or addresses, addresses, strict=False):
             conn = self.nodes.conn_vars(address)
-            hostvars = {k: v for k, v in conn.items() if k != "ansible_host"}
-            self.ok(
-                "POST",
-                f"/nodelist/{projectid}",
-                {
-                    "name": f"{name}::{address}" if name != address else address,
-                    "hostvars": hostvars,
-                },
-            )
+            dropped = ("ansible_host",)
+            if credential is not None:
+                dropped += ("ansible_ssh_private_key_file", "ansible_user")
+            body = {
+                "name": f"{name}::{address}" if name != address else address,
+                "hostvars": {k: v for k, v in conn.items() if k not in dropped},
+            }
+            if credential is not None:
+                body["credential"] = credential
+            self.ok("POST", f"/nodelist/{projectid}", body)
 
     def wait(self, projectid, uuid, statuses=TERMINAL, timeout=90):
         deadline = time.monotonic() + timeout

@@ -23,19 +23,6 @@ pytestmark = pytest.mark.slow
 PID, OTHER_PID = 1, 2
 
 
-def _machine(c, pid, address, nodes, cred=None):
-    conn = nodes.conn_vars(address)
-    hostvars = {
-        k: v
-        for k, v in conn.items()
-        if k not in ("ansible_host", "ansible_ssh_private_key_file", "ansible_user")
-    }
-    body = {"name": address, "hostvars": hostvars}
-    if cred is not None:
-        body["credential"] = cred
-    c.ok("POST", f"/nodelist/{pid}", body)
-
-
 @pytest.fixture(scope="module")
 def cluster(ssh_nodes):
     c = Cluster(ssh_nodes, lease=4)
@@ -47,9 +34,8 @@ def cluster(ssh_nodes):
         key = f.read()
     cred = c.ok("POST", f"/credential/{PID}", {"name": "ops", "username": "root", "ssh_key": key})
     own = ssh_nodes.ensure(4)
-    for address in own[:2]:
-        _machine(c, PID, address, ssh_nodes, cred["id"])
-    _machine(c, OTHER_PID, own[3], ssh_nodes)
+    c.add_nodes(PID, own[:2], credential=cred["id"])
+    c.add_nodes(OTHER_PID, own[3:4])
     yield c
     c.close()
 

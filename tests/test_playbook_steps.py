@@ -30,18 +30,7 @@ def cluster(ssh_nodes):
     with open(ssh_nodes.key_path) as f:
         key = f.read()
     cred = c.ok("POST", f"/credential/{PID}", {"name": "nodes", "username": "root", "ssh_key": key})
-    for address in ssh_nodes.ensure(3):
-        conn = ssh_nodes.conn_vars(address)
-        hostvars = {
-            k: v
-            for k, v in conn.items()
-            if k not in ("ansible_host", "ansible_ssh_private_key_file", "ansible_user")
-        }
-        c.ok(
-            "POST",
-            f"/nodelist/{PID}",
-            {"name": address, "hostvars": hostvars, "credential": cred["id"]},
-        )
+    c.add_nodes(PID, ssh_nodes.ensure(3), credential=cred["id"])
     yield c
     c.close()
 
