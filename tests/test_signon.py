@@ -12,7 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import websockets
 
-from engine.access import signon
+from engine.access import auth, signon
+from engine.errors import Unauthenticated, Unavailable
+from engine.store.db import database
 from engine.store.settings import Settings
 from tests.cluster import Cluster
 from tests.httpclient import free_port, wait_until_up
@@ -44,9 +46,15 @@ class Connector(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server():
+def connector():
     connector = ThreadingHTTPServer(("127.0.0.1", 0), Connector)
     threading.Thread(target=connector.serve_forever, daemon=True).start()
+    yield connector
+    connector.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(connector):
     c = Cluster(None)
     c.run("project", "add", "1", "one")
     c.run("project", "add", "2", "two")
@@ -69,7 +77,6 @@ def server():
     wait_until_up(c.url, proc)
     yield c, port, keys
     c.close()
-    connector.shutdown()
 
 
 def request(port, method, path, headers=None, body=None, source="127.0.0.1"):
@@ -80,7 +87,9 @@ def request(port, method, path, headers=None, body=None, source="127.0.0.1"):
     try:
         conn.request(method, path, body=data, headers={**head, **(headers or {})})
         resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
+        raw = resp.read()
+        is_json = resp.getheader("Content-Type", "").startswith("application/json")
+        return resp.status, json.loads(raw or b"null") if is_json else raw.decode()
     finally:
         conn.close()
 
@@ -140,7 +149,7 @@ def test_a_key_is_judged_by_itself_never_rescued_by_a_sign_on(server):
     script = {"name": "by-key", "type": "shell", "cont": "id"}
     assert request(port, "POST", "/scripts/1", reader, script, source=PROXY)[0] == 403
     app = {**as_user("writer"), "appname": "reader", "appkey": "oj_wrong"}
-    assert request(port, "GET", "/jobs/1", app, source=PROXY)[0] != 200
+    assert request(port, "GET", "/jobs/1", app, source=PROXY)[0] == 401
 
 
 def test_the_openc3_cookie_is_resolved_by_the_connector_and_kept(server):
@@ -165,6 +174,9 @@ def test_the_openc3_cookie_is_resolved_by_the_connector_and_kept(server):
     asked = len(Connector.asked)
     request(port, "GET", "/jobs/1", {"Cookie": "sid=c-invalid"})
     assert len(Connector.asked) == asked  # a refusal is kept too
+    # a public route is served as if no cookie had come (the console page, no key needed)
+    status, page = request(port, "GET", "/cmd/1", {"Cookie": "sid=c-invalid"})
+    assert status == 200 and "<html" in page.lower()
 
 
 def live_close_code(port, headers, source="127.0.0.1"):
@@ -217,3 +229,36 @@ def test_peers_and_origins():
         }
     )
     assert signon.cross_site({"origin": "null", "host": "ui.example.com"})
+
+
+def test_connector_answers_are_kept_for_a_while_and_failures_never(connector, monkeypatch):
+    url = f"http://127.0.0.1:{connector.server_port}/connectorx/username?x=1"
+    signon.configure(Settings())
+    Connector.asked.clear()
+    assert signon.cookie_user("c-reader", url) == "reader"
+    assert signon.cookie_user("c-reader", url) == "reader"
+    assert Connector.asked == ["c-reader"]
+    monkeypatch.setattr(signon, "COOKIE_SECONDS", 0)  # past the cache time it is asked again
+    assert signon.cookie_user("c-reader", url) == "reader"
+    assert Connector.asked == ["c-reader", "c-reader"]
+    with pytest.raises(Unavailable):  # nothing listens there; not kept, asked again next time
+        signon.cookie_user("c-reader", f"http://127.0.0.1:{free_port()}/connectorx/username")
+    assert signon._user_of(200, b'{"stat": true, "data": "old@example.com"}', "") == (
+        "old@example.com"
+    )
+    assert signon._user_of(200, b'{"stat": false, "info": "sso code error"}', "") == ""
+    for status, body in ((200, b"<html>"), (500, b'{"stat": true}'), (200, b"[]")):
+        with pytest.raises(Unavailable):
+            signon._user_of(status, body, "")
+
+
+def test_an_email_names_a_user_only_when_it_is_one_users(api):
+    with database.connection_context():
+        auth.add_user("ann", email="ann@example.com", projectid=1, role="write")
+        assert signon.user_principal("ann@example.com").name == "ann"
+        auth.add_user("ann2", email="shared@example.com")
+        auth.add_user("ann3", email="shared@example.com")
+        with pytest.raises(Unauthenticated, match="not an opsjob user"):
+            signon.user_principal("shared@example.com")
+        with pytest.raises(Unauthenticated):
+            signon.user_principal("ann2@")  # no such name, no such email
