@@ -27,6 +27,8 @@ def requires(role: str) -> Callable[[Responder], Responder]:
             if role == "public":
                 return responder(self, req, resp, **fields)
             if req.context.principal is None:
+                if req.context.get("signon_error") is not None:
+                    raise req.context.signon_error
                 raise Unauthenticated(
                     "missing credentials: send 'Authorization: Bearer <key>' "
                     "or the appname and appkey headers"

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs
 import falcon
 
 from api.http.envelope import STATUS
-from engine.access import auth, tickets
-from engine.errors import OpsjobError
+from engine.access import auth, signon, tickets
+from engine.errors import OpsjobError, Unauthenticated
 from engine.store.db import database
 
 Scope = dict[str, Any]
@@ -30,6 +30,16 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+def _cookies(header: str) -> dict[str, str]:
+    """The cookies of a ``Cookie`` header as ``{name: first value}``."""
+    found: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, _, value = pair.strip().partition("=")
+        if name and name not in found:
+            found[name] = value.strip().strip('"')
+    return found
+
+
 def _blocking(fn: Callable[..., T], *args: Any) -> T:
     with database.connection_context():
         return fn(*args)
@@ -43,15 +53,22 @@ async def db(fn: Callable[..., T], *args: Any) -> T:
 def principal(
     scope: Scope, params: dict[str, str], projectid_of: Callable[[], int | None]
 ) -> auth.Principal:
-    """Return the caller's Principal: ``Authorization: Bearer``, ``appname``/``appkey``, or a
-    ``ticket`` in the query string (for browsers), which ``projectid_of()`` must match."""
+    """Return the caller's Principal: ``Authorization: Bearer``, ``appname``/``appkey``, a
+    ``ticket`` in the query string (for browsers), which ``projectid_of()`` must match, or a
+    sign-on (a trusted proxy's user header, OpenC3's cookie) as the HTTP routes take it."""
     headers = _headers(scope)
     bearer = headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
         return auth.authenticate(bearer[7:].strip())
     if "appkey" in headers or "appname" in headers:
         return auth.authenticate(headers.get("appkey"), appname=headers.get("appname", ""))
-    return tickets.redeem(params.get("ticket"), projectid_of())
+    if params.get("ticket") or not signon.config().enabled:
+        return tickets.redeem(params.get("ticket"), projectid_of())
+    peer = (scope.get("client") or ("",))[0]
+    signed_on = signon.principal(peer, headers, _cookies(headers.get("cookie", "")))
+    if signed_on is None:
+        raise Unauthenticated("missing credentials: send a key or a ticket")
+    return signed_on
 
 
 def close_code(error: OpsjobError) -> int:

@@ -10,6 +10,7 @@ from api.server.metrics import RequestContext
 from api.server.middleware import Authentication, DatabaseConnection
 from api.server.routing import GROUPS
 from engine import boot
+from engine.access import signon
 from engine.ops import logformat
 from engine.store import schema
 from engine.store.db import open_database
@@ -22,6 +23,7 @@ def create_app(settings: Settings) -> falcon.App:
     open_database(settings.database)
     schema.upgrade()
     boot.start(settings)
+    signon.configure(settings)
     app = falcon.App(
         middleware=(
             RequestContext(),  # first in, last out: it times the whole request

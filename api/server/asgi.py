@@ -42,6 +42,11 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind in ("http", "websocket"):
+            # WSGI reads X_Forwarded_User as X-Forwarded-User: a client could slip a second
+            # user header past a proxy that replaces only the dashed one. Gunicorn drops such
+            # headers by default; uvicorn does not, so they go here.
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if b"_" not in k]
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "websocket":
@@ -118,8 +123,8 @@ class WithoutQuery(logging.Filter):
 
 class Worker(UvicornWorker):
     """The gunicorn worker class ``opsjob serve`` uses: uvicorn's event loop, httptools,
-    websockets, no uvicorn access log, and no query string in uvicorn's own lines (it logs
-    each websocket's path)."""
+    websockets, the socket peer as the client address, no uvicorn access log, and no query
+    string in uvicorn's own lines (it logs each websocket's path)."""
 
     CONFIG_KWARGS = {
         "loop": "asyncio",
@@ -129,6 +134,9 @@ class Worker(UvicornWorker):
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "ws_max_size": 64 * 1024,
+        # The client address is the connection's peer: a trusted proxy is told by it (see
+        # OPSJOB_AUTH_PROXY_FROM), so no X-Forwarded-For may stand in for it.
+        "proxy_headers": False,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

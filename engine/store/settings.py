@@ -1,5 +1,6 @@
 """Every setting opsjob reads, in one table, taken from the environment."""
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -11,6 +12,23 @@ BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 # ssh's ControlPersist: yes, no, or a time (``60``, ``60s``, ``1h30m``); nothing else reaches
 # the ssh command line.
 PERSIST = re.compile(r"yes|no|(?:[0-9]+[smhdwSMHDW]?)+")
+HEADER = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")  # no underscores: see api.server.asgi
+COOKIE = re.compile(r"[A-Za-z0-9_.-]+")
+USERINFO = re.compile(r"https?://[^/?#\s]+[^\s#]*")
+
+
+def networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The comma-separated addresses and CIDRs of ``text`` (ValueError on anything else)."""
+    return [
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    ]
+
+
+def _networks_or_why(raw: str) -> str:
+    try:
+        return "" if networks(raw) else "must list addresses or CIDRs"
+    except ValueError:
+        return "must be addresses or CIDRs separated by commas"
 
 
 @dataclass(frozen=True)
@@ -244,6 +262,42 @@ class Settings:
             "bubblewrap containment when the worker cannot provide it.",
         },
     )
+    auth_proxy_from: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_AUTH_PROXY_FROM",
+            "check": _networks_or_why,
+            "doc": "Addresses or CIDRs (comma-separated) of authenticating proxies whose "
+            "user header is trusted (see Putting a web UI in front): the connection's own peer "
+            "address must be one of them. Empty: no proxy is trusted.",
+        },
+    )
+    auth_proxy_header: str = field(
+        default="X-Forwarded-User",
+        metadata={
+            "env": "OPSJOB_AUTH_PROXY_HEADER",
+            "pattern": (HEADER, "a header name (letters, digits and dashes)"),
+            "doc": "Header in which a trusted proxy names the user.",
+        },
+    )
+    sso_userinfo_url: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_SSO_USERINFO_URL",
+            "pattern": (USERINFO, "an http:// or https:// URL"),
+            "doc": "OpenC3 Connector's user-info URL (`http://connector/connectorx/username`): "
+            "the single-sign-on cookie is resolved to a user through it. Empty: cookies are "
+            "ignored. Admin configuration: called as set.",
+        },
+    )
+    sso_cookie: str = field(
+        default="sid",
+        metadata={
+            "env": "OPSJOB_SSO_COOKIE",
+            "pattern": (COOKIE, "a cookie name"),
+            "doc": "Name of OpenC3's single-sign-on cookie (its `cookiekey`).",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
@@ -290,6 +344,8 @@ def _parse(f: Any, raw: str) -> Any:
         raise InvalidInput(f"{name}: must be one of {', '.join(meta['choices'])}, not {raw!r}")
     if "pattern" in meta and not meta["pattern"][0].fullmatch(raw):
         raise InvalidInput(f"{name}: must be {meta['pattern'][1]}, not {raw!r}")
+    if "check" in meta and (why := meta["check"](raw)):
+        raise InvalidInput(f"{name}: {why}, not {raw!r}")
     return raw
 
 
