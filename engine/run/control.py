@@ -30,7 +30,7 @@ FINAL = ("success", "fail", "refuse")
 CONTROL = {
     "taskuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "subtaskuuid": Field(required=True, pattern=ALNUM, max_len=20),
-    "subtasktype": Field(required=True, choices=("cmd", "scp", "playbook")),
+    "subtasktype": Field(required=True, choices=("cmd", "scp", "playbook", "approval")),
     "control": Field(required=True, choices=("next", "fail", "running", "ignore")),
     # with control=running: also run again the hosts whose outcome is unknown (may have run)
     "retry_unknown": Field(bool, default=False),
