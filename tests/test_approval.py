@@ -1,0 +1,242 @@
+"""Approval steps end to end: real `opsjob serve` and `opsjob worker` processes, a real SMTP
+server receiving the approvers' links, loopback SSH nodes running the cmd steps around them."""
+
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.cluster import Cluster, cmd_step, unique
+from tests.httpclient import call
+from tests.test_notifications import smtp  # noqa: F401  (fixture: the real SMTP server)
+
+PID = 1
+LINK = re.compile(r"(http://[^\s]+/approval/fast/([A-Za-z0-9_-]+))")
+
+
+@pytest.fixture(scope="module")
+def cluster(ssh_nodes, smtp):  # noqa: F811
+    c = Cluster(ssh_nodes)
+    c.run("project", "add", str(PID), "approvals")
+    c.keys = {
+        name: c.run("user", "add", name, "--email", f"{name}@example.com")
+        for name in ("ann", "bob")
+    }
+    c.smtp = smtp
+    c.serve()
+    c.env.update(OPSJOB_SMTP_URL=smtp.url, OPSJOB_PUBLIC_URL=c.url)
+    c.worker()
+    c.node = ssh_nodes.ensure(1)[0]
+    c.add_nodes(PID, [c.node])
+    yield c
+    c.close()
+
+
+def approval(approver, **fields):
+    return {
+        "plugin_type": "approval",
+        "name": fields.pop("name", "go live"),
+        "cont": fields.pop("cont", "deploy ${version} to production"),
+        "approver": approver,
+        **fields,
+    }
+
+
+def run_job(c, middle, variable=None):
+    """Start cmd -> ``middle`` -> cmd; return the task uuid."""
+    steps = [cmd_step("echo before", [c.node], name="before"), middle]
+    steps.append(cmd_step("echo after", [c.node], name="after"))
+    jobuuid = c.ok("POST", f"/jobs/{PID}", {"name": unique("job"), "permanent": 1, "data": steps})
+    body = {"jobuuid": jobuuid["uuid"], "variable": variable or {"version": "1.2"}}
+    return c.ok("POST", f"/task/{PID}/job", body)["uuid"]
+
+
+def statuses(c, task):
+    return [s["status"] for s in c.ok("GET", f"/subtask/{PID}/{task}")["data"]]
+
+
+def waiting(c, task):
+    c.wait(PID, task, statuses=("waiting",))
+    deadline = time.monotonic() + 30
+    while statuses(c, task)[1] != "running":
+        assert time.monotonic() < deadline, statuses(c, task)
+        time.sleep(0.1)
+
+
+def row_of(c, task, user):
+    [row] = [r for r in c.ok("GET", "/approval", key=c.keys[user])["data"] if r["taskuuid"] == task]
+    return row
+
+
+def mail_link(c, to, task, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _, rcpt, msg in c.smtp.messages:
+            body = msg.get_body().get_content()
+            if to in rcpt and task in body:
+                return msg, body, LINK.search(body)
+        time.sleep(0.2)
+    raise AssertionError(f"no approval mail to {to} for {task}: {c.smtp.messages}")
+
+
+def log_of(c, task):
+    return c.ok("GET", f"/slave/any/tasklog/{task}")["data"]["log"]
+
+
+def test_any_one_approver_lets_the_job_go_on(cluster):
+    c = cluster
+    task = run_job(c, approval("ann,bob"))
+    waiting(c, task)
+    assert statuses(c, task) == ["success", "running", None]
+    row = row_of(c, task, "ann")
+    assert row["opinion"] == "unconfirmed" and row["submitter"] == "root"
+    detail = c.ok("GET", f"/approval/{row['uuid']}", key=c.keys["ann"])["data"]
+    assert {r["user"] for r in detail} == {"ann", "bob"}
+    assert {r["cont"] for r in detail} == {"deploy 1.2 to production"}
+    assert c.ok("GET", f"/approval/{row['uuid']}", key=c.keys["bob"])["data"] == []
+    # the notification reached the SMTP server with a link
+    msg, body, link = mail_link(c, "ann@example.com", task)
+    assert "deploy 1.2 to production" in body and link and link.group(1).startswith(c.url)
+    assert c.ok("POST", "/approval", {"uuid": row["uuid"], "opinion": "agree"}, c.keys["ann"])
+    done = c.wait(PID, task)
+    assert done["status"] == "success", log_of(c, task)
+    assert statuses(c, task) == ["success", "success", "success"]
+    bob = row_of(c, task, "bob")
+    assert bob["opinion"] == "agree" and bob["remarks"] == "_close_by_sys_ not.everyone ann"
+    assert "approved by ann" in log_of(c, task)
+    # a second opinion is refused
+    status, body = c.call(
+        "POST", "/approval", {"uuid": row["uuid"], "opinion": "refuse"}, c.keys["ann"]
+    )
+    assert status == 409 and body["stat"] is False
+    # the audit trail names who approved what
+    entries = c.ok("GET", f"/audit?project={PID}&object=approval")["data"]
+    assert any(
+        e["user"] == "ann" and e["object_id"] == row["uuid"] and '"agree"' in e["summary"]
+        for e in entries
+    ), entries
+    sub = c.ok("GET", f"/subtask/{PID}/{task}")["data"][1]
+    assert sub["subtask_type"] == "approval" and sub["extended"]["approver"] == "ann,bob"
+
+
+def test_everyone_must_agree(cluster):
+    c = cluster
+    task = run_job(c, approval("ann,bob", everyone="on"))
+    waiting(c, task)
+    c.ok(
+        "POST",
+        "/approval",
+        {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
+        c.keys["ann"],
+    )
+    time.sleep(2)
+    assert c.ok("GET", f"/task/{PID}/{task}")["data"]["status"] == "waiting"
+    assert statuses(c, task) == ["success", "running", None]
+    c.ok(
+        "POST",
+        "/approval",
+        {"uuid": row_of(c, task, "bob")["uuid"], "opinion": "agree"},
+        c.keys["bob"],
+    )
+    assert c.wait(PID, task)["status"] == "success"
+    assert statuses(c, task) == ["success", "success", "success"]
+
+
+def test_a_refusal_ends_the_task_refuse(cluster):
+    c = cluster
+    task = run_job(c, approval("ann,bob", everyone="on"))
+    waiting(c, task)
+    c.ok(
+        "POST",
+        "/approval",
+        {"uuid": row_of(c, task, "bob")["uuid"], "opinion": "refuse"},
+        c.keys["bob"],
+    )
+    done = c.wait(PID, task)
+    assert done["status"] == "refuse"
+    assert statuses(c, task) == ["success", "refuse", None]  # the last step never ran
+    assert "approval refused by bob" in log_of(c, task)
+    assert "after" not in [line.split(")")[-1].strip() for line in log_of(c, task).splitlines()]
+
+
+def test_a_timeout_fails_the_step(cluster):
+    c = cluster
+    task = run_job(c, approval("ann", timeout=3))
+    done = c.wait(PID, task, timeout=120)
+    assert done["status"] == "fail"
+    assert statuses(c, task) == ["success", "fail", None]
+    assert "approval timed out after 3 s" in log_of(c, task)
+    status, body = c.call(
+        "POST",
+        "/approval",
+        {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
+        c.keys["ann"],
+    )
+    assert status == 409, body
+
+
+def test_relaxed_submitter_approves_itself(cluster):
+    c = cluster
+    task = run_job(c, approval("root,ann", relaxed="on"))
+    assert c.wait(PID, task)["status"] == "success"
+    assert statuses(c, task) == ["success", "success", "success"]
+    # nervous never approves the submitter
+    task = run_job(c, approval("root", relaxed="nervous"))
+    waiting(c, task)
+    c.ok("POST", "/approval", {"uuid": row_of_root(c, task), "opinion": "agree"})
+    assert c.wait(PID, task)["status"] == "success"
+
+
+def row_of_root(c, task):
+    [row] = [r for r in c.ok("GET", "/approval")["data"] if r["taskuuid"] == task]
+    return row["uuid"]
+
+
+def test_the_link_approves_without_a_key_once(cluster):
+    c = cluster
+    task = run_job(c, approval("bob"))
+    waiting(c, task)
+    _, _, link = mail_link(c, "bob@example.com", task)
+    url, token = link.group(1), link.group(2)
+    with urllib.request.urlopen(url, timeout=10) as page:  # a GET shows, never decides
+        assert "text/html" in page.headers["Content-Type"]
+        assert "deploy 1.2 to production" in page.read().decode()
+    status, body = call("GET", f"{c.url}/approval/control/status/{token}")
+    assert status == 200 and body["data"]["opinion"] == "unconfirmed"
+    assert c.ok("GET", f"/task/{PID}/{task}")["data"]["status"] == "waiting"
+    form = urllib.parse.urlencode({"opinion": "agree"}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=form), timeout=10) as page:
+        assert "agreed" in page.read().decode()
+    assert c.wait(PID, task)["status"] == "success"
+    with pytest.raises(urllib.error.HTTPError) as used:  # the token is used up
+        urllib.request.urlopen(urllib.request.Request(url, data=form), timeout=10)
+    assert used.value.code == 404
+    status, body = call(
+        "POST", f"{c.url}/approval/control", body={"uuid": token, "opinion": "agree"}
+    )
+    assert status == 404 and body["stat"] is False
+    entries = c.ok("GET", f"/audit?project={PID}&object=approval&user=bob")["data"]
+    assert entries and entries[0]["via"] == "link"
+
+
+def test_a_waiting_approval_survives_a_worker_restart(cluster):
+    c = cluster
+    task = run_job(c, approval("ann"))
+    waiting(c, task)
+    c.stop("worker")
+    c.worker("worker2")
+    try:
+        c.ok(
+            "POST",
+            "/approval",
+            {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
+            c.keys["ann"],
+        )
+        assert c.wait(PID, task)["status"] == "success"
+        assert statuses(c, task) == ["success", "success", "success"]
+    finally:
+        c.stop("worker2")
+        c.worker()
