@@ -120,6 +120,19 @@ def test_any_one_approver_lets_the_job_go_on(cluster):
     ), entries
     sub = c.ok("GET", f"/subtask/{PID}/{task}")["data"][1]
     assert sub["subtask_type"] == "approval" and sub["extended"]["approver"] == "ann,bob"
+    assert sub["nodecount"] == 2 and sub["hosts"] == []
+    assert [(a["user"], a["opinion"], a["notifystatus"]) for a in sub["approvals"]] == [
+        ("ann", "agree", "done"),
+        ("bob", "agree", "done"),
+    ]
+    one = c.ok("GET", f"/subtask/{PID}/{task}/{sub['uuid']}")["data"]
+    assert one["extended"]["approver"] == "ann,bob" and one["extended"]["timeout"] == 86400
+    # the notification attempts are the task's
+    sent = c.ok("GET", f"/task/{PID}/{task}/notify")["data"]
+    assert {(n["status"], n["channel"], n["outcome"], n["recipients"]) for n in sent} >= {
+        ("approval", "email", "ok", "ann@example.com"),
+        ("approval", "email", "ok", "bob@example.com"),
+    }
 
 
 def test_everyone_must_agree(cluster):
@@ -159,7 +172,11 @@ def test_a_refusal_ends_the_task_refuse(cluster):
     assert done["status"] == "refuse"
     assert statuses(c, task) == ["success", "refuse", None]  # the last step never ran
     assert "approval refused by bob" in log_of(c, task)
-    assert "after" not in [line.split(")")[-1].strip() for line in log_of(c, task).splitlines()]
+    assert "step 3" not in log_of(c, task)
+    assert done["reason"] == "approval refused by bob"
+    # the analysis routes count it as OpenC3 does: a refused task is no success
+    last = c.ok("GET", f"/task/{PID}/analysis/last?count=50")["data"]
+    assert "refuse" in {row["status"] for row in last}
 
 
 def test_a_timeout_fails_the_step(cluster):
@@ -220,6 +237,22 @@ def test_the_link_approves_without_a_key_once(cluster):
     assert status == 404 and body["stat"] is False
     entries = c.ok("GET", f"/audit?project={PID}&object=approval&user=bob")["data"]
     assert entries and entries[0]["via"] == "link"
+
+
+def test_a_killed_task_closes_its_links(cluster):
+    c = cluster
+    task = run_job(c, approval("ann"))
+    waiting(c, task)
+    _, _, link = mail_link(c, "ann@example.com", task)
+    c.ok("DELETE", f"/slave/any/killtask/{task}")
+    assert c.wait(PID, task)["status"] == "fail"
+    status, body = call("GET", f"{c.url}/approval/control/{link.group(2)}")
+    assert status == 404, body
+    status, _ = c.call(
+        "POST", "/approval", {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
+        c.keys["ann"],
+    )  # fmt: skip
+    assert status == 409
 
 
 def test_a_waiting_approval_survives_a_worker_restart(cluster):

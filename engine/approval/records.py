@@ -122,6 +122,15 @@ def close(taskuuid: str, stepuuid: str, remarks: str) -> None:
     ).execute()
 
 
+def close_task(taskuuid: str, status: str) -> None:
+    """Close every open row of a task that ended (killed, failed, lost)."""
+    Approval.update(token_hash=None, remarks=f"_close_by_sys_ task {status}").where(
+        Approval.taskuuid == taskuuid,
+        Approval.opinion == "unconfirmed",
+        Approval.token_hash.is_null(False),
+    ).execute()
+
+
 def _decide(row: Approval, opinion: str, who: str) -> None:
     stamp = now()
     changed = (
@@ -129,6 +138,7 @@ def _decide(row: Approval, opinion: str, who: str) -> None:
         .where(
             Approval.id == row.id,
             Approval.opinion == "unconfirmed",
+            Approval.token_hash.is_null(False),  # open: neither used nor closed
             Approval.deadline > time.time(),
         )
         .execute()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.approval import notify, records
 from engine.catalog import environment, variables
+from engine.run import events
 from engine.run.lifecycle import durably, park, wake
 from engine.store.clock import now
 from engine.store.db import database
@@ -42,6 +43,13 @@ def register(huey: "Huey", settings: "Settings") -> None:
 
     _state["deadline"] = huey.task(name="opsjob.approval_deadline")(on_deadline)
     huey.periodic_task(crontab(minute="*"), name="opsjob.approval_sweep")(sweep)
+    events.subscribe("task_changed", on_task_changed)
+
+
+def on_task_changed(uuid: str, status: str) -> None:
+    """Listener: a task that ended takes no opinion any more; its links stop working."""
+    if status in ("success", "fail", "refuse"):
+        records.close_task(uuid, status)
 
 
 def advance(
