@@ -239,6 +239,35 @@ def test_the_link_approves_without_a_key_once(cluster):
     assert entries and entries[0]["via"] == "link"
 
 
+def test_the_quick_approval_page_refuses_with_the_token(cluster):
+    """What OpenC3's quick approval page sends (quickapproval.controller.js): the rows, the
+    status, then POST /approval/control {uuid: <the link's token>, opinion}; the mail's text
+    comes from the environment's template, whose ${uuid} is the token."""
+    c = cluster
+    c.ok(
+        "POST",
+        "/environment",
+        {"approvalTemplateEmailContent": "${taskuuid}: ${cont}\nquick: /q/${uuid}"},
+    )
+    try:
+        task = run_job(c, approval("ann,bob", name="quick"))
+        waiting(c, task)
+        _, body, _ = mail_link(c, "ann@example.com", task)
+        token = re.search(r"quick: /q/([A-Za-z0-9_-]+)", body).group(1)
+    finally:
+        c.ok("DELETE", "/environment", {"approvalTemplateEmailContent": ""})
+    status, rows = call("GET", f"{c.url}/approval/control/{token}")
+    assert status == 200 and {r["user"] for r in rows["data"]} == {"ann", "bob"}
+    status, one = call("GET", f"{c.url}/approval/control/status/{token}")
+    assert status == 200 and one["data"]["user"] == "ann" and one["data"]["name"] == "quick"
+    status, _ = call("POST", f"{c.url}/approval/control", body={"uuid": token, "opinion": "refuse"})
+    assert status == 200
+    assert c.wait(PID, task)["status"] == "refuse"
+    assert statuses(c, task) == ["success", "refuse", None]
+    entries = c.ok("GET", f"/audit?project={PID}&object=approval&user=ann")["data"]
+    assert entries[0]["via"] == "link" and '"refuse"' in entries[0]["summary"]
+
+
 def test_a_killed_task_closes_its_links(cluster):
     c = cluster
     task = run_job(c, approval("ann"))

@@ -5,9 +5,10 @@ address (a user's email, or the entry itself when it holds ``@``), SMS through
 ``OPSJOB_SMS_WEBHOOK`` to the approver's name, and the project's webhook. Texts come from the
 environment keys ``approvalTemplateEmailTitle``, ``approvalTemplateEmailContent`` and
 ``approvalTemplateSmsContent`` (``${name}``, ``${cont}``, ``${submitter}``, ``${taskuuid}``,
-``${approver}``, ``${link}``, ...). Each attempt is a ``notify_log`` row of the task
-(status ``approval``, event the approval's uuid); the row's ``notifystatus`` ends ``done``,
-``fail`` or ``skip`` (no channel could reach the approver).
+``${approver}``, ``${link}``; ``${uuid}`` is the link's token, as OpenC3's templates build
+their links from it: ``.../approval/fast/${uuid}``). Each attempt is a ``notify_log`` row of
+the task (status ``approval``, event the approval's uuid); the row's ``notifystatus`` ends
+``done``, ``fail`` or ``skip`` (no channel could reach the approver).
 """
 
 import logging
@@ -67,10 +68,10 @@ def send(taskuuid: str, tokens: dict[str, str]) -> None:
         for uuid, token in tokens.items():
             row = Approval.get_or_none(Approval.uuid == uuid)
             if row is not None and row.opinion == "unconfirmed":
-                _one(task, row, link(token), env)
+                _one(task, row, token, env)
 
 
-def _one(task: Task, row: Approval, url: str, env: dict[str, str]) -> None:
+def _one(task: Task, row: Approval, token: str, env: dict[str, str]) -> None:
     values: dict[str, Any] = {
         **notifications.task_fields(task, "waiting"),
         "notifytype": "approval",
@@ -79,8 +80,8 @@ def _one(task: Task, row: Approval, url: str, env: dict[str, str]) -> None:
         "submitter": row.submitter,
         "taskuuid": task.uuid,
         "approver": row.user,
-        "uuid": row.uuid,
-        "link": url,
+        "uuid": token,  # OpenC3's templates build their links from ${uuid}
+        "link": link(token),
     }
 
     def text(key: str) -> str:
