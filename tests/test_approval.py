@@ -302,3 +302,22 @@ def test_a_waiting_approval_survives_a_worker_restart(cluster):
     finally:
         c.stop("worker2")
         c.worker()
+
+
+def test_an_approval_on_its_own(cluster):
+    """POST /task/:pid/plugin_approval: one approval step, timeout 60 unless given."""
+    c = cluster
+    body = {"name": "alone", "cont": "open port ${port}", "approver": "$who", "variable": {}}
+    body["variable"] = {"who": "ann", "port": "443"}
+    started = c.ok("POST", f"/task/{PID}/plugin_approval", body)["data"]
+    task = started["uuid"]
+    assert started["loguuid"].endswith("approval")
+    c.wait(PID, task, statuses=("waiting",))
+    row = row_of(c, task, "ann")
+    detail = c.ok("GET", f"/approval/{row['uuid']}", key=c.keys["ann"])["data"]
+    assert detail[0]["cont"] == "open port 443"
+    [sub] = c.ok("GET", f"/subtask/{PID}/{task}")["data"]
+    assert sub["extended"]["timeout"] == 60 and sub["status"] == "running"
+    c.ok("POST", "/approval", {"uuid": row["uuid"], "opinion": "agree"}, c.keys["ann"])
+    done = c.wait(PID, task)
+    assert done["status"] == "success" and done["jobtype"] == "plugin_approval"

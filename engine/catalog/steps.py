@@ -214,8 +214,8 @@ def validate_step(
         raise InvalidInput("plugin_type: must be one of cmd, scp, playbook, approval")
     if kind == "approval":
         values = check(raw, APPROVAL)
-        if not isinstance(raw, Mapping) or raw.get("timeout") in (None, ""):
-            common["timeout"] = APPROVAL_TIMEOUT
+        if not direct and (not isinstance(raw, Mapping) or raw.get("timeout") in (None, "")):
+            common["timeout"] = APPROVAL_TIMEOUT  # a step run on its own keeps OpenC3's 60
     elif kind == "playbook":
         values = check(raw, PLAYBOOK)
         values["node_cont"] = _nodes(

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from engine.ansible.results import HostResult
 
 log = logging.getLogger(__name__)
+STEPPED = ("jobs", "plugin_approval")  # tasks walked step by step (an approval parks)
 
 
 def task_values(task: Task) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class TaskRun:
             self.log.line(f"[{now()}] task resumed on {worker_name()}")
         plan = json.loads(self.task.plan)
         self.values = durably(task_values, self.task, what=f"task {task.uuid}: variables")
-        if task.jobtype != "jobs":
+        if task.jobtype not in STEPPED:
             return self._run_direct(plan[0])
         for position, step in enumerate(plan):
             sub = durably(
@@ -147,7 +148,7 @@ class TaskRun:
             model = PLUGINS[kind]
             plan = [{"kind": kind, **shape(kind, model.get(model.uuid == task.jobuuid))}]
         with database.atomic():
-            if task.jobtype == "jobs":
+            if task.jobtype in STEPPED:
                 for position, step in enumerate(plan):
                     Subtask.insert(
                         parent_uuid=task.uuid,
