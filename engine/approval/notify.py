@@ -118,7 +118,7 @@ def _one(task: Task, row: Approval, token: str, env: dict[str, str]) -> None:
     for channel in notifiers.load(settings):
         if not wanted.get(channel.name):
             continue
-        outcome, detail = notifications._send(channel, note, channel.recipients(note))
+        outcome, detail = notifications.send_on(channel, note, channel.recipients(note))
         outcomes.append(outcome)
         NotifyLog.create(
             taskuuid=task.uuid,
