@@ -321,3 +321,20 @@ def test_an_approval_on_its_own(cluster):
     c.ok("POST", "/approval", {"uuid": row["uuid"], "opinion": "agree"}, c.keys["ann"])
     done = c.wait(PID, task)
     assert done["status"] == "success" and done["jobtype"] == "plugin_approval"
+
+
+def test_an_orchestrator_sees_the_approval_it_waits_for(cluster):
+    c = cluster
+    steps = [cmd_step("echo before", [c.node], name="before"), approval("ann", name="gate")]
+    c.ok("POST", f"/jobs/{PID}", {"name": "orch-approval", "permanent": 1, "data": steps})
+    run = {"project_id": PID, "uuid": unique("ap")[:12].ljust(12, "x"), "retry_count": 0}
+    run["params"] = {"jobname": "orch-approval", "variable": {"version": "3"}}
+    task = c.ok("POST", "/third/interface/invoke", run)["uuid"]
+    waiting(c, task)
+    state = c.ok("POST", "/third/interface/query", run)
+    assert state["status"] == "running" and state["ctrl"] == []
+    assert "step 2 (gate) waits for approval" in state["msg"], state
+    c.ok("POST", "/approval", {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
+         c.keys["ann"])  # fmt: skip
+    assert c.wait(PID, task)["status"] == "success"
+    assert c.ok("POST", "/third/interface/query", run)["progress"] == [2, 2]

@@ -214,6 +214,8 @@ def validate_step(
         raise InvalidInput("plugin_type: must be one of cmd, scp, playbook, approval")
     if kind == "approval":
         values = check(raw, APPROVAL)
+        if any(e.strip().startswith("@") for e in values["approver"].split(",")):
+            raise InvalidInput("approver: @group entries (OpenC3's user groups) are not supported")
         if not direct and (not isinstance(raw, Mapping) or raw.get("timeout") in (None, "")):
             common["timeout"] = APPROVAL_TIMEOUT  # a step run on its own keeps OpenC3's 60
     elif kind == "playbook":
