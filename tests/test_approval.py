@@ -338,3 +338,22 @@ def test_an_orchestrator_sees_the_approval_it_waits_for(cluster):
          c.keys["ann"])  # fmt: skip
     assert c.wait(PID, task)["status"] == "success"
     assert c.ok("POST", "/third/interface/query", run)["progress"] == [2, 2]
+
+
+def test_an_approved_step_pauses_and_next_goes_on(cluster):
+    c = cluster
+    task = run_job(c, approval("ann", pause="check the dashboard"))
+    waiting(c, task)
+    ask = c.ok("GET", f"/subtask/{PID}/{task}")["data"][1]
+    assert ask["pause"] == "check the dashboard"
+    c.ok("POST", "/approval", {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
+         c.keys["ann"])  # fmt: skip
+    deadline = time.monotonic() + 30
+    while statuses(c, task) != ["success", "success", None]:
+        assert time.monotonic() < deadline, statuses(c, task)
+        time.sleep(0.2)
+    c.wait(PID, task, statuses=("waiting",))
+    assert "paused after step 2: check the dashboard" in log_of(c, task)
+    body = {"taskuuid": task, "subtaskuuid": ask["uuid"], "subtasktype": "approval"}
+    c.ok("PUT", f"/subtask/{PID}", {**body, "control": "next"})
+    assert c.wait(PID, task)["status"] == "success"
