@@ -2,9 +2,9 @@
 
 ``store`` is the bottom layer (database, models, settings, validation); the rooms above
 it are ``access``, ``catalog``, ``machines``, ``run``, ``ansible``, ``playbooks``,
-``interactive``, ``schedule``, ``files``, ``messages``, ``insight`` and ``ops``; ``errors``
-(the one error tree) and ``boot`` (start-up wiring) sit at the top of the package. ``api``
-imports the engine, never the other way round (tests/test_layers.py).
+``interactive``, ``schedule``, ``files``, ``messages``, ``approval``, ``insight`` and
+``ops``; ``errors`` (the one error tree) and ``boot`` (start-up wiring) sit at the top of the
+package. ``api`` imports the engine, never the other way round (tests/test_layers.py).
 
 The public surface is ``__all__``: the modules the API, the CLI, the notebooks and the
 inventory plugins may import, each by its room path (``engine.run.tasks``) or by its
@@ -15,6 +15,7 @@ import importlib
 
 __all__ = [
     "analysis",
+    "approvals",
     "audit",
     "auth",
     "boot",
@@ -65,6 +66,7 @@ __all__ = [
 # Where each public module lives.
 ROOMS = {
     "analysis": "engine.insight.analysis",
+    "approvals": "engine.approval.records",
     "audit": "engine.insight.audit",
     "auth": "engine.access.auth",
     "boot": "engine.boot",

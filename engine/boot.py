@@ -7,6 +7,8 @@ lifecycle's periodic sweep, and the queue tasks and event listeners of the rooms
 
 from typing import TYPE_CHECKING, Any
 
+from engine.approval import notify as approval_notify
+from engine.approval import step as approval_step
 from engine.files import fileserver
 from engine.insight import metrics, versions
 from engine.machines import credentials, inventory
@@ -26,6 +28,8 @@ EXTENSIONS = (
     mutex,
     scheduler,
     notifications,
+    approval_step,
+    approval_notify,
     metrics,
     credentials,
     inventory,

@@ -158,7 +158,7 @@ CASES = [
         {
             "taskuuid": "nosuchtask00",
             "subtaskuuid": "x",
-            "subtasktype": "approval",
+            "subtasktype": "bpm",
             "control": "next",
         },
         "subtasktype",

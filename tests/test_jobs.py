@@ -62,6 +62,32 @@ def test_create_and_read_back(api):
     assert api.ok("GET", "/jobs/1/count") == {"permanent": 1}
 
 
+def test_approval_steps_save_and_read_back_as_openc3_shows_them(api):
+    step = {"plugin_type": "approval", "name": "ok?", "cont": "ship ${version}"}
+    uuid = create(api, [cmd_step(), {**step, "approver": "alice,$owner", "everyone": "on"}])
+    job = api.ok("GET", f"/jobs/1/{uuid}")
+    assert job["uuids"].split(",")[1].startswith("approval_")
+    got = job["data"][1]
+    assert {k: got[k] for k in ("cont", "approver", "everyone", "relaxed", "timeout")} == {
+        "cont": "ship ${version}",
+        "approver": "alice,$owner",
+        "everyone": "on",
+        "relaxed": "off",
+        "timeout": 86400,  # OpenC3's default for an approval step saved through /jobs
+    }
+    assert set(got) == {
+        "uuid", "name", "cont", "approver", "deployenv", "action", "batches", "everyone",
+        "timeout", "pause", "relaxed",
+    }  # fmt: skip
+    # the approver's variables are the job's; cont's are filled from the task at run time
+    assert {v["name"] for v in api.ok("GET", f"/variable/1/{uuid}")} == {"version", "owner"}
+    # a job read from the API saves unchanged when posted back
+    steps = [{**s, "plugin_type": t.split("_")[0]} for s, t in zip(
+        job["data"], job["uuids"].split(","), strict=True)]  # fmt: skip
+    api.ok("POST", f"/jobs/1/{uuid}", json={"name": "deploy", "data": steps})
+    assert api.ok("GET", f"/jobs/1/{uuid}")["data"][1]["approver"] == "alice,$owner"
+
+
 def test_variables_are_synced_on_save(api):
     uuid = create(api, [cmd_step(), scp_step()])
     names = {v["name"]: v for v in api.ok("GET", f"/variable/1/{uuid}")}
@@ -188,7 +214,19 @@ def test_copy_by_name(api):
         ({"name": "j", "data": "x"}, "data:"),
         ({"name": "j", "data": ["x"]}, "step 1: body"),
         ({"name": "j", "data": [{"name": "a"}]}, "step 1: plugin_type:"),
-        ({"name": "j", "data": [cmd_step(plugin_type="approval")]}, "step 1: plugin_type:"),
+        ({"name": "j", "data": [cmd_step(plugin_type="bpm")]}, "step 1: plugin_type:"),
+        ({"name": "j", "data": [{"plugin_type": "approval", "name": "a"}]}, "step 1: cont:"),
+        (
+            {"name": "j", "data": [{"plugin_type": "approval", "name": "a", "cont": "x"}]},
+            "step 1: approver:",
+        ),
+        (
+            {
+                "name": "j",
+                "data": [{"plugin_type": "approval", "name": "a", "cont": "x", "approver": "a b"}],
+            },
+            "step 1: approver:",
+        ),
         ({"name": "j", "data": [cmd_step(scripts_type="buildin")]}, "step 1: scripts_type:"),
         ({"name": "j", "data": [cmd_step(user="ro ot")]}, "step 1: user:"),
         ({"name": "j", "data": [cmd_step(node_cont="a;b")]}, "step 1: node_cont:"),

@@ -89,7 +89,8 @@ def test_parameters_come_from_the_engine_specs(api):
     listing = {p["name"]: p for p in doc["paths"]["/task/{projectid}"]["get"]["parameters"]}
     assert listing["projectid"]["in"] == "path"
     assert listing["pagesize"]["schema"]["maximum"] == 1000
-    assert listing["jobtype"]["schema"]["enum"] == ["jobs", "plugin_cmd", "plugin_scp"]
+    assert listing["jobtype"]["schema"]["enum"] == list(tasks.LIST["jobtype"].choices)
+    assert "plugin_approval" in listing["jobtype"]["schema"]["enum"]
     steps = doc["paths"]["/jobs/{projectid}"]["post"]["requestBody"]["content"]
     item = steps["application/json"]["schema"]["properties"]["data"]["items"]
     assert {"node_cont", "scripts_cont"} <= set(item["anyOf"][0]["required"])

@@ -239,5 +239,6 @@ def test_corpus_size_and_reach():
         "download",
         "cmd",
         "third",
+        "approval",
     }
     assert {c.who for c in calls} == {"ui", "dev", "admin", "tool", "jobx", "anon"}

@@ -12,6 +12,7 @@ from engine.store import schema
 from engine.store.clock import now
 from engine.store.db import database, open_database
 from engine.store.models import (
+    Approval,
     CmdLog,
     CrontabLock,
     FileServer,
@@ -26,7 +27,7 @@ from tests.test_run import cmd
 
 DAY = datetime.timedelta(days=1)
 STEP = cmd("s", ["127.0.0.2"], "true")
-TABLES = [Task, Subtask, HostResult, LogChunk, NotifyLog, TaskMutex, CmdLog, FileServer]
+TABLES = [Task, Subtask, HostResult, LogChunk, NotifyLog, TaskMutex, CmdLog, FileServer, Approval]
 
 
 def add_task(uuid, status, created, finished=None, rows=True):
@@ -39,6 +40,10 @@ def add_task(uuid, status, created, finished=None, rows=True):
         NotifyLog.create(
             taskuuid=uuid, event="e", status=status, channel="email", outcome="ok",
             create_time=created,
+        )  # fmt: skip
+        Approval.create(
+            projectid=1, taskuuid=uuid, stepuuid=f"a{uuid}", uuid=f"a{uuid}", user="ann",
+            deadline=0, create_time=created,
         )  # fmt: skip
 
 
@@ -123,6 +128,7 @@ def test_prune_deletes_exactly_the_old_finished_history(settings):
         "log_chunk": 4,
         "notify_log": 5,  # four of deleted tasks, one of a task gone long ago
         "task_mutex": 0,
+        "approval": 4,
         "cmdlog": 1,
         "fileserver": 1,
         "blobs": 2,

@@ -133,6 +133,20 @@ def test_dry_run_plans_without_storing(api, deploy):
         assert Job.select().count() == 1 and PluginCmd.select().count() == 1
 
 
+def test_dry_run_plans_an_approval_step(api, deploy):
+    ask = {"plugin_type": "approval", "name": "ok?", "cont": "go", "approver": "ann,$owner"}
+    steps = [cmd_step(node_cont="10.0.0.1"), ask]
+    api.ok("POST", "/jobs/1", json={"name": "asked", "permanent": 1, "data": steps})
+    r = run(api, "interface/dry-run", **run_body("asked", uuid="approvalrun0"))
+    assert r.status_code == 400 and r.json["data"]["steps"][1]["missing"] == ["owner"], r.text
+    given = {"owner": "bob", "version": "1"}
+    r = run(api, "interface/dry-run", **run_body("asked", given, uuid="approvalrun0"))
+    assert r.status_code == 200, r.text
+    step = r.json["data"]["steps"][1]
+    assert step["kind"] == "approval" and step["nodes"] == []
+    assert step["args"] == {"approver": "ann,bob", "everyone": "off", "timeout": 86400}
+
+
 def test_dry_run_lists_foreign_nodes_and_broken_steps(api, deploy):
     steps = [
         cmd_step(name="everywhere", node_cont="10.0.0.1,10.0.0.9,10.9.9.9", scripts_argv=""),

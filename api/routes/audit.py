@@ -25,6 +25,10 @@ READS = {
     ("POST", "/third/interface/query"),
     ("POST", "/slave/ws/ticket"),
     ("POST", "/cmd/{projectid:int}/ticket"),
+    # opinions: engine.approval.records records them itself, naming the approver
+    ("POST", "/approval"),
+    ("POST", "/approval/control"),
+    ("POST", "/approval/fast/{token}"),
 }
 ID_KEYS = ("uuid", "id", "keyid", "taskuuid")
 

@@ -159,6 +159,17 @@ class RunScp:
         ok(resp, tasks.run_step(projectid, "scp", params(req), req.context.principal))
 
 
+class RunApproval:
+    """Ask for an approval on its own."""
+
+    @requires("write")
+    @takes(DIRECT, steps.APPROVAL, tasks.VARIABLE)
+    def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
+        """Ask approvers: name, cont, approver, everyone (on|off), relaxed (on|off|nervous),
+        timeout (default 60), variable; the task waits until they decide."""
+        ok(resp, tasks.run_step(projectid, "approval", params(req), req.context.principal))
+
+
 class Redo:
     """Run a task again."""
 
@@ -179,6 +190,7 @@ ROUTES = [
     ("/task/{projectid:int}/job/byname", RunJobByName()),
     ("/task/{projectid:int}/plugin_cmd", RunCmd()),
     ("/task/{projectid:int}/plugin_scp", RunScp()),
+    ("/task/{projectid:int}/plugin_approval", RunApproval()),
     ("/task/{projectid:int}/redo", Redo()),
     ("/task/{projectid:int}/{uuid}", Item()),
     ("/task/{projectid:int}/{uuid}/hosts", Hosts()),

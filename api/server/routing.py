@@ -4,6 +4,7 @@ from api.accounts import projects, token, userlist, users
 from api.machines import cmd, credential, nodegroup, nodeinfo, nodelist
 from api.routes import (
     analysis,
+    approval,
     audit,
     crontab,
     environment,
@@ -28,6 +29,7 @@ GROUPS = [
     task,
     analysis,
     subtask,
+    approval,
     slave,
     crontab,
     nodegroup,

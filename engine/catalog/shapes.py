@@ -14,7 +14,7 @@ Flags (``scp_delete``, ``check``, ``diff``) are the integers 0 or 1, as the colu
 
 from typing import Literal, TypedDict
 
-StepKind = Literal["cmd", "scp", "playbook"]
+StepKind = Literal["cmd", "scp", "playbook", "approval"]
 
 
 class _Fields(TypedDict):
@@ -61,6 +61,13 @@ class _PlaybookFields(_Fields):
     verbosity: int
 
 
+class _ApprovalFields(_Fields):
+    cont: str  # the text approvers read; ``${var}`` substituted when the step starts
+    approver: str  # comma list of user names or addresses; ``$var`` substituted
+    everyone: str  # on: all must agree; off: any one
+    relaxed: str  # on: the submitter, when an approver, agrees at once; off or nervous: never
+
+
 class CmdStep(_CmdFields):
     uuid: str
 
@@ -73,7 +80,11 @@ class PlaybookStep(_PlaybookFields):
     uuid: str
 
 
-StepShape = CmdStep | ScpStep | PlaybookStep
+class ApprovalStep(_ApprovalFields):
+    uuid: str
+
+
+StepShape = CmdStep | ScpStep | PlaybookStep | ApprovalStep
 
 
 class CheckedCmd(_CmdFields):
@@ -88,7 +99,11 @@ class CheckedPlaybook(_PlaybookFields):
     plugin_type: Literal["playbook"]
 
 
-CheckedStep = CheckedCmd | CheckedScp | CheckedPlaybook
+class CheckedApproval(_ApprovalFields):
+    plugin_type: Literal["approval"]
+
+
+CheckedStep = CheckedCmd | CheckedScp | CheckedPlaybook | CheckedApproval
 
 
 class PlanCmd(CmdStep):
@@ -103,4 +118,8 @@ class PlanPlaybook(PlaybookStep):
     kind: Literal["playbook"]
 
 
-PlanStep = PlanCmd | PlanScp | PlanPlaybook
+class PlanApproval(ApprovalStep):
+    kind: Literal["approval"]
+
+
+PlanStep = PlanCmd | PlanScp | PlanPlaybook | PlanApproval

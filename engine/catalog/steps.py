@@ -12,6 +12,7 @@ from engine.store.ids import new_uuid
 from engine.store.listing import as_dict
 from engine.store.models import (
     Nodegroup,
+    PluginApproval,
     PluginCmd,
     PluginPlaybook,
     PluginScp,
@@ -20,8 +21,14 @@ from engine.store.models import (
 )
 from engine.store.validate import DIGITS, INT64, NO_CONTROL, NODES, VARNODES, WORD, Field, check
 
-PLUGINS: dict[str, type[StepRow]] = {"cmd": PluginCmd, "scp": PluginScp, "playbook": PluginPlaybook}
-UNSUPPORTED_PLUGINS = {"approval": "approval steps are not supported"}
+PLUGINS: dict[str, type[StepRow]] = {
+    "cmd": PluginCmd,
+    "scp": PluginScp,
+    "playbook": PluginPlaybook,
+    "approval": PluginApproval,
+}
+UNSUPPORTED_PLUGINS: dict[str, str] = {}
+APPROVAL_TIMEOUT = 86400  # the default of an approval step saved in a job, as OpenC3's
 
 COMMON = {
     "plugin_type": Field(required=True, max_len=20),
@@ -87,6 +94,26 @@ PLAYBOOK_FIELDS = (
     "deployenv",
     "action",
     "batches",
+)
+# An approver entry is a user name or an address; ``$var`` and ``${var}`` are substituted.
+APPROVAL = {
+    "cont": Field(required=True, pattern=NO_CONTROL, max_len=5000, allow_empty=False),
+    "approver": Field(required=True, pattern=r"[${}A-Za-z0-9,@_.-]+", max_len=300),
+    "everyone": Field(default="off", choices=("on", "off")),
+    "relaxed": Field(default="off", choices=("on", "off", "nervous")),
+}
+APPROVAL_FIELDS = (
+    "uuid",
+    "name",
+    "cont",
+    "approver",
+    "deployenv",
+    "action",
+    "batches",
+    "everyone",
+    "timeout",
+    "pause",
+    "relaxed",
 )
 DIRECT_CMD = {**CMD, "node_type": Field(required=True, choices=("builtin", "group"))}
 DIRECT_SCP = {
@@ -184,8 +211,14 @@ def validate_step(
     if kind in UNSUPPORTED_PLUGINS:
         raise InvalidInput(f"plugin_type: {UNSUPPORTED_PLUGINS[kind]}")
     if kind not in PLUGINS:
-        raise InvalidInput("plugin_type: must be one of cmd, scp, playbook")
-    if kind == "playbook":
+        raise InvalidInput("plugin_type: must be one of cmd, scp, playbook, approval")
+    if kind == "approval":
+        values = check(raw, APPROVAL)
+        if any(e.strip().startswith("@") for e in values["approver"].split(",")):
+            raise InvalidInput("approver: @group entries (OpenC3's user groups) are not supported")
+        if not direct and (not isinstance(raw, Mapping) or raw.get("timeout") in (None, "")):
+            common["timeout"] = APPROVAL_TIMEOUT  # a step run on its own keeps OpenC3's 60
+    elif kind == "playbook":
         values = check(raw, PLAYBOOK)
         values["node_cont"] = _nodes(
             "node_cont", values["node_type"], values["node_cont"], projectid
@@ -238,7 +271,9 @@ def validate_step(
 
 def references(kind: str, values: Mapping[str, Any]) -> list[str]:
     """Return the variable names a step's substituted fields use."""
-    if kind == "playbook":
+    if kind == "approval":
+        texts = [values["approver"]]
+    elif kind == "playbook":
         texts = [values[k] for k in ("node_cont", "source", "playbook", "tags", "skip_tags")]
     elif kind == "cmd":
         texts = [values["node_cont"], values["scripts_argv"]]
@@ -273,5 +308,10 @@ def load(uuids: str) -> list[tuple[str, StepRow]]:
 
 def shape(kind: str, row: StepRow) -> StepShape:
     """Return a step as the API shows it (OpenC3 leaves out plugin_type; so do we)."""
-    fields = {"cmd": CMD_FIELDS, "scp": SCP_FIELDS, "playbook": PLAYBOOK_FIELDS}[kind]
+    fields = {
+        "cmd": CMD_FIELDS,
+        "scp": SCP_FIELDS,
+        "playbook": PLAYBOOK_FIELDS,
+        "approval": APPROVAL_FIELDS,
+    }[kind]
     return cast(StepShape, as_dict(row, fields))  # the fields of its kind's shape

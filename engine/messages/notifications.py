@@ -216,7 +216,7 @@ def _deliver(uuid: str, status: str, event: str) -> int | None:
         if channel.name in settled or not channel.wanted(note):
             continue
         to = channel.recipients(note)
-        outcome, detail = _send(channel, note, to)
+        outcome, detail = send_on(channel, note, to)
         failed = failed or outcome == "failed"
         if channel.name == "email" and note.without_email:
             detail += "; no email address for: " + ", ".join(note.without_email)
@@ -229,7 +229,7 @@ def _deliver(uuid: str, status: str, event: str) -> int | None:
     return None
 
 
-def _send(channel: notifiers.Channel, note: notifiers.Note, to: list[str]) -> tuple[str, str]:
+def send_on(channel: notifiers.Channel, note: notifiers.Note, to: list[str]) -> tuple[str, str]:
     """Send ``note`` on ``channel``; return ``(outcome, detail)``."""
     if not to:
         return "skipped", "no recipients"

@@ -35,6 +35,7 @@ from peewee import IntegrityError, fn
 from engine.store.clock import now
 from engine.store.db import database, is_sqlite
 from engine.store.models import (
+    Approval,
     AuditLog,
     CmdLog,
     CrontabLock,
@@ -65,6 +66,7 @@ TASK_ROWS = [
     (LogChunk, LogChunk.taskuuid),
     (NotifyLog, NotifyLog.taskuuid),
     (TaskMutex, TaskMutex.taskuuid),
+    (Approval, Approval.taskuuid),
 ]
 # Tables whose rows age out by a time column of their own.
 DATED = [(CmdLog, CmdLog.time), (AuditLog, AuditLog.time)]

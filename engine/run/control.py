@@ -10,7 +10,7 @@ from engine.run import events, lifecycle, logs
 from engine.run.shapes import HostView, SubtaskView, TaskLog
 from engine.store.clock import now
 from engine.store.listing import Columns, as_dict
-from engine.store.models import HostResult, Subtask, Task, database
+from engine.store.models import Approval, HostResult, Subtask, Task, database
 from engine.store.prepared import Prepared
 from engine.store.validate import ALNUM, Field, check
 
@@ -25,12 +25,13 @@ SUBTASK_FIELDS = (
     "status",
     "pause",
 )
+APPROVAL_FIELDS = ("uuid", "user", "opinion", "remarks", "finishtime", "notifystatus")
 HOST_FIELDS = ("host", "status", "rc", "attempt", "starttime", "finishtime", "stdout", "stderr")
 FINAL = ("success", "fail", "refuse")
 CONTROL = {
     "taskuuid": Field(required=True, pattern=ALNUM, max_len=20),
     "subtaskuuid": Field(required=True, pattern=ALNUM, max_len=20),
-    "subtasktype": Field(required=True, choices=("cmd", "scp", "playbook")),
+    "subtasktype": Field(required=True, choices=("cmd", "scp", "playbook", "approval")),
     "control": Field(required=True, choices=("next", "fail", "running", "ignore")),
     # with control=running: also run again the hosts whose outcome is unknown (may have run)
     "retry_unknown": Field(bool, default=False),
@@ -74,8 +75,19 @@ def _extended(kind: str, uuid: str) -> dict[str, Any]:
     return {"id": row.id, **steps.shape(kind, row)} if row is not None else {}
 
 
+def _approvals(row: Subtask) -> dict[str, Any]:
+    """An approval step's approvers and their opinions, as ``{"approvals": [...]}``."""
+    if row.subtask_type != "approval":
+        return {}
+    rows = Approval.select().where(
+        Approval.taskuuid == row.parent_uuid, Approval.stepuuid == row.uuid
+    )
+    return {"approvals": [as_dict(r, APPROVAL_FIELDS) for r in rows.order_by(Approval.id)]}
+
+
 def list_subtasks(projectid: int, taskuuid: str) -> list[SubtaskView]:
-    """Return the steps of a ``jobs`` task in order, with their definition and host results."""
+    """Return the steps of a ``jobs`` task in order, with their definition and host results
+    (and, for an approval step, its approvers' opinions)."""
     task = _task(projectid, taskuuid)
     rows = Subtask.select().where(Subtask.parent_uuid == task.uuid).order_by(Subtask.position)
     return cast(
@@ -85,6 +97,7 @@ def list_subtasks(projectid: int, taskuuid: str) -> list[SubtaskView]:
                 **as_dict(r, SUBTASK_FIELDS),
                 "extended": _extended(r.subtask_type, r.uuid),
                 "hosts": host_results(task.uuid, r.uuid, latest_only=True),
+                **_approvals(r),
             }
             for r in rows
         ],
@@ -98,12 +111,14 @@ def get_subtask(projectid: int, taskuuid: str, subtaskuuid: str) -> SubtaskView:
     if row is None:
         raise NotFound(f"subtaskuuid: step {subtaskuuid} is not part of task {taskuuid}")
     ext = _extended(row.subtask_type, row.uuid)
+    who = "approver" if row.subtask_type == "approval" else "user"
     return cast(
         SubtaskView,
         {
             **as_dict(row, SUBTASK_FIELDS),
-            "extended": {k: ext.get(k) for k in ("id", "uuid", "name", "user", "timeout", "pause")},
+            "extended": {k: ext.get(k) for k in ("id", "uuid", "name", who, "timeout", "pause")},
             "hosts": host_results(task.uuid, row.uuid),
+            **_approvals(row),
         },
     )
 

@@ -91,6 +91,7 @@ class SubtaskView(TypedDict):
     pause: str
     extended: dict[str, Any]  # the step's definition
     hosts: list[HostView]
+    approvals: NotRequired[list[dict[str, Any]]]  # an approval step's approvers and opinions
 
 
 class LogRead(TypedDict):

@@ -30,7 +30,7 @@ STORE_HOST = "opsjob-file-store"
 class StepPlan:
     """What one step would do, and what stops it from running."""
 
-    kind: str  # "cmd", "scp" or "playbook"
+    kind: str  # "cmd", "scp", "playbook" or "approval"
     targets: list[playbook.Host] = field(default_factory=list)  # of the project
     refused: list[str] = field(default_factory=list)  # node names outside the project
     missing: list[str] = field(default_factory=list)  # undefined variables, in order of use
@@ -86,6 +86,9 @@ def plan_step(
         plan_playbook(plan, projectid, step, values, settings, sub, hosts)
     elif plan.kind == "cmd":
         _plan_cmd(plan, projectid, step, values, sub, hosts)
+    elif plan.kind == "approval":  # no node: the approvers, as the step will ask them
+        plan.args = {"approver": sub(step["approver"]), "everyone": step["everyone"]}
+        plan.args["timeout"] = int(step["timeout"])
     else:
         _plan_scp(plan, projectid, step, settings, staging, sub, hosts)
     return plan

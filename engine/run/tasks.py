@@ -67,7 +67,7 @@ LIST = {
     "user": Field(max_len=100),
     "status": Field(pattern=ALNUM, max_len=20),
     "taskuuid": Field(pattern=ALNUM, max_len=20),
-    "jobtype": Field(choices=("jobs", "plugin_cmd", "plugin_scp")),
+    "jobtype": Field(choices=("jobs", "plugin_cmd", "plugin_scp", "plugin_approval")),
     "time_start": Field(pattern=DATE),
     "time_end": Field(pattern=DATE),
 }
@@ -191,7 +191,8 @@ def _start_job(
 def run_step(
     projectid: int, kind: str, params: dict[str, Any], principal: auth.Principal
 ) -> StepLaunch:
-    """Start a single cmd or scp step (OpenC3's plugin_cmd / plugin_scp); return the task."""
+    """Start a single cmd, scp or approval step (OpenC3's plugin_cmd / plugin_scp /
+    plugin_approval); return the task."""
     values = dict(params)
     values["plugin_type"] = kind
     values.setdefault("name", f"quick {kind}")

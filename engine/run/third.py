@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 RETRY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase
 FINAL = ("success", "fail", "refuse")
-ENDED_STEP = ("success", "fail", "ignore")
+ENDED_STEP = ("success", "fail", "ignore", "refuse")
 WAITING_PREFIX = "Wait for manual treatment, reason: "
 DECISIONS = ("running", "ignore", "fail")
 
@@ -256,6 +256,8 @@ def _waiting(task: Task) -> tuple[str, list[dict[str, str]]]:
             ]
             why = f"{label} failed on {','.join(failed) or 'its nodes'}"
             return why, [{**base, "control": c} for c in DECISIONS]
+        if sub.subtask_type == "approval" and sub.status == "running":
+            return f"{label} waits for approval (see /approval)", []
         if sub.status is not None and sub.pause:
             return f"{label} paused: {sub.pause}", [{**base, "control": "next"}]
     return "", []

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from engine.ansible import runner
+from engine.approval import step as approval
 from engine.catalog import variables
 from engine.catalog.steps import PLUGINS, shape
 from engine.errors import InvalidInput
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from engine.ansible.results import HostResult
 
 log = logging.getLogger(__name__)
+STEPPED = ("jobs", "plugin_approval")  # tasks walked step by step (an approval parks)
 
 
 def task_values(task: Task) -> dict[str, Any]:
@@ -117,8 +119,8 @@ class TaskRun:
         else:
             self.log.line(f"[{now()}] task resumed on {worker_name()}")
         plan = json.loads(self.task.plan)
-        self.values = durably(self._variables, what=f"task {task.uuid}: variables")
-        if task.jobtype != "jobs":
+        self.values = durably(task_values, self.task, what=f"task {task.uuid}: variables")
+        if task.jobtype not in STEPPED:
             return self._run_direct(plan[0])
         for position, step in enumerate(plan):
             sub = durably(
@@ -146,7 +148,7 @@ class TaskRun:
             model = PLUGINS[kind]
             plan = [{"kind": kind, **shape(kind, model.get(model.uuid == task.jobuuid))}]
         with database.atomic():
-            if task.jobtype == "jobs":
+            if task.jobtype in STEPPED:
                 for position, step in enumerate(plan):
                     Subtask.insert(
                         parent_uuid=task.uuid,
@@ -157,9 +159,6 @@ class TaskRun:
             Task.update(plan=json.dumps(plan)).where(Task.uuid == task.uuid).execute()
         self.task = Task.get(Task.uuid == task.uuid)
 
-    def _variables(self) -> dict[str, Any]:
-        return task_values(self.task)
-
     def _exit_on_error(self, kind: str) -> bool:
         return str(self.values.get("_exit_", "")).lower() in ("1", "true", kind)
 
@@ -168,6 +167,11 @@ class TaskRun:
     def _job_step(self, step: dict[str, Any], sub: Subtask) -> str | tuple[str, str | None] | None:
         """Run or resume one step; return "next", an outcome, or None when parked."""
         uuid = self.task.uuid
+        if step["kind"] == "approval" and sub.status in (None, "running"):
+            done = approval.advance(self.task, step, sub, self.values, self.log.line)
+            if not isinstance(done, Subtask):
+                return done
+            sub = done
         if sub.status is None or sub.status == "running":
             if self.cancel.is_set():
                 return ("fail", None)
@@ -308,7 +312,7 @@ class TaskRun:
             compiled,
             self.workdir,
             settings(),
-            on_log=self._ansible_log,
+            on_log=lambda text: None,  # each host's output is logged as it ends
             on_host_result=self._host_ended,
             on_output=self._live_output,
             should_cancel=self.cancel.is_set,
@@ -361,9 +365,6 @@ class TaskRun:
         return hostresults.row(
             self.task.uuid, step["uuid"], attempt, host, status, *result, **fields
         )
-
-    def _ansible_log(self, text: str) -> None:
-        pass  # per-host output is logged as each host ends (grouped, as OpenC3 shows it)
 
     def _live_output(self, host: str, text: str) -> None:
         """Log what a host prints while a long step runs, line by line, each with its name."""

@@ -17,6 +17,7 @@ from engine.store.basemodel import Audited, BaseModel
 from engine.store.clock import now
 from engine.store.db import database  # noqa: F401 (imported from here too)
 from engine.store.runmodels import (
+    Approval,
     AuditLog,
     CmdLog,
     HostResult,
@@ -141,6 +142,15 @@ class PluginPlaybook(StepRow):
     check = IntegerField(default=0)
     diff = IntegerField(default=0)
     verbosity = IntegerField(default=0)
+
+
+class PluginApproval(StepRow):
+    """A human approval step (v15): who must agree, and the text they are shown."""
+
+    cont = TextField(default="")  # ``${var}`` substituted; ``defaultTemplate`` from environment
+    approver = CharField(max_length=300)  # comma list of user names or addresses, ``$var`` ok
+    everyone = CharField(max_length=10, default="off")  # on: all must agree; off: any one
+    relaxed = CharField(max_length=10, default="off")  # on: the submitter approves itself
 
 
 class Variable(BaseModel):
@@ -294,6 +304,7 @@ ALL_MODELS = [
     PluginCmd,
     PluginScp,
     PluginPlaybook,
+    PluginApproval,
     Variable,
     Script,
     Crontab,
@@ -316,4 +327,5 @@ ALL_MODELS = [
     Credential,
     SocketTicket,
     AuditLog,
+    Approval,
 ]

@@ -188,3 +188,27 @@ class AuditLog(BaseModel):
     object_id = CharField(max_length=200, default="")
     status = IntegerField(default=200)
     summary = TextField(default="")
+
+
+class Approval(BaseModel):
+    """One approver's opinion on one approval step of one task (v15; OpenC3's
+    openc3_job_approval): ``unconfirmed`` until it becomes ``agree`` or ``refuse``. The link
+    sent to the approver carries a one-time token, of which only the hash is stored."""
+
+    projectid = IntegerField()
+    taskuuid = CharField(max_length=20, index=True)
+    stepuuid = CharField(max_length=20)
+    uuid = CharField(max_length=20, unique=True)
+    name = CharField(max_length=100, default="")
+    cont = TextField(default="")
+    user = CharField(max_length=200, index=True)  # the approver
+    submitter = CharField(max_length=100, default="")
+    everyone = CharField(max_length=10, default="off")
+    opinion = CharField(max_length=20, default="unconfirmed")  # unconfirmed, agree, refuse
+    remarks = CharField(max_length=500, default="")
+    notifystatus = CharField(max_length=20, null=True)  # null, done, skip, fail
+    oauuid = CharField(max_length=50, default="")
+    token_hash = CharField(max_length=64, null=True, index=True)  # cleared once used
+    deadline = DoubleField()  # epoch after which the step times out
+    create_time = DateTimeField(default=now)
+    finishtime = DateTimeField(null=True)

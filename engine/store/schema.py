@@ -132,6 +132,10 @@ MIGRATIONS: dict[int, tuple[str, Migration, Migration]] = {
         lambda migrator: authversion.install(),
         lambda migrator: authversion.uninstall(),
     ),
+    15: _version(
+        "approval steps (plugin_approval) and their approvers' opinions (approval)",
+        tables=[models.PluginApproval, models.Approval],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
