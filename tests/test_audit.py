@@ -106,6 +106,11 @@ def scenario(api, ssh_key):
     yield "POST", "/task/1/plugin_cmd", {"json": {**step, "scripts_cont": "id"}}
     scp = {"src_type": "builtin", "src": "web", "sp": "/etc/hosts", "dst_type": "builtin"}
     yield "POST", "/task/1/plugin_scp", {"json": {**scp, "dst": "web", "dp": "/tmp/h"}}
+    yield (
+        "POST",
+        "/task/1/plugin_approval",
+        {"json": {"name": "a", "cont": "ok?", "approver": "root"}},
+    )
     cron = {"name": "c", "jobuuid": c["job"], "cron": "0 3 * * *"}
     yield "POST", "/crontab/1", {"json": cron}
     cid = api.ok("GET", "/crontab/1")[0]["id"]
