@@ -122,9 +122,10 @@ class SshNodes:
     become_user = BECOME_USER
     dead = DEAD_ADDRESS
 
-    def __init__(self, workdir=None, rc_files=False, log_level="ERROR"):
+    def __init__(self, workdir=None, rc_files=False, log_level="ERROR", path=None):
         self.dir = workdir or tempfile.mkdtemp(prefix="opsjob-sshd-")
         self.rc_files = rc_files
+        self.path = path  # the PATH of every session (None: sshd's default)
         self.log_level = log_level  # VERBOSE logs each session a command or sftp starts
         os.chmod(self.dir, 0o711)  # other accounts must reach the authorized keys file
         self.addresses = []
@@ -175,12 +176,15 @@ class SshNodes:
             lines.append(f"Subsystem sftp {SFTP_SERVER}")  # Debian's own: through the shell
         else:
             lines.append("Subsystem sftp internal-sftp")
+        env = [f"PATH={self.path}"] if self.path else []
         if not self.rc_files:
             # bash sources ~/.bashrc for a command run over ssh only when it is a first-level
             # shell; this machine's root .bashrc is slow (pyenv init) and would dominate
             # every test's timing, so sessions start at level 1 and bash counts itself as
             # level 2. Benchmarks also run nodes as they come (rc_files=True).
-            lines.append("SetEnv SHLVL=1")
+            env.append("SHLVL=1")
+        if env:
+            lines.append("SetEnv " + " ".join(env))  # sshd obeys only the first SetEnv line
         with open(config, "w") as f:
             f.write("\n".join(lines) + "\n")
         log = os.path.join(self.dir, f"sshd_{n}.log")

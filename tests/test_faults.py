@@ -124,7 +124,7 @@ def test_a_database_blip_does_not_fail_a_running_task(ssh_nodes, pg_url, redis_s
         assert [(h["host"], h["status"]) for h in step["hosts"]] == [(node, "ok")]
         log = c.ok("GET", f"/slave/any/tasklog/{task}")["data"]
         assert log["done"] and "task success" in log["log"], log
-        assert f"--- {node} [ok rc=0]" in log["log"], log
+        assert f"--- 1 host ok rc=0: {node}" in log["log"], log
         assert "Exception in thread" not in c.logs()
 
 

@@ -55,14 +55,32 @@ def test_cmd_playbook_is_exact_and_fixed():
         "        script: run.sh\n"
         f"        run_id: {RUN}\n"
         '        tag: "c{{ oj_slot }}"\n'
-        "      become: true\n"
+        '      become: "{{ oj_become }}"\n'
         "      become_user: deploy\n"
         "      timeout: 50\n"
     )
+    assert "oj_become: true" in c.files["inventory/hosts.yml"].decode()
     plain = compile_cmd([Host("web1")], "echo hi", "shell", timeout=30, run_id=RUN)
     assert "become" not in plain.playbook and "become" not in plain.cleanup
     assert c.kind == "cmd" and c.targets == ("web1",) and c.source is None and c.timeout == 30
     assert set(c.files) == {"project/files/run.sh", "inventory/hosts.yml"} and c.links == {}
+
+
+def test_a_host_logged_in_as_the_step_user_does_not_become():
+    root, deploy, unknown = (
+        Host("a", {"ansible_user": "root"}),
+        Host("b", {"ansible_user": "deploy"}),
+        Host("c"),  # the worker's own SSH configuration picks the login user: become
+    )
+    c = compile_cmd([root, deploy, unknown], "id", "shell", become_user="root", run_id=RUN)
+    hosts = yaml.load(c.files["inventory/hosts.yml"], Loader=_unsafe_loader())["all"]["hosts"]
+    assert [hosts[n]["oj_become"] for n in "abc"] == [False, True, True]
+    for book in (c.playbook, c.cleanup):
+        task = yaml.safe_load(book)[0]["tasks"][0]
+        assert (task["become"], task["become_user"]) == ("{{ oj_become }}", "root")
+    alone = compile_cmd([root], "id", "shell", become_user="root", run_id=RUN)
+    assert "become" not in alone.playbook and "become" not in alone.cleanup
+    assert "oj_become" not in alone.files["inventory/hosts.yml"].decode()
 
 
 def test_cleanup_marks_then_kills_the_recorded_group():

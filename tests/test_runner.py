@@ -145,6 +145,30 @@ def test_become_runs_as_the_step_user(ssh_nodes, run):
     assert o.hosts[ssh_nodes.addresses[0]].stdout == f"{ssh_nodes.become_user}\n{home}\n"
 
 
+def test_a_node_without_sudo_runs_a_step_for_its_login_user(tmp_path, run):
+    """A node whose sessions find no sudo runs a ``user: root`` step as root (the login user)
+    without sudo, and a step for another account still tries to become it."""
+    shadow = tmp_path / "nosudo"
+    shadow.mkdir()
+    (shadow / "sudo").write_text("#!/bin/sh\necho 'sudo: not found' >&2\nexit 127\n")
+    (shadow / "sudo").chmod(0o755)
+    os.chmod(tmp_path, 0o755)
+    nodes = SshNodes(path=f"{shadow}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    try:
+        (node,) = nodes.ensure(1)
+        assert "sudo: not found" in nodes.ssh(node, "sudo true").stderr  # the node has no sudo
+        o = run(compile_cmd(hosts(nodes, node), "id -un", "shell", become_user="root", timeout=20))
+        assert (o.status, o.hosts[node].stdout) == ("ok", "root\n"), o.hosts
+        o = run(
+            compile_cmd(
+                hosts(nodes, node), "id -un", "shell", become_user=nodes.become_user, timeout=20
+            )
+        )
+        assert o.status == "failed" and "sudo: not found" in o.hosts[node].stderr, o.hosts
+    finally:
+        nodes.stop()
+
+
 def test_node_timeout_kills_the_remote_command(ssh_nodes, run):
     marker = f"41.{uuid.uuid4().int % 10**6:06d}"
     node = ssh_nodes.addresses[0]

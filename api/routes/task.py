@@ -93,11 +93,14 @@ class Hosts:
     """What each host did in a task."""
 
     @requires("read")
-    @takes()
+    @takes(control.HOST_FILTERS, listing.PAGING)
     def on_get(self, req: falcon.Request, resp: falcon.Response, projectid: int, uuid: str) -> None:
         """List a task's per-host results in the order they ran (jobs and single steps):
-        step, attempt, host, status, rc, times, stdout, stderr."""
-        ok(resp, control.task_hosts(projectid, uuid))
+        step, attempt, host, status, rc, times, stdout, stderr. `status` keeps one status;
+        `page`/`pagesize` give one page (without either: every row). Next to `data`, `total`
+        counts the rows `status` selects and `counts` the task's rows per status."""
+        page = control.task_hosts(projectid, uuid, params(req))
+        ok(resp, page["rows"], total=page["total"], counts=page["counts"])
 
 
 class Notifications:

@@ -143,6 +143,18 @@ def _check_become(user: str | None) -> str:
     return user
 
 
+def becomes(host: Host, user: str) -> bool:
+    """Whether a step for ``user`` must become that user on ``host`` (sudo, or the host's
+    ``ansible_become_method``). Not when ``user`` is empty or is the host's login user, so a
+    node without sudo runs a step for the account it is reached as. A host whose login user
+    the controller does not know (no ``ansible_user``: the worker's own SSH configuration or
+    local account decides) becomes: a step never runs as an account it did not name."""
+    if not user:
+        return False
+    login = host.vars.get("ansible_user") or host.vars.get("ansible_ssh_user")
+    return login != user
+
+
 def _run_id(run_id: str | None) -> str:
     run_id = run_id or uuid.uuid4().hex[:16]
     if not RUN_ID.fullmatch(run_id):
@@ -212,7 +224,8 @@ def compile_cmd(
 
     ``hosts`` is a list of :class:`Host`; ``script_type`` one of shell, python, perl, php,
     auto; ``argv`` the already-substituted raw argument string; ``env`` the ``wk_*`` variables;
-    ``become_user`` the account to sudo to (empty: the login user); ``timeout`` per node.
+    ``become_user`` the account to sudo to (empty or a host's login user: no sudo on that
+    host, see :func:`becomes`); ``timeout`` per node.
     """
     hosts = _check_hosts("node", hosts)
     if not hosts:
@@ -230,6 +243,11 @@ def compile_cmd(
     timeout = _check_timeout(timeout)
     run_id = _run_id(run_id)
     inventory = _inventory([(h, "c") for h in hosts])
+    if not any(becomes(h, become_user) for h in hosts):
+        become_user = ""  # every host logs in as the step's user already
+    elif become_user:
+        for h in hosts:
+            inventory[h.name]["oj_become"] = becomes(h, become_user)
     return Compiled(
         kind="cmd",
         run_id=run_id,

@@ -1,15 +1,18 @@
 """Operating tasks: step (subtask) views, decision/pause control, kill, and log reads."""
 
 import time
+from collections.abc import Mapping
 from typing import Any, cast
+
+from peewee import fn
 
 from engine.access import auth
 from engine.catalog import steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from engine.run import events, lifecycle, logs
-from engine.run.shapes import HostView, SubtaskView, TaskLog
+from engine.run.shapes import HostPage, HostView, SubtaskView, TaskLog
 from engine.store.clock import now
-from engine.store.listing import Columns, as_dict
+from engine.store.listing import Columns, as_dict, paged
 from engine.store.models import Approval, HostResult, Subtask, Task, database
 from engine.store.prepared import Prepared
 from engine.store.validate import ALNUM, Field, check
@@ -35,6 +38,10 @@ CONTROL = {
     "control": Field(required=True, choices=("next", "fail", "running", "ignore")),
     # with control=running: also run again the hosts whose outcome is unknown (may have run)
     "retry_unknown": Field(bool, default=False),
+}
+HOST_FILTERS = {
+    # ok, failed, unreachable, timeout, canceled, unknown, refused, skipped
+    "status": Field(pattern=r"[a-z]{1,20}", max_len=20),
 }
 LOG = {"offset": Field(int, default=0, minimum=0)}
 VISIBLE = Columns(Task, ("uuid", "projectid", "jobuuid", "status"))
@@ -62,11 +69,28 @@ def host_results(
     return cast("list[HostView]", [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows])
 
 
-def task_hosts(projectid: int, taskuuid: str) -> list[HostView]:
-    """Return every per-host result of a task (jobs and single steps), in the order they ran."""
+def task_hosts(projectid: int, taskuuid: str, params: Mapping[str, Any] | None = None) -> HostPage:
+    """Return a task's per-host results (jobs and single steps) in the order they ran, with
+    ``total`` (the rows ``status`` selects) and ``counts`` (the task's rows per status).
+
+    ``params``: ``status`` keeps the rows of that status; ``page``/``pagesize`` return one
+    page of them (without either: every row, as before paging existed).
+    """
     task = _task(projectid, taskuuid, field="uuid")
-    rows = HostResult.select().where(HostResult.taskuuid == task.uuid).order_by(HostResult.id)
-    return cast("list[HostView]", [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in rows])
+    params = params or {}
+    wanted = check(params, HOST_FILTERS)["status"]
+    mine = HostResult.taskuuid == task.uuid
+    counts = HostResult.select(HostResult.status, fn.COUNT(HostResult.id)).where(mine)
+    per_status: dict[str, int] = dict(counts.group_by(HostResult.status).tuples())  # type: ignore[arg-type]
+    query = HostResult.select().where(mine)
+    if wanted:
+        query = query.where(HostResult.status == wanted)
+    query = query.order_by(HostResult.id)
+    if "page" in params or "pagesize" in params:
+        query = paged(query, params)
+    rows = [{**as_dict(r, HOST_FIELDS), "step": r.stepuuid} for r in query]
+    total = per_status.get(wanted, 0) if wanted else sum(per_status.values())
+    return {"rows": cast("list[HostView]", rows), "total": total, "counts": per_status}
 
 
 def _extended(kind: str, uuid: str) -> dict[str, Any]:

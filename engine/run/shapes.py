@@ -77,6 +77,14 @@ class HostView(TypedDict):
     step: str  # the step's uuid
 
 
+class HostPage(TypedDict):
+    """A page of a task's host results (:func:`engine.run.control.task_hosts`)."""
+
+    rows: list[HostView]
+    total: int  # rows the filter selects, over every page
+    counts: dict[str, int]  # the task's rows per status, whatever the filter
+
+
 class SubtaskView(TypedDict):
     """One step of a task (:func:`engine.run.control.list_subtasks`, ``get_subtask``)."""
 

@@ -17,7 +17,7 @@ from engine.catalog import variables
 from engine.catalog.steps import PLUGINS, shape
 from engine.errors import InvalidInput
 from engine.ops import logformat
-from engine.run import events, hostresults, logs, mutex, stepplan
+from engine.run import events, hostlog, hostresults, logs, mutex, stepplan
 from engine.run.lifecycle import (
     Heartbeat,
     claim,
@@ -307,25 +307,23 @@ class TaskRun:
             self.failure = "outcome unknown on: " + ",".join(kept)
             return "failed"
         compiled = self._compile(plan["make"], targets)
-        self.logged_hosts = set()
+        self.progress = hostlog.Progress(self.log.write, len(targets))
         outcome = runner.execute(
             compiled,
             self.workdir,
             settings(),
-            on_log=lambda text: None,  # each host's output is logged as it ends
+            on_log=lambda text: None,  # the hosts are logged grouped when the step ends
             on_host_result=self._host_ended,
             on_output=self._live_output,
             should_cancel=self.cancel.is_set,
         )
-        rows = []
-        for name, r in outcome.hosts.items():
-            rows.append(
-                self._row(
-                    step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout, r.stderr or r.msg
-                )
+        rows = [
+            self._row(
+                step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout, r.stderr or r.msg
             )
-            if name not in self.logged_hosts:  # hosts that ended without a result of their own
-                self._log_host(name, r)
+            for name, r in outcome.hosts.items()
+        ]
+        self.log.write(hostlog.grouped(outcome.hosts))
         rows += self._kept_rows(step, attempt, kept)
         self._save_results(step, attempt, rows)
         self.unknown = outcome.unknown_hosts + kept
@@ -371,20 +369,11 @@ class TaskRun:
         self.log.write("".join(f"{host}| {line}\n" for line in text.splitlines()))
 
     def _host_ended(self, r: "HostResult") -> None:
-        """Log a host's output as soon as it ends, so a long step on many hosts shows progress."""
+        """Count a host as it ends, so a long step on many hosts shows progress."""
         try:
-            self._log_host(r.host, r)
-        except Exception:  # never stop a run for its log: the host is logged at the end
+            self.progress.host_ended(r)
+        except Exception:  # never stop a run for its log: every host is logged at the end
             log.exception("task %s: logging host %s failed", self.task.uuid, r.host)
-            return
-        self.logged_hosts.add(r.host)
-
-    def _log_host(self, name: str, r: "HostResult") -> None:
-        head = f"--- {name} [{r.status}" + (f" rc={r.rc}" if r.rc is not None else "") + "]"
-        body = r.stdout or ""
-        if r.status != "ok" and (r.stderr or r.msg):
-            body = body + ("\n" if body and not body.endswith("\n") else "") + (r.stderr or r.msg)
-        self.log.write(head + "\n" + (body if body.endswith("\n") or not body else body + "\n"))
 
     def _resolve(self, step: dict[str, Any]) -> Resolved:
         try:
