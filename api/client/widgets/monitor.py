@@ -16,7 +16,9 @@ LOG_BOX = (
     "height:14em;overflow:auto;display:flex;flex-direction:column-reverse;"
     "border:1px solid #ccc;background:#fafafa;padding:4px"
 )
-LOG_TEXT = "margin:0;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px"
+LOG_TEXT = (
+    "margin:0;flex:none;overflow:visible;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px"
+)
 
 
 def _last_line(text: str | None, limit: int = 160) -> str:
