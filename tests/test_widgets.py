@@ -112,6 +112,8 @@ def test_monitor_next_and_fail_buttons(client, ssh_nodes):
     monitor = TaskMonitor(paused)
     assert paused.steps[0]["status"] == "running"
     assert visible(monitor) == ["kill"]  # no Next before the task waits at the pause
+    monitor.act("next")  # from code: refused by the widget, the pause stays
+    assert "Next: not now" in monitor.message.value and paused.steps[0]["pause"] == "check"
     monitor.watch(timeout=60, interval=0.3)
     assert visible(monitor) == ["kill", "next"]
     assert "paused after <b>first</b>: check" in monitor.why.value

@@ -226,8 +226,16 @@ class TaskMonitor(w.VBox):
     # -- acting ----------------------------------------------------------------------------
 
     def act(self, action: str) -> "TaskMonitor":
-        """Apply ``action`` (next, running, ignore, fail or kill) and refresh."""
+        """Apply ``action`` (next, running, ignore, fail or kill) and refresh; an action the
+        task does not allow now (as last loaded) is not sent."""
         self._stamp = None
+        if action not in self.valid_actions():
+            self.message.value = error(
+                f"{self.ACTIONS[action][0]}: not now (task {self.task.status})"
+            )
+            self.refresh()
+            self._stamp = self._signature()
+            return self
         try:
             if action == "kill":
                 self.message.value = html.escape(self.task.kill() or "")
