@@ -12,6 +12,8 @@ COLOURS = {
     "success": "#2a7d4f",
     "fail": "#c62828",
     "refuse": "#c62828",
+    "failed": "#c62828",  # a host's outcome
+    "unknown": "#b26a00",
     "decision": "#b26a00",
     "waiting": "#b26a00",
     "running": "#1565c0",
