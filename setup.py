@@ -1,5 +1,12 @@
 from setuptools import find_packages, setup
 
+NOTEBOOK = [
+    "jupyterlab==4.6.6",
+    "jupyterlab_widgets==3.0.17",
+    "ipywidgets==8.1.9",
+    "ipykernel>=6.29",
+]
+
 setup(
     name="opsjob",
     version="0.1.0",
@@ -34,6 +41,9 @@ setup(
         "prometheus_client>=0.20",  # GET /metrics, in its multiprocess mode
     ],
     extras_require={
+        # What JupyterLab needs to show the widgets: the widget front-end for JupyterLab 4
+        # (jupyterlab_widgets) at the version that matches ipywidgets, and a kernel.
+        "notebook": NOTEBOOK,
         "test": [
             "pytest>=8",
             "openapi-spec-validator>=0.7",
@@ -48,6 +58,7 @@ setup(
             "schemathesis>=4.0",  # fuzzes every operation of /openapi.json (tests/test_fuzz.py)
             "mypy==2.4.1",  # the type checker of `make test` (mypy.ini)
             "types-PyYAML==6.0.12.20261122",
+            *NOTEBOOK,  # tests/test_jupyterlab.py runs the notebooks in a real JupyterLab
         ],
     },
     entry_points={"console_scripts": ["opsjob = api.cli:main"]},

@@ -58,6 +58,8 @@ def test_launcher_form_runs_the_job(client, ssh_nodes):
     version.value, target.value = "2.0", "green"
     launcher.run_button.click()
     assert started == [launcher.task] and launcher.task.uuid in launcher.message.value
+    assert launcher.watching.children == (launcher.monitor,)
+    assert launcher.monitor.task is launcher.task
     task = launcher.task.wait()
     assert task.status == "success"
     assert task.hosts["stdout"].tolist() == ["release:[2.0] target=green\n"]
@@ -86,6 +88,8 @@ def test_monitor_retry_button_resumes_the_task(client, ssh_nodes):
     assert task.status == "waiting"
     assert visible(monitor) == ["fail", "ignore", "kill", "running"]
     assert "decision" in monitor.steps.value and "canary" in monitor.steps.value
+    assert f"<b>{b}</b> failed (rc=1)" in monitor.why.value  # beside the buttons
+    assert "canary" in monitor.hosts.value and task.steps[0]["uuid"] not in monitor.hosts.value
     assert monitor.progress.value == 0 and monitor.progress.max == 2
     assert a in monitor.hosts.value and "failed" in monitor.hosts.value
     ssh_nodes.ssh(b, f"touch /tmp/{marker}-go")
@@ -97,16 +101,28 @@ def test_monitor_retry_button_resumes_the_task(client, ssh_nodes):
     hosts = task.hosts
     assert hosts[hosts["host"] == b]["attempt"].tolist() == [1, 2]  # only b ran again
     assert hosts[hosts["host"] == a]["attempt"].tolist() == [1, 1]  # step 1, then step 2
-    assert monitor.log_view.value.endswith("task success")
+    assert monitor.log_view.value.endswith("task success</pre></div>")  # the newest line last
 
 
 def test_monitor_next_and_fail_buttons(client, ssh_nodes):
     a = ssh_nodes.addresses[0]
-    paused = client.run(add_job(client, [cmd([a], "true", pause="check"), cmd([a], "true")]))
+    steps = [cmd([a], "sleep 2", pause="check", name="first"), cmd([a], "true")]
+    paused = client.run(add_job(client, steps), wait=False)
+    paused.wait(until=("running",), timeout=60)
     monitor = TaskMonitor(paused)
+    assert paused.steps[0]["status"] == "running"
+    assert visible(monitor) == ["kill"]  # no Next before the task waits at the pause
+    monitor.act("next")  # from code: refused by the widget, the pause stays
+    assert "Next: not now" in monitor.message.value and paused.steps[0]["pause"] == "check"
+    monitor.watch(timeout=60, interval=0.3)
     assert visible(monitor) == ["kill", "next"]
+    assert "paused after <b>first</b>: check" in monitor.why.value
+    assert monitor.progress.description == "1/2 steps"
     monitor.buttons["next"].click()
+    assert monitor.message.value == "Next: sent"
     assert monitor.watch(timeout=60, interval=0.3).task.status == "success"
+    assert monitor.message.value == ""  # the stale message went
+    assert monitor.progress.description == "2/2 steps"
     assert [s["status"] for s in paused.steps] == ["success", "success"]
 
     failing = client.run(add_job(client, [cmd([a], "exit 2"), cmd([a], "true")]))
@@ -135,8 +151,12 @@ def test_dashboard_charts_the_history(client, ssh_nodes):
     board = AnalysisDashboard(client)
     date = board.frames["date"]
     assert len(date) == 30 and date["total"].iloc[-1] >= 1
-    bars = board.figures["date"].axes[0].patches
-    assert sum(p.get_height() for p in bars[:30]) == date["total"].sum()
+    bars = board.figures["date"].axes[0].patches  # succeeded, then the rest on top
+    assert sum(p.get_height() for p in bars) == date["total"].sum()
+    hour = board.figures["hour"].axes[0]
+    assert len(hour.patches) == 24 and sum(p.get_height() for p in hour.patches) >= 1
+    assert all(t == int(t) for t in hour.get_yticks())
+    assert hour.get_title() == "Tasks started per hour of day"
     assert set(board.figures) == {"date", "hour", "runtime", "statistics", "versions"}
     assert board.frames["table"].loc[ssh_nodes.addresses[0], "VERSION"] == "9.9"
     versions = board.frames["versions"]
