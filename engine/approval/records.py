@@ -218,7 +218,7 @@ def siblings(row: Approval) -> list[dict[str, Any]]:
 
 def detail_of_user(uuid: str, user: str) -> list[dict[str, Any]]:
     """``GET /approval/:uuid``: the rows of the task of ``user``'s row ``uuid``."""
-    Field(pattern=ALNUM, max_len=20).clean("uuid", uuid)
+    Field(pattern=r"[A-Za-z0-9]{12}", max_len=12).clean("uuid", uuid)  # as new_uuid() makes
     row = Approval.get_or_none(Approval.uuid == uuid, Approval.user == user)
     return siblings(row) if row is not None else []
 
