@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import fields
 
 import pytest
@@ -247,7 +248,10 @@ def test_two_ups_on_one_machine_start_and_stop_cleanly(tmp_path):
         for _, url, proc, _ in ups:
             wait_until_up(url, proc, path="/healthz")
         sockets = [home / f"gunicorn-{url.rsplit(':', 1)[1]}.ctl" for home, url, _, _ in ups]
+        deadline = time.monotonic() + 20  # the arbiter opens it beside its workers, not before
         for path in sockets:
+            while not os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert stat.S_ISSOCK(os.stat(path).st_mode), path
         (home, url, first, log), (_, other_url, second, other_log) = ups
         os.kill(first.pid, signal.SIGTERM)
