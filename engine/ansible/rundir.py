@@ -114,11 +114,7 @@ def create(
     if streams.WRAPPER not in files:  # a playbook step brings its own
         files[streams.WRAPPER] = streams.ssh_wrapper(os.path.join(pdd, streams.FOLDER)).encode()
     os.makedirs(os.path.join(pdd, streams.FOLDER), mode=0o700)
-    for rel, data in files.items():
-        path = os.path.join(pdd, rel)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
+    _write_files(pdd, files)
     os.chmod(os.path.join(pdd, streams.WRAPPER), 0o700)
     for rel, target in compiled.links.items():
         os.symlink(target, os.path.join(pdd, rel))
@@ -136,18 +132,23 @@ def _write_keep(
 ) -> None:
     """Copy what :func:`cleanup_dir` offers the cleanup to a dir the sandbox does not see."""
     keep = pdd + KEEP
-    os.makedirs(os.path.join(keep, "project"), mode=0o700)
-    os.makedirs(os.path.join(keep, "inventory"), mode=0o700)
     os.makedirs(os.path.join(keep, "tmp"), mode=0o700)
     files = {
         "project/cleanup.yml": compiled.cleanup.encode("utf-8"),
         "inventory/hosts.yml": compiled.files["inventory/hosts.yml"],
         "ansible.cfg": ansible_cfg(settings, keep, connect_timeout).encode("utf-8"),
     }
-    for rel, data in files.items():
-        with open(os.path.join(keep, rel), "wb") as f:
-            f.write(data)
+    _write_files(keep, files)
     _write_secrets(keep, compiled.secrets, public_only=True)
+
+
+def _write_files(base: str, files: dict[str, bytes]) -> None:
+    """Write ``files`` (path relative to ``base`` -> bytes), making their folders (mode 0700)."""
+    for rel, data in files.items():
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
 
 
 def cleanup_dir(pdd: str) -> str:

@@ -51,10 +51,14 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
+def _listed(ids: str, projectid: int | str) -> bool:
+    """Whether ``projectid`` is one of the comma-separated project ids of a setting."""
+    return str(projectid) in {p.strip() for p in ids.split(",")}
+
+
 def trusted(settings: Settings, projectid: int | str) -> bool:
     """Whether an admin lets project ``projectid`` run playbooks without containment."""
-    ids = {p.strip() for p in settings.playbook_trusted_projects.split(",")}
-    return str(projectid) in ids
+    return _listed(settings.playbook_trusted_projects, projectid)
 
 
 def refusal(settings: Settings, projectid: int | str) -> str:
@@ -67,8 +71,7 @@ def refusal(settings: Settings, projectid: int | str) -> str:
 
 def networked(settings: Settings, projectid: int | str) -> bool:
     """Whether an admin lets project ``projectid``'s playbooks reach the worker's network."""
-    ids = {p.strip() for p in settings.playbook_network_projects.split(",")}
-    return str(projectid) in ids
+    return _listed(settings.playbook_network_projects, projectid)
 
 
 def _setting_names() -> list[str]:
