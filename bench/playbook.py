@@ -88,12 +88,10 @@ def main(argv=None):
         cluster.run("project", "add", "1", "bench")
         cluster.serve()
         cluster.worker()
-        for address in nodes.addresses:
-            hostvars = {k: v for k, v in nodes.conn_vars(address).items() if k != "ansible_host"}
-            # root's rc files put pyenv's shims first, and Ansible's discovery would pick a
-            # shim that fails; a user of such nodes names the system Python once, as here
-            hostvars["ansible_python_interpreter"] = "/usr/bin/python3"
-            cluster.ok("POST", "/nodelist/1", {"name": address, "hostvars": hostvars})
+        # root's rc files put pyenv's shims first, and Ansible's discovery would pick a shim
+        # that fails; a user of such nodes names the system Python once, as here
+        python = {"ansible_python_interpreter": "/usr/bin/python3"}
+        cluster.add_nodes(1, nodes.addresses, hostvars=python)
         addresses = nodes.addresses[: args.nodes]
         upload(cluster, "bench.tar.gz", archive())
         step = {

@@ -97,9 +97,10 @@ class Cluster:
         assert status == 200 and data["stat"] is True, (status, data)
         return data
 
-    def add_nodes(self, projectid, addresses, names=None, credential=None):
-        """Attach loopback nodes to a project, with the connection vars that reach them; with a
-        ``credential`` (its id), the machines log in with it instead of the key file."""
+    def add_nodes(self, projectid, addresses, names=None, credential=None, hostvars=None):
+        """Attach loopback nodes to a project, with the connection vars that reach them (plus
+        ``hostvars``); with a ``credential`` (its id), the machines log in with it instead of
+        the key file."""
         for name, address in zip(names or addresses, addresses, strict=False):
             conn = self.nodes.conn_vars(address)
             dropped = ("ansible_host",)
@@ -107,7 +108,10 @@ class Cluster:
                 dropped += ("ansible_ssh_private_key_file", "ansible_user")
             body = {
                 "name": f"{name}::{address}" if name != address else address,
-                "hostvars": {k: v for k, v in conn.items() if k not in dropped},
+                "hostvars": {
+                    **{k: v for k, v in conn.items() if k not in dropped},
+                    **(hostvars or {}),
+                },
             }
             if credential is not None:
                 body["credential"] = credential
