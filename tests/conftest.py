@@ -1,5 +1,5 @@
 """Shared fixtures: a real database per backend (SQLite file, throwaway PostgreSQL database)
-and the Falcon app on top of it."""
+and the Falcon app on top of it, and Debian's headless Chromium for the page tests."""
 
 import os
 import uuid
@@ -16,6 +16,15 @@ from engine.store.settings import Settings
 from tests.faultparts import pg_url, redis_server  # noqa: F401  (fixtures: breakable parts)
 from tests.sshnodes import ssh_nodes  # noqa: F401  (session fixture: loopback SSH nodes)
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 PG_ADMIN = os.environ.get("OPSJOB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = os.environ.get("OPSJOB_TEST_BACKENDS", "sqlite,postgres").split(",")
 
@@ -118,3 +127,15 @@ def app(settings):
 @pytest.fixture
 def api(app):
     return Api(app)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), "Debian's chromium is missing: run `make system-deps`"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

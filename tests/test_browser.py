@@ -1,23 +1,12 @@
 """The two pages a person opens, in a real headless Chromium: the command console, and the live
 task log page following a running task. Both take the API key from ``#key=``."""
 
-import os
-
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.cluster import Cluster
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +18,6 @@ def cluster(ssh_nodes):
     c.add_nodes(1, ssh_nodes.ensure(2))
     yield c
     c.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert os.path.exists(CHROMIUM), "Debian's chromium is missing: run `make system-deps`"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_console_page_runs_a_typed_command_on_each_node(cluster, ssh_nodes, browser):

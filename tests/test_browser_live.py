@@ -9,7 +9,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.cluster import Cluster, cmd_step
-from tests.test_browser import browser  # noqa: F401  (the shared Chromium fixture)
 
 pytestmark = pytest.mark.slow
 MARKERS = ("first-line-out", "second-line-out", "third-line-out")
@@ -28,7 +27,7 @@ def cluster(ssh_nodes):
     c.close()
 
 
-def test_log_page_shows_each_line_within_a_second(cluster, ssh_nodes, browser):  # noqa: F811
+def test_log_page_shows_each_line_within_a_second(cluster, ssh_nodes, browser):
     node = ssh_nodes.addresses[0]
     steps = [
         cmd_step(f"echo {MARKERS[0]}", [node], name="one"),
@@ -82,7 +81,7 @@ def test_log_page_shows_each_line_within_a_second(cluster, ssh_nodes, browser): 
     page.close()
 
 
-def test_terminal_runs_a_shell_on_one_machine(cluster, ssh_nodes, browser):  # noqa: F811
+def test_terminal_runs_a_shell_on_one_machine(cluster, ssh_nodes, browser):
     node = ssh_nodes.addresses[0]
     page = browser.new_page()
     page.goto(f"{cluster.url}/cmd/1?node={node}&bash=1#key={cluster.key}")
@@ -100,7 +99,7 @@ def test_terminal_runs_a_shell_on_one_machine(cluster, ssh_nodes, browser):  # n
     page.close()
 
 
-def test_terminal_refusals(cluster, ssh_nodes, browser):  # noqa: F811
+def test_terminal_refusals(cluster, ssh_nodes, browser):
     mine, foreign = ssh_nodes.addresses[0], ssh_nodes.addresses[1]
     reader = cluster.run("user", "add", "termreader", "--project", "1", "--role", "read")
     page = browser.new_page()

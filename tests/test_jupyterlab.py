@@ -14,12 +14,11 @@ import urllib.request
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from api.client import Client
 from tests.cluster import Cluster
 from tests.httpclient import free_port
-from tests.test_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 PID = 1
@@ -115,15 +114,6 @@ def stop_lab(proc, home):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert os.path.exists(CHROMIUM), "Debian's chromium is missing: run `make system-deps`"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
