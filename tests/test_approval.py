@@ -71,6 +71,12 @@ def row_of(c, task, user):
     return row
 
 
+def opine(c, task, user, opinion):
+    """``user`` gives ``opinion`` on their row of ``task``, with their key."""
+    body = {"uuid": row_of(c, task, user)["uuid"], "opinion": opinion}
+    return c.ok("POST", "/approval", body, c.keys[user])
+
+
 def mail_link(c, to, task, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -139,21 +145,11 @@ def test_everyone_must_agree(cluster):
     c = cluster
     task = run_job(c, approval("ann,bob", everyone="on"))
     waiting(c, task)
-    c.ok(
-        "POST",
-        "/approval",
-        {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
-        c.keys["ann"],
-    )
+    opine(c, task, "ann", "agree")
     time.sleep(2)
     assert c.ok("GET", f"/task/{PID}/{task}")["data"]["status"] == "waiting"
     assert statuses(c, task) == ["success", "running", None]
-    c.ok(
-        "POST",
-        "/approval",
-        {"uuid": row_of(c, task, "bob")["uuid"], "opinion": "agree"},
-        c.keys["bob"],
-    )
+    opine(c, task, "bob", "agree")
     assert c.wait(PID, task)["status"] == "success"
     assert statuses(c, task) == ["success", "success", "success"]
 
@@ -162,12 +158,7 @@ def test_a_refusal_ends_the_task_refuse(cluster):
     c = cluster
     task = run_job(c, approval("ann,bob", everyone="on"))
     waiting(c, task)
-    c.ok(
-        "POST",
-        "/approval",
-        {"uuid": row_of(c, task, "bob")["uuid"], "opinion": "refuse"},
-        c.keys["bob"],
-    )
+    opine(c, task, "bob", "refuse")
     done = c.wait(PID, task)
     assert done["status"] == "refuse"
     assert statuses(c, task) == ["success", "refuse", None]  # the last step never ran
@@ -291,12 +282,7 @@ def test_a_waiting_approval_survives_a_worker_restart(cluster):
     c.stop("worker")
     c.worker("worker2")
     try:
-        c.ok(
-            "POST",
-            "/approval",
-            {"uuid": row_of(c, task, "ann")["uuid"], "opinion": "agree"},
-            c.keys["ann"],
-        )
+        opine(c, task, "ann", "agree")
         assert c.wait(PID, task)["status"] == "success"
         assert statuses(c, task) == ["success", "success", "success"]
     finally:

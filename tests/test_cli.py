@@ -1,5 +1,6 @@
 """The real `opsjob` command: init, project add, user add, and `serve` under gunicorn."""
 
+import contextlib
 import os
 import re
 import subprocess
@@ -18,6 +19,37 @@ def opsjob(env, *args):
     out = subprocess.run([OPSJOB, *args], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
+
+
+@contextlib.contextmanager
+def bootstrapped_up(env, *options):
+    """`opsjob bootstrap`, then `opsjob up` with ``options``; yield (url, admin key)."""
+    key = opsjob(env, "bootstrap").split("admin key: ")[1].split()[0]
+    port = free_port()
+    proc = subprocess.Popen(
+        [OPSJOB, "up", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc)
+        yield url, key
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
+
+
+def finished_log(url, key, uuid, timeout):
+    """The task's log once it is done (or as it stands after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = call("GET", f"{url}/slave/any/tasklog/{uuid}", key)[1]["data"]
+        if log["done"] or time.monotonic() > deadline:
+            return log
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -114,21 +146,7 @@ def test_user_add_rejects_bad_role(env):
 
 def test_up_runs_the_readme_example(env):
     """`opsjob bootstrap` + `opsjob up`: the demo project runs a command on localhost."""
-    import time
-
-    out = opsjob(env, "bootstrap")
-    key = out.split("admin key: ")[1].split()[0]
-    port = free_port()
-    proc = subprocess.Popen(
-        [OPSJOB, "up", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, proc)
+    with bootstrapped_up(env, "--workers", "1") as (url, key):
         body = {
             "node_type": "builtin",
             "node_cont": "localhost",
@@ -137,17 +155,8 @@ def test_up_runs_the_readme_example(env):
         }
         status, r = call("POST", f"{url}/task/1/plugin_cmd", key, body)
         assert status == 200, r
-        uuid = r["data"]["uuid"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            log = call("GET", f"{url}/slave/any/tasklog/{uuid}", key)[1]["data"]
-            if log["done"]:
-                break
-            time.sleep(0.2)
+        log = finished_log(url, key, r["data"]["uuid"], 60)
         assert log["status"] == "success" and "hello from" in log["log"]
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=20)
 
 
 # What each setting cannot mean: negative counts and sizes, zero where zero means nothing,
@@ -289,25 +298,13 @@ def test_make_run_installs_what_a_playbook_step_needs():
 def test_a_playbook_step_runs_on_the_demo_machine_of_a_bootstrapped_home(tmp_path):
     """What `make run` gives: `opsjob bootstrap` + `opsjob up`; a playbook step from the file
     store runs on project 1's `localhost`, contained by bubblewrap."""
-    import time
     from types import SimpleNamespace
 
     from tests.test_playbook_steps import tar_gz, upload
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSJOB_")}
     env["OPSJOB_HOME"] = str(tmp_path / "var")
-    key = opsjob(env, "bootstrap").split("admin key: ")[1].split()[0]
-    port = free_port()
-    proc = subprocess.Popen(
-        [OPSJOB, "up", "--port", str(port), "--workers", "1", "--task-workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, proc)
+    with bootstrapped_up(env, "--workers", "1", "--task-workers", "1") as (url, key):
         secret = os.path.join(env["OPSJOB_HOME"], "secret.key")
         assert os.path.exists(secret)
         playbook = (
@@ -333,15 +330,6 @@ def test_a_playbook_step_runs_on_the_demo_machine_of_a_bootstrapped_home(tmp_pat
         assert status == 200, r
         status, r = call("POST", f"{url}/task/1/job", key, {"jobuuid": r["uuid"]})
         assert status == 200, r
-        uuid = r["uuid"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            log = call("GET", f"{url}/slave/any/tasklog/{uuid}", key)[1]["data"]
-            if log["done"]:
-                break
-            time.sleep(0.3)
+        log = finished_log(url, key, r["uuid"], 120)
         assert log["status"] == "success", log["log"]
         assert "say hello" in log["log"] and "failed=0" in log["log"], log["log"]
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=20)
