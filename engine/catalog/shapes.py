@@ -9,7 +9,8 @@ A step is stored as one row of its kind's table (:mod:`engine.store.models`) and
 - ``PlanCmd``/...: a step of a task's plan, ``{"kind": kind, **shape(kind, row)}``, as the
   worker snapshots it and :func:`engine.run.stepplan.plan_step` reads it.
 
-Flags (``scp_delete``, ``check``, ``diff``) are the integers 0 or 1, as the columns keep them.
+Flags (``scp_delete``, ``check``, ``diff``, ``rolling_pause``) are the integers 0 or 1, as the
+columns keep them.
 """
 
 from typing import Literal, TypedDict
@@ -29,7 +30,15 @@ class _Fields(TypedDict):
     batches: str
 
 
-class _CmdFields(_Fields):
+class _HostFields(_Fields):
+    """What the steps that run on hosts have: how they roll over them in batches."""
+
+    rolling: str  # batch sizes (engine.catalog.rolling); "" runs every host at once
+    max_fail: str  # failed hosts the rollout tolerates: a count or a percentage
+    rolling_pause: int  # 1: wait for control=next between two batches
+
+
+class _CmdFields(_HostFields):
     node_type: str  # builtin, group or variable
     node_cont: str
     scripts_type: str  # cite (scripts_cont is a script id) or a language
@@ -37,7 +46,7 @@ class _CmdFields(_Fields):
     scripts_argv: str
 
 
-class _ScpFields(_Fields):
+class _ScpFields(_HostFields):
     src_type: str  # builtin, group, variable or fileserver
     src: str  # "" when src_type is fileserver
     sp: str
@@ -49,7 +58,7 @@ class _ScpFields(_Fields):
     scp_delete: int
 
 
-class _PlaybookFields(_Fields):
+class _PlaybookFields(_HostFields):
     node_type: str
     node_cont: str
     source: str

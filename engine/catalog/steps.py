@@ -3,7 +3,7 @@
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from engine.catalog import argv
+from engine.catalog import argv, rolling
 from engine.catalog.shapes import CheckedStep, StepShape
 from engine.catalog.variables import names_in
 from engine.errors import Forbidden, InvalidInput
@@ -49,6 +49,7 @@ CMD = {
     ),
     "scripts_cont": Field(required=True, pattern=NO_CONTROL, max_len=65536, allow_empty=False),
     "scripts_argv": Field(default="", pattern=NO_CONTROL, max_len=3000),
+    **rolling.FIELDS,
 }
 SCP = {
     "user": Field(default="", pattern=WORD, max_len=40),
@@ -61,6 +62,7 @@ SCP = {
     "chown": Field(default="", pattern=WORD, max_len=40),
     "chmod": Field(default="", pattern=r"[0-7]{3,4}", max_len=4),
     "scp_delete": Field(bool, default=False),
+    **rolling.FIELDS,
 }
 # ``$variables`` are allowed where they are substituted (node_cont of type variable, source,
 # playbook, tags, skip_tags); the values are checked again after substitution.
@@ -75,6 +77,7 @@ PLAYBOOK = {
     "check": Field(bool, default=False),
     "diff": Field(bool, default=False),
     "verbosity": Field(int, default=0, minimum=0, maximum=4),
+    **rolling.FIELDS,
 }
 PLAYBOOK_FIELDS = (
     "uuid",
@@ -94,6 +97,7 @@ PLAYBOOK_FIELDS = (
     "deployenv",
     "action",
     "batches",
+    *rolling.NAMES,
 )
 # An approver entry is a user name or an address; ``$var`` and ``${var}`` are substituted.
 APPROVAL = {
@@ -138,6 +142,7 @@ CMD_FIELDS = (
     "deployenv",
     "action",
     "batches",
+    *rolling.NAMES,
 )
 SCP_FIELDS = (
     "uuid",
@@ -157,6 +162,7 @@ SCP_FIELDS = (
     "deployenv",
     "action",
     "batches",
+    *rolling.NAMES,
 )
 
 
@@ -265,6 +271,13 @@ def validate_step(
         for path in ("sp", "dp"):
             Field(pattern=NO_CONTROL, max_len=500).clean(path, values[path])
         values["scp_delete"] = int(values["scp_delete"])
+    if kind != "approval":
+        rolling.check(values)
+        if direct and values["rolling_pause"]:
+            raise InvalidInput(
+                "rolling_pause: a step run on its own cannot wait for next between batches; "
+                "save it in a job"
+            )
     values.update(common)
     return cast(CheckedStep, values)  # check() returns the fields of the spec chosen above
 

@@ -29,7 +29,17 @@ SUBTASK_FIELDS = (
     "pause",
 )
 APPROVAL_FIELDS = ("uuid", "user", "opinion", "remarks", "finishtime", "notifystatus")
-HOST_FIELDS = ("host", "status", "rc", "attempt", "starttime", "finishtime", "stdout", "stderr")
+HOST_FIELDS = (
+    "host",
+    "status",
+    "rc",
+    "attempt",
+    "batch",
+    "starttime",
+    "finishtime",
+    "stdout",
+    "stderr",
+)
 FINAL = ("success", "fail", "refuse")
 CONTROL = {
     "taskuuid": Field(required=True, pattern=ALNUM, max_len=20),

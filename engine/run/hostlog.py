@@ -27,7 +27,8 @@ def body(r: "HostResult") -> str:
     return text if text.endswith("\n") or not text else text + "\n"
 
 
-def _names(hosts: list[str]) -> str:
+def names(hosts: list[str]) -> str:
+    """The first NAMES_SHOWN of ``hosts``, then "and N more"."""
     shown = ", ".join(hosts[:NAMES_SHOWN])
     more = len(hosts) - NAMES_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
@@ -44,7 +45,7 @@ def grouped(results: Mapping[str, "HostResult"]) -> str:
     for (status, rc, text), hosts in order:
         count = f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}"
         state = status + (f" rc={rc}" if rc is not None else "")
-        out.append(f"--- {count} {state}: {_names(hosts)}\n{text}")
+        out.append(f"--- {count} {state}: {names(hosts)}\n{text}")
     return "".join(out)
 
 

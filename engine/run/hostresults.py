@@ -20,8 +20,9 @@ def row(
     stdout: str | None = "",
     stderr: str | None = "",
     msg: str = "",
+    batch: int | None = None,
 ) -> HostRow:
-    """One host's result of one attempt, as a row to insert."""
+    """One host's result of one attempt (in ``batch`` of a rollout), as a row to insert."""
     return {
         "taskuuid": taskuuid,
         "stepuuid": stepuuid,
@@ -33,6 +34,7 @@ def row(
         "finishtime": end,
         "stdout": stdout or "",
         "stderr": stderr or msg or "",
+        "batch": batch,
     }
 
 

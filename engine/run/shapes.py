@@ -61,6 +61,7 @@ class HostRow(TypedDict):
     finishtime: float | None
     stdout: str
     stderr: str
+    batch: int | None  # the batch of a rolling step it ran in
 
 
 class HostView(TypedDict):
@@ -74,6 +75,7 @@ class HostView(TypedDict):
     finishtime: float | None
     stdout: str
     stderr: str
+    batch: int | None  # the batch of a rolling step it ran in
     step: str  # the step's uuid
 
 

@@ -9,15 +9,13 @@ import json
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.ansible import runner
 from engine.approval import step as approval
 from engine.catalog import variables
 from engine.catalog.steps import PLUGINS, shape
-from engine.errors import InvalidInput
 from engine.ops import logformat
-from engine.run import events, hostlog, hostresults, logs, mutex, stepplan
+from engine.run import events, logs, mutex
 from engine.run.lifecycle import (
     Heartbeat,
     claim,
@@ -28,14 +26,10 @@ from engine.run.lifecycle import (
     wake,
     worker_name,
 )
-from engine.run.shapes import HostRow, Resolved
+from engine.run.steprun import StepFailed, StepRun
 from engine.store.clock import now
 from engine.store.db import database
 from engine.store.models import Job, Subtask, Task
-
-if TYPE_CHECKING:
-    from engine.ansible.playbook import Compiled, Host
-    from engine.ansible.results import HostResult
 
 log = logging.getLogger(__name__)
 STEPPED = ("jobs", "plugin_approval")  # tasks walked step by step (an approval parks)
@@ -45,10 +39,6 @@ def task_values(task: Task) -> dict[str, Any]:
     """The variables of ``task``'s run (see :func:`engine.catalog.variables.run_values`)."""
     jobuuid = task.jobuuid if task.jobtype == "jobs" else None
     return variables.run_values(jobuuid, json.loads(task.variable or "{}"))
-
-
-class StepFailed(Exception):
-    """A step cannot run at all (undefined variable, missing script); the task fails."""
 
 
 def run_task(uuid: str) -> None:
@@ -181,6 +171,8 @@ class TaskRun:
             except StepFailed:
                 self._end_sub(sub, "fail")
                 raise
+            if result == "paused":  # a rollout waits for `next` between two batches
+                return None
             if result == "killed":
                 durably(
                     Subtask.update(status="fail", finishtime=now())
@@ -231,8 +223,9 @@ class TaskRun:
     def _end_sub(self, sub: Subtask, status: str) -> None:
         stamp = now()
         runtime = (stamp - sub.starttime).total_seconds() if sub.starttime else 0.0
+        ended = {"status": status, "finishtime": stamp, "runtime": round(runtime, 3)}
         durably(
-            Subtask.update(status=status, finishtime=stamp, runtime=round(runtime, 3))
+            Subtask.update(**ended, retry_unknown=False)  # a later decision asks again
             .where(Subtask.id == sub.id)
             .execute
         )
@@ -245,145 +238,9 @@ class TaskRun:
 
     # -- executing one step
 
-    def _execute(self, step, sub, retry):
-        """Resolve, compile and run one step. Return "ok", "failed" or "killed"."""
-        kind = step["kind"]
-        attempt = (sub.attempt if sub else 0) + 1
-        plan = durably(self._resolve, step, what=f"task {self.task.uuid}: nodes")  # reads only
-        targets, refused = plan["targets"], plan["refused"]
-        self.unknown, kept = [], []  # hosts whose outcome is unknown; those not run again
-        if retry:
-            rerun, kept = durably(
-                hostresults.retry_hosts,
-                self.task.uuid,
-                step["uuid"],
-                sub.attempt,
-                sub.retry_unknown,
-            )
-            if rerun or kept:  # with no result at all (the run broke early), all run again
-                targets = [h for h in targets if h.name in rerun]
-                refused = [n for n in refused if n in rerun]
-        names = [h.name for h in targets] + refused
-        if sub is not None:
-            fields = {
-                "status": "running",
-                "starttime": now(),
-                "nodecount": len(names),
-                "attempt": attempt,
-                "finishtime": None,
-                "retry_unknown": False,  # a later decision asks again
-            }
-            if attempt == 1:
-                fields["pause"] = step.get("pause") or ""
-            durably(Subtask.update(**fields).where(Subtask.id == sub.id).execute)
-            sub.starttime = fields["starttime"]
-        label = f"step {sub.position + 1}" if sub else "step"
-        self.log.line(
-            f"[{now()}] {label} ({kind}) {step['name']}: "
-            f"{'retrying' if retry else 'running'} on {len(names)} node(s): " + ",".join(names)
-        )
-        if refused:
-            self.log.line("ERROR: the node not in project: " + ",".join(refused))
-            results = [
-                self._row(step, attempt, n, "refused", msg="not a machine of this project")
-                for n in refused
-            ]
-            results += [
-                self._row(
-                    step,
-                    attempt,
-                    h.name,
-                    "skipped",
-                    msg="not run: other nodes of the step were refused",
-                )
-                for h in targets
-            ]
-            self._save_results(step, attempt, results + self._kept_rows(step, attempt, kept))
-            self.failure = "node not in project: " + ",".join(refused)
-            return "failed"
-        if not targets:  # only hosts of unknown outcome were left, and they are not run again
-            self._save_results(step, attempt, self._kept_rows(step, attempt, kept))
-            self.unknown = kept
-            self.failure = "outcome unknown on: " + ",".join(kept)
-            return "failed"
-        compiled = self._compile(plan["make"], targets)
-        self.progress = hostlog.Progress(self.log.write, len(targets))
-        outcome = runner.execute(
-            compiled,
-            self.workdir,
-            settings(),
-            on_log=lambda text: None,  # the hosts are logged grouped when the step ends
-            on_host_result=self._host_ended,
-            on_output=self._live_output,
-            should_cancel=self.cancel.is_set,
-        )
-        rows = [
-            self._row(
-                step, attempt, name, r.status, r.rc, r.start, r.end, r.stdout, r.stderr or r.msg
-            )
-            for name, r in outcome.hosts.items()
-        ]
-        self.log.write(hostlog.grouped(outcome.hosts))
-        rows += self._kept_rows(step, attempt, kept)
-        self._save_results(step, attempt, rows)
-        self.unknown = outcome.unknown_hosts + kept
-        events.emit("step_finished", self.task, step, outcome)
-        if outcome.status == "canceled":
-            return "killed"
-        if outcome.status == "error":
-            self.log.line(f"ERROR: {outcome.error}")
-        failed = outcome.failed_hosts + kept
-        if not failed and outcome.status == "ok" and plan.get("after"):
-            try:
-                self.log.line(plan["after"]())
-            except InvalidInput as e:
-                self.failure = e.info
-                self.log.line(f"ERROR: {e.info}")
-                return "failed"
-        if failed or outcome.status != "ok":
-            self.failure = (
-                (
-                    f"{kind} failed on {len(failed)} of {len(outcome.hosts)} node(s): "
-                    + ",".join(failed)
-                )
-                if failed
-                else outcome.error
-            )
-            self.log.line("failed: " + ",".join(failed))
-            return "failed"
-        return "ok"
-
-    def _kept_rows(self, step: dict[str, Any], attempt: int, kept: list[str]) -> list[HostRow]:
-        return [self._row(step, attempt, h, "unknown", msg=hostresults.NOT_RUN_AGAIN) for h in kept]
-
-    def _save_results(self, step: dict[str, Any], attempt: int, rows: list[HostRow]) -> None:
-        hostresults.save(self.task.uuid, step["uuid"], attempt, rows)
-
-    def _row(self, step, attempt, host, status, *result, **fields):
-        return hostresults.row(
-            self.task.uuid, step["uuid"], attempt, host, status, *result, **fields
-        )
-
-    def _live_output(self, host: str, text: str) -> None:
-        """Log what a host prints while a long step runs, line by line, each with its name."""
-        self.log.write("".join(f"{host}| {line}\n" for line in text.splitlines()))
-
-    def _host_ended(self, r: "HostResult") -> None:
-        """Count a host as it ends, so a long step on many hosts shows progress."""
-        try:
-            self.progress.host_ended(r)
-        except Exception:  # never stop a run for its log: every host is logged at the end
-            log.exception("task %s: logging host %s failed", self.task.uuid, r.host)
-
-    def _resolve(self, step: dict[str, Any]) -> Resolved:
-        try:
-            return stepplan.resolve(self.task, step, self.values, settings())
-        except InvalidInput as e:
-            raise StepFailed(e.info) from None
-
-    @staticmethod
-    def _compile(make: Any, targets: "list[Host]") -> "Compiled":
-        try:
-            return make(targets)
-        except InvalidInput as e:
-            raise StepFailed(e.info) from None
+    def _execute(self, step: dict[str, Any], sub: Subtask | None, retry: bool) -> str:
+        """Run one step's hosts (engine.run.steprun); "ok", "failed", "killed" or "paused"."""
+        run = StepRun(self.task, step, sub, self.values, self.log, self.cancel, self.workdir)
+        result = run.run(retry)
+        self.unknown, self.failure = run.unknown, run.failure
+        return result

@@ -106,7 +106,16 @@ class StepRow(BaseModel):
     create_time = DateTimeField(default=now)
 
 
-class PluginCmd(StepRow):
+class HostStepRow(StepRow):
+    """The columns of the steps that run on hosts: how they roll over them in batches (v16;
+    see engine.catalog.rolling)."""
+
+    rolling = CharField(max_length=100, default="")
+    max_fail = CharField(max_length=10, default="0")
+    rolling_pause = IntegerField(default=0)
+
+
+class PluginCmd(HostStepRow):
     """A cmd step."""
 
     node_type = CharField(max_length=20)
@@ -116,7 +125,7 @@ class PluginCmd(StepRow):
     scripts_argv = TextField(default="")
 
 
-class PluginScp(StepRow):
+class PluginScp(HostStepRow):
     """An scp step."""
 
     src_type = CharField(max_length=20)
@@ -130,7 +139,7 @@ class PluginScp(StepRow):
     scp_delete = IntegerField(default=0)
 
 
-class PluginPlaybook(StepRow):
+class PluginPlaybook(HostStepRow):
     """A playbook step (v13)."""
 
     node_type = CharField(max_length=20)

@@ -90,6 +90,7 @@ class HostResult(BaseModel):
     finishtime = DoubleField(null=True)
     stdout = TextField(default="")
     stderr = TextField(default="")
+    batch = IntegerField(null=True)  # the batch of a rolling step it ran in (v16)
 
 
 class LogChunk(BaseModel):

@@ -136,6 +136,18 @@ MIGRATIONS: dict[int, tuple[str, Migration, Migration]] = {
         "approval steps (plugin_approval) and their approvers' opinions (approval)",
         tables=[models.PluginApproval, models.Approval],
     ),
+    16: _version(
+        "steps roll over their hosts in batches (rolling, max_fail, rolling_pause); the batch "
+        "of each host result",
+        columns=[
+            *(
+                (table, name, getattr(models.HostStepRow, name))
+                for table in ("plugin_cmd", "plugin_scp", "plugin_playbook")
+                for name in ("rolling", "max_fail", "rolling_pause")
+            ),
+            ("host_result", "batch", models.HostResult.batch),
+        ],
+    ),
 }
 LATEST = max([1, *MIGRATIONS])
 
