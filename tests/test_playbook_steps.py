@@ -373,3 +373,30 @@ def test_path_sources_are_an_admins(cluster, ssh_nodes, tmp_path):
     }
     status, answer = call("POST", f"{cluster.url}/third/interface/dry-run", writer, dry)
     assert status == 403 and "source: a path: source" in answer["info"], answer
+
+
+def test_a_rolling_playbook_step_runs_each_batch_on_its_hosts_only(cluster, ssh_nodes):
+    a, b, c = ssh_nodes.addresses[:3]
+    name = unique("pb") + ".zip"
+    play = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - copy:\n        dest: /tmp/{{ tag }}-{{ inventory_hostname }}\n"
+        "        content: \"{{ ansible_play_hosts_all | join(',') }}\"\n"
+    )
+    upload(cluster, name, zipped({"site.yml": play}))
+    tag = unique("r")
+    rolling = step([a, b, c], f"fileserver:{name}", rolling="1 +1")
+    task = start(cluster, job(cluster, [rolling]), {"tag": tag})
+    assert cluster.wait(PID, task)["status"] == "success", log_of(cluster, task)
+    try:
+        seen = {}
+        for host in (a, b, c):
+            with open(f"/tmp/{tag}-{host}") as f:  # every node is this machine
+                seen[host] = f.read()
+    finally:
+        for host in (a, b, c):
+            if os.path.exists(f"/tmp/{tag}-{host}"):
+                os.unlink(f"/tmp/{tag}-{host}")
+    assert seen == {a: a, b: f"{b},{c}", c: f"{b},{c}"}  # batch 1: a alone; batch 2: b and c
+    _, hosts = host_results(cluster, task)
+    assert {h: hosts[h]["batch"] for h in (a, b, c)} == {a: 1, b: 2, c: 2}

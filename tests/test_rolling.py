@@ -67,7 +67,8 @@ def cluster(ssh_nodes):
 @pytest.mark.parametrize(
     ("field", "value"),
     [("rolling", "+2"), ("rolling", "2 x"), ("rolling", "0"), ("rolling", "120%"),
-     ("max_fail", "-1"), ("max_fail", "101%"), ("rolling_pause", "maybe")],
+     ("max_fail", "-1"), ("max_fail", "101%"), ("rolling_pause", "maybe"),
+     ("forks", "-1"), ("forks", "1001")],
 )  # fmt: skip
 def test_bad_rolling_fields_are_refused_naming_the_field(cluster, field, value):
     step = cmd_step("true", cluster.five, **{"rolling": "2", field: value})
@@ -201,3 +202,14 @@ def test_a_pause_between_batches_waits_for_next(cluster):
     control(c, task, "next")
     assert c.wait(PID, task)["status"] == "success"
     assert "paused after batch 1 of 2" in log_of(c, task)
+
+
+def test_a_steps_forks_caps_the_hosts_run_at_once(cluster):
+    c = cluster
+    task = run_job(c, cmd_step("date +%s.%N; sleep 0.5; date +%s.%N", c.five[:3], forks=1))
+    assert c.wait(PID, task)["status"] == "success", log_of(c, task)
+    # the nodes' own clocks (every node is this machine): when the command began and ended
+    spans = sorted(tuple(map(float, r["stdout"].split())) for r in hosts(c, task))
+    for (_, ended), (started, _) in zip(spans, spans[1:], strict=False):
+        assert started >= ended, spans  # one host at a time
+    assert {r["batch"] for r in hosts(c, task)} == {None}  # not a rollout

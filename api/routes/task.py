@@ -148,7 +148,8 @@ class RunCmd:
     @takes(DIRECT, steps.DIRECT_CMD, tasks.VARIABLE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
         """Run a script on nodes: name, user, node_type (builtin|group), node_cont,
-        scripts_type, scripts_cont, scripts_argv, timeout, variable."""
+        scripts_type, scripts_cont, scripts_argv, timeout, variable; rolling and max_fail run
+        the nodes in batches."""
         ok(resp, tasks.run_step(projectid, "cmd", params(req), req.context.principal))
 
 
@@ -158,7 +159,8 @@ class RunScp:
     @requires("write")
     @takes(DIRECT, steps.DIRECT_SCP, tasks.VARIABLE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, projectid: int) -> None:
-        """Copy files: src_type, src, sp, dst_type, dst, dp, chown, chmod, scp_delete, timeout."""
+        """Copy files: src_type, src, sp, dst_type, dst, dp, chown, chmod, scp_delete, timeout;
+        rolling and max_fail copy to the nodes in batches."""
         ok(resp, tasks.run_step(projectid, "scp", params(req), req.context.principal))
 
 

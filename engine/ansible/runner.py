@@ -67,6 +67,7 @@ def execute(
     on_log: Callable[[str], object] | None = None,
     should_cancel: Callable[[], object] | None = None,
     on_output: Callable[[str, str], object] | None = None,
+    forks: int | None = None,
 ) -> RunOutcome:
     """Run ``compiled`` (from engine.ansible.playbook) and return a :class:`RunOutcome`.
 
@@ -77,6 +78,7 @@ def execute(
     stopped locally and on the nodes, and the outcome is ``canceled``. Errors of Ansible or
     ansible-runner never escape: they give an ``error`` outcome. ``on_output(host, lines)``
     gets what a cmd step's hosts print while they run, once they have run LIVE_AFTER s.
+    ``forks`` caps the hosts run at once (a step's own cap; None: the worker's setting).
     """
     started = time.time()
     marker = uuid.uuid4().hex
@@ -113,7 +115,7 @@ def execute(
         return state["cancel"]
 
     hosts = set(compiled.targets) | ({compiled.source} if compiled.source else set())
-    forks = max(1, min(len(hosts), int(settings.ansible_forks)))
+    forks = max(1, min(len(hosts), forks or int(settings.ansible_forks)))
     rounds = -(-len(hosts) // forks)
     per_task = compiled.timeout + playbook.KILL_AFTER + playbook.TASK_GRACE + CONNECT_TIMEOUT
     job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60

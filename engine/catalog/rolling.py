@@ -1,4 +1,4 @@
-"""Rolling a step over its hosts in batches: the step fields, their grammar, and the batches.
+"""How a step spreads over its hosts: in batches, and how many at a time within one.
 
 ``rolling`` is a space-separated list of batch sizes, the last one repeating:
 
@@ -9,7 +9,7 @@ So ``1 10% *2`` runs one host, then a tenth of the hosts, then batches that doub
 host at once (no rollout). ``max_fail`` is how many failed hosts the rollout tolerates, as a
 count (``0``: any failure stops it) or a percentage of the hosts it rolls over (``10%``); when more
 fail, the later batches do not run. With ``rolling_pause`` the step waits for ``control=next``
-between two batches.
+between two batches. ``forks`` caps how many hosts run at once (0: the worker's choice).
 """
 
 import math
@@ -23,11 +23,13 @@ ABSOLUTE = r"[1-9][0-9]{0,5}%?"
 RELATIVE = r"[+*][1-9][0-9]{0,5}"
 EXPRESSION = rf"{ABSOLUTE}(?: +(?:{ABSOLUTE}|{RELATIVE}))*"
 MAX_FAIL = r"[0-9]{1,6}%?"
+MAX_FORKS = 1000
 
 FIELDS = {
     "rolling": Field(default="", pattern=EXPRESSION, max_len=100),
     "max_fail": Field(default="0", pattern=MAX_FAIL, max_len=7),
     "rolling_pause": Field(bool, default=False),
+    "forks": Field(int, default=0, minimum=0, maximum=MAX_FORKS),
 }
 NAMES = tuple(FIELDS)
 

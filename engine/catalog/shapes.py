@@ -36,6 +36,7 @@ class _HostFields(_Fields):
     rolling: str  # batch sizes (engine.catalog.rolling); "" runs every host at once
     max_fail: str  # failed hosts the rollout tolerates: a count or a percentage
     rolling_pause: int  # 1: wait for control=next between two batches
+    forks: int  # hosts at once (0: the worker's choice)
 
 
 class _CmdFields(_HostFields):

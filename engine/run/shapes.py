@@ -145,6 +145,7 @@ class StepReport(TypedDict):
     missing: list[str]
     problems: list[str]
     args: dict[str, Any]
+    rollout: list[int]  # the batch sizes of a rolling step ([n]: all n nodes at once)
 
 
 class RunPlan(TypedDict):

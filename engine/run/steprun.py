@@ -197,6 +197,7 @@ class StepRun:
             on_host_result=self._host_ended,
             on_output=self._live_output,
             should_cancel=self.cancel.is_set,
+            forks=int(self.step.get("forks") or 0) or None,
         )
         rows = [
             self._row(n, r.status, r.rc, r.start, r.end, r.stdout, r.stderr or r.msg, batch=batch)

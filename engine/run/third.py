@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from peewee import IntegrityError
 
 from engine.access import auth
-from engine.catalog import steps, variables
+from engine.catalog import rolling, steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.playbooks import plan as playbook_plan
 from engine.run import control, stepplan, tasks
@@ -139,17 +139,19 @@ def plan(projectid: int, job: Job, given: dict[str, str]) -> RunPlan:
                 p.make(p.targets)  # compiling is pure: it only proves the step would run
             except InvalidInput as e:
                 problems.append(e.info)
+        nodes = [h.name for h in p.targets]
         report["steps"].append(
             {
                 "step": position,
                 "kind": kind,
                 "name": step["name"],
                 "uuid": step["uuid"],
-                "nodes": [h.name for h in p.targets],
+                "nodes": nodes,
                 "refused": p.refused,
                 "missing": p.missing,
                 "problems": problems,
                 "args": p.args,
+                "rollout": [len(b) for b in rolling.batches(nodes, str(step.get("rolling") or ""))],
             }
         )
         for key, found in (("missing", p.missing), ("foreign", p.refused)):

@@ -107,12 +107,13 @@ class StepRow(BaseModel):
 
 
 class HostStepRow(StepRow):
-    """The columns of the steps that run on hosts: how they roll over them in batches (v16;
-    see engine.catalog.rolling)."""
+    """The columns of the steps that run on hosts: how they spread over them: batches and forks
+    (v16; see engine.catalog.rolling)."""
 
     rolling = CharField(max_length=100, default="")
     max_fail = CharField(max_length=10, default="0")
     rolling_pause = IntegerField(default=0)
+    forks = IntegerField(default=0)  # hosts at once; 0: the worker's choice
 
 
 class PluginCmd(HostStepRow):

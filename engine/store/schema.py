@@ -137,13 +137,13 @@ MIGRATIONS: dict[int, tuple[str, Migration, Migration]] = {
         tables=[models.PluginApproval, models.Approval],
     ),
     16: _version(
-        "steps roll over their hosts in batches (rolling, max_fail, rolling_pause); the batch "
-        "of each host result",
+        "steps roll over their hosts in batches (rolling, max_fail, rolling_pause) and cap their "
+        "forks; the batch of each host result",
         columns=[
             *(
                 (table, name, getattr(models.HostStepRow, name))
                 for table in ("plugin_cmd", "plugin_scp", "plugin_playbook")
-                for name in ("rolling", "max_fail", "rolling_pause")
+                for name in ("rolling", "max_fail", "rolling_pause", "forks")
             ),
             ("host_result", "batch", models.HostResult.batch),
         ],
