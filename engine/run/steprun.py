@@ -2,8 +2,8 @@
 
 A step that rolls (:mod:`engine.catalog.rolling`) runs its hosts batch by batch. Each batch is
 one Ansible run whose host results are stored when it ends, with the batch's number, so a
-rollout that waits for ``control=next`` between two batches (``rolling_pause``), or that another
-worker takes over, goes on in the same attempt with the hosts that have no result yet. When
+rollout that waited for ``control=next`` between two batches (``rolling_pause``) goes on, on any
+worker, in the same attempt with the hosts that have no result yet. When
 more hosts failed than ``max_fail`` tolerates, the later batches do not run: their hosts are
 ``skipped``, and a retry runs them together with the failed ones.
 """
