@@ -27,10 +27,10 @@ from api.server.app import create_app
 from api.server.asgi import wrap_wsgi
 from engine.access import auth
 from engine.catalog import projects
-from engine.run.logs import LogWriter
 from engine.store.db import database
 from engine.store.models import Task
 from engine.store.settings import Settings
+from engine.tasklog.logs import LogWriter
 
 from .proc import cpu, tree_cpu
 from .servers import served, wrk

@@ -83,7 +83,7 @@ ROOMS = {
     "jobs": "engine.catalog.jobs",
     "lifecycle": "engine.run.lifecycle",
     "listing": "engine.store.listing",
-    "livelog": "engine.run.livelog",
+    "livelog": "engine.tasklog.livelog",
     "logformat": "engine.ops.logformat",
     "metrics": "engine.insight.metrics",
     "nodegroups": "engine.machines.nodegroups",

@@ -71,7 +71,7 @@ def _result(host, status="ok", rc=0, stdout="", stderr="", msg=""):
 
 
 def test_hosts_with_the_same_status_and_output_share_one_block_failures_first():
-    from engine.run.hostlog import grouped
+    from engine.tasklog.hostlog import grouped
 
     results = {f"10.0.0.{n}": _result(f"10.0.0.{n}", stdout="Linux\n") for n in range(1, 31)}
     results["10.0.0.7"] = _result("10.0.0.7", "failed", 3, stdout="half", stderr="broken\n")
@@ -88,7 +88,7 @@ def test_hosts_with_the_same_status_and_output_share_one_block_failures_first():
 
 
 def test_progress_logs_the_first_host_then_now_and_then():
-    from engine.run.hostlog import Progress
+    from engine.tasklog.hostlog import Progress
 
     lines, now = [], [100.0]
     progress = Progress(lines.append, 4, every=5.0, clock=lambda: now[0])

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from engine.run import logs
 from engine.store import schema
 from engine.store.db import database, open_database
 from engine.store.models import LogChunk, Task
+from engine.tasklog import logs
 from tests.faultparts import fill, small_disk
 
 

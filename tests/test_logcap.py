@@ -3,11 +3,11 @@ through the database writer, and end to end with a step that prints far more tha
 
 import pytest
 
-from engine.run import logs
-from engine.run.logcap import LogCap
 from engine.store import schema
 from engine.store.db import database, open_database
 from engine.store.models import LogChunk, Task
+from engine.tasklog import logs
+from engine.tasklog.logcap import LogCap
 
 
 def test_the_cap_keeps_head_and_tail_and_counts_the_cut():

@@ -5,13 +5,13 @@ import json
 
 import yaml
 
-from engine.run import logs
 from engine.run.tasks import DETAIL_FIELDS
 from engine.store.clock import fmt
 from engine.store.db import database
 from engine.store.listing import Columns, as_dict
 from engine.store.models import LogChunk, Task
 from engine.store.prepared import Prepared
+from engine.tasklog import logs
 
 
 def test_columns_shape_rows_as_model_instances_are_shaped(api):

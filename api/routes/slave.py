@@ -12,7 +12,8 @@ from api.http.declare import takes
 from api.http.envelope import ok
 from api.http.params import params
 from api.http.sockets import request_key
-from engine.run import control, livelog
+from engine.run import control
+from engine.tasklog import livelog
 
 LOG_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>opsjob task {uuid}</title>

@@ -11,7 +11,7 @@ import html
 from api.http import sockets
 from api.http.sockets import Receive, Scope, Send
 from engine.errors import OpsjobError
-from engine.run import livelog
+from engine.tasklog import livelog
 
 POLL = 0.25  # seconds between two looks at the database
 

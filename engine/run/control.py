@@ -9,13 +9,14 @@ from peewee import fn
 from engine.access import auth
 from engine.catalog import steps, variables
 from engine.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from engine.run import events, lifecycle, logs
+from engine.run import events, lifecycle
 from engine.run.shapes import HostPage, HostView, SubtaskView, TaskLog
 from engine.store.clock import now
 from engine.store.listing import Columns, as_dict, paged
 from engine.store.models import Approval, HostResult, Subtask, Task, database
 from engine.store.prepared import Prepared
 from engine.store.validate import ALNUM, Field, check
+from engine.tasklog import logs
 
 SUBTASK_FIELDS = (
     "id",

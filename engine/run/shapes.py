@@ -104,16 +104,6 @@ class SubtaskView(TypedDict):
     approvals: NotRequired[list[dict[str, Any]]]  # an approval step's approvers and opinions
 
 
-class LogRead(TypedDict):
-    """A task's log from an offset (:func:`engine.run.logs.read`)."""
-
-    log: str
-    offset: int  # where to read on from
-    done: bool
-    status: str
-    projectid: int
-
-
 class TaskLog(TypedDict):
     """A task's log as the API answers it (:func:`engine.run.control.read_log`)."""
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from engine.ansible import runner
 from engine.catalog import rolling
 from engine.errors import InvalidInput
-from engine.run import events, hostlog, hostresults, stepplan
+from engine.run import events, hostresults, stepplan
 from engine.run.lifecycle import durably, park, settings, wake
-from engine.run.logs import LogWriter
 from engine.run.shapes import HostRow, Resolved
 from engine.store.clock import now
 from engine.store.models import HostResult, Subtask, Task
+from engine.tasklog import hostlog
+from engine.tasklog.logs import LogWriter
 
 if TYPE_CHECKING:
     from engine.ansible.playbook import Compiled, Host

@@ -15,7 +15,7 @@ from engine.approval import step as approval
 from engine.catalog import variables
 from engine.catalog.steps import PLUGINS, shape
 from engine.ops import logformat
-from engine.run import events, logs, mutex
+from engine.run import events, mutex
 from engine.run.lifecycle import (
     Heartbeat,
     claim,
@@ -30,6 +30,7 @@ from engine.run.steprun import StepFailed, StepRun
 from engine.store.clock import now
 from engine.store.db import database
 from engine.store.models import Job, Subtask, Task
+from engine.tasklog import logs
 
 log = logging.getLogger(__name__)
 STEPPED = ("jobs", "plugin_approval")  # tasks walked step by step (an approval parks)

@@ -5,16 +5,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from peewee import JOIN, fn
 
-from engine.run.logcap import LogCap
-from engine.run.shapes import LogRead
 from engine.store.db import retrying
 from engine.store.faults import first_line, is_disk_full
 from engine.store.models import LogChunk, Task, database
 from engine.store.prepared import Prepared
+from engine.tasklog.logcap import LogCap
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +21,19 @@ FLUSH_SECONDS = 0.5  # a line is stored within this long, by a timer if nothing 
 HELD_CHARS = 4 * 1024 * 1024  # held in memory while the disk is full; later lines are counted
 STALLED_RETRY = 1.0  # seconds between two tries to store held lines on a full disk
 FLUSH_BYTES = 32 * 1024
-MAX_LOG_CHARS = 10 * 1024 * 1024  # per task, unless given (OPSJOB_MAX_LOG_BYTES; engine.run.logcap)
+MAX_LOG_CHARS = 10 * 1024 * 1024  # per task, unless given (OPSJOB_MAX_LOG_BYTES; see logcap)
 READ_LIMIT = 256 * 1024
 FINAL = ("success", "fail", "refuse")
+
+
+class LogRead(TypedDict):
+    """A task's log from an offset (:func:`engine.tasklog.logs.read`)."""
+
+    log: str
+    offset: int  # where to read on from
+    done: bool
+    status: str
+    projectid: int
 
 
 class LogWriter:
