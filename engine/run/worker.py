@@ -193,8 +193,6 @@ class TaskRun:
                         self._end_sub(sub, "decision")
                         return park(uuid, announce=False)
 
-                if durably(decide, what=f"task {uuid}: decision"):
-                    events.emit("task_changed", uuid, "waiting")
                 self.log.line(
                     f"[{now()}] step {sub.position + 1} needs a decision: retry the "
                     "failed nodes, ignore, or fail"
@@ -205,6 +203,9 @@ class TaskRun:
                         + ",".join(self.unknown)
                         + "; control=running retries them only with retry_unknown=1"
                     )
+                self.log.flush()  # whoever sees the decision can read why
+                if durably(decide, what=f"task {uuid}: decision"):
+                    events.emit("task_changed", uuid, "waiting")
                 return None
             sub = durably(Subtask.get_by_id, sub.id)
         if sub.status == "decision":  # woken without a decision: wait again
