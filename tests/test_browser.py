@@ -3,6 +3,7 @@ task log page following a running task and paging its hosts. Both take the API k
 ``#key=``."""
 
 import re
+import secrets
 
 import pytest
 from playwright.sync_api import expect
@@ -147,4 +148,39 @@ def test_log_page_counts_the_hosts_and_shows_one_page_of_them(cluster, ssh_nodes
     log = cluster.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]
     assert set(log) == {"log", "offset", "done", "status", "uuid"}
     assert re.search(r"--- 1 host failed rc=3: " + re.escape(nodes[1]), log["log"])
+    page.close()
+
+
+def test_log_page_draws_one_page_of_a_thousand_hosts(cluster, browser):
+    from playhouse.db_url import connect
+
+    from engine.store.runmodels import HostResult, Task
+
+    uuid = secrets.token_hex(6)
+    rows = [
+        {
+            "taskuuid": uuid,
+            "stepuuid": "s" * 12,
+            "host": f"10.1.{i // 250}.{i % 250}",
+            "status": "failed" if i % 59 == 7 else "ok",
+            "rc": 3 if i % 59 == 7 else 0,
+            "stdout": f"line {i}\n",
+        }
+        for i in range(1000)
+    ]
+    database = connect(cluster.env["OPSJOB_DATABASE_URL"])
+    with database.bind_ctx([Task, HostResult]), database.atomic():
+        Task.create(projectid=1, uuid=uuid, status="success", name="fleet", jobtype="plugin")
+        HostResult.insert_many(rows).execute()
+    database.close()
+    failed = sum(r["status"] == "failed" for r in rows)
+    page = browser.new_page()
+    page.goto(f"{cluster.url}/slave/any/tasklog/{uuid}#key={cluster.key}")
+    where = page.locator("#where")
+    expect(where).to_have_text("hosts 1-50 of 1000 · page 1 of 20", timeout=30_000)
+    expect(page.locator("#counts span")).to_have_text([f"{failed} failed", f"{1000 - failed} ok"])
+    expect(page.locator("#rows tr")).to_have_count(50)  # one page in the DOM, not 1,000 rows
+    page.select_option("#filter", "failed")
+    expect(where).to_have_text(f"hosts 1-{failed} of {failed} · page 1 of 1")
+    expect(page.locator("#rows tr td:nth-child(5)")).to_have_text(["failed"] * failed)
     page.close()
