@@ -213,3 +213,17 @@ def test_dashboard_charts_the_history(client, ssh_nodes):
     board.refresh_button.click()
     assert ssh_nodes.addresses[0] not in board.frames["table"].index
     assert board.frames["versions"]["percent"].tolist() == [100.0]  # the other node's
+
+
+def test_monitor_names_a_few_failed_hosts_beside_the_buttons(client, ssh_nodes, monkeypatch):
+    from api.client.widgets import monitor as module
+
+    monkeypatch.setattr(module, "WHY_HOSTS", 2)
+    nodes = ssh_nodes.addresses[:5]
+    task = client.run(add_job(client, [cmd(nodes, "echo nope >&2; exit 4", name="all")]))
+    monitor = TaskMonitor(task)
+    assert visible(monitor) == ["fail", "ignore", "kill", "running"]
+    assert monitor.why.value.count("</b> failed (rc=4): nope") == 2
+    assert monitor.why.value.endswith("; and 3 more</span>")
+    assert "5 failed" in monitor.hosts.counts.value  # the pager holds every one of them
+    monitor.buttons["fail"].click()

@@ -20,6 +20,7 @@ LOG_BOX = (
 LOG_TEXT = (
     "margin:0;flex:none;overflow:visible;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px"
 )
+WHY_HOSTS = 10  # failed hosts named beside the decision buttons; the pager lists them all
 
 
 class TaskMonitor(w.VBox):
@@ -185,10 +186,11 @@ class TaskMonitor(w.VBox):
                         f"<b>{html.escape(h['host'])}</b> {html.escape(h['status'])}"
                         f" (rc={h['rc']})" + (f": {html.escape(said)}" if said else "")
                     )
+            more = f"; and {len(parts) - WHY_HOSTS} more" if len(parts) > WHY_HOSTS else ""
             self.why.value = (
                 f'<span class="opsjob-why" style="color:{COLOURS["fail"]}">'
                 f"step <b>{html.escape(step['name'])}</b> failed on "
-                f"{'; '.join(parts) or 'no host'}</span>"
+                f"{'; '.join(parts[:WHY_HOSTS]) or 'no host'}{more}</span>"
             )
         else:
             self.why.value = (
