@@ -1,5 +1,9 @@
 """The two pages a person opens, in a real headless Chromium: the command console, and the live
-task log page following a running task. Both take the API key from ``#key=``."""
+task log page following a running task and paging its hosts. Both take the API key from
+``#key=``."""
+
+import re
+import secrets
 
 import pytest
 from playwright.sync_api import expect
@@ -15,7 +19,7 @@ def cluster(ssh_nodes):
     c.run("project", "add", "1", "browser")
     c.serve()
     c.worker()
-    c.add_nodes(1, ssh_nodes.ensure(2))
+    c.add_nodes(1, ssh_nodes.ensure(5))
     yield c
     c.close()
 
@@ -95,4 +99,88 @@ def test_log_page_follows_a_running_task(cluster, ssh_nodes, browser):
     expect(log).to_contain_text("task success")
     # Everything the task logged reached the page, once.
     assert log.text_content() == cluster.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]["log"]
+    page.close()
+
+
+def test_log_page_counts_the_hosts_and_shows_one_page_of_them(cluster, ssh_nodes, browser):
+    nodes = ssh_nodes.addresses[:5]
+    script = (
+        'me=$(echo $SSH_CONNECTION | cut -d" " -f3); '
+        f'[ "$me" != "{nodes[1]}" ] || {{ echo "<b>broke</b>" >&2; exit 3; }}; echo "hello $me"'
+    )
+    step = {"node_type": "builtin", "node_cont": ",".join(nodes), "scripts_type": "shell"}
+    step |= {"scripts_cont": script, "rolling": "2"}  # the failure stops the rollout
+    uuid = cluster.ok("POST", "/task/1/plugin_cmd", step)["data"]["uuid"]
+    page = browser.new_page()
+    page.goto(f"{cluster.url}/slave/any/tasklog/{uuid}#key={cluster.key}&pagesize=2")
+    final = cluster.wait(1, uuid)["status"]
+    expect(page.locator("#status")).to_have_text(final, timeout=60_000)
+    counts = cluster.call("GET", f"/task/1/{uuid}/hosts")[1]["counts"]
+    assert counts == {"ok": 1, "failed": 1, "skipped": 3}
+    spans = page.locator("#counts span")
+    expect(spans).to_have_text(["3 skipped", "1 failed", "1 ok"])  # what did not succeed first
+    rows, where = page.locator("#rows tr"), page.locator("#where")
+    expect(where).to_have_text("hosts 1-2 of 5 · page 1 of 3")
+    expect(rows).to_have_count(2)  # one page drawn, not every host
+    first = {rows.nth(i).locator("td").nth(1).text_content() for i in range(2)}
+    assert first == set(nodes[:2])  # batch 1 ran first
+    broken = page.locator("#rows tr", has_text=nodes[1])
+    expect(broken.locator("td.out")).to_have_text("<b>broke</b>")  # text, never markup
+    expect(broken.locator("td").nth(5)).to_have_text("3")
+    expect(page.locator("#prev")).to_be_disabled()
+    page.click("#next")
+    expect(where).to_have_text("hosts 3-4 of 5 · page 2 of 3")
+    expect(rows.locator("td:nth-child(4)")).to_have_text(["2", "2"])  # the batch column
+    page.click("#next")
+    expect(where).to_have_text("hosts 5-5 of 5 · page 3 of 3")
+    expect(rows).to_have_count(1)
+    expect(page.locator("#next")).to_be_disabled()
+
+    page.select_option("#filter", "skipped")
+    expect(where).to_have_text("hosts 1-2 of 3 · page 1 of 2")
+    expect(rows.locator("td:nth-child(5)")).to_have_text(["skipped", "skipped"])
+    page.select_option("#filter", "failed")
+    expect(where).to_have_text("hosts 1-1 of 1 · page 1 of 1")
+    expect(rows.locator("td:nth-child(2)")).to_have_text([nodes[1]])
+    labels = page.locator("#filter option").all_text_contents()
+    assert labels == ["all (5)", "skipped (3)", "failed (1)", "ok (1)"]
+    # The OpenC3 route still answers the UI's JSON, unchanged.
+    log = cluster.ok("GET", f"/slave/any/tasklog/{uuid}")["data"]
+    assert set(log) == {"log", "offset", "done", "status", "uuid"}
+    assert re.search(r"--- 1 host failed rc=3: " + re.escape(nodes[1]), log["log"])
+    page.close()
+
+
+def test_log_page_draws_one_page_of_a_thousand_hosts(cluster, browser):
+    from playhouse.db_url import connect
+
+    from engine.store.runmodels import HostResult, Task
+
+    uuid = secrets.token_hex(6)
+    rows = [
+        {
+            "taskuuid": uuid,
+            "stepuuid": "s" * 12,
+            "host": f"10.1.{i // 250}.{i % 250}",
+            "status": "failed" if i % 59 == 7 else "ok",
+            "rc": 3 if i % 59 == 7 else 0,
+            "stdout": f"line {i}\n",
+        }
+        for i in range(1000)
+    ]
+    database = connect(cluster.env["OPSJOB_DATABASE_URL"])
+    with database.bind_ctx([Task, HostResult]), database.atomic():
+        Task.create(projectid=1, uuid=uuid, status="success", name="fleet", jobtype="plugin")
+        HostResult.insert_many(rows).execute()
+    database.close()
+    failed = sum(r["status"] == "failed" for r in rows)
+    page = browser.new_page()
+    page.goto(f"{cluster.url}/slave/any/tasklog/{uuid}#key={cluster.key}")
+    where = page.locator("#where")
+    expect(where).to_have_text("hosts 1-50 of 1000 · page 1 of 20", timeout=30_000)
+    expect(page.locator("#counts span")).to_have_text([f"{failed} failed", f"{1000 - failed} ok"])
+    expect(page.locator("#rows tr")).to_have_count(50)  # one page in the DOM, not 1,000 rows
+    page.select_option("#filter", "failed")
+    expect(where).to_have_text(f"hosts 1-{failed} of {failed} · page 1 of 1")
+    expect(page.locator("#rows tr td:nth-child(5)")).to_have_text(["failed"] * failed)
     page.close()

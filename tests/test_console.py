@@ -167,3 +167,15 @@ def test_a_foreign_node_runs_nothing(cluster, ssh_nodes):
     assert cluster.ok("GET", f"/cmd/1/log?cmd={marker}")["data"] == []
     page = urllib.request.urlopen(f"{cluster.url}/cmd/1?node={a}").read().decode()
     assert "<form" in page and a not in page
+
+
+def test_the_terminal_sudos_only_to_another_account(tmp_path):
+    from engine.ansible.playbook import Host
+    from engine.interactive.terminal import _ssh_argv
+
+    root = Host("a", {"ansible_host": "10.0.0.1", "ansible_user": "root"})
+    assert _ssh_argv(root, "root", str(tmp_path))[-2:] == ["--", "10.0.0.1"]  # no sudo
+    assert _ssh_argv(root, "", str(tmp_path))[-2:] == ["--", "10.0.0.1"]
+    assert _ssh_argv(root, "deploy", str(tmp_path))[-4:] == ["sudo", "-i", "-u", "deploy"]
+    unknown = Host("b", {"ansible_host": "10.0.0.2"})  # ssh's own configuration picks the login
+    assert _ssh_argv(unknown, "root", str(tmp_path))[-4:] == ["sudo", "-i", "-u", "root"]

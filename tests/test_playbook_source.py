@@ -161,6 +161,18 @@ def test_extra_vars_are_unsafe_and_never_override_ansible(tmp_path):
         "deploy",
         "-vv",
     )
+    mine = {"ansible_user": "deploy"}
+    alone = playbook_step.compile_playbook(
+        [playbook.Host("web1", mine)], str(tmp_path), "site.yml", become_user="deploy"
+    )
+    assert "--become" not in alone.args  # the login user already: no sudo
+    mixed = playbook_step.compile_playbook(
+        [playbook.Host("web1", mine), playbook.Host("web2", {"ansible_user": "ops"})],
+        str(tmp_path),
+        "site.yml",
+        become_user="deploy",
+    )
+    assert mixed.args[-3:] == ("--become", "--become-user", "deploy")
     with pytest.raises(InvalidInput, match="playbook: nothere.yml is not a file"):
         playbook_step.compile_playbook([playbook.Host("web1")], str(tmp_path), "nothere.yml")
 

@@ -1,6 +1,7 @@
 """The notebook widgets, headless: built against a live server, buttons clicked from Python,
 effects checked on the server."""
 
+import re
 import time
 
 import ipywidgets as w
@@ -16,7 +17,7 @@ PID = 1
 
 @pytest.fixture(scope="module")
 def cluster(ssh_nodes):
-    with running(ssh_nodes, {PID: "widgets"}, nodes=2) as c:
+    with running(ssh_nodes, {PID: "widgets"}, nodes=5) as c:
         yield c
 
 
@@ -89,9 +90,10 @@ def test_monitor_retry_button_resumes_the_task(client, ssh_nodes):
     assert visible(monitor) == ["fail", "ignore", "kill", "running"]
     assert "decision" in monitor.steps.value and "canary" in monitor.steps.value
     assert f"<b>{b}</b> failed (rc=1)" in monitor.why.value  # beside the buttons
-    assert "canary" in monitor.hosts.value and task.steps[0]["uuid"] not in monitor.hosts.value
+    hosts = monitor.hosts.table.value
+    assert "canary" in hosts and task.steps[0]["uuid"] not in hosts
     assert monitor.progress.value == 0 and monitor.progress.max == 2
-    assert a in monitor.hosts.value and "failed" in monitor.hosts.value
+    assert a in hosts and "failed" in hosts
     ssh_nodes.ssh(b, f"touch /tmp/{marker}-go")
     monitor.buttons["running"].click()
     assert monitor.watch(timeout=60, interval=0.3).task.status == "success"
@@ -146,6 +148,52 @@ def test_monitor_kill_button(client, ssh_nodes):
     assert done.status == "fail" and done.data["reason"] == "killed by root"
 
 
+def cells(html_table, column):
+    """The text of one column of a widget's HTML table, row by row."""
+    rows = re.findall(r"<tr>(.*?)</tr>", html_table)[1:]
+    return [re.sub(r"<[^>]+>", "", re.findall(r"<td[^>]*>(.*?)</td>", r)[column]) for r in rows]
+
+
+def test_monitor_counts_the_hosts_and_pages_them(client, ssh_nodes):
+    nodes = ssh_nodes.addresses[:5]
+    script = (
+        "me=$(echo $SSH_CONNECTION | cut -d' ' -f3); "
+        f'[ "$me" != "{nodes[1]}" ] || {{ echo down >&2; exit 3; }}; echo "up $me"'
+    )
+    task = client.run_cmd(nodes, script, rolling="2")  # the failure stops the rollout
+    assert task.hosts.columns.tolist()[:4] == ["step", "attempt", "batch", "host"]
+    assert sorted(task.hosts["batch"].tolist()) == [1, 1, 2, 2, 3]
+    monitor = TaskMonitor(task, pagesize=2)
+    pager = monitor.hosts
+    shown = re.findall(r'data-status="(\w+)"[^>]*>(\d+) ', pager.counts.value)
+    assert shown == [("skipped", "3"), ("failed", "1"), ("ok", "1")]
+    assert "5 host result(s)" in pager.counts.value
+    assert pager.where.value.endswith("hosts 1-2 of 5 · page 1 of 3</span>")
+    assert set(cells(pager.table.value, 1)) == set(nodes[:2])  # one page, batch 1 first
+    assert pager.previous.disabled and not pager.next.disabled
+    pager.next.click()
+    assert "hosts 3-4 of 5 · page 2 of 3" in pager.where.value
+    assert cells(pager.table.value, 3) == ["2", "2"]  # the batch column
+    assert cells(pager.table.value, 4) == ["skipped", "skipped"]
+    pager.next.click()
+    assert cells(pager.table.value, 1) == [nodes[4]] and pager.next.disabled
+    assert [label for label, _ in pager.filter.options] == [
+        "all (5)",
+        "skipped (3)",
+        "failed (1)",
+        "ok (1)",
+    ]
+    pager.filter.value = "failed"
+    assert "hosts 1-1 of 1 · page 1 of 1" in pager.where.value
+    assert cells(pager.table.value, 1) == [nodes[1]] and cells(pager.table.value, 5) == ["3"]
+    assert cells(pager.table.value, 7) == ["down"]
+    monitor.refresh()  # the filter and page stay across refreshes
+    assert pager.filter.value == "failed" and cells(pager.table.value, 1) == [nodes[1]]
+    one = task.host_page(status="skipped", page=2, pagesize=2)
+    assert (one.total, one.pages, one.counts) == (3, 2, {"ok": 1, "failed": 1, "skipped": 3})
+    assert one.rows["host"].tolist() == [nodes[4]] and one.rows["batch"].tolist() == [3]
+
+
 def test_dashboard_charts_the_history(client, ssh_nodes):
     client.run_cmd(ssh_nodes.addresses[:2], 'echo "VERSION:[9.9]"')
     board = AnalysisDashboard(client)
@@ -165,3 +213,17 @@ def test_dashboard_charts_the_history(client, ssh_nodes):
     board.refresh_button.click()
     assert ssh_nodes.addresses[0] not in board.frames["table"].index
     assert board.frames["versions"]["percent"].tolist() == [100.0]  # the other node's
+
+
+def test_monitor_names_a_few_failed_hosts_beside_the_buttons(client, ssh_nodes, monkeypatch):
+    from api.client.widgets import monitor as module
+
+    monkeypatch.setattr(module, "WHY_HOSTS", 2)
+    nodes = ssh_nodes.addresses[:5]
+    task = client.run(add_job(client, [cmd(nodes, "echo nope >&2; exit 4", name="all")]))
+    monitor = TaskMonitor(task)
+    assert visible(monitor) == ["fail", "ignore", "kill", "running"]
+    assert monitor.why.value.count("</b> failed (rc=4): nope") == 2
+    assert monitor.why.value.endswith("; and 3 more</span>")
+    assert "5 failed" in monitor.hosts.counts.value  # the pager holds every one of them
+    monitor.buttons["fail"].click()

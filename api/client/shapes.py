@@ -13,6 +13,8 @@ class Envelope(TypedDict, total=False):
     id: int
     msg: str
     uuids: list[str]
+    total: int  # a paged host list: the rows its filter selects
+    counts: dict[str, int]  # a paged host list: the task's rows per status
 
 
 class Project(TypedDict):
@@ -61,6 +63,7 @@ class HostResult(TypedDict):
     status: str
     rc: int | None
     attempt: int
+    batch: int | None  # the batch of a rolling step it ran in (None: all at once)
     starttime: float | None
     finishtime: float | None
     stdout: str

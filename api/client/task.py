@@ -1,8 +1,10 @@
 """A run seen from the client: :class:`Task` (its status, log, hosts and decisions) and the
 :class:`ClientError` every client call raises. :mod:`api.client` re-exports both."""
 
+import math
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -14,6 +16,18 @@ if TYPE_CHECKING:
 
 FINAL = ("success", "fail", "refuse")
 DECISIONS = ("running", "ignore", "fail")  # retry the failed hosts, go on, or stop
+HOST_COLUMNS = [
+    "step",
+    "attempt",
+    "batch",
+    "host",
+    "status",
+    "rc",
+    "starttime",
+    "finishtime",
+    "stdout",
+    "stderr",
+]
 
 
 class ClientError(Exception):
@@ -24,6 +38,25 @@ class ClientError(Exception):
         super().__init__(f"HTTP {status}: {info}" if status else info)
         self.status = status
         self.info = info
+
+
+@dataclass
+class HostPage:
+    """One page of a task's host results: ``rows`` (a DataFrame), ``total`` (the rows the
+    status filter selects, over every page), ``counts`` (the task's rows per status, whatever
+    the filter), and where the page sits."""
+
+    rows: pd.DataFrame
+    total: int
+    counts: dict[str, int]
+    page: int
+    pagesize: int
+    status: str | None
+
+    @property
+    def pages(self) -> int:
+        """The number of pages (at least 1)."""
+        return max(1, math.ceil(self.total / self.pagesize))
 
 
 class Task:
@@ -108,9 +141,26 @@ class Task:
     def hosts(self) -> pd.DataFrame:
         """Per-host results of every step and attempt, in the order they ran (a DataFrame)."""
         rows = self.client.call("GET", f"/task/{self.projectid}/{self.uuid}/hosts")
-        columns = ["step", "attempt", "host", "status", "rc", "starttime", "finishtime"]
-        frame = pd.DataFrame(rows, columns=[*columns, "stdout", "stderr"])
-        return frame
+        return pd.DataFrame(rows, columns=HOST_COLUMNS)
+
+    def host_page(self, status: str | None = None, page: int = 1, pagesize: int = 100) -> HostPage:
+        """Return one page of the per-host results (of one ``status`` when given), with the
+        task's counts per status: what a person reads of a step on a thousand hosts."""
+        answer = self.client.envelope(
+            "GET",
+            f"/task/{self.projectid}/{self.uuid}/hosts",
+            status=status or None,
+            page=page,
+            pagesize=pagesize,
+        )
+        return HostPage(
+            rows=pd.DataFrame(answer.get("data") or [], columns=HOST_COLUMNS),
+            total=int(answer.get("total", 0)),
+            counts=dict(answer.get("counts") or {}),
+            page=page,
+            pagesize=pagesize,
+            status=status or None,
+        )
 
     @property
     def steps(self) -> list[Step]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.access import auth
+from engine.ansible.playbook import becomes
 from engine.errors import Forbidden, InvalidInput
 from engine.insight import audit
 from engine.machines import nodes
@@ -79,7 +80,7 @@ def _ssh_argv(host: "Host", sudo: str, private_dir: str) -> list[str]:
     if conn.get("ansible_user"):
         argv += ["-l", str(conn["ansible_user"])]
     argv += ["--", str(conn.get("ansible_host") or host.name)]
-    if sudo:
+    if becomes(host, sudo):  # never sudo to the account the shell logs in as
         argv += ["sudo", "-i", "-u", sudo]
     return argv
 

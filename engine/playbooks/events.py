@@ -201,4 +201,13 @@ def _message(res: Any) -> str:
     msg = res.get("msg")
     if not msg and isinstance(res.get("stderr"), str):
         msg = res["stderr"].strip()
+    # A module that never ran (become failed, no interpreter) says why only in what the node
+    # printed: "sudo: not found" beats Ansible's "Module result deserialization failed".
+    said = next((res[k] for k in ("module_stderr", "module_stdout") if _text(res.get(k))), "")
+    if said and said.strip() not in str(msg or ""):
+        msg = f"{msg or 'failed'}: {said.strip()[-500:]}"
     return str(msg or "").replace("\n", " ").strip()[:2000]
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())

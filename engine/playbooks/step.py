@@ -116,7 +116,9 @@ def compile_playbook(
         args.append("--check")
     if diff:
         args.append("--diff")
-    if become_user:
+    if any(playbook.becomes(h, become_user) for h in hosts):
+        # When only some hosts log in as the step's user, all of them become: per-host become
+        # variables would override the playbook's own become keywords.
         args += ["--become", "--become-user", become_user]
     if verbosity:
         args.append("-" + "v" * verbosity)

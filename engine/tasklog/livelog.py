@@ -115,9 +115,10 @@ def project_of(loguuid: str | None) -> int | None:
 
 
 def ticket(params: dict[str, Any], principal: auth.Principal, key: str) -> dict[str, Any]:
-    """Issue a websocket ticket for the live log ``uuid`` names (read on its project)."""
+    """Issue a websocket ticket for the live log ``uuid`` names (read on its project):
+    ``{ticket, expires, projectid}``."""
     loguuid = check(params, TICKET)["uuid"]
     projectid = project_of(loguuid)
     if projectid is None or not principal.allows(projectid, "read"):
         raise NotFound(f"uuid: no log {loguuid}")
-    return tickets.issue(principal, key, projectid, "read")
+    return {**tickets.issue(principal, key, projectid, "read"), "projectid": projectid}

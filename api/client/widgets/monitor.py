@@ -9,6 +9,7 @@ import ipywidgets as w
 
 from api.client import DECISIONS, FINAL, ClientError, Task
 from api.client.shapes import Step
+from api.client.widgets.hostpager import HostPager, last_line
 from api.client.widgets.look import COLOURS, error, seconds, show, since, status, table
 
 # Keeps the newest line in view: a column-reverse box stays scrolled to its end as it grows.
@@ -19,18 +20,14 @@ LOG_BOX = (
 LOG_TEXT = (
     "margin:0;flex:none;overflow:visible;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px"
 )
-
-
-def _last_line(text: str | None, limit: int = 160) -> str:
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    return lines[-1][:limit] if lines else ""
+WHY_HOSTS = 10  # failed hosts named beside the decision buttons; the pager lists them all
 
 
 class TaskMonitor(w.VBox):
-    """A task's progress per step, per-host status and log tail, with only the buttons valid
-    right now: Next (the task waits at a step's pause), Retry failed hosts / Ignore / Fail (a
-    step waits for a decision; beside them, which hosts failed and why) and Kill (a task not
-    ended)."""
+    """A task's progress per step, its hosts (counts per status and one page of hosts, see
+    :class:`HostPager`) and log tail, with only the buttons valid right now: Next (the task
+    waits at a step's pause), Retry failed hosts / Ignore / Fail (a step waits for a decision;
+    beside them, which hosts failed and why) and Kill (a task not ended)."""
 
     ACTIONS = {
         "next": ("Next", "success", "step-forward"),
@@ -40,7 +37,7 @@ class TaskMonitor(w.VBox):
         "kill": ("Kill", "danger", "stop"),
     }
 
-    def __init__(self, task: Task, log_lines: int = 200) -> None:
+    def __init__(self, task: Task, log_lines: int = 200, pagesize: int = 50) -> None:
         self.task = task
         self.log_lines = log_lines
         self.title = w.HTML()
@@ -48,7 +45,7 @@ class TaskMonitor(w.VBox):
             min=0, max=1, value=0, description="0/0 steps", style={"description_width": "initial"}
         )
         self.steps = w.HTML()
-        self.hosts = w.HTML()
+        self.hosts = HostPager(pagesize)
         self.why = w.HTML(layout=w.Layout(margin="0 0 0 8px"))
         self.log_view = w.HTML()
         self.message = w.HTML()
@@ -174,30 +171,7 @@ class TaskMonitor(w.VBox):
         self.steps.value = table(headers, rows, "opsjob-steps") if rows else ""
 
     def _draw_hosts(self, task: Task) -> None:
-        hosts = task.hosts
-        if not len(hosts):
-            self.hosts.value = ""
-            return
-        names = {s["uuid"]: s["name"] for s in self._steps}
-        latest = hosts.groupby(["step", "host"], sort=False).tail(1)
-        rows = []
-        for _, r in latest.iterrows():
-            start, finish = r["starttime"], r["finishtime"]
-            took = finish - start if finish == finish and start == start else None
-            output = _last_line(r["stdout"]) if r["status"] == "ok" else _last_line(r["stderr"])
-            rows.append(
-                (
-                    html.escape(names.get(r["step"]) or task.data.get("name") or r["step"]),
-                    html.escape(str(r["host"])),
-                    str(r["attempt"]),
-                    status("success" if r["status"] == "ok" else str(r["status"])),
-                    "" if r["rc"] != r["rc"] or r["rc"] is None else str(int(r["rc"])),
-                    seconds(took),
-                    f"<code>{html.escape(output or _last_line(r['stdout']))}</code>",
-                )
-            )
-        headers = ("step", "host", "attempt", "status", "rc", "time", "last line")
-        self.hosts.value = table(headers, rows, "opsjob-hosts")
+        self.hosts.draw(task, {s["uuid"]: s["name"] for s in self._steps})
 
     def _draw_why(self) -> None:
         step = self.waiting_step()
@@ -207,15 +181,16 @@ class TaskMonitor(w.VBox):
             parts = []
             for h in step["hosts"]:
                 if h["status"] != "ok":
-                    said = _last_line(h["stderr"] or h["stdout"])
+                    said = last_line(h["stderr"] or h["stdout"])
                     parts.append(
                         f"<b>{html.escape(h['host'])}</b> {html.escape(h['status'])}"
                         f" (rc={h['rc']})" + (f": {html.escape(said)}" if said else "")
                     )
+            more = f"; and {len(parts) - WHY_HOSTS} more" if len(parts) > WHY_HOSTS else ""
             self.why.value = (
                 f'<span class="opsjob-why" style="color:{COLOURS["fail"]}">'
                 f"step <b>{html.escape(step['name'])}</b> failed on "
-                f"{'; '.join(parts) or 'no host'}</span>"
+                f"{'; '.join(parts[:WHY_HOSTS]) or 'no host'}{more}</span>"
             )
         else:
             self.why.value = (
