@@ -13,7 +13,7 @@ leave the process tree. Peak memory is the largest PSS of those processes togeth
 each second), with their open descriptors at that moment. While opsjob's step runs a thread
 polls the task, its log and its host results over HTTP and records the answer times.
 
-    .venv/bin/python -m bench.fleet [--hosts 1000] [--repeat 1] [--forks N]
+    .venv/bin/python -m bench.fleet [--hosts 1000] [--repeat 1] [--forks N] [--no-plain]
 
 ``--forks`` sets ``OPSJOB_ANSIBLE_FORKS`` for the worker (default: the worker's own choice);
 plain Ansible gets the same number opsjob uses.
@@ -167,6 +167,7 @@ def main(argv=None):
     p.add_argument("--hosts", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=1, help="runs of each side (best is kept)")
     p.add_argument("--forks", type=int, default=0, help="OPSJOB_ANSIBLE_FORKS of the worker")
+    p.add_argument("--no-plain", action="store_true", help="opsjob's runs only (to compare forks)")
     args = p.parse_args(argv)
     n = args.hosts
     limit = raise_open_files(4 * n + 1024)
@@ -201,9 +202,21 @@ def main(argv=None):
             tree, times, ok = run_opsjob(cluster, group, tag, n)
             ours.append(tree)
             answers += times
-            print(f"opsjob run {r + 1}: {tree.seconds:.1f} s, {ok} of {n} hosts ok", flush=True)
+            print(
+                f"opsjob run {r + 1}: {tree.seconds:.1f} s, {tree.cpu / n * 1000:.0f} CPU ms/host, "
+                f"{ok} of {n} hosts ok",
+                flush=True,
+            )
+            if args.no_plain:
+                continue
             theirs.append(run_plain(argv, env, uuid.uuid4().hex))
-            print(f"plain run {r + 1}: {theirs[-1].seconds:.1f} s", flush=True)
+            t = theirs[-1]
+            print(
+                f"plain run {r + 1}: {t.seconds:.1f} s, {t.cpu / n * 1000:.0f} CPU ms/host",
+                flush=True,
+            )
+        if args.no_plain:
+            return
         base = min(theirs, key=lambda t: t.seconds)
         best = min(ours, key=lambda t: t.seconds)
         print(
