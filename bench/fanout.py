@@ -70,8 +70,9 @@ def _children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def plain(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
-    """Run plain ansible-playbook twice; return (best seconds, controller CPU s of that run)."""
+def plain_command(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
+    """``(argv, env)`` of plain ansible-playbook running a ``kind`` step on ``addresses``:
+    at its defaults, with ``facts`` or not, or ``tuned`` (pipelining, ``forks`` forks)."""
     tag = f"{kind}-{facts}-{tuned}"
     inventory = os.path.join(workdir, f"hosts-{tag}.ini")
     with open(inventory, "w") as f:
@@ -100,6 +101,12 @@ def plain(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
     if tuned:
         env["ANSIBLE_PIPELINING"] = "True"
         argv += ["--forks", str(forks)]
+    return argv, env
+
+
+def plain(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
+    """Run plain ansible-playbook twice; return (best seconds, controller CPU s of that run)."""
+    argv, env = plain_command(nodes, addresses, workdir, kind, facts, tuned, forks)
     best = None
     for _ in range(2):
         cpu0, t0 = _children_cpu(), time.monotonic()

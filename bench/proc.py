@@ -42,3 +42,45 @@ def tree_cpu(pid):
     """CPU-seconds of ``pid`` and its live descendants, each with the children it reaped (a
     process's reaped children count in its counters only)."""
     return cpu(pid) + sum(cpu(p) for p in descendants(pid))
+
+
+def marked(name, value):
+    """Pids whose environment holds ``name=value``: a tree that a bench tagged at its root,
+    including the processes that left it (daemons in their own session, such as ssh's
+    ControlPersist masters, whose parent is no longer in the tree)."""
+    needle = f"{name}={value}".encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                if needle in f.read() + b"\0":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def marked_cpu(pids):
+    """CPU-seconds of ``pids``, each with the children it reaped. Taken before and after a run
+    of processes that all carry the mark, the difference is the run's CPU: a process that
+    ends is counted by the marked parent that reaps it (an ssh master outlives the run)."""
+    return sum(cpu(p) for p in pids)
+
+
+def memory(pids):
+    """``(PSS bytes, open descriptors)`` of ``pids`` together (PSS splits shared pages among
+    the processes that share them, so forked workers are not counted many times)."""
+    pss = fds = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue
+    return pss, fds

@@ -1,10 +1,11 @@
 """Real SSH nodes on loopback for tests and benchmarks.
 
-Each node is its own loopback address (127.0.0.2, 127.0.0.3, ...) served by private ``sshd``
-processes (one per 16 addresses, the most one sshd can listen on) with their own host key,
-authorized key and pid file under a temporary directory. The nodes accept the login user
-(root) with the client key, and that user can become the local account ``opsdeploy`` through
-sudo without a password.
+Each node is its own loopback address (127.0.0.2 ... 127.0.0.253, then 127.0.1.2 ...
+127.0.1.253 and so on: 252 a block, up to 64,512 nodes; 127.0.0.254 is the dead address)
+served by private ``sshd`` processes (one per 16 addresses, the most one sshd can listen on)
+with their own host key, authorized key and pid file under a temporary directory. The nodes
+accept the login user (root) with the client key, and that user can become the local account
+``opsdeploy`` through sudo without a password.
 
 In pytest, use the session fixture ``ssh_nodes``. Outside pytest, call ``start_nodes(count)``
 or run ``python -m tests.sshnodes --count 50``, which prints the nodes as JSON and serves them
@@ -33,11 +34,18 @@ MAX_LISTEN = 16  # sshd's MAX_LISTEN_SOCKS
 SUDOERS_DROPIN = "/etc/sudoers.d/opsjob-tests"
 
 
+PER_BLOCK = 252  # node addresses in each 127.0.<block>.0/24: .2 to .253
+BLOCKS = 256
+
+
 def _address(index):
-    """The loopback address of node ``index`` (0-based): 127.0.0.2 upwards."""
-    if not 0 <= index < 250:
-        raise ValueError("at most 250 loopback nodes")
-    return f"127.0.0.{index + 2}"
+    """The loopback address of node ``index`` (0-based): 127.0.0.2 to 127.0.0.253, then
+    127.0.1.2 to 127.0.1.253, ... (.0, .1, .254 and .255 of every block are left out, so the
+    dead address 127.0.0.254 is never a node)."""
+    if not 0 <= index < PER_BLOCK * BLOCKS:
+        raise ValueError(f"at most {PER_BLOCK * BLOCKS} loopback nodes")
+    block, offset = divmod(index, PER_BLOCK)
+    return f"127.0.{block}.{offset + 2}"
 
 
 def _port_free(address, port):

@@ -163,7 +163,7 @@ def test_up_runs_the_readme_example(env):
 # fractions, words for numbers, unknown words, and text that would reach a command line.
 NONSENSE = {
     "OPSJOB_TASK_LEASE": ["-1", "0", "1.5", "soon"],
-    "OPSJOB_ANSIBLE_FORKS": ["-1", "0", "2x"],
+    "OPSJOB_ANSIBLE_FORKS": ["-1", "2x"],
     "OPSJOB_MAX_UPLOAD": ["-1", "1e9"],
     "OPSJOB_NOTIFY_RETRIES": ["-1", "many"],
     "OPSJOB_INVENTORY_TIMEOUT": ["-1", "0", "0.5"],

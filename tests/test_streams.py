@@ -73,6 +73,19 @@ def test_the_reader_hands_on_whole_lines_of_hosts_that_print_for_a_while(tmp_pat
     assert reader.poll(ended={"web2"}) == [("web1", "second \u00e9\n")]
 
 
+def test_the_reader_looks_only_at_the_running_hosts_when_told(tmp_path, monkeypatch):
+    names = [f"h{n}" for n in range(500)]
+    for slot in (3, 400):
+        (tmp_path / f"c{slot}").write_bytes(b"line\n")
+    reader = streams.StreamReader(str(tmp_path), names, after=0)
+    looked = []
+    stat = streams.os.stat
+    monkeypatch.setattr(streams.os, "stat", lambda path: looked.append(path) or stat(path))
+    assert reader.poll(running={"h400", "h7"}) == [("h400", "line\n")]
+    assert sorted(looked) == sorted(str(tmp_path / f"c{n}") for n in (7, 400))
+    assert reader.poll(running={"h3"}) == [("h3", "line\n")]  # started later: read from 0
+
+
 def test_a_local_machine_is_followed_too_and_keeps_its_exit_status(tmp_path):
     import sys
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from engine.ansible import proctree, rundir
+from engine.ansible.forks import choose as choose_forks
 
 if TYPE_CHECKING:
     from engine.store.settings import Settings
@@ -67,7 +68,7 @@ def stop_remote(
         argv += ["-i", inventory]
     if hosts:
         argv += ["--limit", ",".join(hosts)]
-    forks = max(1, min(len(hosts or ()) or 10, int(settings.ansible_forks)))
+    forks = choose_forks(len(hosts or ()) or 10, int(settings.ansible_forks))
     argv += ["--forks", str(forks), os.path.join(pdd, "project", "cleanup.yml")]
     try:
         proc = subprocess.Popen(

@@ -101,6 +101,7 @@ class _Collector:
         self.hosts = {name: HostResult(name) for name in compiled.targets}
         self.source = HostResult(compiled.source) if compiled.source else None
         self.started_hosts: set[str] = set()
+        self.running: set[str] = set()  # target hosts started and not ended yet
         self.on_host_result = on_host_result
         self.on_log = on_log
 
@@ -127,6 +128,8 @@ class _Collector:
             return
         if kind == "runner_on_start":
             self.started_hosts.add(host)
+            if result is not self.source:
+                self.running.add(host)
             result.started(event)
             return
         res = data.get("res") or {}
@@ -145,6 +148,7 @@ class _Collector:
         out = res.get("stdout") if isinstance(res.get("stdout"), str) else ""
         err = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
         result.status = status
+        self.running.discard(result.host)
         result.rc = res.get("rc") if isinstance(res.get("rc"), int) else None
         result.end = _epoch(event.get("created"))
         if result.start is None:

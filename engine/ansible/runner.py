@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from engine.ansible import playbook, proctree, rundir, streams, warm
+from engine.ansible.forks import choose as choose_forks
 from engine.ansible.leftovers import stop_remote
 from engine.ansible.playbook import Compiled
 from engine.ansible.results import HostResult, RunOutcome, _Collector, excerpt
@@ -78,7 +79,8 @@ def execute(
     stopped locally and on the nodes, and the outcome is ``canceled``. Errors of Ansible or
     ansible-runner never escape: they give an ``error`` outcome. ``on_output(host, lines)``
     gets what a cmd step's hosts print while they run, once they have run LIVE_AFTER s.
-    ``forks`` caps the hosts run at once (a step's own cap; None: the worker's setting).
+    ``forks`` caps the hosts run at once (a step's own cap; None: the worker's choice, see
+    engine.ansible.forks).
     """
     started = time.time()
     marker = uuid.uuid4().hex
@@ -115,7 +117,7 @@ def execute(
         return state["cancel"]
 
     hosts = set(compiled.targets) | ({compiled.source} if compiled.source else set())
-    forks = max(1, min(len(hosts), forks or int(settings.ansible_forks)))
+    forks = choose_forks(len(hosts), int(settings.ansible_forks), forks or 0)
     rounds = -(-len(hosts) // forks)
     per_task = compiled.timeout + playbook.KILL_AFTER + playbook.TASK_GRACE + CONNECT_TIMEOUT
     job_timeout = (rounds * playbook.TASKS_PER_HOST[compiled.kind] + 1) * per_task + 60
@@ -294,8 +296,7 @@ def _follow(reader: streams.StreamReader | None, collector: Any, on_output: Any)
     if reader is None:
         return
     try:
-        ended = {name for name, r in collector.hosts.items() if r.done}
-        for host, text in reader.poll(ended):
+        for host, text in reader.poll(running=list(collector.running)):
             on_output(host, text)
     except Exception:  # following is a courtesy: never let it stop the run
         log.exception("following the output of a step failed")

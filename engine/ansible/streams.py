@@ -48,6 +48,7 @@ class StreamReader:
     def __init__(self, stream_dir: str, targets: Iterable[str], after: float = 1.0) -> None:
         self.dir = stream_dir
         self.hosts = list(targets)  # slot -> host name, as engine.ansible.playbook numbers them
+        self.slots = {host: slot for slot, host in enumerate(self.hosts)}
         self.after = after
         # when each host's first output was seen
         self.first: list[float | None] = [None] * len(self.hosts)
@@ -55,17 +56,23 @@ class StreamReader:
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in self.hosts]
         self.partial = [""] * len(self.hosts)
 
-    def poll(self, ended: Collection[str] = ()) -> list[tuple[str, str]]:
+    def poll(
+        self, ended: Collection[str] = (), running: Iterable[str] | None = None
+    ) -> list[tuple[str, str]]:
         """Return ``[(host, text)]``: whole lines only, Ansible's become markers left out.
 
         A host's output is handed on once it has printed for ``after`` seconds; hosts in
-        ``ended`` are skipped (their output comes whole with their result).
+        ``ended`` are skipped (their output comes whole with their result). ``running``, when
+        given, names the only hosts to look at (those started and not ended): a poll then
+        costs as many file checks as hosts run at once, not as the step has hosts.
         """
         out = []
         now = time.monotonic()
-        for slot, host in enumerate(self.hosts):
-            if host in ended:
-                continue
+        if running is None:
+            looked = [(slot, host) for slot, host in enumerate(self.hosts) if host not in ended]
+        else:
+            looked = sorted((self.slots[h], h) for h in running if h in self.slots)
+        for slot, host in looked:
             path = os.path.join(self.dir, f"c{slot}")
             try:
                 if os.stat(path).st_size <= self.offsets[slot]:

@@ -93,11 +93,12 @@ class Settings:
         },
     )
     ansible_forks: int = field(
-        default=10,
+        default=0,
         metadata={
             "env": "OPSJOB_ANSIBLE_FORKS",
-            "min": 1,
-            "doc": "Most Ansible forks one step run uses (it uses min(node count, this)).",
+            "min": 0,
+            "doc": "Hosts one step run drives at once (Ansible's forks; never more than the "
+            "step's hosts). 0 chooses from the worker's cores (see Sizing a worker).",
         },
     )
     host_key_checking: bool = field(
