@@ -34,6 +34,7 @@ import time
 
 from api.server.app import create_app
 from engine.catalog import projects
+from engine.errors import InvalidInput
 from engine.machines import inventory, nodegroups, nodes
 from engine.store.db import database
 from engine.store.models import Nodelist
@@ -142,12 +143,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--hosts", type=int, default=10000)
     p.add_argument("--repeat", type=int, default=3, help="runs per group (median is kept)")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=Settings.__dataclass_fields__["inventory_timeout"].default,
+        help="seconds a resolution may take (OPSJOB_INVENTORY_TIMEOUT; default: its default)",
+    )
     args = p.parse_args(argv)
     if args.hosts > inventory.MAX_HOSTS:
         p.error(f"a node group holds at most {inventory.MAX_HOSTS} hosts")
     home = tempfile.mkdtemp(prefix="opsjob-bench-")
     try:
-        create_app(Settings(home=home, database_url=f"sqlite:///{home}/opsjob.db"))
+        create_app(
+            Settings(
+                home=home,
+                database_url=f"sqlite:///{home}/opsjob.db",
+                inventory_timeout=args.timeout,
+            )
+        )
         static = os.path.join(home, "hosts.yml")
         static_inventory(args.hosts, static)
         names = sorted(machine(i)[0] for i in range(1, args.hosts + 1))
@@ -180,7 +193,11 @@ def main(argv=None):
                 f"{'step':>13}"
             )
             for (label, _, _, expected), gid in zip(groups, ids, strict=True):
-                cold, warm, step = measure(gid, expected, args.repeat)
+                try:
+                    cold, warm, step = measure(gid, expected, args.repeat)
+                except InvalidInput as e:
+                    print(f"  {label:26} {len(expected):6} {e.info}", flush=True)
+                    continue
                 print(
                     f"  {label:26} {len(expected):6} {cold[0]:6.2f}/{cold[1]:6.2f} "
                     f"{cold[0] / base[0]:5.2f}/{cold[1] / base[1]:5.2f} "

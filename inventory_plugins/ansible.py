@@ -145,8 +145,8 @@ class _HostVars:
     ``group_vars/`` next to the source, then the host's own, then ``host_vars/``.
 
     Hosts in the same groups share the group part, worked out once. (Ansible's VariableManager
-    would also clean an empty fact cache and add magic variables for every host: a tenth of a
-    second each on 10,000 hosts, for values a node group does not keep.)
+    would also clean an empty fact cache and add magic variables for every host, milliseconds
+    each, for values a node group does not keep.)
     """
 
     def __init__(self, loader, manager):
