@@ -1,7 +1,12 @@
 """Small-task benchmark: many one-host `true` tasks through `opsjob up` at its defaults.
 
-Prints, for one deployment (SQLite state and queue, `opsjob up` with its default API and worker
-counts) on one loopback SSH node:
+Two kinds of nodes, one after the other (``--kinds``, like bench.fanout):
+- **rc files** (the default, first): nodes as they come, where the login shell runs root's
+  start-up files for every remote command (on this machine about 0.12 s each: pyenv init);
+- **no rc files**: the same nodes with ``SetEnv SHLVL=1``, as the test suite runs them.
+
+Prints, for each kind, one deployment (SQLite state and queue, `opsjob up` with its default API
+and worker counts) on one loopback SSH node:
 - pickup latency: POST answered -> the task leaves `init` (median and 90th percentile of
   ``--pickups`` tasks sent one at a time to an idle worker);
 - launches/s: POSTs answered per second while ``--tasks`` tasks are sent back to back;
@@ -11,11 +16,14 @@ counts) on one loopback SSH node:
 - with ``--hosts N`` (N > 0): controller CPU-seconds per host-step of one `true` step on N
   nodes, opsjob's worker tree against plain `ansible-playbook` at its default settings.
 
-Run from the repository root:  .venv/bin/python -m bench.tasks
+Run from the repository root:
+
+    .venv/bin/python -m bench.tasks [--tasks 200] [--pickups 20] [--kinds rc,norc] [--hosts N]
 """
 
 import argparse
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -191,14 +199,10 @@ def host_steps(dep, nodes, addresses, repeat, workdir):
     return statistics.median(ops), statistics.median(plain)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--tasks", type=int, default=200)
-    p.add_argument("--pickups", type=int, default=20)
-    p.add_argument("--hosts", type=int, default=0, help="also measure a step on this many nodes")
-    p.add_argument("--repeat", type=int, default=3, help="runs of the --hosts step")
-    args = p.parse_args(argv)
-    nodes = start_nodes(max(1, args.hosts))
+def measure(args, rc_files):
+    """Run the whole bench on nodes of one kind."""
+    print(f"\n{'rc files (nodes as they come)' if rc_files else 'no rc files'}:", flush=True)
+    nodes = start_nodes(max(1, args.hosts), rc_files=rc_files)
     addresses = nodes.addresses[: max(1, args.hosts)]
     dep = Deployment(nodes, addresses)
     workdir = tempfile.mkdtemp(prefix="opsjob-bench-")
@@ -230,6 +234,23 @@ def main(argv=None):
     finally:
         dep.close()
         nodes.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tasks", type=int, default=200)
+    p.add_argument("--pickups", type=int, default=20)
+    p.add_argument("--kinds", default="rc,norc", help="rc (nodes as they come), norc, or both")
+    p.add_argument("--hosts", type=int, default=0, help="also measure a step on this many nodes")
+    p.add_argument("--repeat", type=int, default=3, help="runs of the --hosts step")
+    args = p.parse_args(argv)
+    kinds = args.kinds.split(",")
+    if not kinds or set(kinds) - {"rc", "norc"}:
+        p.error("--kinds: rc, norc or both")
+    print(f"one loopback node, {os.cpu_count()} cores")
+    for kind in kinds:
+        measure(args, kind == "rc")
 
 
 if __name__ == "__main__":

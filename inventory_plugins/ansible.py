@@ -9,11 +9,13 @@ from contextlib import contextmanager
 
 from ansible import constants as C
 from ansible.errors import AnsibleParserError
+from ansible.inventory.helpers import get_group_vars, sort_groups
 from ansible.inventory.manager import InventoryManager
 from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.plugins.loader import inventory_loader
 from ansible.utils.display import Display
-from ansible.vars.manager import VariableManager
+from ansible.utils.vars import combine_vars
+from ansible.vars.plugins import get_vars_from_inventory_sources
 
 DOCUMENTATION = r"""
 name: ansible
@@ -137,6 +139,32 @@ def load(loader, source, only=None, label=None):
     return manager
 
 
+class _HostVars:
+    """Each host's variables as a play sees them before facts, in Ansible's default precedence:
+    group variables of the inventory (``all`` first, then by depth and priority), then those of
+    ``group_vars/`` next to the source, then the host's own, then ``host_vars/``.
+
+    Hosts in the same groups share the group part, worked out once. (Ansible's VariableManager
+    would also clean an empty fact cache and add magic variables for every host, milliseconds
+    each, for values a node group does not keep.)
+    """
+
+    def __init__(self, loader, manager):
+        self.loader, self.sources = loader, manager._sources
+        self.by_groups = {}
+
+    def _plugins(self, entities):
+        return get_vars_from_inventory_sources(self.loader, self.sources, entities, "all")
+
+    def of(self, host):
+        groups = sort_groups(host.get_groups())
+        key = tuple(g.name for g in groups)
+        if key not in self.by_groups:
+            self.by_groups[key] = combine_vars(get_group_vars(groups), self._plugins(groups))
+        merged = combine_vars(self.by_groups[key], host.get_vars())
+        return combine_vars(merged, self._plugins([host]))
+
+
 class InventoryModule(BaseInventoryPlugin):
     NAME = "ansible"
 
@@ -164,13 +192,10 @@ class InventoryModule(BaseInventoryPlugin):
                 hosts = [h for h in manager.get_hosts(spec["pattern"]) if not h.implicit]
             except Exception as e:
                 raise AnsibleParserError(f"params.pattern: {spec['pattern']!r}: {e}") from e
-            # each host's variables as a play would see them: group and host variables,
-            # group_vars/ and host_vars/ next to the source; none of Ansible's magic ones
-            variables = VariableManager(loader=loader, inventory=manager)
+            variables = _HostVars(loader, manager)
             for host in hosts:
                 self.inventory.add_host(host.name)
-                merged = variables.get_vars(host=host, include_hostvars=False, stage="all")
-                for key, value in merged.items():
+                for key, value in variables.of(host).items():
                     if key not in C.INTERNAL_STATIC_VARS:
                         self.inventory.set_variable(host.name, key, value)
         finally:

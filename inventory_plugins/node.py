@@ -50,15 +50,15 @@ def node_names(params):
         parts = [str(p) for p in params]
     else:
         raise AnsibleParserError("params: must be a comma separated string or a list of names")
-    names = []
+    names = {}  # a dict keeps the order and finds a duplicate at once
     for part in parts:
         name = part.strip()
         if not name or name in names:
             continue
         if not NODE_NAME.fullmatch(name):
             raise AnsibleParserError(f"params: {name!r} is not a node name")
-        names.append(name)
-    return names
+        names[name] = None
+    return list(names)
 
 
 class InventoryModule(BaseInventoryPlugin):

@@ -1,9 +1,10 @@
 import datetime
+import json
 
 import pytest
 
 from engine.store.db import database
-from engine.store.models import Job, Nodegroup, PluginCmd, PluginScp
+from engine.store.models import Job, Nodegroup, Nodelist, PluginCmd, PluginScp
 
 PARAMS = {
     "nodes": ["10.0.0.1", "10.0.0.2"],
@@ -286,3 +287,33 @@ def test_read_role_cannot_write_or_delete(api):
     assert api.ok("POST", f"/nodegroup/1/{gid}", key=writer, json={"name": "w", "plugin": "node"})
     assert api.delete(f"/nodegroup/1/{gid}", key=writer).status_code == 403
     assert api.ok("GET", f"/nodegroup/1/{gid}")["edit_user"] == "writer"
+
+
+def test_a_group_of_ten_thousand_machines_resolves_to_exactly_them(api):
+    """Correctness at fleet size (bench.nodegroups times it): every machine of the project once,
+    in order, with its own connection variables, none of another project's; one host that
+    connects elsewhere refuses a group however large."""
+    rows = [
+        {
+            "projectid": 1,
+            "name": f"n{i:05d}",
+            "inip": f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}",
+            "hostvars": json.dumps({"ansible_port": 2222} if i % 7 == 0 else {}),
+        }
+        for i in range(1, 10001)
+    ]
+    theirs = [{"projectid": 2, "name": f"t{i}", "inip": f"10.9.0.{i}"} for i in range(1, 11)]
+    with database.connection_context(), database.atomic():
+        for start in range(0, len(rows), 500):
+            Nodelist.insert_many(rows[start : start + 500]).execute()
+        Nodelist.insert_many(theirs).execute()
+    gid = create(api, "all", "nodelist", "")
+    found = api.ok("GET", f"/nodegroup/1/{gid}/nodelist", params={"hostvars": "1"})
+    assert list(found) == [row["name"] for row in rows]
+    assert found["n00007"] == {"ansible_host": "10.0.0.7", "ansible_port": 2222}
+    assert found["n09999"] == {"ansible_host": "10.0.39.15"}
+    names = [row["name"] for row in rows[:5000]]  # as many as a node list's params hold
+    outside = create(api, "outside", "node", ",".join([*names[:4000], "t1", *names[4000:]]))
+    r = api.get(f"/nodegroup/1/{outside}/nodelist")
+    assert r.status_code == 400
+    assert "host t1 connects to t1, which is not a machine of project 1" in r.json["info"]

@@ -13,6 +13,7 @@ hold a Jinja template, and hosts from inline inventory text get only plain conne
 variables.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -203,7 +204,9 @@ def _pure_key(group: dict[str, Any], machines: list[dict[str, Any]]) -> str | No
     patterns, inline text), or None for one that reads files or runs code."""
     if privileged(group["plugin"], group["params"]):
         return None
-    return json.dumps([group["plugin"], group["params"], machines], sort_keys=True)
+    # a digest: the text holds every machine of the project, too large to keep 512 of
+    text = json.dumps([group["plugin"], group["params"], machines], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _cached(group: dict[str, Any], machines: list[dict[str, Any]]) -> GroupHosts | None:
