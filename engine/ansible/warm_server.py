@@ -316,6 +316,7 @@ PRIMED = {
     "inventory": ("host_list", "script", "auto", "yaml", "ini", "toml"),
     "cache": ("memory", "jsonfile"),
 }
+ALL_LOADED = ("connection", "shell", "become")  # as ansible's PlaybookExecutor.run loads them
 
 
 def prime() -> None:
@@ -334,6 +335,13 @@ def prime() -> None:
                 getattr(loader, f"{kind}_loader").get(name, class_only=True)
             except Exception as e:
                 print(f"priming {kind} plugin {name} failed: {e!r}", file=sys.stderr)
+    # Every playbook run starts by loading all of these (to know their settings): about a
+    # tenth of a second of documentation parsing per run unless it was done here.
+    for kind in ALL_LOADED:
+        try:
+            list(getattr(loader, f"{kind}_loader").all(class_only=True))
+        except Exception as e:
+            print(f"priming the {kind} plugins failed: {e!r}", file=sys.stderr)
 
 
 def take_proc_environ(env: Mapping[str, str]) -> bool:
