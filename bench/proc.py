@@ -2,6 +2,8 @@
 
 import os
 
+from engine.ansible.proctree import pids_with_env
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,18 +50,7 @@ def marked(name, value):
     """Pids whose environment holds ``name=value``: a tree that a bench tagged at its root,
     including the processes that left it (daemons in their own session, such as ssh's
     ControlPersist masters, whose parent is no longer in the tree)."""
-    needle = f"{name}={value}".encode() + b"\0"
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                if needle in f.read() + b"\0":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return pids_with_env(name, value)
 
 
 def marked_cpu(pids):

@@ -15,7 +15,12 @@ MARK = "OPSJOB_RUN_MARK"  # environment variable that tags a run's local process
 
 def _marked_pids(marker: str) -> list[int]:
     """Pids of our processes whose environment holds ``MARK=marker``."""
-    needle = f"{MARK}={marker}".encode() + b"\0"
+    return pids_with_env(MARK, marker)
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Pids of the processes we may read whose environment holds ``name=value``."""
+    needle = f"{name}={value}".encode() + b"\0"
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
