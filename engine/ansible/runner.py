@@ -296,7 +296,7 @@ def _follow(reader: streams.StreamReader | None, collector: Any, on_output: Any)
     if reader is None:
         return
     try:
-        for host, text in reader.poll(running=list(collector.running)):
+        for host, text in reader.poll(list(collector.running)):
             on_output(host, text)
     except Exception:  # following is a courtesy: never let it stop the run
         log.exception("following the output of a step failed")

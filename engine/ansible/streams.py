@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 FOLDER = "stream"
 WRAPPER = "bin/oj-ssh"
@@ -56,22 +56,17 @@ class StreamReader:
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in self.hosts]
         self.partial = [""] * len(self.hosts)
 
-    def poll(
-        self, ended: Collection[str] = (), running: Iterable[str] | None = None
-    ) -> list[tuple[str, str]]:
+    def poll(self, running: Iterable[str]) -> list[tuple[str, str]]:
         """Return ``[(host, text)]``: whole lines only, Ansible's become markers left out.
 
-        A host's output is handed on once it has printed for ``after`` seconds; hosts in
-        ``ended`` are skipped (their output comes whole with their result). ``running``, when
-        given, names the only hosts to look at (those started and not ended): a poll then
-        costs as many file checks as hosts run at once, not as the step has hosts.
+        Only the ``running`` hosts (started and not ended) are looked at, so a poll costs as
+        many file checks as hosts run at once, not as the step has hosts; an ended host's
+        output comes whole with its result. A host's output is handed on once it has printed
+        for ``after`` seconds.
         """
         out = []
         now = time.monotonic()
-        if running is None:
-            looked = [(slot, host) for slot, host in enumerate(self.hosts) if host not in ended]
-        else:
-            looked = sorted((self.slots[h], h) for h in running if h in self.slots)
+        looked = sorted((self.slots[h], h) for h in running if h in self.slots)
         for slot, host in looked:
             path = os.path.join(self.dir, f"c{slot}")
             try:
