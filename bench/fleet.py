@@ -14,9 +14,11 @@ each second), with their open descriptors at that moment. While opsjob's step ru
 polls the task, its log and its host results over HTTP and records the answer times.
 
     .venv/bin/python -m bench.fleet [--hosts 1000] [--repeat 1] [--forks N] [--no-plain]
+                                    [--ssh-kex NAMES]
 
 ``--forks`` sets ``OPSJOB_ANSIBLE_FORKS`` for the worker (default: the worker's own choice);
-plain Ansible gets the same number opsjob uses.
+plain Ansible gets the same number opsjob uses. ``--ssh-kex`` sets the worker's
+``OPSJOB_SSH_KEX_ALGORITHMS`` and gives plain Ansible's ssh the same ``KexAlgorithms``.
 """
 
 import argparse
@@ -39,6 +41,7 @@ from .fanout import plain_command
 from .proc import marked, marked_cpu, memory
 
 MARK = "OPSJOB_BENCH_TREE"
+ANSIBLE_SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=60s"  # Ansible's default
 
 
 def _reaped():
@@ -168,11 +171,14 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=1, help="runs of each side (best is kept)")
     p.add_argument("--forks", type=int, default=0, help="OPSJOB_ANSIBLE_FORKS of the worker")
     p.add_argument("--no-plain", action="store_true", help="opsjob's runs only (to compare forks)")
+    p.add_argument("--ssh-kex", default="", help="ssh KexAlgorithms of both sides")
     args = p.parse_args(argv)
     n = args.hosts
     limit = raise_open_files(4 * n + 1024)
     print(f"{n} loopback nodes (rc files run) on {os.cpu_count()} cores; open files limit {limit}")
     worker_env = {"OPSJOB_ANSIBLE_FORKS": str(args.forks)} if args.forks else {}
+    if args.ssh_kex:
+        worker_env["OPSJOB_SSH_KEX_ALGORITHMS"] = args.ssh_kex
     settings = Settings.from_env({**os.environ, **worker_env})
     forks = forks_of.choose(n, settings.ansible_forks)
     tag = uuid.uuid4().hex
@@ -197,6 +203,8 @@ def main(argv=None):
             flush=True,
         )
         argv, env = plain_command(nodes, addresses, workdir, "cmd", False, True, forks)
+        if args.ssh_kex:
+            env["ANSIBLE_SSH_ARGS"] = f"{ANSIBLE_SSH_ARGS} -o KexAlgorithms={args.ssh_kex}"
         ours, theirs, answers = [], [], []
         for r in range(args.repeat):
             tree, times, ok = run_opsjob(cluster, group, tag, n)
@@ -220,7 +228,8 @@ def main(argv=None):
         base = min(theirs, key=lambda t: t.seconds)
         best = min(ours, key=lambda t: t.seconds)
         print(
-            f"\none cmd step on {n} hosts, {forks} forks; best of {args.repeat}:\n"
+            f"\none cmd step on {n} hosts, {forks} forks, ssh key exchange "
+            f"{args.ssh_kex or 'ssh default'}; best of {args.repeat}:\n"
             f"  {'':22} {'wall s':>8} {'CPU ms/h':>9} {'peak MiB':>9} {'fds':>6} {'procs':>6}"
             f"   {'wall':>6} {'CPU':>6}"
         )

@@ -174,6 +174,7 @@ NONSENSE = {
     "OPSJOB_LOG_LEVEL": ["LOUD"],
     "OPSJOB_LOG_FORMAT": ["xml"],
     "OPSJOB_SSH_CONTROL_PERSIST": ["60s -o ProxyCommand=x", "-1", "forever"],
+    "OPSJOB_SSH_KEX_ALGORITHMS": ["curve25519-sha256 -oProxyCommand=x", "a,,b", "a;b"],
 }
 
 
@@ -208,6 +209,7 @@ def test_settings_take_what_they_mean():
             "OPSJOB_LOG_LEVEL": "debug",
             "OPSJOB_LOG_FORMAT": "JSON",
             "OPSJOB_SSH_CONTROL_PERSIST": "1h30m",
+            "OPSJOB_SSH_KEX_ALGORITHMS": "^mlkem768x25519-sha256,curve25519-sha256",
         }
     )
     assert (s.retention_days, s.max_log_bytes, s.host_key_checking, s.ansible_warm) == (
@@ -217,6 +219,7 @@ def test_settings_take_what_they_mean():
         False,
     )
     assert (s.log_level, s.log_format, s.ssh_control_persist) == ("DEBUG", "json", "1h30m")
+    assert s.ssh_kex_algorithms == "^mlkem768x25519-sha256,curve25519-sha256"
 
 
 @pytest.mark.parametrize("value", ["-1", "0.5"])

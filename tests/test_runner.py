@@ -512,3 +512,26 @@ def test_a_step_starts_one_remote_command_per_host_and_an_scp_target_one_transfe
         assert sessions[a] == ["command", "subsystem", "command"], sessions  # pack, fetch, tidy
     finally:
         nodes.stop()
+
+
+def test_the_workers_key_exchange_setting_reaches_ssh(tmp_path):
+    """OPSJOB_SSH_KEX_ALGORITHMS is what ssh offers: the node agrees on the one named, and a
+    node that offers none of them is unreachable. Fresh nodes: an SSH master left
+    by another test would carry its own key exchange."""
+    nodes = SshNodes(log_level="DEBUG1")
+    try:
+        a, b = nodes.ensure(2)
+        runs = str(tmp_path / "runs")
+        fast = Settings(home=str(tmp_path), ssh_kex_algorithms="curve25519-sha256")
+        outcome = execute(compile_cmd(hosts(nodes, a), "echo ok", "shell"), runs, fast)
+        assert (outcome.status, outcome.hosts[a].stdout) == ("ok", "ok\n")
+        assert "kex: algorithm: curve25519-sha256" in nodes.log()
+        assert "kex: algorithm: sntrup761" not in nodes.log()
+        old = Settings(home=str(tmp_path), ssh_kex_algorithms="diffie-hellman-group1-sha1")
+        outcome = execute(compile_cmd(hosts(nodes, b), "echo ok", "shell"), runs, old)
+        assert outcome.hosts[b].status == "unreachable"
+        assert "no matching key exchange method found. Their offer: diffie-hellman-group1-sha1" in (
+            nodes.log()
+        )  # the node saw what ssh offered
+    finally:
+        nodes.stop()

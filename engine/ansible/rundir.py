@@ -51,8 +51,12 @@ def ansible_env(pdd: str, marker: str) -> dict[str, str]:
 
 
 def ssh_args(settings: "Settings") -> str:
-    """The ssh options every run uses: reuse one connection per host."""
-    return f"-o ControlMaster=auto -o ControlPersist={settings.ssh_control_persist}"
+    """The ssh options every run uses: reuse one connection per host, and offer the key
+    exchanges the worker is set to (none named: ssh's own)."""
+    args = f"-o ControlMaster=auto -o ControlPersist={settings.ssh_control_persist}"
+    if settings.ssh_kex_algorithms:
+        args += f" -o KexAlgorithms={settings.ssh_kex_algorithms}"
+    return args
 
 
 def ansible_cfg(

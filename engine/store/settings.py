@@ -12,6 +12,8 @@ BOOLEANS.update({"0": False, "false": False, "no": False, "off": False})
 # ssh's ControlPersist: yes, no, or a time (``60``, ``60s``, ``1h30m``); nothing else reaches
 # the ssh command line.
 PERSIST = re.compile(r"yes|no|(?:[0-9]+[smhdwSMHDW]?)+")
+# ssh's KexAlgorithms: names separated by commas, with ssh's optional leading + - or ^.
+KEX = re.compile(r"[+^-]?[A-Za-z0-9@._-]+(?:,[A-Za-z0-9@._-]+)*")
 HEADER = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")  # no underscores: see api.server.asgi
 COOKIE = re.compile(r"[A-Za-z0-9_.-]+")
 USERINFO = re.compile(r"https?://[^/?#\s]+[^\s#]*")
@@ -123,6 +125,15 @@ class Settings:
             "pattern": (PERSIST, "yes, no or a time such as 60s"),
             "doc": "How long an idle SSH master connection to a node "
             "stays open for the next step (ssh ControlPersist).",
+        },
+    )
+    ssh_kex_algorithms: str = field(
+        default="",
+        metadata={
+            "env": "OPSJOB_SSH_KEX_ALGORITHMS",
+            "pattern": (KEX, "ssh key exchange names separated by commas"),
+            "doc": "The key exchanges ssh offers a node (ssh KexAlgorithms); empty keeps "
+            "ssh's own list (see Sizing a worker).",
         },
     )
     max_upload: int = field(
