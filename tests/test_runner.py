@@ -17,6 +17,9 @@ import uuid
 
 import pytest
 
+from engine.ansible.action_plugins.opsjob_node import remote_command
+from engine.ansible.nodescripts import OUTPUT_KEEP as KEEP
+from engine.ansible.nodescripts import run_script
 from engine.ansible.playbook import Host, compile_cmd, compile_scp
 from engine.ansible.proctree import kill_local_tree
 from engine.ansible.runner import execute
@@ -535,3 +538,42 @@ def test_the_workers_key_exchange_setting_reaches_ssh(tmp_path):
         )  # the node saw what ssh offered
     finally:
         nodes.stop()
+
+
+def test_the_node_command_saves_a_new_private_script_and_runs_it_under_the_login_umask():
+    run_id = uuid.uuid4().hex
+    path = f"/tmp/.opsjob-{run_id}-c0.sh"
+    command = remote_command(run_id, "c0")
+    script = b'umask; stat -c %a "$0"; echo "$1"\n'
+    try:
+        done = subprocess.run(
+            ["/bin/bash", "-c", f"umask 022; {command}"], input=script, capture_output=True
+        )
+        assert (done.returncode, done.stdout) == (0, b"0022\n600\nc0\n"), done.stderr
+        with open(path, "w") as f:  # planted before the run: never overwritten, never run
+            f.write("echo planted\n")
+        done = subprocess.run(["/bin/bash", "-c", command], input=script, capture_output=True)
+        assert done.returncode != 0 and b"planted" not in done.stdout
+        assert b"cannot overwrite existing file" in done.stderr
+        with open(path) as f:
+            assert f.read() == "echo planted\n"
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, KEEP, KEEP + 1, 3 * KEEP])
+def test_the_node_passes_on_output_whole_up_to_twice_the_cap_and_cuts_beyond(tmp_path, extra):
+    """Each stream keeps its first and last OUTPUT_KEEP bytes and says when it cut between."""
+    size = KEEP + extra
+    body = f"head -c {size} /dev/zero | tr '\\000' o; head -c {size} /dev/zero | tr '\\000' e >&2"
+    script = tmp_path / "run.sh"
+    script.write_text(run_script(uuid.uuid4().hex, 30, body, "shell", "", {}))
+    done = subprocess.run(["/bin/bash", str(script), "c0"], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr[-300:]
+    for out, char in ((done.stdout, b"o"), (done.stderr, b"e")):
+        if size <= 2 * KEEP:
+            assert out == char * size
+        else:
+            head, _, rest = out.partition(b"\n[... output cut on the node")
+            assert head == rest[rest.index(b"]\n") + 2 :] == char * KEEP

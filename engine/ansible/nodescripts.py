@@ -24,19 +24,22 @@ OUTPUT_KEEP = 30 * 1024  # under half of engine.ansible.results.EXCERPT: the not
 # dd reads no further than it prints, so tail gets the rest; only $2 + 1 bytes are held. It
 # reads a byte at a time so that each line goes on at once: head -c holds short output back
 # until the end, and the live log of a running step would stay empty (see engine.ansible.streams).
+# Most output fits in the first $2 bytes: the rest is then empty, and `[ -s ]` (no process)
+# ends it; the script's clean-up removes the file.
 _CAP = (
     "    oj_cap() {\n"
     "        umask 077\n"
     '        dd bs=1 count="$2" status=none\n'
     '        tail -c "$(( $2 + 1 ))" > "$1"\n'
-    '        if [ "$(wc -c < "$1")" -gt "$2" ]; then\n'
+    '        if [ ! -s "$1" ]; then\n'
+    "            return 0\n"
+    '        elif [ "$(wc -c < "$1")" -gt "$2" ]; then\n'
     "            printf '\\n[... output cut on the node: only its first and last %s bytes are "
     'kept ...]\\n\' "$2"\n'
     '            tail -c "$2" "$1"\n'
     "        else\n"
     '            cat -- "$1"\n'
     "        fi\n"
-    '        rm -f -- "$1"\n'
     "        return 0\n"
     "    }\n"
 )
@@ -61,7 +64,8 @@ def _session_script(run_id: str, timeout: int, body: str) -> str:
         f'        oj_cap "$oj_tag.err" {OUTPUT_KEEP} >&2; }} 3>&1 |\n'
         f'        oj_cap "$oj_tag.out" {OUTPUT_KEEP}\n'
         "    oj_rc=$?\n"
-        '    rm -rf -- "$oj_tag.pgid" "$oj_tag.d" "$oj_tag.in" "$oj_tag.sh"\n'
+        '    rm -rf -- "$oj_tag.pgid" "$oj_tag.d" "$oj_tag.in" "$oj_tag.sh" "$oj_tag.out" '
+        '"$oj_tag.err"\n'
         '    exit "$oj_rc"\n'
         "fi\n"
         "# timeout leads the new session, so its pid is the process group to kill.\n"
@@ -123,14 +127,14 @@ def run_script(
         run_line = "exec " + run_line
     body = (
         exports
-        + f"oj_argv={shlex.quote(argv)}\n"
+        + (f"oj_argv={shlex.quote(argv)}\n" if argv else "")
         + 'mkdir -m 700 -- "$oj_tag.d" || exit 125\n'
         + "base64 -d > \"$oj_tag.d/script\" <<'__OPSJOB_SCRIPT__' || exit 125\n"
         + payload
         + "__OPSJOB_SCRIPT__\n"
         + 'chmod 700 -- "$oj_tag.d/script"\n'
         + 'cd -- "$HOME" 2>/dev/null || cd /\n'
-        + _ARGV
+        + (_ARGV if argv else "set --\n")  # nothing to parse: no shell started to check it
         + run_line
         + "\n"
     )

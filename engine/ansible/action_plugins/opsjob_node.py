@@ -24,11 +24,9 @@ def remote_command(run_id, tag):
     if not RUN_ID.fullmatch(run_id) or not TAG.fullmatch(tag):
         raise AnsibleActionFail(f"opsjob_node: bad run id or tag: {run_id!r} {tag!r}")
     path = f"/tmp/.opsjob-{run_id}-{tag}.sh"
-    # The file is private and new; the script itself runs under the login's own umask.
-    return (
-        f'oj_umask=$(umask) && umask 077 && set -C && cat > {path} && umask "$oj_umask" '
-        f"&& exec /bin/bash {path} {tag}"
-    )
+    # The file is private and new (a subshell's umask and noclobber); the script itself runs
+    # under the login's own umask.
+    return f"(umask 077 && set -C && exec cat > {path}) && exec /bin/bash {path} {tag}"
 
 
 class ActionModule(ActionBase):
