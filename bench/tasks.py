@@ -13,12 +13,16 @@ and worker counts) on one loopback SSH node:
 - drain: tasks/s from the first of those POSTs until the last task ended;
 - CPU-seconds per task of the worker's process tree (worker, ansible-runner, ansible-playbook
   and its forks, the ssh clients; not sshd) and of the API processes;
+- its baseline: ``--plain`` (default 40) one-host `true` runs of plain ``ansible-playbook``,
+  tuned (no facts, pipelining, one SSH connection reused), as many at a time as the worker runs
+  tasks; the drain rate and CPU per task against it;
 - with ``--hosts N`` (N > 0): controller CPU-seconds per host-step of one `true` step on N
   nodes, opsjob's worker tree against plain `ansible-playbook` at its default settings.
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.tasks [--tasks 200] [--pickups 20] [--kinds rc,norc] [--hosts N]
+    .venv/bin/python -m bench.tasks [--tasks 200] [--pickups 20] [--kinds rc,norc] [--plain 40]
+                                    [--hosts N]
 """
 
 import argparse
@@ -30,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.cluster import Cluster
 from tests.httpclient import free_port, wait_until_up
@@ -38,6 +43,7 @@ from tests.sshnodes import _children, start_nodes
 from .proc import cpu, descendants, tree_cpu
 
 TERMINAL = ("success", "fail", "refuse")
+AT_ONCE = 4  # tasks the worker of `opsjob up` runs at once (its default), and the baseline
 
 
 def fd_count(pid):
@@ -154,8 +160,10 @@ def drain(dep, host, count):
     return count / (sent - t0), count / (done - t0), worker_cpu, api_cpu
 
 
-def plain_cpu(nodes, addresses, workdir):
-    """CPU-seconds of plain ansible-playbook (default settings) running `true` on the nodes."""
+def plain_command(nodes, addresses, workdir, tuned=False):
+    """``(argv, env)`` of plain ansible-playbook running `true` on the nodes: at its defaults,
+    or ``tuned`` (pipelining, and one ControlPersist folder, so later runs reuse the SSH
+    connection as opsjob's tasks do)."""
     inventory = os.path.join(workdir, "hosts.ini")
     with open(inventory, "w") as f:
         for a in addresses:
@@ -172,14 +180,43 @@ def plain_cpu(nodes, addresses, workdir):
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
     }
-    before = os.times()
-    out = subprocess.run(["ansible-playbook", "-i", inventory, book], env=env, capture_output=True)
-    after = os.times()
+    if tuned:
+        env["ANSIBLE_PIPELINING"] = "True"
+        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = tempfile.mkdtemp(prefix="cp-", dir=workdir)
+        # root's rc files put pyenv's shims first, and Ansible's discovery would pick a shim
+        # that fails; a user of such nodes names the system Python once, as here
+        env["ANSIBLE_PYTHON_INTERPRETER"] = "/usr/bin/python3"
+    return ["ansible-playbook", "-i", inventory, book], env
+
+
+def _children_cpu():
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def _plain_run(argv, env):
+    out = subprocess.run(argv, env=env, capture_output=True)
     if out.returncode:
         raise RuntimeError(f"plain ansible-playbook failed:\n{out.stdout[-2000:]}")
-    return (after.children_user + after.children_system) - (
-        before.children_user + before.children_system
-    )
+
+
+def plain_cpu(nodes, addresses, workdir):
+    """CPU-seconds of plain ansible-playbook (default settings) running `true` on the nodes."""
+    argv, env = plain_command(nodes, addresses, workdir)
+    before = _children_cpu()
+    _plain_run(argv, env)
+    return _children_cpu() - before
+
+
+def plain_drain(nodes, host, count, workdir, at_once=AT_ONCE):
+    """The baseline of `drain`: ``count`` one-host `true` runs of plain ansible-playbook, tuned,
+    ``at_once`` at a time; return (runs/s, CPU-seconds per run)."""
+    argv, env = plain_command(nodes, [host], workdir, tuned=True)
+    _plain_run(argv, env)  # opens the SSH connection the runs share
+    before, t0 = _children_cpu(), time.monotonic()
+    with ThreadPoolExecutor(at_once) as pool:
+        list(pool.map(lambda _: _plain_run(argv, env), range(count)))
+    return count / (time.monotonic() - t0), (_children_cpu() - before) / count
 
 
 def host_steps(dep, nodes, addresses, repeat, workdir):
@@ -219,6 +256,14 @@ def measure(args, rc_files):
         print(f"launches: {launches:.0f}/s", flush=True)
         print(f"drain: {args.tasks} tasks at {rate:.2f} tasks/s", flush=True)
         print(f"CPU per task: worker tree {worker_cpu:.3f} s, API {api_cpu:.3f} s", flush=True)
+        if args.plain:
+            runs, plain = plain_drain(nodes, host, args.plain, workdir)
+            print(
+                f"baseline: {args.plain} one-host `true` runs of plain ansible-playbook, tuned, "
+                f"{AT_ONCE} at a time: {runs:.2f} runs/s, {plain:.3f} CPU-s each; "
+                f"opsjob drains {rate / runs:.1f}x as fast at {worker_cpu / plain:.2f}x the CPU",
+                flush=True,
+            )
         failed = dep.failed()
         worker = dep.worker_pid()
         fds = ", ".join(f"{p}: {fd_count(p)}" for p in [worker, *descendants(worker)])
@@ -241,6 +286,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--tasks", type=int, default=200)
     p.add_argument("--pickups", type=int, default=20)
+    p.add_argument("--plain", type=int, default=40, help="baseline runs (0: none)")
     p.add_argument("--kinds", default="rc,norc", help="rc (nodes as they come), norc, or both")
     p.add_argument("--hosts", type=int, default=0, help="also measure a step on this many nodes")
     p.add_argument("--repeat", type=int, default=3, help="runs of the --hosts step")
