@@ -70,3 +70,13 @@ def test_an_old_schema_fails_the_database_check(settings):
     finally:
         with database.connection_context():
             database.execute_sql(f"UPDATE schema_version SET version = {schema.LATEST}")
+
+
+def test_the_ssh_check_names_a_key_exchange_ssh_does_not_know(tmp_path):
+    known = Settings(home=str(tmp_path), ssh_kex_algorithms="^curve25519-sha256")
+    ok, detail = doctor.check_ssh(known)
+    assert ok and "key exchanges offered: curve25519-sha256," in detail, detail
+    unknown = Settings(home=str(tmp_path), ssh_kex_algorithms="curve25519-sha256,no-such-kex")
+    ok, detail = doctor.check_ssh(unknown)
+    assert not ok and "OPSJOB_SSH_KEX_ALGORITHMS=curve25519-sha256,no-such-kex" in detail
+    assert "no-such-kex" in detail.split(":")[-1], detail

@@ -2,7 +2,7 @@
 
 Each check returns ``(ok, detail)``; a check that raises counts as failed with its message.
 The checks: which distributions provide opsjob's top-level import names, the database, the
-queue, the secret key, the Ansible version, ssh, and the free space of the file store.
+queue, the secret key, the Ansible version, ssh (and the key exchanges it is told to offer), and the free space of the file store.
 """
 
 import importlib.metadata
@@ -125,13 +125,27 @@ def check_ansible() -> tuple[bool, str]:
     return True, f"ansible-core {__version__}, {found}"
 
 
-def check_ssh() -> tuple[bool, str]:
-    """Find the ssh client steps connect with."""
+def check_ssh(settings: "Settings") -> tuple[bool, str]:
+    """Find the ssh client steps connect with, and check that it takes the key exchanges
+    ``OPSJOB_SSH_KEX_ALGORITHMS`` names (one it does not know fails every connection)."""
     ssh = shutil.which("ssh")
     if not ssh:
         return False, "no ssh client on PATH (steps on remote nodes need OpenSSH)"
     out = subprocess.run([ssh, "-V"], capture_output=True, text=True, timeout=TIMEOUT)
-    return True, f"{ssh}: {(out.stderr or out.stdout).strip()}"
+    found = f"{ssh}: {(out.stderr or out.stdout).strip()}"
+    kex = settings.ssh_kex_algorithms
+    if not kex:
+        return True, found
+    # -G prints the configuration a connection would use, without connecting
+    argv = [ssh, "-G", "-o", f"KexAlgorithms={kex}", "opsjob-doctor"]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL
+    )
+    if out.returncode != 0:
+        why = (out.stderr.strip().splitlines() or ["refused"])[-1]
+        return False, f"{found}; OPSJOB_SSH_KEX_ALGORITHMS={kex}: {why}"
+    offered = [line.split()[-1] for line in out.stdout.splitlines() if line.startswith("kexal")]
+    return True, f"{found}; key exchanges offered: {offered[0] if offered else kex}"
 
 
 def check_free_space(settings: "Settings", minimum: int = MIN_FREE_BYTES) -> tuple[bool, str]:
@@ -157,7 +171,7 @@ def checks(settings: "Settings") -> list[tuple[str, Callable[[], tuple[bool, str
         ("queue", lambda: check_queue(settings)),
         ("secret key", lambda: check_secret_key(settings)),
         ("ansible", check_ansible),
-        ("ssh", check_ssh),
+        ("ssh", lambda: check_ssh(settings)),
         ("file store", lambda: check_free_space(settings)),
     ]
 
