@@ -2,7 +2,8 @@
 
 Each check returns ``(ok, detail)``; a check that raises counts as failed with its message.
 The checks: which distributions provide opsjob's top-level import names, the database, the
-queue, the secret key, the Ansible version, ssh (and the key exchanges it is told to offer), and the free space of the file store.
+queue, the secret key, the Ansible version, ssh (and the key exchanges it is told to offer),
+and the free space of the file store.
 """
 
 import importlib.metadata
