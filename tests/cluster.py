@@ -138,16 +138,17 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running(ssh_nodes, projects, nodes=3, **options):
-    """A served cluster with a worker, ``projects`` ({id: name}) and ``nodes`` loopback nodes
-    attached to the first project."""
+def running(ssh_nodes, projects, nodes=3, worker_env=None, **options):
+    """A served cluster with a worker (``worker_env`` added to its environment), ``projects``
+    ({id: name}) and ``nodes`` loopback nodes attached to the first project (``c.attached``)."""
     c = Cluster(ssh_nodes, **options)
     try:
         for pid, name in projects.items():
             c.run("project", "add", str(pid), name)
         c.serve()
-        c.worker()
-        c.add_nodes(next(iter(projects)), ssh_nodes.ensure(nodes))
+        c.worker(env=worker_env)
+        c.attached = ssh_nodes.ensure(nodes)
+        c.add_nodes(next(iter(projects)), c.attached)
         yield c
     finally:
         c.close()

@@ -105,18 +105,11 @@ def test_progress_logs_the_first_host_then_now_and_then():
 
 @pytest.fixture(scope="module")
 def cluster(ssh_nodes):
-    from tests.cluster import Cluster
+    from tests.cluster import running
 
-    c = Cluster(ssh_nodes)
-    try:
-        c.run("project", "add", "1", "fleet")
-        c.serve()
-        c.worker()
-        c.nodes4 = ssh_nodes.ensure(4)[:4]
-        c.add_nodes(1, c.nodes4)
+    with running(ssh_nodes, {1: "fleet"}, nodes=4) as c:
+        c.nodes4 = c.attached
         yield c
-    finally:
-        c.close()
 
 
 def _run_cmd(c, script):

@@ -4,7 +4,7 @@ worker's cores, the worker's setting (OPSJOB_ANSIBLE_FORKS) and a step's own ``f
 import pytest
 
 from engine.ansible import forks
-from tests.cluster import Cluster, cmd_step
+from tests.cluster import cmd_step, running
 
 PID = 1
 
@@ -48,16 +48,10 @@ def test_the_step_then_the_worker_then_automatic(hosts, setting, step, chosen):
 @pytest.fixture(scope="module")
 def two_forks(ssh_nodes):
     """A worker told to drive two hosts at once, with four nodes."""
-    c = Cluster(ssh_nodes)
-    try:
-        c.run("project", "add", str(PID), "forks")
-        c.serve()
-        c.worker(env={"OPSJOB_ANSIBLE_FORKS": "2"})
-        c.four = ssh_nodes.ensure(4)[:4]
-        c.add_nodes(PID, c.four)
+    env = {"OPSJOB_ANSIBLE_FORKS": "2"}
+    with running(ssh_nodes, {PID: "forks"}, nodes=4, worker_env=env) as c:
+        c.four = c.attached
         yield c
-    finally:
-        c.close()
 
 
 def test_the_workers_setting_is_honoured(two_forks):

@@ -50,18 +50,11 @@ def test_failure_threshold(failed, total, most, stops):
 
 @pytest.fixture(scope="module")
 def cluster(ssh_nodes):
-    from tests.cluster import Cluster
+    from tests.cluster import running
 
-    c = Cluster(ssh_nodes)
-    try:
-        c.run("project", "add", str(PID), "rolling")
-        c.serve()
-        c.worker()
-        c.five = ssh_nodes.ensure(5)[:5]
-        c.add_nodes(PID, c.five)
+    with running(ssh_nodes, {PID: "rolling"}, nodes=5) as c:
+        c.five = c.attached
         yield c
-    finally:
-        c.close()
 
 
 @pytest.mark.parametrize(
