@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+from engine.ansible import forks as forks_of
 from engine.store.settings import Settings
 from tests.cluster import Cluster
 from tests.sshnodes import start_nodes
@@ -41,12 +42,11 @@ from .proc import tree_cpu
 BIN = os.path.dirname(sys.executable)
 SRC_FILE = "/tmp/opsjob-bench-payload.bin"
 DST_DIR = "/tmp/opsjob-bench-dst/"
-DEFAULT_FORKS = Settings.__dataclass_fields__["ansible_forks"].default
 
 CMD_PLAY = """- hosts: all
   gather_facts: {facts}
   tasks:
-    - command: hostname
+    - command: '{command}'
 """
 # node -> controller -> nodes, as opsjob's scp step does it
 SCP_PLAY = """- hosts: source
@@ -70,9 +70,11 @@ def _children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def plain_command(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
-    """``(argv, env)`` of plain ansible-playbook running a ``kind`` step on ``addresses``:
-    at its defaults, with ``facts`` or not, or ``tuned`` (pipelining, ``forks`` forks)."""
+def plain_command(nodes, addresses, workdir, kind, facts, tuned=False, forks=5, command="hostname"):
+    """``(argv, env)`` of plain ansible-playbook running a ``kind`` step on ``addresses`` (a
+    cmd step runs ``command``): at its defaults, with ``facts`` or not, or ``tuned``
+    (pipelining, ``forks`` forks). The runs of one ``(argv, env)`` share their SSH
+    connections."""
     tag = f"{kind}-{facts}-{tuned}"
     inventory = os.path.join(workdir, f"hosts-{tag}.ini")
     with open(inventory, "w") as f:
@@ -87,7 +89,7 @@ def plain_command(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
     book = os.path.join(workdir, f"play-{tag}.yml")
     text = CMD_PLAY if kind == "cmd" else SCP_PLAY
     with open(book, "w") as f:
-        f.write(text.format(facts=str(facts).lower(), src=SRC_FILE, dst=DST_DIR))
+        f.write(text.format(facts=str(facts).lower(), command=command, src=SRC_FILE, dst=DST_DIR))
     env = {
         **os.environ,
         "ANSIBLE_HOST_KEY_CHECKING": "False",
@@ -170,7 +172,7 @@ def measure(rc_files, n, repeat, scp_mb, steps):
         cluster.serve()
         cluster.worker()
         cluster.add_nodes(1, addresses)
-        forks = int(os.environ.get("OPSJOB_ANSIBLE_FORKS", DEFAULT_FORKS))
+        forks = forks_of.choose(n, Settings.from_env(os.environ).ansible_forks)
         for kind in steps:
             hosts = n if kind == "cmd" else n - 1
             rows = [

@@ -31,7 +31,6 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from tests.cluster import Cluster
 from tests.httpclient import free_port, wait_until_up
 from tests.sshnodes import _children, start_nodes
 
+from .fanout import plain_command
 from .proc import cpu, descendants, tree_cpu
 
 TERMINAL = ("success", "fail", "refuse")
@@ -160,35 +160,6 @@ def drain(dep, host, count):
     return count / (sent - t0), count / (done - t0), worker_cpu, api_cpu
 
 
-def plain_command(nodes, addresses, workdir, tuned=False):
-    """``(argv, env)`` of plain ansible-playbook running `true` on the nodes: at its defaults,
-    or ``tuned`` (pipelining, and one ControlPersist folder, so later runs reuse the SSH
-    connection as opsjob's tasks do)."""
-    inventory = os.path.join(workdir, "hosts.ini")
-    with open(inventory, "w") as f:
-        for a in addresses:
-            v = nodes.conn_vars(a)
-            f.write(
-                f"{a} ansible_port={v['ansible_port']} ansible_user={v['ansible_user']} "
-                f"ansible_ssh_private_key_file={v['ansible_ssh_private_key_file']}\n"
-            )
-    book = os.path.join(workdir, "plain.yml")
-    with open(book, "w") as f:
-        f.write("- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n")
-    env = {
-        **os.environ,
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-    }
-    if tuned:
-        env["ANSIBLE_PIPELINING"] = "True"
-        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = tempfile.mkdtemp(prefix="cp-", dir=workdir)
-        # root's rc files put pyenv's shims first, and Ansible's discovery would pick a shim
-        # that fails; a user of such nodes names the system Python once, as here
-        env["ANSIBLE_PYTHON_INTERPRETER"] = "/usr/bin/python3"
-    return ["ansible-playbook", "-i", inventory, book], env
-
-
 def _children_cpu():
     t = os.times()
     return t.children_user + t.children_system
@@ -197,21 +168,21 @@ def _children_cpu():
 def _plain_run(argv, env):
     out = subprocess.run(argv, env=env, capture_output=True)
     if out.returncode:
-        raise RuntimeError(f"plain ansible-playbook failed:\n{out.stdout[-2000:]}")
+        raise RuntimeError(f"plain ansible-playbook failed:\n{(out.stdout + out.stderr)[-2000:]}")
 
 
-def plain_cpu(nodes, addresses, workdir):
-    """CPU-seconds of plain ansible-playbook (default settings) running `true` on the nodes."""
-    argv, env = plain_command(nodes, addresses, workdir)
+def plain_cpu(argv, env):
+    """CPU-seconds of one plain ansible-playbook run."""
     before = _children_cpu()
     _plain_run(argv, env)
     return _children_cpu() - before
 
 
 def plain_drain(nodes, host, count, workdir, at_once=AT_ONCE):
-    """The baseline of `drain`: ``count`` one-host `true` runs of plain ansible-playbook, tuned,
-    ``at_once`` at a time; return (runs/s, CPU-seconds per run)."""
-    argv, env = plain_command(nodes, [host], workdir, tuned=True)
+    """The baseline of `drain`: ``count`` one-host `true` runs of plain ansible-playbook, tuned
+    (no facts, pipelining, one SSH connection they share), ``at_once`` at a time; return
+    (runs/s, CPU-seconds per run)."""
+    argv, env = plain_command(nodes, [host], workdir, "cmd", False, True, 1, command="true")
     _plain_run(argv, env)  # opens the SSH connection the runs share
     before, t0 = _children_cpu(), time.monotonic()
     with ThreadPoolExecutor(at_once) as pool:
@@ -221,9 +192,10 @@ def plain_drain(nodes, host, count, workdir, at_once=AT_ONCE):
 
 def host_steps(dep, nodes, addresses, repeat, workdir):
     """(opsjob, plain) controller CPU-seconds per host-step of a `true` step on ``addresses``."""
+    argv, env = plain_command(nodes, addresses, workdir, "cmd", False, command="true")
     for _ in range(2):  # warm both: SSH master connections, caches
         dep.cluster.wait(1, dep.launch(addresses, name="hosts"), timeout=600)
-        plain_cpu(nodes, addresses, workdir)
+        plain_cpu(argv, env)
     ops, plain = [], []
     for _ in range(repeat):
         worker = tree_cpu(dep.worker_pid())
@@ -232,7 +204,7 @@ def host_steps(dep, nodes, addresses, repeat, workdir):
             raise RuntimeError(f"task ended {task['status']}: {task['reason']}")
         time.sleep(0.5)
         ops.append((tree_cpu(dep.worker_pid()) - worker) / len(addresses))
-        plain.append(plain_cpu(nodes, addresses, workdir) / len(addresses))
+        plain.append(plain_cpu(argv, env) / len(addresses))
     return statistics.median(ops), statistics.median(plain)
 
 
