@@ -26,7 +26,6 @@ on, over rc files, is the slow part).
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from engine.store.settings import Settings
 from tests.cluster import Cluster
 from tests.sshnodes import start_nodes
 
-from .proc import tree_cpu
+from .proc import reaped_cpu, tree_cpu
 
 BIN = os.path.dirname(sys.executable)
 SRC_FILE = "/tmp/opsjob-bench-payload.bin"
@@ -63,11 +62,6 @@ SCP_PLAY = """- hosts: source
         src: "{{{{ playbook_dir }}}}/payload.bin"
         dest: {dst}
 """
-
-
-def _children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def plain_command(nodes, addresses, workdir, kind, facts, tuned=False, forks=5, command="hostname"):
@@ -111,9 +105,9 @@ def plain(nodes, addresses, workdir, kind, facts, tuned=False, forks=5):
     argv, env = plain_command(nodes, addresses, workdir, kind, facts, tuned, forks)
     best = None
     for _ in range(2):
-        cpu0, t0 = _children_cpu(), time.monotonic()
+        cpu0, t0 = reaped_cpu(), time.monotonic()
         out = subprocess.run(argv, env=env, capture_output=True, text=True)
-        elapsed, cpu = time.monotonic() - t0, _children_cpu() - cpu0
+        elapsed, cpu = time.monotonic() - t0, reaped_cpu() - cpu0
         if out.returncode != 0:
             raise RuntimeError(f"plain ansible-playbook failed:\n{out.stdout[-3000:]}")
         if best is None or elapsed < best[0]:

@@ -38,16 +38,10 @@ from tests.httpclient import call
 from tests.sshnodes import start_nodes
 
 from .fanout import plain_command
-from .proc import marked, marked_cpu, memory
+from .proc import marked, marked_cpu, memory, reaped_cpu
 
 MARK = "OPSJOB_BENCH_TREE"
 ANSIBLE_SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=60s"  # Ansible's default
-
-
-def _reaped():
-    """CPU-seconds of this process's reaped children (plain ansible-playbook, once it ended)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Tree:
@@ -61,7 +55,7 @@ class Tree:
         self._stop = threading.Event()
 
     def __enter__(self):
-        self.cpu0 = marked_cpu(marked(MARK, self.tag)) + _reaped()
+        self.cpu0 = marked_cpu(marked(MARK, self.tag)) + reaped_cpu()
         self.t0 = time.monotonic()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -78,7 +72,7 @@ class Tree:
         self.seconds = time.monotonic() - self.t0
         self._stop.set()
         self._thread.join()
-        self.cpu = marked_cpu(marked(MARK, self.tag)) + _reaped() - self.cpu0
+        self.cpu = marked_cpu(marked(MARK, self.tag)) + reaped_cpu() - self.cpu0
 
 
 class Poller(threading.Thread):

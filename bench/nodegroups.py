@@ -40,6 +40,8 @@ from engine.store.db import database
 from engine.store.models import Nodelist
 from engine.store.settings import Settings
 
+from .proc import reaped_cpu
+
 BIN = os.path.dirname(sys.executable)
 
 
@@ -95,11 +97,8 @@ def node_params(count):
 
 def cpu():
     """CPU seconds of this process and of its reaped children (the parser child)."""
-    own, children = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + reaped_cpu()
 
 
 def timed(call):

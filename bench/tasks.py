@@ -40,7 +40,7 @@ from tests.httpclient import free_port, wait_until_up
 from tests.sshnodes import _children, start_nodes
 
 from .fanout import plain_command
-from .proc import cpu, descendants, tree_cpu
+from .proc import cpu, descendants, reaped_cpu, tree_cpu
 
 TERMINAL = ("success", "fail", "refuse")
 AT_ONCE = 4  # tasks the worker of `opsjob up` runs at once (its default), and the baseline
@@ -160,11 +160,6 @@ def drain(dep, host, count):
     return count / (sent - t0), count / (done - t0), worker_cpu, api_cpu
 
 
-def _children_cpu():
-    t = os.times()
-    return t.children_user + t.children_system
-
-
 def _plain_run(argv, env):
     out = subprocess.run(argv, env=env, capture_output=True)
     if out.returncode:
@@ -173,9 +168,9 @@ def _plain_run(argv, env):
 
 def plain_cpu(argv, env):
     """CPU-seconds of one plain ansible-playbook run."""
-    before = _children_cpu()
+    before = reaped_cpu()
     _plain_run(argv, env)
-    return _children_cpu() - before
+    return reaped_cpu() - before
 
 
 def plain_drain(nodes, host, count, workdir, at_once=AT_ONCE):
@@ -184,10 +179,10 @@ def plain_drain(nodes, host, count, workdir, at_once=AT_ONCE):
     (runs/s, CPU-seconds per run)."""
     argv, env = plain_command(nodes, [host], workdir, "cmd", False, True, 1, command="true")
     _plain_run(argv, env)  # opens the SSH connection the runs share
-    before, t0 = _children_cpu(), time.monotonic()
+    before, t0 = reaped_cpu(), time.monotonic()
     with ThreadPoolExecutor(at_once) as pool:
         list(pool.map(lambda _: _plain_run(argv, env), range(count)))
-    return count / (time.monotonic() - t0), (_children_cpu() - before) / count
+    return count / (time.monotonic() - t0), (reaped_cpu() - before) / count
 
 
 def host_steps(dep, nodes, addresses, repeat, workdir):
