@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster import running as running_cluster
 from tests.sshnodes import SshNodes
 from tests.test_playbook_steps import tar_gz, upload
 
@@ -29,19 +29,12 @@ def nosudo(tmp_path_factory):
     (shadow / "sudo").chmod(0o755)
     os.chmod(base, 0o755)
     nodes = SshNodes(path=f"{shadow}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    cluster = None
     try:
         (node,) = nodes.ensure(1)
         assert "sudo: not found" in nodes.ssh(node, "sudo true").stderr  # the node has no sudo
-        cluster = Cluster(nodes)
-        cluster.run("project", "add", "1", "nosudo")
-        cluster.serve()
-        cluster.worker()
-        cluster.add_nodes(1, [node])
-        yield cluster, nodes, node
+        with running_cluster(nodes, {1: "nosudo"}, nodes=1) as cluster:
+            yield cluster, nodes, node
     finally:
-        if cluster is not None:
-            cluster.close()
         nodes.stop()
 
 
